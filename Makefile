@@ -1,0 +1,145 @@
+# flagops Makefile. `make help` lists the targets.
+
+# Image to build and deploy.
+IMG ?= flagops:dev
+
+# Pinned tool versions. Tools are installed into ./bin by `go install`, so the only
+# prerequisite on a new machine is Go itself.
+CONTROLLER_TOOLS_VERSION ?= v0.21.0
+KUSTOMIZE_VERSION ?= v5.8.1
+
+LOCALBIN ?= $(shell pwd)/bin
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+
+GO ?= go
+# Packages under test: everything in the main module. The modules under hack/envtest are
+# build recipes for the test control plane and are not part of it.
+PKGS ?= ./...
+# Extra flags for `go test`, e.g. TESTFLAGS='-run TestFoo -v'.
+TESTFLAGS ?=
+# Benchmark selection and time for `make bench`.
+BENCH ?= .
+BENCHTIME ?= 1s
+
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate CRDs and RBAC from the API types and kubebuilder markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:allowDangerousTypes=false paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods for the API types.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run gofmt on the code.
+	$(GO) fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet on the code.
+	$(GO) vet ./...
+
+.PHONY: tidy
+tidy: ## Tidy go.mod and go.sum.
+	$(GO) mod tidy
+
+.PHONY: verify
+verify: manifests generate fmt tidy kustomize ## Regenerate everything, check the kustomizations build, and fail if the tree is dirty.
+	@for k in config/default config/crd config/samples; do \
+		$(KUSTOMIZE) build $$k >/dev/null || { echo "error: kustomize build $$k failed" >&2; exit 1; }; \
+	done
+	@if [ -n "$$(git status --porcelain)" ]; then \
+		echo "error: the tree is dirty after 'make manifests generate fmt tidy'; generated files are stale:" >&2; \
+		git status --porcelain >&2; \
+		git --no-pager diff --stat >&2; \
+		exit 1; \
+	fi
+
+.PHONY: envtest
+envtest: ## Build (once, then cached) the test control plane and print its directory.
+	@hack/setup-envtest.sh
+
+.PHONY: test
+test: manifests generate fmt vet ## Run every test, on a real kube-apiserver and etcd built by hack/setup-envtest.sh.
+	@assets="$$(hack/setup-envtest.sh)"; \
+	echo "KUBEBUILDER_ASSETS=$$assets"; \
+	KUBEBUILDER_ASSETS="$$assets" $(GO) test $(PKGS) -coverprofile cover.out $(TESTFLAGS)
+
+.PHONY: bench
+bench: ## Run the Go benchmarks (speed targets live here, never in unit tests).
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) $(PKGS)
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build the flagops binary into ./bin.
+	$(GO) build -o $(LOCALBIN)/flagops ./cmd/flagops
+
+.PHONY: run
+run: manifests generate fmt vet ## Run the manager against the cluster in ~/.kube/config.
+	$(GO) run ./cmd/flagops manager
+
+.PHONY: docker-build
+docker-build: ## Build the container image (needs a Docker engine).
+	docker build -t $(IMG) .
+
+##@ Deployment
+
+.PHONY: install
+install: manifests kustomize ## Install the CRDs and admission policies into the cluster in ~/.kube/config.
+	$(KUSTOMIZE) build config/crd | kubectl apply --server-side -f -
+
+.PHONY: uninstall
+uninstall: manifests kustomize ## Remove the CRDs (and every flag and override) from the cluster.
+	$(KUSTOMIZE) build config/crd | kubectl delete --ignore-not-found -f -
+
+.PHONY: deploy
+deploy: manifests kustomize ## Deploy the manager to the cluster in ~/.kube/config.
+	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	$(KUSTOMIZE) build config/default | kubectl apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: kustomize ## Remove the manager from the cluster.
+	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
+
+##@ Tools
+
+$(LOCALBIN):
+	mkdir -p $(LOCALBIN)
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into ./bin.
+$(CONTROLLER_GEN): | $(LOCALBIN)
+	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION))
+
+.PHONY: kustomize
+kustomize: $(KUSTOMIZE) ## Install kustomize into ./bin.
+$(KUSTOMIZE): | $(LOCALBIN)
+	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+# go-install-tool installs a pinned Go tool into ./bin under a versioned name, so that a
+# version bump in this file always installs the new version.
+# $1 - target path with version suffix; $2 - package; $3 - version
+define go-install-tool
+@[ -f "$(1)" ] || { \
+set -e; \
+package=$(2)@$(3) ; \
+echo "Installing $${package}" ; \
+rm -f $(1) ; \
+GOBIN=$(LOCALBIN) $(GO) install $${package} ; \
+mv $(LOCALBIN)/$$(basename "$$(echo "$(2)" | sed "s/\/v[0-9]*$$//")") $(1) ; \
+}
+endef

@@ -1,0 +1,179 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types.
+const (
+	// ConditionReady summarises whether the object is applied to the evaluator as written.
+	ConditionReady = "Ready"
+	// ConditionExpired is True once an override has passed spec.expiresAt and no longer applies.
+	ConditionExpired = "Expired"
+	// ConditionConflict is True when another override object sets the same (subject, key)
+	// pair and wins; the message names the winning object.
+	ConditionConflict = "Conflict"
+)
+
+// Condition reasons.
+const (
+	// ReasonReconciled means the object was applied to the evaluator as written.
+	ReasonReconciled = "Reconciled"
+	// ReasonInvalidSpec means the spec cannot be served; the evaluator keeps the last valid version.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonPartiallyApplied means some override entries were applied and others were not.
+	ReasonPartiallyApplied = "PartiallyApplied"
+	// ReasonOverrideExpired means an override passed spec.expiresAt.
+	ReasonOverrideExpired = "OverrideExpired"
+	// ReasonNotExpired means an override has no expiry or has not reached it.
+	ReasonNotExpired = "NotExpired"
+	// ReasonOverrideConflict means another override object wins for at least one key.
+	ReasonOverrideConflict = "OverrideConflict"
+	// ReasonNoConflict means no other override object competes for this object's keys.
+	ReasonNoConflict = "NoConflict"
+)
+
+// Event reasons. Events are recorded on transitions, not on every reconcile.
+const (
+	// EventReasonUnknownFlag is a Warning: an override entry names a flag that does not exist.
+	EventReasonUnknownFlag = "UnknownFlag"
+	// EventReasonInvalidValue is a Warning: a value fails its flag's type or JSON Schema.
+	EventReasonInvalidValue = "InvalidValue"
+	// EventReasonInvalidSpec is a Warning: a FeatureFlag's own values fail its schema.
+	EventReasonInvalidSpec = "InvalidSpec"
+	// EventReasonOverrideConflict is a Warning: another override object wins for a key.
+	EventReasonOverrideConflict = "OverrideConflict"
+	// EventReasonOverrideExpired is Normal: an override reached spec.expiresAt.
+	EventReasonOverrideExpired = "OverrideExpired"
+	// EventReasonScheduleApplied is Normal: a scheduled step of a FeatureFlag took effect.
+	EventReasonScheduleApplied = "ScheduleApplied"
+)
+
+// Well-known annotations, labels and finalizers.
+const (
+	// AnnotationChangedBy is stamped by the mutating webhook with the name of the user
+	// who created or last updated the object.
+	AnnotationChangedBy = "flagops.dev/changed-by"
+	// FinalizerAudit holds an object until its deletion has been audited.
+	FinalizerAudit = "flagops.dev/audit"
+)
+
+// OnExpiry says what happens to an override when it reaches spec.expiresAt.
+// +kubebuilder:validation:Enum=Delete;Retain
+type OnExpiry string
+
+const (
+	// OnExpiryDelete deletes the override object at expiry.
+	OnExpiryDelete OnExpiry = "Delete"
+	// OnExpiryRetain keeps the override object with the condition Expired=True.
+	OnExpiryRetain OnExpiry = "Retain"
+)
+
+// FlagOverrideEntry overrides one flag for the override's subject.
+// At least one of value and enabled must be set; the object is rejected otherwise.
+// +kubebuilder:validation:MinProperties=2
+type FlagOverrideEntry struct {
+	// key is the flag key: the metadata.name of a FeatureFlag in the same namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Key string `json:"key"`
+
+	// value is served for this flag instead of the flag's own evaluation, when enabled is
+	// not false. It must match the flag's type and JSON Schema.
+	// +optional
+	Value *apiextensionsv1.JSON `json:"value,omitempty"`
+
+	// enabled, when false, serves the flag's off value whatever value says.
+	// When true and value is omitted, the flag's on value is served.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+}
+
+// FlagOverrideSpec holds the fields shared by user and device overrides.
+type FlagOverrideSpec struct {
+	// enabled says whether the whole override applies. A disabled override is kept but
+	// ignored, so evaluation falls through to the flag's own rules.
+	// +optional
+	// +kubebuilder:default=true
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// expiresAt is the instant (RFC 3339) at which the override stops applying. Expiry is
+	// exact: the evaluator stops serving the override at that instant, before any cleanup.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// reason says why the override exists, for the audit trail and for operators.
+	// +optional
+	// +kubebuilder:validation:MaxLength=500
+	Reason string `json:"reason,omitempty"`
+
+	// onExpiry says what happens at expiresAt: Delete removes the object, Retain keeps it
+	// with the condition Expired=True. Objects managed by GitOps (Argo CD or Flux) are
+	// always retained so that the GitOps tool does not re-create them in a loop.
+	// +optional
+	// +kubebuilder:default=Delete
+	OnExpiry OnExpiry `json:"onExpiry,omitempty"`
+
+	// flags lists the overridden flags, at most 32, each key at most once.
+	// +required
+	// +listType=map
+	// +listMapKey=key
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	Flags []FlagOverrideEntry `json:"flags"`
+}
+
+// InvalidKey names an override entry that the evaluator does not serve, and why.
+type InvalidKey struct {
+	// key is the flag key of the entry.
+	Key string `json:"key"`
+	// message says why the entry is not served, e.g. an unknown flag or a schema failure.
+	Message string `json:"message"`
+}
+
+// FlagOverrideStatus is the observed state shared by user and device overrides.
+type FlagOverrideStatus struct {
+	// observedGeneration is the metadata.generation that the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions hold Ready, Expired and Conflict.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// flagCount is the number of entries in spec.flags.
+	// +optional
+	FlagCount int32 `json:"flagCount,omitempty"`
+
+	// appliedKeys lists the flag keys that the evaluator serves from this override.
+	// +optional
+	// +listType=set
+	AppliedKeys []string `json:"appliedKeys,omitempty"`
+
+	// invalidKeys lists the entries that the evaluator does not serve, with the reason.
+	// +optional
+	// +listType=map
+	// +listMapKey=key
+	InvalidKeys []InvalidKey `json:"invalidKeys,omitempty"`
+}

@@ -1,0 +1,68 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command flagops is the flagops binary. Its subcommands are the ways flagops runs:
+//
+//	flagops manager   the controller manager: reconciles FeatureFlag, UserFlagOverride and
+//	                  DeviceFlagOverride objects
+//	flagops version   prints the version
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `flagops: Kubernetes-native feature flags.
+
+Usage:
+  flagops <command> [flags]
+
+Commands:
+  manager   Run the controller manager against the current cluster.
+  version   Print the version.
+
+Run 'flagops <command> --help' for the flags of a command.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches to a subcommand and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "manager":
+		return runManager(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "flagops %s\n", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "flagops: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}

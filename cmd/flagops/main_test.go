@@ -1,0 +1,88 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{name: "no command", args: nil, wantCode: 2, wantStderr: "Commands:"},
+		{name: "help", args: []string{"--help"}, wantCode: 0, wantStdout: "manager"},
+		{name: "version", args: []string{"version"}, wantCode: 0, wantStdout: "flagops dev"},
+		{name: "unknown command", args: []string{"launch"}, wantCode: 2, wantStderr: `unknown command "launch"`},
+		{name: "manager help", args: []string{"manager", "--help"}, wantCode: 0, wantStdout: "-watch-namespaces"},
+		{name: "manager unknown flag", args: []string{"manager", "--bogus"}, wantCode: 2, wantStderr: "flag provided but not defined: -bogus"},
+		{name: "manager stray argument", args: []string{"manager", "extra"}, wantCode: 2, wantStderr: `unexpected argument "extra"`},
+		{name: "manager empty namespace", args: []string{"manager", "--watch-namespaces=a,,b"}, wantCode: 2, wantStderr: "--watch-namespaces: empty namespace"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(tt.args, &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d (stderr: %s)", code, tt.wantCode, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tt.wantStdout) {
+				t.Errorf("stdout = %q, want it to contain %q", stdout.String(), tt.wantStdout)
+			}
+			if !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestNamespaces(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    []string
+		wantErr bool
+	}{
+		{name: "empty means all", in: "", want: nil},
+		{name: "blank means all", in: "  ", want: nil},
+		{name: "one", in: "shop", want: []string{"shop"}},
+		{name: "several with spaces", in: "shop, billing", want: []string{"shop", "billing"}},
+		{name: "trailing comma", in: "shop,", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := (&managerOptions{watchNamespaces: tt.in}).namespaces()
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d namespaces, want %d", len(got), len(tt.want))
+			}
+			for _, ns := range tt.want {
+				if _, ok := got[ns]; !ok {
+					t.Errorf("namespace %q missing from %v", ns, got)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,46 @@
+package evaluator
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestNoKubernetesDependencies keeps the evaluator a pure library: it must
+// not pull in Kubernetes, controller-runtime or the flagops API types.
+func TestNoKubernetesDependencies(t *testing.T) {
+	goBin := "go"
+	if root := os.Getenv("GOROOT"); root != "" {
+		goBin = filepath.Join(root, "bin", "go")
+	}
+	if _, err := exec.LookPath(goBin); err != nil {
+		t.Fatalf("go command not found: %v", err)
+	}
+	const pkg = "github.com/flagops/flagops/evaluator"
+	out, err := exec.Command(goBin, "list", "-deps", pkg).Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("go list -deps: %v\n%s", err, stderr)
+	}
+	deps := strings.Fields(string(out))
+	found := false
+	forbidden := []string{"k8s.io/", "sigs.k8s.io/controller-runtime", "github.com/flagops/flagops/api"}
+	for _, d := range deps {
+		if d == pkg {
+			found = true
+		}
+		for _, f := range forbidden {
+			if strings.HasPrefix(d, f) {
+				t.Errorf("forbidden dependency %s", d)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("go list did not list %s itself:\n%s", pkg, out)
+	}
+}
