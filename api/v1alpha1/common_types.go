@@ -150,6 +150,20 @@ type InvalidKey struct {
 	Message string `json:"message"`
 }
 
+// AuditState is what the controller last recorded in the audit trail for an object. It lets
+// the controller compute the before-values of the next change, including changes made
+// while the manager was down, which are audited once after it restarts.
+type AuditState struct {
+	// generation is the metadata.generation that was last audited.
+	Generation int64 `json:"generation"`
+
+	// values are the audited values, keyed as in audit records: spec field names for a
+	// FeatureFlag; flag keys, and override/enabled, override/expiresAt, override/reason and
+	// override/onExpiry, for an override.
+	// +optional
+	Values map[string]apiextensionsv1.JSON `json:"values,omitempty"`
+}
+
 // FlagOverrideStatus is the observed state shared by user and device overrides.
 type FlagOverrideStatus struct {
 	// observedGeneration is the metadata.generation that the status describes.
@@ -176,4 +190,8 @@ type FlagOverrideStatus struct {
 	// +listType=map
 	// +listMapKey=key
 	InvalidKeys []InvalidKey `json:"invalidKeys,omitempty"`
+
+	// audited is what the controller last recorded in the audit trail for this override.
+	// +optional
+	Audited *AuditState `json:"audited,omitempty"`
 }

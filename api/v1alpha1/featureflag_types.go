@@ -275,6 +275,15 @@ type FeatureFlagStatus struct {
 	// nextScheduleAt is when the next schedule step takes effect, if any.
 	// +optional
 	NextScheduleAt *metav1.Time `json:"nextScheduleAt,omitempty"`
+
+	// lastScheduleApplied is the at of the last schedule step recorded (event and audit
+	// record) as applied.
+	// +optional
+	LastScheduleApplied *metav1.Time `json:"lastScheduleApplied,omitempty"`
+
+	// audited is what the controller last recorded in the audit trail for this flag.
+	// +optional
+	Audited *AuditState `json:"audited,omitempty"`
 }
 
 // FeatureFlag is a typed feature flag. Its metadata.name is the flag key.

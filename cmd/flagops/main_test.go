@@ -37,6 +37,7 @@ func TestRun(t *testing.T) {
 		{name: "manager help", args: []string{"manager", "--help"}, wantCode: 0, wantStdout: "-watch-namespaces"},
 		{name: "manager unknown flag", args: []string{"manager", "--bogus"}, wantCode: 2, wantStderr: "flag provided but not defined: -bogus"},
 		{name: "manager stray argument", args: []string{"manager", "extra"}, wantCode: 2, wantStderr: `unexpected argument "extra"`},
+		{name: "manager bad audit sink", args: []string{"manager", "--audit-sink=ftp://audit.example"}, wantCode: 2, wantStderr: `--audit-sink "ftp://audit.example"`},
 		{name: "manager empty namespace", args: []string{"manager", "--watch-namespaces=a,,b"}, wantCode: 2, wantStderr: "--watch-namespaces: empty namespace"},
 	}
 	for _, tt := range tests {

@@ -17,6 +17,7 @@ limitations under the License.
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -24,18 +25,42 @@ import (
 	"io"
 	"strings"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	flagopsv1alpha1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/controllers"
+	"github.com/flagops/flagops/evaluator"
+	"github.com/flagops/flagops/internal/audit"
 )
+
+// selfActor asks the API server who the manager is (a SelfSubjectReview, which every
+// authenticated identity may create), to name it as the actor of automatic changes.
+func selfActor(ctx context.Context, cfg *rest.Config) audit.Actor {
+	fallback := audit.Actor{Username: controllers.FieldOwner}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fallback
+	}
+	review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil || review.Status.UserInfo.Username == "" {
+		ctrl.Log.WithName("setup").Info("Unable to learn the manager's own identity; automatic changes are audited as the field owner", "actor", fallback.Username, "reason", fmt.Sprint(err))
+		return fallback
+	}
+	return audit.Actor{Username: review.Status.UserInfo.Username, Groups: review.Status.UserInfo.Groups}
+}
 
 // managerOptions are the flags of `flagops manager`.
 type managerOptions struct {
@@ -45,7 +70,19 @@ type managerOptions struct {
 	leaderElect      bool
 	leaderElectionNS string
 	watchNamespaces  string
+	auditSinks       stringList
+	auditSpoolDir    string
 	zap              zap.Options
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
 }
 
 func newScheme() *runtime.Scheme {
@@ -72,6 +109,10 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 		"Namespace of the leader-election lease. Empty means the namespace the manager runs in.")
 	fs.StringVar(&o.watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to watch. Empty means all namespaces.")
+	fs.Var(&o.auditSinks, "audit-sink",
+		"Where audit records go; repeat for several: stdout, file:PATH or http(s)://URL. Default stdout.")
+	fs.StringVar(&o.auditSpoolDir, "audit-spool-dir", audit.DefaultSpoolDir,
+		"Existing directory where HTTP audit sinks spool records until the receiver acknowledges them. Mount a persistent volume here so that records survive a restart.")
 	o.zap.BindFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "Usage: flagops manager [flags]\n\nRun the flagops controller manager against the cluster in KUBECONFIG or in-cluster config.\n\nFlags:\n")
@@ -132,14 +173,40 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	sinks := o.auditSinks
+	if len(sinks) == 0 {
+		sinks = []string{"stdout"}
+	}
+	sink, err := audit.ParseAll(sinks, audit.Options{
+		Stdout:     stdout,
+		SpoolDir:   o.auditSpoolDir,
+		Registerer: ctrlmetrics.Registry,
+		Logger:     ctrl.Log.WithName("audit"),
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "flagops manager: %v\n", err)
+		return 2
+	}
+	defer func() {
+		if err := sink.Close(); err != nil {
+			log.Error(err, "Unable to close the audit sinks")
+		}
+	}()
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		log.Error(err, "Unable to load the Kubernetes client configuration")
+		return 1
+	}
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  newScheme(),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "flagops-manager.flagops.dev",
 		LeaderElectionNamespace: o.leaderElectionNS,
-		Cache:                   cache.Options{DefaultNamespaces: namespaces},
+		Cache:                   cache.Options{DefaultNamespaces: namespaces, DefaultTransform: controllers.StripForCache},
 	})
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
@@ -149,13 +216,15 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		log.Error(err, "Unable to set up the health check")
 		return 1
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		log.Error(err, "Unable to set up the ready check")
+	ctx := ctrl.SetupSignalHandler()
+	store := evaluator.NewStore()
+	if _, err := controllers.Setup(ctx, mgr, controllers.Options{Store: store, Audit: sink, Self: selfActor(ctx, cfg)}); err != nil {
+		log.Error(err, "Unable to set up the controllers")
 		return 1
 	}
 
 	log.Info("Starting the manager", "version", version, "watchNamespaces", o.watchNamespaces, "leaderElect", o.leaderElect)
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "The manager stopped with an error")
 		return 1
 	}

@@ -1,0 +1,360 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/internal/audit"
+)
+
+// +kubebuilder:rbac:groups=flagops.dev,resources=featureflags,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=flagops.dev,resources=featureflags/status,verbs=patch
+// +kubebuilder:rbac:groups=flagops.dev,resources=featureflags/finalizers,verbs=update
+
+// FlagReconciler runs on the elected leader. It holds the audit finalizer, audits every
+// change and every schedule step, and reports status: Ready, the counts of active
+// overrides and the next schedule step.
+type FlagReconciler struct {
+	Client   client.Client
+	Syncer   *Syncer
+	Recorder events.EventRecorder
+	Audit    audit.Sink
+	Actors   Actors
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (r *FlagReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// Reconcile brings one flag's finalizer, audit trail and status up to date.
+func (r *FlagReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	cached, err := r.Syncer.Sync(ctx, KindFeatureFlag, req.NamespacedName)
+	if err != nil || cached == nil {
+		return ctrl.Result{}, err
+	}
+	f := cached.(*v1.FeatureFlag).DeepCopy()
+	if !f.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, f)
+	}
+
+	base := f.DeepCopy()
+	defer func() {
+		if retErr == nil && !equality.Semantic.DeepEqual(base.Status, f.Status) {
+			if err := r.Client.Status().Patch(ctx, f, client.MergeFrom(base), client.FieldOwner(FieldOwner)); client.IgnoreNotFound(err) != nil {
+				retErr = fmt.Errorf("failed to patch the status of flag %s: %w", req.NamespacedName, err)
+			}
+		}
+	}()
+
+	if err := r.ensureFinalizer(ctx, f); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.reconcileAudit(ctx, f); err != nil {
+		return ctrl.Result{}, err
+	}
+	next, err := r.reconcileSchedule(ctx, f)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.reconcileStatus(ctx, f, &base.Status); err != nil {
+		return ctrl.Result{}, err
+	}
+	if !next.IsZero() {
+		return ctrl.Result{RequeueAfter: max(next.Sub(r.now()), 0)}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *FlagReconciler) ensureFinalizer(ctx context.Context, f *v1.FeatureFlag) error {
+	if controllerutil.ContainsFinalizer(f, v1.FinalizerAudit) {
+		return nil
+	}
+	base := f.DeepCopy()
+	controllerutil.AddFinalizer(f, v1.FinalizerAudit)
+	if err := r.Client.Patch(ctx, f, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("failed to add the audit finalizer: %w", err)
+	}
+	return nil
+}
+
+// reconcileAudit records flag.created or flag.updated when the generation differs from the
+// last audited one.
+func (r *FlagReconciler) reconcileAudit(ctx context.Context, f *v1.FeatureFlag) error {
+	last := f.Status.Audited
+	if last != nil && last.Generation == f.Generation {
+		return nil
+	}
+	action := audit.ActionFlagCreated
+	var before map[string]json.RawMessage
+	if last != nil {
+		action = audit.ActionFlagUpdated
+		before = fromStatusValues(last.Values)
+	}
+	after := flagValues(f)
+	if changed, b, a := audit.Diff(before, after); len(changed) > 0 {
+		rec := audit.Record{
+			ID:          audit.NewID(string(f.UID), f.Generation, action, ""),
+			Time:        r.now(),
+			Action:      action,
+			Actor:       r.Actors.Of(ctx, KindFeatureFlag, f),
+			Object:      objectRef(KindFeatureFlag, f),
+			ChangedKeys: changed,
+			Before:      b,
+			After:       a,
+		}
+		if err := r.Audit.Write(ctx, rec); err != nil {
+			return fmt.Errorf("failed to write the %s audit record: %w", action, err)
+		}
+	}
+	f.Status.Audited = &v1.AuditState{Generation: f.Generation, Values: toStatusValues(after)}
+	return nil
+}
+
+func (r *FlagReconciler) finalize(ctx context.Context, f *v1.FeatureFlag) error {
+	if !controllerutil.ContainsFinalizer(f, v1.FinalizerAudit) {
+		return nil
+	}
+	before := flagValues(f)
+	if f.Status.Audited != nil {
+		before = fromStatusValues(f.Status.Audited.Values)
+	}
+	changed, b, a := audit.Diff(before, nil)
+	rec := audit.Record{
+		ID:          audit.NewID(string(f.UID), f.Generation, audit.ActionFlagDeleted, ""),
+		Time:        f.DeletionTimestamp.Time,
+		Action:      audit.ActionFlagDeleted,
+		Actor:       r.Actors.Of(ctx, KindFeatureFlag, f),
+		Object:      objectRef(KindFeatureFlag, f),
+		ChangedKeys: changed,
+		Before:      b,
+		After:       a,
+	}
+	if err := r.Audit.Write(ctx, rec); err != nil {
+		return fmt.Errorf("failed to write the %s audit record: %w", audit.ActionFlagDeleted, err)
+	}
+	base := f.DeepCopy()
+	controllerutil.RemoveFinalizer(f, v1.FinalizerAudit)
+	if err := r.Client.Patch(ctx, f, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner)); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("failed to remove the audit finalizer: %w", err)
+	}
+	return nil
+}
+
+// scheduleState is what the schedule has set by some instant.
+type scheduleState struct {
+	Enabled           bool            `json:"enabled"`
+	RolloutPercentage *int32          `json:"rollout.percentage,omitempty"`
+	Value             json.RawMessage `json:"value,omitempty"`
+}
+
+// stateThrough applies the schedule steps up to and including index i (none for i < 0).
+func stateThrough(f *v1.FeatureFlag, i int) scheduleState {
+	st := scheduleState{Enabled: f.Spec.Enabled}
+	if f.Spec.Rollout != nil {
+		st.RolloutPercentage = ptrTo(f.Spec.Rollout.Percentage)
+	}
+	if f.Spec.Value != nil {
+		st.Value = f.Spec.Value.Raw
+	}
+	for _, s := range f.Spec.Schedule[:i+1] {
+		if s.Enabled != nil {
+			st.Enabled = *s.Enabled
+		}
+		if s.RolloutPercentage != nil {
+			st.RolloutPercentage = ptrTo(*s.RolloutPercentage)
+		}
+		if s.Value != nil {
+			st.Value = s.Value.Raw
+		}
+	}
+	return st
+}
+
+func (s scheduleState) values() map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(mustJSON(s), &m)
+	return m
+}
+
+// reconcileSchedule records, once each, the schedule steps that took effect since the last
+// recorded one (steps due before the flag was created took effect with its creation, which is
+// audited as such). It returns when the next step is due, or zero.
+func (r *FlagReconciler) reconcileSchedule(ctx context.Context, f *v1.FeatureFlag) (time.Time, error) {
+	now := r.now()
+	since := f.CreationTimestamp.Time
+	if f.Status.LastScheduleApplied != nil && f.Status.LastScheduleApplied.After(since) {
+		since = f.Status.LastScheduleApplied.Time
+	}
+	f.Status.NextScheduleAt = nil
+	var next time.Time
+	for i, step := range f.Spec.Schedule {
+		at := step.At.Time
+		if at.After(now) {
+			next = at
+			f.Status.NextScheduleAt = &metav1.Time{Time: at}
+			break
+		}
+		if !at.After(since) {
+			continue
+		}
+		changed, b, a := audit.Diff(stateThrough(f, i-1).values(), stateThrough(f, i).values())
+		stamp := at.UTC().Format(time.RFC3339Nano)
+		rec := audit.Record{
+			ID:          audit.NewID(string(f.UID), f.Generation, audit.ActionFlagScheduleApplied, stamp),
+			Time:        at,
+			Action:      audit.ActionFlagScheduleApplied,
+			Actor:       r.Actors.Self,
+			Object:      objectRef(KindFeatureFlag, f),
+			ChangedKeys: changed,
+			Before:      b,
+			After:       a,
+		}
+		if err := r.Audit.Write(ctx, rec); err != nil {
+			return time.Time{}, fmt.Errorf("failed to write the %s audit record: %w", audit.ActionFlagScheduleApplied, err)
+		}
+		r.Recorder.Eventf(f, nil, corev1.EventTypeNormal, v1.EventReasonScheduleApplied, "Schedule",
+			"the schedule step at %s took effect: %s", stamp, describeChange(changed, a))
+		f.Status.LastScheduleApplied = &metav1.Time{Time: at}
+	}
+	return next, nil
+}
+
+func describeChange(keys []string, after map[string]json.RawMessage) string {
+	if len(keys) == 0 {
+		return "no change"
+	}
+	out := ""
+	for i, k := range keys {
+		if i > 0 {
+			out += ", "
+		}
+		out += k + "=" + string(after[k])
+	}
+	return out
+}
+
+// reconcileStatus reports whether the spec is served, and the active override counts.
+func (r *FlagReconciler) reconcileStatus(ctx context.Context, f *v1.FeatureFlag, old *v1.FeatureFlagStatus) error {
+	users, err := r.activeOverrides(ctx, f, KindUserFlagOverride)
+	if err != nil {
+		return err
+	}
+	devices, err := r.activeOverrides(ctx, f, KindDeviceFlagOverride)
+	if err != nil {
+		return err
+	}
+	f.Status.UserOverrides, f.Status.DeviceOverrides = users, devices
+	setActiveOverrides("user", f.Namespace, f.Name, users)
+	setActiveOverrides("device", f.Namespace, f.Name, devices)
+
+	ready := metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1.ReasonReconciled,
+		ObservedGeneration: f.Generation, Message: fmt.Sprintf("serving generation %d", f.Generation)}
+	if st, ok := r.Syncer.FlagState(client.ObjectKeyFromObject(f)); ok && st.Err != nil && st.Generation == f.Generation {
+		ready.Status, ready.Reason = metav1.ConditionFalse, v1.ReasonInvalidSpec
+		ready.Message = fmt.Sprintf("generation %d is not served: %v", f.Generation, st.Err)
+		if st.ServingGeneration > 0 {
+			ready.Message += fmt.Sprintf("; the evaluator keeps serving generation %d, the last valid version", st.ServingGeneration)
+		} else {
+			ready.Message += "; the flag is not served (no valid version is known since the manager started)"
+		}
+		if prev := apimeta.FindStatusCondition(old.Conditions, v1.ConditionReady); prev == nil || prev.Message != ready.Message {
+			r.Recorder.Eventf(f, nil, corev1.EventTypeWarning, v1.EventReasonInvalidSpec, "Validate", "%s", ready.Message)
+		}
+	}
+	apimeta.SetStatusCondition(&f.Status.Conditions, ready)
+	f.Status.ObservedGeneration = f.Generation
+	return nil
+}
+
+// activeOverrides counts the override objects of kind whose entry for the flag is served.
+func (r *FlagReconciler) activeOverrides(ctx context.Context, f *v1.FeatureFlag, kind Kind) (int32, error) {
+	list := kind.NewList()
+	if err := r.Client.List(ctx, list, client.InNamespace(f.Namespace), client.MatchingFields{IndexFlagKey: f.Name}); err != nil {
+		return 0, fmt.Errorf("failed to list the %s objects of flag %s: %w", kind, f.Name, err)
+	}
+	objs, err := objectsOf(list)
+	if err != nil {
+		return 0, err
+	}
+	var n int32
+	for _, o := range objs {
+		if _, err := r.Syncer.Sync(ctx, kind, client.ObjectKeyFromObject(o)); err != nil {
+			return 0, err
+		}
+		st, ok := r.Syncer.Store().Snapshot().OverrideStatus(kind.subjectKind(), o.GetNamespace(), o.GetName())
+		if ok && slices.Contains(st.Applied, f.Name) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// SetupWithManager registers the reconciler. It watches flags and the overrides that name
+// them, whose changes move the counts.
+func (r *FlagReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	b := ctrl.NewControllerManagedBy(mgr).For(&v1.FeatureFlag{}).Named("featureflag")
+	for _, kind := range []Kind{KindUserFlagOverride, KindDeviceFlagOverride} {
+		b = b.Watches(kind.NewObject(), handler.EnqueueRequestsFromMapFunc(flagsOfOverride),
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, conditionChanged(v1.ConditionExpired))))
+	}
+	return b.Complete(r)
+}
+
+// flagsOfOverride maps an override to the flags it names.
+func flagsOfOverride(_ context.Context, obj client.Object) []reconcile.Request {
+	o := wrapOverride(obj)
+	out := make([]reconcile.Request, 0, len(o.spec.Flags))
+	for _, e := range o.spec.Flags {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: e.Key}})
+	}
+	return out
+}
+
+// conditionChanged passes updates that change the status of the condition t of an override.
+func conditionChanged(t string) predicate.Funcs {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		was := apimeta.IsStatusConditionTrue(wrapOverride(e.ObjectOld).status.Conditions, t)
+		is := apimeta.IsStatusConditionTrue(wrapOverride(e.ObjectNew).status.Conditions, t)
+		return was != is
+	}}
+}

@@ -1,0 +1,458 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/evaluator"
+	"github.com/flagops/flagops/internal/audit"
+)
+
+// GitOps markers: objects that carry one are managed from git and are never deleted at
+// expiry, so that the GitOps tool does not re-create them in a loop.
+const (
+	ArgoCDTrackingAnnotation = "argocd.argoproj.io/tracking-id"
+	FluxKustomizationLabel   = "kustomize.toolkit.fluxcd.io/name"
+)
+
+// +kubebuilder:rbac:groups=flagops.dev,resources=userflagoverrides;deviceflagoverrides,verbs=get;list;watch;patch;delete
+// +kubebuilder:rbac:groups=flagops.dev,resources=userflagoverrides/status;deviceflagoverrides/status,verbs=patch
+// +kubebuilder:rbac:groups=flagops.dev,resources=userflagoverrides/finalizers;deviceflagoverrides/finalizers,verbs=update
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// override gives uniform access to a UserFlagOverride or a DeviceFlagOverride.
+type override struct {
+	obj     client.Object
+	kind    Kind
+	subject string
+	spec    *v1.FlagOverrideSpec
+	status  *v1.FlagOverrideStatus
+}
+
+func wrapOverride(obj client.Object) override {
+	switch o := obj.(type) {
+	case *v1.UserFlagOverride:
+		return override{obj: o, kind: KindUserFlagOverride, subject: o.Spec.UserID, spec: &o.Spec.FlagOverrideSpec, status: &o.Status}
+	case *v1.DeviceFlagOverride:
+		return override{obj: o, kind: KindDeviceFlagOverride, subject: o.Spec.DeviceID, spec: &o.Spec.FlagOverrideSpec, status: &o.Status}
+	default:
+		panic(fmt.Sprintf("flagops: %T is not an override", obj))
+	}
+}
+
+func (o override) auditSubject() *audit.Subject {
+	if o.kind == KindDeviceFlagOverride {
+		return &audit.Subject{DeviceID: o.subject}
+	}
+	return &audit.Subject{UserID: o.subject}
+}
+
+func (o override) action(verb string) audit.Action {
+	if o.kind == KindDeviceFlagOverride {
+		return audit.Action("device_override." + verb)
+	}
+	return audit.Action("user_override." + verb)
+}
+
+func (o override) metricKind() string {
+	if o.kind == KindDeviceFlagOverride {
+		return "device"
+	}
+	return "user"
+}
+
+// managedByGitOps reports whether a GitOps tool owns the object.
+func managedByGitOps(obj client.Object) bool {
+	_, argo := obj.GetAnnotations()[ArgoCDTrackingAnnotation]
+	_, flux := obj.GetLabels()[FluxKustomizationLabel]
+	return argo || flux
+}
+
+// OverrideReconciler runs on the elected leader. It holds the audit finalizer, audits every
+// change, reports status and events, and cleans up expired overrides.
+type OverrideReconciler struct {
+	Client   client.Client
+	Syncer   *Syncer
+	Kind     Kind
+	Recorder events.EventRecorder
+	Audit    audit.Sink
+	Actors   Actors
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (r *OverrideReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// Reconcile brings one override's finalizer, audit trail, status and expiry up to date.
+func (r *OverrideReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	cached, err := r.Syncer.Sync(ctx, r.Kind, req.NamespacedName)
+	if err != nil || cached == nil {
+		return ctrl.Result{}, err
+	}
+	o := wrapOverride(cached.DeepCopyObject().(client.Object))
+	if !o.obj.GetDeletionTimestamp().IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, o)
+	}
+
+	base := o.obj.DeepCopyObject().(client.Object)
+	oldStatus := *wrapOverride(base).status
+	defer func() {
+		if retErr == nil && o.obj.GetDeletionTimestamp().IsZero() && !equality.Semantic.DeepEqual(oldStatus, *o.status) {
+			if err := r.Client.Status().Patch(ctx, o.obj, client.MergeFrom(base), client.FieldOwner(FieldOwner)); client.IgnoreNotFound(err) != nil {
+				retErr = fmt.Errorf("failed to patch the status of %s %s: %w", r.Kind, req.NamespacedName, err)
+			}
+		}
+	}()
+
+	expired := o.spec.ExpiresAt != nil && !r.now().Before(o.spec.ExpiresAt.Time)
+	if err := r.ensureFinalizer(ctx, o, expired); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.reconcileAudit(ctx, o); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.reconcileStatus(ctx, o, oldStatus); err != nil {
+		return ctrl.Result{}, err
+	}
+	if expired {
+		return ctrl.Result{}, r.reconcileExpiry(ctx, o, oldStatus, base)
+	}
+	if o.spec.ExpiresAt != nil {
+		return ctrl.Result{RequeueAfter: o.spec.ExpiresAt.Sub(r.now())}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// ensureFinalizer adds the audit finalizer, except to an expired override that is about to be
+// deleted by the expiry cleanup.
+func (r *OverrideReconciler) ensureFinalizer(ctx context.Context, o override, expired bool) error {
+	if controllerutil.ContainsFinalizer(o.obj, v1.FinalizerAudit) || (expired && r.deletesAtExpiry(o)) {
+		return nil
+	}
+	base := o.obj.DeepCopyObject().(client.Object)
+	controllerutil.AddFinalizer(o.obj, v1.FinalizerAudit)
+	if err := r.Client.Patch(ctx, o.obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("failed to add the audit finalizer: %w", err)
+	}
+	return nil
+}
+
+func (r *OverrideReconciler) deletesAtExpiry(o override) bool {
+	return o.spec.OnExpiry != v1.OnExpiryRetain && !managedByGitOps(o.obj)
+}
+
+// reconcileAudit records a created or updated change when the generation differs from the
+// last audited one, including changes made while the manager was down.
+func (r *OverrideReconciler) reconcileAudit(ctx context.Context, o override) error {
+	gen := o.obj.GetGeneration()
+	last := o.status.Audited
+	if last != nil && last.Generation == gen {
+		return nil
+	}
+	action := o.action("created")
+	var before map[string]json.RawMessage
+	if last != nil {
+		action = o.action("updated")
+		before = fromStatusValues(last.Values)
+	}
+	after := overrideValues(o.spec)
+	changed, b, a := audit.Diff(before, after)
+	if len(changed) > 0 {
+		rec := audit.Record{
+			ID:          audit.NewID(string(o.obj.GetUID()), gen, action, ""),
+			Time:        r.now(),
+			Action:      action,
+			Actor:       r.Actors.Of(ctx, o.kind, o.obj),
+			Object:      objectRef(o.kind, o.obj),
+			Subject:     o.auditSubject(),
+			ChangedKeys: changed,
+			Before:      b,
+			After:       a,
+		}
+		if err := r.Audit.Write(ctx, rec); err != nil {
+			return fmt.Errorf("failed to write the %s audit record: %w", action, err)
+		}
+		countOverrideChange(o.metricKind(), action, changed)
+	}
+	o.status.Audited = &v1.AuditState{Generation: gen, Values: toStatusValues(after)}
+	return nil
+}
+
+// finalize audits the deletion of an override and releases it.
+func (r *OverrideReconciler) finalize(ctx context.Context, o override) error {
+	if !controllerutil.ContainsFinalizer(o.obj, v1.FinalizerAudit) {
+		return nil
+	}
+	before := overrideValues(o.spec)
+	if o.status.Audited != nil {
+		before = fromStatusValues(o.status.Audited.Values)
+	}
+	action := o.action("deleted")
+	changed, b, a := audit.Diff(before, nil)
+	rec := audit.Record{
+		ID:          audit.NewID(string(o.obj.GetUID()), o.obj.GetGeneration(), action, ""),
+		Time:        o.obj.GetDeletionTimestamp().Time,
+		Action:      action,
+		Actor:       r.Actors.Of(ctx, o.kind, o.obj),
+		Object:      objectRef(o.kind, o.obj),
+		Subject:     o.auditSubject(),
+		ChangedKeys: changed,
+		Before:      b,
+		After:       a,
+	}
+	if err := r.Audit.Write(ctx, rec); err != nil {
+		return fmt.Errorf("failed to write the %s audit record: %w", action, err)
+	}
+	countOverrideChange(o.metricKind(), action, changed)
+	return r.removeFinalizer(ctx, o.obj)
+}
+
+func (r *OverrideReconciler) removeFinalizer(ctx context.Context, obj client.Object) error {
+	base := obj.DeepCopyObject().(client.Object)
+	if !controllerutil.RemoveFinalizer(obj, v1.FinalizerAudit) {
+		return nil
+	}
+	if err := r.Client.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner)); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("failed to remove the audit finalizer: %w", err)
+	}
+	return nil
+}
+
+// reconcileStatus reports what the evaluator serves from the override, and records events
+// for new invalid entries and conflicts.
+func (r *OverrideReconciler) reconcileStatus(ctx context.Context, o override, old v1.FlagOverrideStatus) error {
+	if err := r.syncRelated(ctx, o); err != nil {
+		return err
+	}
+	st, _ := r.Syncer.Store().Snapshot().OverrideStatus(o.kind.subjectKind(), o.obj.GetNamespace(), o.obj.GetName())
+	gen := o.obj.GetGeneration()
+
+	o.status.ObservedGeneration = gen
+	o.status.FlagCount = int32(len(o.spec.Flags))
+	o.status.AppliedKeys = slices.Sorted(slices.Values(st.Applied))
+	o.status.InvalidKeys = nil
+	for _, e := range st.Invalid {
+		o.status.InvalidKeys = append(o.status.InvalidKeys, v1.InvalidKey{Key: e.Key, Message: e.Message})
+	}
+	slices.SortFunc(o.status.InvalidKeys, func(a, b v1.InvalidKey) int { return strings.Compare(a.Key, b.Key) })
+	for _, k := range o.status.InvalidKeys {
+		if i := slices.IndexFunc(old.InvalidKeys, func(x v1.InvalidKey) bool { return x.Key == k.Key }); i >= 0 && old.InvalidKeys[i].Message == k.Message {
+			continue
+		}
+		reason := v1.EventReasonInvalidValue
+		if k.Message == evaluator.MessageUnknownFlag {
+			reason = v1.EventReasonUnknownFlag
+		}
+		r.Recorder.Eventf(o.obj, nil, corev1.EventTypeWarning, reason, "Validate", "flag %s is not served: %s", k.Key, k.Message)
+	}
+
+	conflict := metav1.Condition{Type: v1.ConditionConflict, Status: metav1.ConditionFalse, Reason: v1.ReasonNoConflict,
+		Message: "no other override sets these keys for this subject", ObservedGeneration: gen}
+	if len(st.Lost) > 0 {
+		var parts []string
+		for _, l := range st.Lost {
+			parts = append(parts, fmt.Sprintf("%s is served from %s/%s", l.Key, l.Winner.Namespace, l.Winner.Name))
+		}
+		slices.Sort(parts)
+		conflict.Status, conflict.Reason = metav1.ConditionTrue, v1.ReasonOverrideConflict
+		conflict.Message = "another override wins (older, or lower name): " + strings.Join(parts, "; ")
+	}
+	if prev := apimeta.FindStatusCondition(old.Conditions, v1.ConditionConflict); conflict.Status == metav1.ConditionTrue &&
+		(prev == nil || prev.Status != metav1.ConditionTrue || prev.Message != conflict.Message) {
+		r.Recorder.Eventf(o.obj, nil, corev1.EventTypeWarning, v1.EventReasonOverrideConflict, "Validate", "%s", conflict.Message)
+	}
+	apimeta.SetStatusCondition(&o.status.Conditions, conflict)
+
+	ready := metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1.ReasonReconciled, ObservedGeneration: gen,
+		Message: fmt.Sprintf("%d of %d flags applied", len(o.status.AppliedKeys), len(o.spec.Flags))}
+	if len(o.status.InvalidKeys) > 0 {
+		var keys []string
+		for _, k := range o.status.InvalidKeys {
+			keys = append(keys, k.Key+": "+k.Message)
+		}
+		ready.Status, ready.Reason = metav1.ConditionFalse, v1.ReasonPartiallyApplied
+		ready.Message = fmt.Sprintf("%d of %d flags are not served: %s", len(keys), len(o.spec.Flags), strings.Join(keys, "; "))
+	}
+	if o.spec.Enabled != nil && !*o.spec.Enabled {
+		ready.Message = "the override is disabled (spec.enabled is false); no flag is served from it"
+	}
+	apimeta.SetStatusCondition(&o.status.Conditions, ready)
+	if apimeta.FindStatusCondition(o.status.Conditions, v1.ConditionExpired) == nil || o.spec.ExpiresAt == nil || r.now().Before(o.spec.ExpiresAt.Time) {
+		apimeta.SetStatusCondition(&o.status.Conditions, metav1.Condition{Type: v1.ConditionExpired, Status: metav1.ConditionFalse,
+			Reason: v1.ReasonNotExpired, Message: expiryMessage(o.spec.ExpiresAt), ObservedGeneration: gen})
+	}
+	return nil
+}
+
+func expiryMessage(at *metav1.Time) string {
+	if at == nil {
+		return "the override does not expire"
+	}
+	return "the override expires at " + at.UTC().Format(time.RFC3339)
+}
+
+// syncRelated makes sure the store holds the cached versions of the flags this override
+// names and of the other overrides for the same subject, before its status is read.
+func (r *OverrideReconciler) syncRelated(ctx context.Context, o override) error {
+	ns := o.obj.GetNamespace()
+	for _, e := range o.spec.Flags {
+		if _, err := r.Syncer.Sync(ctx, KindFeatureFlag, types.NamespacedName{Namespace: ns, Name: e.Key}); err != nil {
+			return err
+		}
+	}
+	list := o.kind.NewList()
+	if err := r.Client.List(ctx, list, client.InNamespace(ns), client.MatchingFields{IndexSubject: o.subject}); err != nil {
+		return fmt.Errorf("failed to list the overrides of %s: %w", o.subject, err)
+	}
+	others, err := objectsOf(list)
+	if err != nil {
+		return err
+	}
+	for _, other := range others {
+		if other.GetName() == o.obj.GetName() {
+			continue
+		}
+		if _, err := r.Syncer.Sync(ctx, o.kind, client.ObjectKeyFromObject(other)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reconcileExpiry records the expiry once, then deletes the override, or keeps it with
+// Expired=True when onExpiry is Retain or a GitOps tool manages it.
+func (r *OverrideReconciler) reconcileExpiry(ctx context.Context, o override, old v1.FlagOverrideStatus, base client.Object) error {
+	gen := o.obj.GetGeneration()
+	if !apimeta.IsStatusConditionTrue(old.Conditions, v1.ConditionExpired) {
+		action := o.action("expired")
+		values := overrideValues(o.spec)
+		changed, b, a := audit.Diff(values, nil)
+		rec := audit.Record{
+			ID:          audit.NewID(string(o.obj.GetUID()), gen, action, ""),
+			Time:        o.spec.ExpiresAt.Time,
+			Action:      action,
+			Actor:       r.Actors.Self,
+			Object:      objectRef(o.kind, o.obj),
+			Subject:     o.auditSubject(),
+			ChangedKeys: changed,
+			Before:      b,
+			After:       a,
+		}
+		if err := r.Audit.Write(ctx, rec); err != nil {
+			return fmt.Errorf("failed to write the %s audit record: %w", action, err)
+		}
+		countOverrideChange(o.metricKind(), action, changed)
+		r.Recorder.Eventf(o.obj, nil, corev1.EventTypeNormal, v1.EventReasonOverrideExpired, "Expire",
+			"the override expired at %s", o.spec.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	msg := "the override expired at " + o.spec.ExpiresAt.UTC().Format(time.RFC3339) + " and is kept"
+	switch {
+	case managedByGitOps(o.obj):
+		msg += " because a GitOps tool manages it; remove it from git to delete it"
+	case o.spec.OnExpiry == v1.OnExpiryRetain:
+		msg += " because spec.onExpiry is Retain"
+	default:
+		msg = "the override expired at " + o.spec.ExpiresAt.UTC().Format(time.RFC3339) + " and is being deleted"
+	}
+	apimeta.SetStatusCondition(&o.status.Conditions, metav1.Condition{Type: v1.ConditionExpired, Status: metav1.ConditionTrue,
+		Reason: v1.ReasonOverrideExpired, Message: msg, ObservedGeneration: gen})
+	apimeta.SetStatusCondition(&o.status.Conditions, metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionFalse,
+		Reason: v1.ReasonOverrideExpired, Message: msg, ObservedGeneration: gen})
+	if !r.deletesAtExpiry(o) {
+		return nil
+	}
+	// Persist Expired=True before deleting, so that a crash in between never records the
+	// expiry twice; then release the finalizer so that the deletion is not audited again.
+	if err := r.Client.Status().Patch(ctx, o.obj, client.MergeFrom(base), client.FieldOwner(FieldOwner)); err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("failed to record the expiry in status: %w", err))
+	}
+	if err := r.removeFinalizer(ctx, o.obj); err != nil {
+		return err
+	}
+	if err := r.Client.Delete(ctx, o.obj, client.Preconditions{UID: ptrTo(o.obj.GetUID())}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("failed to delete the expired override: %w", err)
+	}
+	return nil
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// SetupWithManager registers the reconciler. It watches its kind, the flags its overrides
+// name, and the other overrides of the same subject (whose changes can start or end a
+// conflict).
+func (r *OverrideReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(r.Kind.NewObject()).
+		Named(strings.ToLower(string(r.Kind))).
+		Watches(&v1.FeatureFlag{}, handler.EnqueueRequestsFromMapFunc(r.overridesOfFlag),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(r.Kind.NewObject(), handler.EnqueueRequestsFromMapFunc(r.overridesOfSameSubject),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Complete(r)
+}
+
+// overridesOfFlag maps a flag to the overrides of this kind that name it.
+func (r *OverrideReconciler) overridesOfFlag(ctx context.Context, flag client.Object) []reconcile.Request {
+	return r.requests(ctx, flag.GetNamespace(), IndexFlagKey, flag.GetName(), "")
+}
+
+// overridesOfSameSubject maps an override to the other overrides of the same subject.
+func (r *OverrideReconciler) overridesOfSameSubject(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.requests(ctx, obj.GetNamespace(), IndexSubject, wrapOverride(obj).subject, obj.GetName())
+}
+
+func (r *OverrideReconciler) requests(ctx context.Context, ns, index, value, skip string) []reconcile.Request {
+	list := r.Kind.NewList()
+	if err := r.Client.List(ctx, list, client.InNamespace(ns), client.MatchingFields{index: value}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Unable to list overrides to requeue", "index", index, "value", value)
+		return nil
+	}
+	objs, _ := objectsOf(list)
+	var out []reconcile.Request
+	for _, o := range objs {
+		if o.GetName() != skip {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
+		}
+	}
+	return out
+}

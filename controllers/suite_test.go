@@ -1,0 +1,158 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/evaluator"
+	"github.com/flagops/flagops/internal/audit"
+	"github.com/flagops/flagops/test/testenv"
+)
+
+var (
+	cfg       *rest.Config
+	k8sClient client.Client
+	testEnv   *envtest.Environment
+	scheme    = runtime.NewScheme()
+	ctx       context.Context
+	repoRoot  = filepath.Join("..")
+
+	// The manager under test and what it feeds.
+	store     *evaluator.Store
+	syncer    *Syncer
+	auditSink *audit.Memory
+)
+
+// testActor is the field manager of the test client: the actor that audit records name when
+// no webhook stamps flagops.dev/changed-by.
+const testActor = "alice-kubectl"
+
+// managerActor is the actor of automatic changes.
+var managerActor = audit.Actor{Username: "system:serviceaccount:flagops-system:flagops-controller-manager"}
+
+func TestControllers(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Controllers Suite")
+}
+
+var _ = BeforeSuite(func() {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	var cancel context.CancelFunc
+	ctx, cancel = context.WithCancel(context.Background())
+	DeferCleanup(cancel)
+
+	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+	Expect(v1.AddToScheme(scheme)).To(Succeed())
+
+	testEnv = testenv.New(repoRoot)
+	var err error
+	cfg, err = testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { Expect(testEnv.Stop()).To(Succeed()) })
+
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+	k8sClient = client.WithFieldOwner(c, testActor)
+	Expect(testenv.InstallPolicies(ctx, k8sClient, repoRoot)).To(Succeed())
+
+	m := startManager(ctx)
+	store, syncer, auditSink = m.store, m.syncer, m.audit
+})
+
+// testManager is a running manager with every flagops controller.
+type testManager struct {
+	store  *evaluator.Store
+	syncer *Syncer
+	audit  *audit.Memory
+	// stop stops the manager and waits until it has stopped.
+	stop func()
+}
+
+// startManager starts a manager with every flagops controller against the test API server,
+// and returns once its initial sync is complete. The manager stops when ctx is done, when
+// stop is called, or when the spec ends. Options may adjust the manager's options.
+func startManager(ctx context.Context, options ...func(*ctrl.Options)) *testManager {
+	GinkgoHelper()
+	o := ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cache.Options{DefaultTransform: StripForCache},
+		// Several managers run in one test process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	}
+	for _, f := range options {
+		f(&o)
+	}
+	mgr, err := ctrl.NewManager(cfg, o)
+	Expect(err).NotTo(HaveOccurred())
+	m := &testManager{store: evaluator.NewStore(), audit: audit.NewMemory()}
+	m.syncer, err = Setup(ctx, mgr, Options{Store: m.store, Audit: m.audit, Self: managerActor})
+	Expect(err).NotTo(HaveOccurred())
+
+	mgrCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(done)
+		Expect(mgr.Start(mgrCtx)).To(Succeed())
+	}()
+	m.stop = func() {
+		cancel()
+		Eventually(done).Should(BeClosed())
+	}
+	DeferCleanup(m.stop)
+	Eventually(m.syncer.Synced).Should(BeTrue())
+	return m
+}
+
+// newNamespace creates a namespace for one spec.
+func newNamespace() string {
+	GinkgoHelper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ctrl-"}}
+	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
+	return ns.Name
+}
+
+func init() {
+	SetDefaultEventuallyTimeout(20 * time.Second)
+	SetDefaultEventuallyPollingInterval(20 * time.Millisecond)
+	SetDefaultConsistentlyDuration(time.Second)
+	SetDefaultConsistentlyPollingInterval(50 * time.Millisecond)
+}

@@ -1,0 +1,321 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/evaluator"
+	"github.com/flagops/flagops/evaluator/adapt"
+)
+
+// Kind identifies one of the three flagops kinds.
+type Kind string
+
+// The flagops kinds.
+const (
+	KindFeatureFlag        Kind = "FeatureFlag"
+	KindUserFlagOverride   Kind = "UserFlagOverride"
+	KindDeviceFlagOverride Kind = "DeviceFlagOverride"
+)
+
+// Kinds lists every flagops kind, flags first, so that a batch applies flags before the
+// overrides that refer to them.
+var Kinds = []Kind{KindFeatureFlag, KindUserFlagOverride, KindDeviceFlagOverride}
+
+// NewObject returns an empty object of kind k.
+func (k Kind) NewObject() client.Object {
+	switch k {
+	case KindFeatureFlag:
+		return &v1.FeatureFlag{}
+	case KindUserFlagOverride:
+		return &v1.UserFlagOverride{}
+	default:
+		return &v1.DeviceFlagOverride{}
+	}
+}
+
+// NewList returns an empty list of kind k.
+func (k Kind) NewList() client.ObjectList {
+	switch k {
+	case KindFeatureFlag:
+		return &v1.FeatureFlagList{}
+	case KindUserFlagOverride:
+		return &v1.UserFlagOverrideList{}
+	default:
+		return &v1.DeviceFlagOverrideList{}
+	}
+}
+
+// subjectKind maps an override kind to the evaluator's subject kind.
+func (k Kind) subjectKind() evaluator.SubjectKind {
+	if k == KindDeviceFlagOverride {
+		return evaluator.SubjectDevice
+	}
+	return evaluator.SubjectUser
+}
+
+type objKey struct {
+	kind Kind
+	nn   types.NamespacedName
+}
+
+// FlagState is what the store holds for a FeatureFlag, as the lifecycle controller reports it.
+type FlagState struct {
+	// Generation is the newest generation the syncer has seen.
+	Generation int64
+	// Err is why Generation does not compile, or nil.
+	Err error
+	// ServingGeneration is the generation the store serves, 0 when none is served.
+	ServingGeneration int64
+}
+
+// Syncer applies flagops objects from the informer cache to the evaluator store. It is the
+// only writer of the store. Every write re-reads the object from the cache under one lock, so
+// the store only moves forward, whichever reconciler asks for the sync.
+//
+// A FeatureFlag whose spec does not compile is not applied: the store keeps serving the
+// last valid version, and FlagState reports why.
+type Syncer struct {
+	reader client.Reader
+	store  *evaluator.Store
+
+	mu      sync.Mutex
+	applied map[objKey]string // resourceVersion applied per object
+	flags   map[types.NamespacedName]FlagState
+
+	synced atomic.Bool
+	wake   chan struct{}
+}
+
+// NewSyncer returns a Syncer that reads objects through reader (the manager's cache).
+func NewSyncer(reader client.Reader, store *evaluator.Store) *Syncer {
+	return &Syncer{
+		reader:  reader,
+		store:   store,
+		applied: map[objKey]string{},
+		flags:   map[types.NamespacedName]FlagState{},
+		wake:    make(chan struct{}, 1),
+	}
+}
+
+// Store returns the evaluator store the syncer writes.
+func (s *Syncer) Store() *evaluator.Store { return s.store }
+
+// Sync applies the cached state of one object to the store: an upsert while the object
+// exists and is not being deleted, a delete otherwise. It returns the object it applied, or
+// nil when the object is gone.
+func (s *Syncer) Sync(ctx context.Context, kind Kind, nn types.NamespacedName) (client.Object, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	obj := kind.NewObject()
+	if err := s.reader.Get(ctx, nn, obj); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("failed to get %s %s: %w", kind, nn, err)
+		}
+		obj = nil
+	}
+	key := objKey{kind, nn}
+	if obj == nil || !obj.GetDeletionTimestamp().IsZero() {
+		if _, ok := s.applied[key]; ok {
+			s.apply(deleteOp(kind, nn))
+		}
+		delete(s.applied, key)
+		if kind == KindFeatureFlag {
+			delete(s.flags, nn)
+		}
+		return obj, nil
+	}
+	if s.applied[key] == obj.GetResourceVersion() {
+		return obj, nil
+	}
+	op, err := s.op(kind, obj)
+	s.applied[key] = obj.GetResourceVersion()
+	if err != nil {
+		// Not retried: the spec itself is invalid. The lifecycle controller reports it.
+		ctrl.LoggerFrom(ctx).V(1).Info("Keeping the last valid version of an invalid flag", "flag", nn, "reason", err.Error())
+		return obj, nil
+	}
+	s.apply(op)
+	return obj, nil
+}
+
+// op builds the store operation for obj, compiling flags so that an invalid spec never
+// replaces a valid one.
+func (s *Syncer) op(kind Kind, obj client.Object) (evaluator.Op, error) {
+	switch o := obj.(type) {
+	case *v1.FeatureFlag:
+		nn := client.ObjectKeyFromObject(o)
+		st := s.flags[nn]
+		st.Generation = o.Generation
+		compiled, err := evaluator.Compile(o.Name, adapt.FlagSpec(o))
+		st.Err = err
+		if err == nil {
+			st.ServingGeneration = o.Generation
+		}
+		s.flags[nn] = st
+		if err != nil {
+			return evaluator.Op{}, fmt.Errorf("flag %s does not compile: %w", nn, err)
+		}
+		return evaluator.UpsertCompiledFlag(o.Namespace, compiled), nil
+	case *v1.UserFlagOverride:
+		return evaluator.UpsertOverride(adapt.UserOverride(o)), nil
+	case *v1.DeviceFlagOverride:
+		return evaluator.UpsertOverride(adapt.DeviceOverride(o)), nil
+	default:
+		return evaluator.Op{}, fmt.Errorf("unexpected object type %T for %s", obj, kind)
+	}
+}
+
+func deleteOp(kind Kind, nn types.NamespacedName) evaluator.Op {
+	if kind == KindFeatureFlag {
+		return evaluator.DeleteFlag(nn.Namespace, nn.Name)
+	}
+	return evaluator.DeleteOverride(kind.subjectKind(), nn.Namespace, nn.Name)
+}
+
+// apply writes ops to the store, records metrics and wakes the clock driver, whose next
+// deadline may have moved. Callers hold s.mu.
+func (s *Syncer) apply(ops ...evaluator.Op) {
+	start := time.Now()
+	snap, _, err := s.store.Apply(ops...)
+	storeApplySeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		// Ops are built from validated API objects; a malformed op is a programming error.
+		panic(fmt.Sprintf("flagops: the store rejected an operation built from an API object: %v", err))
+	}
+	storeRevision.Set(float64(snap.Revision()))
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// FlagState reports what the store holds for a FeatureFlag.
+func (s *Syncer) FlagState(nn types.NamespacedName) (FlagState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.flags[nn]
+	return st, ok
+}
+
+// InitialSync applies every cached object of every kind to the store in one batch, then marks
+// the syncer ready. It runs on every replica, after the cache has synced.
+func (s *Syncer) InitialSync(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ops []evaluator.Op
+	for _, kind := range Kinds {
+		list := kind.NewList()
+		if err := s.reader.List(ctx, list); err != nil {
+			return fmt.Errorf("failed to list %s objects for the initial sync: %w", kind, err)
+		}
+		objs, err := objectsOf(list)
+		if err != nil {
+			return err
+		}
+		for _, obj := range objs {
+			if !obj.GetDeletionTimestamp().IsZero() {
+				continue
+			}
+			s.applied[objKey{kind, client.ObjectKeyFromObject(obj)}] = obj.GetResourceVersion()
+			op, err := s.op(kind, obj)
+			if err != nil {
+				continue
+			}
+			ops = append(ops, op)
+		}
+	}
+	s.apply(ops...)
+	s.synced.Store(true)
+	ctrl.LoggerFrom(ctx).Info("Initial sync complete", "objects", len(ops), "revision", s.store.Snapshot().Revision())
+	return nil
+}
+
+// Synced reports whether the initial sync is complete.
+func (s *Syncer) Synced() bool { return s.synced.Load() }
+
+// ReadyCheck is a readyz check that passes once the initial sync is complete.
+func (s *Syncer) ReadyCheck(_ *http.Request) error {
+	if !s.Synced() {
+		return errors.New("the initial sync of flags and overrides into the evaluator is not complete")
+	}
+	return nil
+}
+
+// RunClock ticks the store at every override expiry and schedule step, so that change sets
+// report them when they happen. Evaluation itself is exact without it; the ticks are for
+// subscribers that push changes. It returns when ctx is done.
+func (s *Syncer) RunClock(ctx context.Context) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next, ok := s.store.NextDeadline()
+		wait := time.Hour
+		if ok {
+			wait = max(time.Until(next), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wake:
+		case <-timer.C:
+			if ok {
+				s.mu.Lock()
+				snap, _ := s.store.Tick(time.Now())
+				storeRevision.Set(float64(snap.Revision()))
+				s.mu.Unlock()
+			}
+		}
+	}
+}
+
+// objectsOf returns the items of a flagops list.
+func objectsOf(list client.ObjectList) ([]client.Object, error) {
+	var out []client.Object
+	switch l := list.(type) {
+	case *v1.FeatureFlagList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	case *v1.UserFlagOverrideList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	case *v1.DeviceFlagOverrideList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	default:
+		return nil, fmt.Errorf("unexpected list type %T", list)
+	}
+	return out, nil
+}

@@ -1,0 +1,91 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/flagops/flagops/evaluator"
+)
+
+// +kubebuilder:rbac:groups=flagops.dev,resources=featureflags;userflagoverrides;deviceflagoverrides,verbs=get;list;watch
+
+// SyncReconciler keeps the evaluator store in step with one kind. It runs on every replica
+// (no leader election), so that every replica serves the same values.
+type SyncReconciler struct {
+	Syncer *Syncer
+	Kind   Kind
+}
+
+// Reconcile applies the cached state of one object to the store.
+func (r *SyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	_, err := r.Syncer.Sync(ctx, r.Kind, req.NamespacedName)
+	return ctrl.Result{}, err
+}
+
+// SetupWithManager registers the reconciler.
+func (r *SyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(r.Kind.NewObject()).
+		Named(strings.ToLower(string(r.Kind)) + "-sync").
+		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false)}).
+		Complete(r)
+}
+
+// replicaRunnable runs on every replica, leader or not.
+type replicaRunnable func(context.Context) error
+
+func (f replicaRunnable) Start(ctx context.Context) error { return f(ctx) }
+func (replicaRunnable) NeedLeaderElection() bool          { return false }
+
+// SetupSync wires the store into mgr: a sync reconciler per kind, the initial sync that gates
+// /readyz, and the clock that ticks the store at expiries and schedule steps. It returns the
+// Syncer, which the lifecycle controllers share.
+func SetupSync(mgr ctrl.Manager, store *evaluator.Store) (*Syncer, error) {
+	s := NewSyncer(mgr.GetCache(), store)
+	for _, kind := range Kinds {
+		if err := (&SyncReconciler{Syncer: s, Kind: kind}).SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("failed to set up the %s sync controller: %w", kind, err)
+		}
+	}
+	initial := replicaRunnable(func(ctx context.Context) error {
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return fmt.Errorf("the cache did not sync")
+		}
+		return s.InitialSync(ctx)
+	})
+	if err := mgr.Add(initial); err != nil {
+		return nil, fmt.Errorf("failed to add the initial sync: %w", err)
+	}
+	if err := mgr.Add(replicaRunnable(s.RunClock)); err != nil {
+		return nil, fmt.Errorf("failed to add the store clock: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("evaluator-sync", s.ReadyCheck); err != nil {
+		return nil, fmt.Errorf("failed to add the readiness check: %w", err)
+	}
+	return s, nil
+}
+
+// Let the compiler check that the runnables opt out of leader election.
+var _ manager.LeaderElectionRunnable = replicaRunnable(nil)

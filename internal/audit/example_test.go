@@ -1,0 +1,68 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package audit_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/flagops/flagops/internal/audit"
+)
+
+// A controller records that a flag's rollout widened from 5% to 25%.
+func Example() {
+	sink, err := audit.ParseAll([]string{"stdout"}, audit.Options{Stdout: os.Stdout})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer sink.Close()
+
+	rec := audit.NewRecord(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), audit.Change{
+		Action: audit.ActionFlagScheduleApplied,
+		Actor:  audit.Actor{Username: "system:serviceaccount:flagops-system:flagops-manager"},
+		Object: audit.ObjectRef{
+			Namespace: "default", Name: "beta.new-dashboard", UID: "0b7e", Generation: 4, ResourceVersion: "812",
+		},
+		// The step's time tells this step apart from another applied in the same generation.
+		Discriminator: "2026-03-01T12:00:00Z",
+		Before: map[string]json.RawMessage{
+			"enabled":            json.RawMessage(`true`),
+			"rollout.percentage": json.RawMessage(`5`),
+		},
+		After: map[string]json.RawMessage{
+			"enabled":            json.RawMessage(`true`),
+			"rollout.percentage": json.RawMessage(`25`),
+		},
+	})
+	if err := sink.Write(context.Background(), rec); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// {"id":"5e452922eb44fbb807da71f90c5e65a1","time":"2026-03-01T12:00:00.000000000Z","action":"flag.schedule_applied","actor":{"username":"system:serviceaccount:flagops-system:flagops-manager","groups":[]},"object":{"kind":"FeatureFlag","namespace":"default","name":"beta.new-dashboard","uid":"0b7e","generation":4,"resourceVersion":"812"},"changedKeys":["rollout.percentage"],"before":{"rollout.percentage":5},"after":{"rollout.percentage":25}}
+}
+
+// Parse reports a bad --audit-sink value with the value and the accepted forms.
+func ExampleParse() {
+	_, err := audit.Parse("ftp://x", audit.Options{})
+	fmt.Println(err)
+	// Output:
+	// --audit-sink "ftp://x": unsupported scheme "ftp"; use stdout, file:PATH or http(s)://URL
+}
