@@ -26,7 +26,9 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -91,7 +93,7 @@ var _ = BeforeSuite(func() {
 	k8sClient = client.WithFieldOwner(c, testActor)
 	Expect(testenv.InstallPolicies(ctx, k8sClient, repoRoot)).To(Succeed())
 
-	m := startManager(ctx)
+	m := startManager(ctx, managerConfig{})
 	store, syncer, auditSink = m.store, m.syncer, m.audit
 })
 
@@ -102,27 +104,66 @@ type testManager struct {
 	audit  *audit.Memory
 	// stop stops the manager and waits until it has stopped.
 	stop func()
+	// elected is closed when the manager becomes the leader (at once without leader election).
+	elected <-chan struct{}
+}
+
+// isolationLabel marks objects that belong to one spec's own managers. The suite's shared
+// manager ignores them, and an isolated manager sees only its own.
+const isolationLabel = "flagops.dev/test-isolation"
+
+// managerConfig adjusts a test manager.
+type managerConfig struct {
+	// isolation, when set, makes the manager see only objects labelled isolationLabel=isolation.
+	isolation string
+	// sink receives the audit records; nil means a new Memory sink.
+	sink *audit.Memory
+	// leaderElection, when set, is the lease name; the manager then competes for leadership.
+	leaderElection string
 }
 
 // startManager starts a manager with every flagops controller against the test API server,
 // and returns once its initial sync is complete. The manager stops when ctx is done, when
-// stop is called, or when the spec ends. Options may adjust the manager's options.
-func startManager(ctx context.Context, options ...func(*ctrl.Options)) *testManager {
+// stop is called, or when the spec ends.
+func startManager(ctx context.Context, mc managerConfig) *testManager {
 	GinkgoHelper()
+	selector := labels.NewSelector()
+	if mc.isolation != "" {
+		r, err := labels.NewRequirement(isolationLabel, selection.Equals, []string{mc.isolation})
+		Expect(err).NotTo(HaveOccurred())
+		selector = selector.Add(*r)
+	} else {
+		r, err := labels.NewRequirement(isolationLabel, selection.DoesNotExist, nil)
+		Expect(err).NotTo(HaveOccurred())
+		selector = selector.Add(*r)
+	}
+	byObject := map[client.Object]cache.ByObject{}
+	for _, k := range Kinds {
+		byObject[k.NewObject()] = cache.ByObject{Label: selector}
+	}
 	o := ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultTransform: StripForCache},
+		Cache:                  cache.Options{DefaultTransform: StripForCache, ByObject: byObject},
 		// Several managers run in one test process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	}
-	for _, f := range options {
-		f(&o)
+	if mc.leaderElection != "" {
+		o.LeaderElection = true
+		o.LeaderElectionID = mc.leaderElection
+		o.LeaderElectionNamespace = "default"
+		o.LeaderElectionReleaseOnCancel = true
+		o.LeaseDuration = ptr.To(2 * time.Second)
+		o.RenewDeadline = ptr.To(time.Second)
+		o.RetryPeriod = ptr.To(100 * time.Millisecond)
 	}
 	mgr, err := ctrl.NewManager(cfg, o)
 	Expect(err).NotTo(HaveOccurred())
-	m := &testManager{store: evaluator.NewStore(), audit: audit.NewMemory()}
+	m := &testManager{store: evaluator.NewStore(), audit: mc.sink, elected: mgr.Elected()}
+	if m.audit == nil {
+		m.audit = audit.NewMemory()
+	}
 	m.syncer, err = Setup(ctx, mgr, Options{Store: m.store, Audit: m.audit, Self: managerActor})
 	Expect(err).NotTo(HaveOccurred())
 

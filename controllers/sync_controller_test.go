@@ -189,7 +189,7 @@ var _ = Describe("Sync controllers", func() {
 			return eval(store, ns, evaluator.Context{UserID: "user-9"}, "pre.existing").Source
 		}).Should(Equal("user-override:" + ns + "/pre"))
 
-		m := startManager(ctx)
+		m := startManager(ctx, managerConfig{})
 		defer m.stop()
 		fresh := m.store
 		Expect(m.syncer.ReadyCheck(nil)).To(Succeed())

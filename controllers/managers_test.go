@@ -1,0 +1,190 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/evaluator"
+	"github.com/flagops/flagops/internal/audit"
+)
+
+// isolate labels obj for the managers of one spec.
+func isolate[T client.Object](obj T, isolation string) T {
+	l := obj.GetLabels()
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[isolationLabel] = isolation
+	obj.SetLabels(l)
+	return obj
+}
+
+// ids lists the IDs of records, and fails if any appears twice.
+func uniqueIDs(g Gomega, recs []audit.Record) []string {
+	var ids []string
+	for _, r := range recs {
+		g.Expect(ids).NotTo(ContainElement(r.ID), "audit record %s (%s) appears twice", r.ID, r.Action)
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
+func isElected(m *testManager) bool {
+	select {
+	case <-m.elected:
+		return true
+	default:
+		return false
+	}
+}
+
+var _ = Describe("Restart", func() {
+	It("audits exactly the changes made while the manager was down, once each", func() {
+		ns, iso := newNamespace(), "restart"
+		sink := audit.NewMemory()
+		m1 := startManager(ctx, managerConfig{isolation: iso, sink: sink})
+
+		flag := isolate(boolFlag(ns, "beta.dash", false), iso)
+		Expect(k8sClient.Create(ctx, flag)).To(Succeed())
+		o1 := isolate(userOverride(ns, "o1", "user-1", entry("beta.dash", true)), iso)
+		Expect(k8sClient.Create(ctx, o1)).To(Succeed())
+		Eventually(func(g Gomega) {
+			got := &v1.UserFlagOverride{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o1), got)).To(Succeed())
+			g.Expect(got.Status.Audited).NotTo(BeNil())
+			f := &v1.FeatureFlag{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(flag), f)).To(Succeed())
+			g.Expect(f.Status.Audited).NotTo(BeNil())
+		}).Should(Succeed())
+		Expect(actionsIn(sink, ns)).To(ConsistOf(audit.ActionFlagCreated, audit.ActionUserOverrideCreated))
+		m1.stop()
+
+		// While the manager is down: update o1, delete the flag, create o2.
+		patchSpec(o1, func(o *v1.UserFlagOverride) { o.Spec.Flags = []v1.FlagOverrideEntry{entry("beta.dash", false)} })
+		Expect(k8sClient.Delete(ctx, flag)).To(Succeed())
+		o2 := isolate(userOverride(ns, "o2", "user-2", entry("beta.dash", true)), iso)
+		Expect(k8sClient.Create(ctx, o2)).To(Succeed())
+		Expect(actionsIn(sink, ns)).To(HaveLen(2))
+
+		startManager(ctx, managerConfig{isolation: iso, sink: sink})
+		want := []audit.Action{audit.ActionFlagCreated, audit.ActionUserOverrideCreated,
+			audit.ActionUserOverrideUpdated, audit.ActionFlagDeleted, audit.ActionUserOverrideCreated}
+		Eventually(func() []audit.Action { return actionsIn(sink, ns) }).Should(ConsistOf(want))
+		Consistently(func(g Gomega) {
+			recs := recordsIn(sink, ns)
+			g.Expect(recs).To(HaveLen(len(want)))
+			uniqueIDs(g, recs)
+		}).Should(Succeed())
+
+		// The update's before-values come from what was audited before the restart.
+		for _, r := range recordsIn(sink, ns) {
+			if r.Action == audit.ActionUserOverrideUpdated {
+				Expect(r.Before).To(HaveKeyWithValue("beta.dash", MatchJSON(`{"enabled":true}`)))
+				Expect(r.After).To(HaveKeyWithValue("beta.dash", MatchJSON(`{"enabled":false}`)))
+			}
+		}
+	})
+})
+
+var _ = Describe("Leader election", func() {
+	It("serves identical evaluations on both replicas, audits on the leader only, and hands over expiry", func() {
+		ns, iso := newNamespace(), "leader"
+		lease := "flagops-test-" + ns
+		sinkA, sinkB := audit.NewMemory(), audit.NewMemory()
+		a := startManager(ctx, managerConfig{isolation: iso, sink: sinkA, leaderElection: lease})
+		b := startManager(ctx, managerConfig{isolation: iso, sink: sinkB, leaderElection: lease})
+		Eventually(func() bool { return isElected(a) || isElected(b) }).Should(BeTrue())
+		leader, follower := a, b
+		if isElected(b) {
+			leader, follower = b, a
+		}
+
+		Expect(k8sClient.Create(ctx, isolate(boolFlag(ns, "beta.dash", false), iso))).To(Succeed())
+		Expect(k8sClient.Create(ctx, isolate(userOverride(ns, "pilot", "user-1", entry("beta.dash", true)), iso))).To(Succeed())
+		ctxs := []evaluator.Context{{UserID: "user-1"}, {UserID: "user-2"}}
+		Eventually(func(g Gomega) {
+			for _, c := range ctxs {
+				ra, rb := a.store.Evaluate(ns, c, "beta.dash"), b.store.Evaluate(ns, c, "beta.dash")
+				g.Expect(ra.ErrorCode).To(BeZero())
+				g.Expect(ra).To(Equal(rb))
+			}
+			g.Expect(a.store.Evaluate(ns, ctxs[0], "beta.dash").Value).To(Equal(true))
+		}).Should(Succeed())
+
+		Eventually(func() []audit.Action { return actionsIn(leader.audit, ns) }).
+			Should(ConsistOf(audit.ActionFlagCreated, audit.ActionUserOverrideCreated))
+		Consistently(func() int { return len(recordsIn(follower.audit, ns)) }).Should(BeZero())
+
+		// An expiry that falls due during the failover is recorded once, by the new leader.
+		short := isolate(userOverride(ns, "short", "user-3", entry("beta.dash", true)), iso)
+		short.Spec.ExpiresAt = &metav1.Time{Time: time.Now().Add(2 * time.Second)}
+		Expect(k8sClient.Create(ctx, short)).To(Succeed())
+		Eventually(func() []audit.Action { return actionsIn(leader.audit, ns) }).Should(HaveLen(3))
+		leader.stop()
+		Eventually(func() bool { return isElected(follower) }).Should(BeTrue())
+
+		Eventually(func() []audit.Action { return actionsIn(follower.audit, ns) }).
+			Should(ContainElement(audit.ActionUserOverrideExpired))
+		Consistently(func(g Gomega) {
+			all := append(recordsIn(sinkA, ns), recordsIn(sinkB, ns)...)
+			expired := slices.DeleteFunc(slices.Clone(all), func(r audit.Record) bool { return r.Action != audit.ActionUserOverrideExpired })
+			g.Expect(expired).To(HaveLen(1))
+			uniqueIDs(g, all)
+		}).Should(Succeed())
+	})
+})
+
+var _ = Describe("Propagation", func() {
+	It("reaches the store within a second of an API write, measured over 200 updates", func() {
+		ns := newNamespace()
+		f := &v1.FeatureFlag{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "perf.limit"},
+			Spec:       v1.FeatureFlagSpec{Type: v1.FlagTypeNumber, Enabled: true, Value: js(0)},
+		}
+		Expect(k8sClient.Create(ctx, f)).To(Succeed())
+		Eventually(func() any { return store.Evaluate(ns, evaluator.Context{}, "perf.limit").Value }).Should(Equal(0.0))
+
+		const n = 200
+		latencies := make([]time.Duration, 0, n)
+		for i := 1; i <= n; i++ {
+			base := f.DeepCopy()
+			f.Spec.Value = js(i)
+			// Timed from before the request: the watch event often reaches the store before the
+			// write's response does.
+			written := time.Now()
+			Expect(k8sClient.Patch(ctx, f, client.MergeFrom(base))).To(Succeed())
+			want := float64(i)
+			Eventually(func() any { return store.Evaluate(ns, evaluator.Context{}, "perf.limit").Value }).
+				WithTimeout(time.Second).WithPolling(time.Millisecond).Should(Equal(want))
+			latencies = append(latencies, time.Since(written))
+		}
+		slices.Sort(latencies)
+		p50, p99 := latencies[n/2], latencies[n*99/100]
+		AddReportEntry("propagation API write -> store", fmt.Sprintf("p50=%v p99=%v max=%v over %d updates", p50, p99, latencies[n-1], n))
+		GinkgoWriter.Printf("propagation API write -> store: p50=%v p99=%v max=%v over %d updates\n", p50, p99, latencies[n-1], n)
+		Expect(latencies[n-1]).To(BeNumerically("<", time.Second))
+	})
+})
