@@ -73,6 +73,14 @@ func (r *FlagReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 		return ctrl.Result{}, err
 	}
 	f := cached.(*v1.FeatureFlag).DeepCopy()
+	if r.auditDue(f) {
+		// See OverrideReconciler.Reconcile: audit decisions use the API server's copy.
+		fresh, err := refetch(ctx, r.Actors.APIReader, f)
+		if err != nil || fresh == nil {
+			return ctrl.Result{}, err
+		}
+		f = fresh.(*v1.FeatureFlag)
+	}
 	if !f.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, f)
 	}
@@ -80,7 +88,7 @@ func (r *FlagReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	base := f.DeepCopy()
 	defer func() {
 		if retErr == nil && !equality.Semantic.DeepEqual(base.Status, f.Status) {
-			if err := r.Client.Status().Patch(ctx, f, client.MergeFrom(base), client.FieldOwner(FieldOwner)); client.IgnoreNotFound(err) != nil {
+			if err := patchStatus(ctx, r.Client, f, base); err != nil {
 				retErr = fmt.Errorf("failed to patch the status of flag %s: %w", req.NamespacedName, err)
 			}
 		}
@@ -103,6 +111,27 @@ func (r *FlagReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 		return ctrl.Result{RequeueAfter: max(next.Sub(r.now()), 0)}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// auditDue reports whether reconciling f may write an audit record.
+func (r *FlagReconciler) auditDue(f *v1.FeatureFlag) bool {
+	if !f.DeletionTimestamp.IsZero() {
+		return controllerutil.ContainsFinalizer(f, v1.FinalizerAudit)
+	}
+	if f.Status.Audited == nil || f.Status.Audited.Generation != f.Generation {
+		return true
+	}
+	since := f.CreationTimestamp.Time
+	if f.Status.LastScheduleApplied != nil && f.Status.LastScheduleApplied.After(since) {
+		since = f.Status.LastScheduleApplied.Time
+	}
+	now := r.now()
+	for _, step := range f.Spec.Schedule {
+		if step.At.After(since) && !step.At.After(now) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *FlagReconciler) ensureFinalizer(ctx context.Context, f *v1.FeatureFlag) error {

@@ -17,10 +17,13 @@ limitations under the License.
 package controllers
 
 import (
+	"encoding/json"
+	"os"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -33,6 +36,20 @@ import (
 	"github.com/flagops/flagops/internal/audit"
 )
 
+var _ = AfterSuite(func() {
+	// FLAGOPS_AUDIT_DUMP names a file that receives every audit record of the suite's main
+	// manager, one JSON line each: example records for the documentation.
+	if path := os.Getenv("FLAGOPS_AUDIT_DUMP"); path != "" {
+		var out []byte
+		for _, r := range auditSink.Records() {
+			line, err := json.Marshal(r)
+			Expect(err).NotTo(HaveOccurred())
+			out = append(append(out, line...), '\n')
+		}
+		Expect(os.WriteFile(path, out, 0o600)).To(Succeed())
+	}
+})
+
 // recordsIn returns the audit records of sink about objects of namespace ns, in order.
 func recordsIn(sink *audit.Memory, ns string) []audit.Record {
 	var out []audit.Record
@@ -42,6 +59,30 @@ func recordsIn(sink *audit.Memory, ns string) []audit.Record {
 		}
 	}
 	return out
+}
+
+// actionsOf lists the actions of the records about the object ns/name, in order.
+func actionsOf(sink *audit.Memory, ns, name string) []audit.Action {
+	var out []audit.Action
+	for _, r := range recordsIn(sink, ns) {
+		if r.Object.Name == name {
+			out = append(out, r.Action)
+		}
+	}
+	return out
+}
+
+// recordOf returns the last audit record about ns with the given action.
+func recordOf(sink *audit.Memory, ns string, action audit.Action) audit.Record {
+	GinkgoHelper()
+	var out *audit.Record
+	for _, r := range recordsIn(sink, ns) {
+		if r.Action == action {
+			out = &r
+		}
+	}
+	Expect(out).NotTo(BeNil(), "no %s record in %s", action, ns)
+	return *out
 }
 
 // actionsIn lists the actions of the records about ns, in order.
@@ -96,8 +137,7 @@ var _ = Describe("Override lifecycle", func() {
 		}).Should(Succeed())
 		Eventually(func() []audit.Action { return actionsIn(auditSink, ns) }).Should(ContainElement(audit.ActionUserOverrideCreated))
 
-		created := recordsIn(auditSink, ns)
-		rec := created[len(created)-1]
+		rec := recordOf(auditSink, ns, audit.ActionUserOverrideCreated)
 		Expect(rec.Actor.Username).To(Equal(testActor))
 		Expect(rec.Subject).To(Equal(&audit.Subject{UserID: "user-42"}))
 		Expect(rec.Object).To(matchObject(got))
@@ -110,8 +150,7 @@ var _ = Describe("Override lifecycle", func() {
 			o.Spec.Flags = []v1.FlagOverrideEntry{entry("beta.dash", false), entry("beta.other", true)}
 		})
 		Eventually(func() []audit.Action { return actionsIn(auditSink, ns) }).Should(ContainElement(audit.ActionUserOverrideUpdated))
-		upd := recordsIn(auditSink, ns)
-		rec = upd[len(upd)-1]
+		rec = recordOf(auditSink, ns, audit.ActionUserOverrideUpdated)
 		Expect(rec.ChangedKeys).To(Equal([]string{"beta.dash", "beta.other"}))
 		Expect(rec.Before).To(HaveKeyWithValue("beta.dash", MatchJSON(`{"enabled":true}`)))
 		Expect(rec.After).To(HaveKeyWithValue("beta.dash", MatchJSON(`{"enabled":false}`)))
@@ -121,11 +160,14 @@ var _ = Describe("Override lifecycle", func() {
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), &v1.UserFlagOverride{}))
 		}).Should(BeTrue())
-		Eventually(func() []audit.Action { return actionsIn(auditSink, ns) }).Should(Equal([]audit.Action{
-			audit.ActionFlagCreated, audit.ActionUserOverrideCreated, audit.ActionUserOverrideUpdated, audit.ActionUserOverrideDeleted,
+		// The flag's and the override's records come from different controllers, so only the
+		// order of each object's own records is fixed.
+		Eventually(func() []audit.Action { return actionsOf(auditSink, ns, "pilot") }).Should(Equal([]audit.Action{
+			audit.ActionUserOverrideCreated, audit.ActionUserOverrideUpdated, audit.ActionUserOverrideDeleted,
 		}))
-		del := recordsIn(auditSink, ns)
-		rec = del[len(del)-1]
+		Expect(actionsIn(auditSink, ns)).To(ConsistOf(audit.ActionFlagCreated, audit.ActionUserOverrideCreated,
+			audit.ActionUserOverrideUpdated, audit.ActionUserOverrideDeleted))
+		rec = recordOf(auditSink, ns, audit.ActionUserOverrideDeleted)
 		Expect(rec.After).To(HaveKeyWithValue("beta.dash", MatchJSON(`null`)))
 		Expect(rec.Before).To(HaveKeyWithValue("beta.other", MatchJSON(`{"enabled":true}`)))
 		Consistently(func() int { return len(recordsIn(auditSink, ns)) }).Should(Equal(4))
@@ -227,15 +269,14 @@ var _ = Describe("Override lifecycle", func() {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), &v1.UserFlagOverride{}))
 		}).Should(BeTrue())
 
-		Eventually(func() []audit.Action { return actionsIn(auditSink, ns) }).Should(Equal([]audit.Action{
-			audit.ActionFlagCreated, audit.ActionUserOverrideCreated, audit.ActionUserOverrideExpired,
+		Eventually(func() []audit.Action { return actionsOf(auditSink, ns, "short") }).Should(Equal([]audit.Action{
+			audit.ActionUserOverrideCreated, audit.ActionUserOverrideExpired,
 		}))
 		Consistently(func(g Gomega) {
 			g.Expect(actionsIn(auditSink, ns)).To(HaveLen(3))
 			g.Expect(eventsFor(g, ns, "short", v1.EventReasonOverrideExpired)).To(HaveLen(1))
 		}).Should(Succeed())
-		recs := recordsIn(auditSink, ns)
-		exp := recs[2]
+		exp := recordOf(auditSink, ns, audit.ActionUserOverrideExpired)
 		Expect(exp.Actor).To(Equal(managerActor))
 		Expect(exp.Time).To(BeTemporally("==", o.Spec.ExpiresAt.Time))
 		Expect(exp.After).To(HaveKeyWithValue("beta.dash", MatchJSON(`null`)))
@@ -260,8 +301,8 @@ var _ = Describe("Override lifecycle", func() {
 			Consistently(func(g Gomega) {
 				g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), got)).To(Succeed())
 				g.Expect(got.DeletionTimestamp).To(BeNil())
-				g.Expect(actionsIn(auditSink, ns)).To(Equal([]audit.Action{
-					audit.ActionFlagCreated, audit.ActionUserOverrideCreated, audit.ActionUserOverrideExpired,
+				g.Expect(actionsOf(auditSink, ns, "kept")).To(Equal([]audit.Action{
+					audit.ActionUserOverrideCreated, audit.ActionUserOverrideExpired,
 				}))
 			}).Should(Succeed())
 			Expect(store.Evaluate(ns, evaluator.Context{UserID: "user-1"}, "beta.dash").Value).To(Equal(false))
@@ -275,14 +316,42 @@ var _ = Describe("Override lifecycle", func() {
 		}, "GitOps"),
 	)
 
-	It("audits device overrides with the device as subject", func() {
-		Expect(k8sClient.Create(ctx, boolFlag(ns, "beta.dash", false))).To(Succeed())
-		o := deviceOverride(ns, "tablet", "tablet-9", entry("beta.dash", true))
+	It("audits a device override's whole life with the device as subject, and counts it in metrics", func() {
+		Expect(k8sClient.Create(ctx, boolFlag(ns, "metrics.device-life", false))).To(Succeed())
+		o := deviceOverride(ns, "tablet", "tablet-9", entry("metrics.device-life", true))
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
 		Eventually(func() []audit.Action { return actionsIn(auditSink, ns) }).Should(ContainElement(audit.ActionDeviceOverrideCreated))
-		recs := recordsIn(auditSink, ns)
-		Expect(recs[len(recs)-1].Subject).To(Equal(&audit.Subject{DeviceID: "tablet-9"}))
-		Expect(recs[len(recs)-1].Object.Kind).To(Equal("DeviceFlagOverride"))
+		Eventually(func() float64 {
+			return testutil.ToFloat64(overridesActive.WithLabelValues("device", "metrics.device-life"))
+		}).Should(BeNumerically(">=", 1))
+
+		created := testutil.ToFloat64(overridesTotal.WithLabelValues("device", "metrics.device-life", "created"))
+		Expect(created).To(BeNumerically(">=", 1))
+		patchSpec(o, func(o *v1.DeviceFlagOverride) {
+			o.Spec.Flags = []v1.FlagOverrideEntry{{Key: "metrics.device-life", Enabled: ptr.To(false)}}
+			o.Spec.ExpiresAt = &metav1.Time{Time: time.Now().Add(time.Second)}
+			o.Spec.OnExpiry = v1.OnExpiryRetain
+		})
+		Eventually(func() []audit.Action { return actionsIn(auditSink, ns) }).Should(ContainElement(audit.ActionDeviceOverrideExpired))
+		Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+		Eventually(func() []audit.Action { return actionsOf(auditSink, ns, "tablet") }).Should(Equal([]audit.Action{
+			audit.ActionDeviceOverrideCreated, audit.ActionDeviceOverrideUpdated,
+			audit.ActionDeviceOverrideExpired, audit.ActionDeviceOverrideDeleted,
+		}))
+		for _, r := range recordsIn(auditSink, ns) {
+			if r.Object.Name != "tablet" {
+				continue
+			}
+			Expect(r.Subject).To(Equal(&audit.Subject{DeviceID: "tablet-9"}))
+			Expect(r.Object.Kind).To(Equal("DeviceFlagOverride"))
+		}
+		Expect(testutil.ToFloat64(overridesTotal.WithLabelValues("device", "metrics.device-life", "updated"))).To(BeNumerically(">=", 1))
+		Expect(testutil.ToFloat64(overridesTotal.WithLabelValues("device", "metrics.device-life", "deleted"))).To(BeNumerically(">=", 1))
+		Eventually(func() float64 {
+			return testutil.ToFloat64(overridesActive.WithLabelValues("device", "metrics.device-life"))
+		}).Should(BeNumerically("<", 1))
+		Expect(testutil.ToFloat64(storeRevision)).To(BeNumerically(">", 0))
+		Expect(testutil.CollectAndCount(storeApplySeconds)).To(Equal(1))
 	})
 })
 
@@ -388,7 +457,7 @@ var _ = Describe("Flag lifecycle", func() {
 		Consistently(func() []audit.Action { return actionsIn(auditSink, ns) }).Should(Equal([]audit.Action{
 			audit.ActionFlagCreated, audit.ActionFlagScheduleApplied,
 		}))
-		rec := recordsIn(auditSink, ns)[1]
+		rec := recordOf(auditSink, ns, audit.ActionFlagScheduleApplied)
 		Expect(rec.Actor).To(Equal(managerActor))
 		Expect(rec.ChangedKeys).To(Equal([]string{"enabled", "rollout.percentage"}))
 		Expect(rec.Before).To(HaveKeyWithValue("rollout.percentage", MatchJSON(`0`)))

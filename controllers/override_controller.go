@@ -26,6 +26,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -130,6 +131,16 @@ func (r *OverrideReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, err
 	}
 	o := wrapOverride(cached.DeepCopyObject().(client.Object))
+	if r.auditDue(o) {
+		// About to write an audit record: decide on the object as the API server has it, not
+		// as the cache has it, so that a new leader never repeats a record that the previous
+		// one wrote and persisted just before the failover.
+		fresh, err := refetch(ctx, r.Actors.APIReader, o.obj)
+		if err != nil || fresh == nil {
+			return ctrl.Result{}, err
+		}
+		o = wrapOverride(fresh)
+	}
 	if !o.obj.GetDeletionTimestamp().IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, o)
 	}
@@ -138,7 +149,7 @@ func (r *OverrideReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	oldStatus := *wrapOverride(base).status
 	defer func() {
 		if retErr == nil && o.obj.GetDeletionTimestamp().IsZero() && !equality.Semantic.DeepEqual(oldStatus, *o.status) {
-			if err := r.Client.Status().Patch(ctx, o.obj, client.MergeFrom(base), client.FieldOwner(FieldOwner)); client.IgnoreNotFound(err) != nil {
+			if err := patchStatus(ctx, r.Client, o.obj, base); err != nil {
 				retErr = fmt.Errorf("failed to patch the status of %s %s: %w", r.Kind, req.NamespacedName, err)
 			}
 		}
@@ -161,6 +172,18 @@ func (r *OverrideReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{RequeueAfter: o.spec.ExpiresAt.Sub(r.now())}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// auditDue reports whether reconciling o may write an audit record.
+func (r *OverrideReconciler) auditDue(o override) bool {
+	if !o.obj.GetDeletionTimestamp().IsZero() {
+		return controllerutil.ContainsFinalizer(o.obj, v1.FinalizerAudit)
+	}
+	if o.status.Audited == nil || o.status.Audited.Generation != o.obj.GetGeneration() {
+		return true
+	}
+	expired := o.spec.ExpiresAt != nil && !r.now().Before(o.spec.ExpiresAt.Time)
+	return expired && !apimeta.IsStatusConditionTrue(o.status.Conditions, v1.ConditionExpired)
 }
 
 // ensureFinalizer adds the audit finalizer, except to an expired override that is about to be
@@ -403,8 +426,8 @@ func (r *OverrideReconciler) reconcileExpiry(ctx context.Context, o override, ol
 	}
 	// Persist Expired=True before deleting, so that a crash in between never records the
 	// expiry twice; then release the finalizer so that the deletion is not audited again.
-	if err := r.Client.Status().Patch(ctx, o.obj, client.MergeFrom(base), client.FieldOwner(FieldOwner)); err != nil {
-		return client.IgnoreNotFound(fmt.Errorf("failed to record the expiry in status: %w", err))
+	if err := patchStatus(ctx, r.Client, o.obj, base); err != nil {
+		return fmt.Errorf("failed to record the expiry in status: %w", err)
 	}
 	if err := r.removeFinalizer(ctx, o.obj); err != nil {
 		return err
@@ -416,6 +439,36 @@ func (r *OverrideReconciler) reconcileExpiry(ctx context.Context, o override, ol
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// statusWriteTimeout bounds a status write that must outlive the manager's shutdown.
+const statusWriteTimeout = 10 * time.Second
+
+// patchStatus patches the status of obj from base. The finalizer patch earlier in the same
+// reconcile may have moved the resourceVersion; the merge patch must not carry the old one,
+// which the API server would take as a precondition and reject as a conflict.
+//
+// The status records what was audited, so it is written even while the manager shuts down:
+// a leader that stops between an audit record and this write would make its successor
+// write the record again.
+func patchStatus(ctx context.Context, c client.Client, obj, base client.Object) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusWriteTimeout)
+	defer cancel()
+	base.SetResourceVersion(obj.GetResourceVersion())
+	return client.IgnoreNotFound(c.Status().Patch(ctx, obj, client.MergeFrom(base), client.FieldOwner(FieldOwner)))
+}
+
+// refetch reads obj from the API server, bypassing the cache. It returns nil when the object
+// is gone.
+func refetch(ctx context.Context, reader client.Reader, obj client.Object) (client.Object, error) {
+	fresh := obj.DeepCopyObject().(client.Object)
+	if err := reader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("failed to read %s/%s from the API server: %w", obj.GetNamespace(), obj.GetName(), err)
+	}
+	return fresh, nil
+}
 
 // SetupWithManager registers the reconciler. It watches its kind, the flags its overrides
 // name, and the other overrides of the same subject (whose changes can start or end a

@@ -31,9 +31,13 @@ import (
 	"github.com/flagops/flagops/evaluator"
 )
 
+// js wraps v as a JSON flag value. It is used outside Ginkgo too, so it panics rather than
+// asserting; json.Marshal only fails for values no test passes.
 func js(v any) *apiextensionsv1.JSON {
 	raw, err := json.Marshal(v)
-	Expect(err).NotTo(HaveOccurred())
+	if err != nil {
+		panic(err)
+	}
 	return &apiextensionsv1.JSON{Raw: raw}
 }
 
