@@ -37,8 +37,8 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate CRDs and RBAC from the API types and kubebuilder markers.
-	$(CONTROLLER_GEN) rbac:roleName=flagops-manager-role crd:allowDangerousTypes=false paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+manifests: controller-gen ## Generate CRDs, RBAC and webhook configurations from the API types and kubebuilder markers.
+	$(CONTROLLER_GEN) rbac:roleName=flagops-manager-role crd:allowDangerousTypes=false webhook paths="./api/..." paths="./controllers/..." paths="./internal/webhook/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac output:webhook:artifacts:config=config/webhook
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods for the API types.
@@ -89,8 +89,8 @@ build: manifests generate fmt vet ## Build the flagops binary into ./bin.
 	$(GO) build -o $(LOCALBIN)/flagops ./cmd/flagops
 
 .PHONY: run
-run: manifests generate fmt vet ## Run the manager against the cluster in ~/.kube/config.
-	$(GO) run ./cmd/flagops manager
+run: manifests generate fmt vet ## Run the manager against the cluster in ~/.kube/config (without webhooks, which the API server cannot reach here).
+	$(GO) run ./cmd/flagops manager --enable-webhooks=false
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).

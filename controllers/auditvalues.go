@@ -144,6 +144,16 @@ func (a Actors) Of(ctx context.Context, kind Kind, obj client.Object) audit.Acto
 	return audit.Actor{Username: lastManager(fresh.GetManagedFields())}
 }
 
+// OfDeletion returns the actor of obj's deletion: the user the DELETE webhook stamped in
+// flagops.dev/deleted-by, or else whoever Of names (the last modifier), since the API does
+// not record who deleted an object.
+func (a Actors) OfDeletion(ctx context.Context, kind Kind, obj client.Object) audit.Actor {
+	if name := obj.GetAnnotations()[v1.AnnotationDeletedBy]; name != "" {
+		return audit.Actor{Username: name}
+	}
+	return a.Of(ctx, kind, obj)
+}
+
 // lastManager returns the manager of the latest non-status write, other than FieldOwner.
 func lastManager(entries []metav1.ManagedFieldsEntry) string {
 	var candidates []metav1.ManagedFieldsEntry

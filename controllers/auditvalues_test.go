@@ -85,6 +85,19 @@ func TestActorsOf(t *testing.T) {
 			}
 		})
 	}
+
+	deleted := &v1.FeatureFlag{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "x", Annotations: map[string]string{
+		v1.AnnotationChangedBy: "alice", v1.AnnotationDeletedBy: "bob"}}}
+	if got := actors.OfDeletion(context.Background(), KindFeatureFlag, deleted).Username; got != "bob" {
+		t.Errorf("OfDeletion() = %q, want the deleter bob", got)
+	}
+	if got := actors.Of(context.Background(), KindFeatureFlag, deleted).Username; got != "alice" {
+		t.Errorf("Of() = %q, want the last modifier alice", got)
+	}
+	deleted.Annotations = map[string]string{v1.AnnotationChangedBy: "alice"}
+	if got := actors.OfDeletion(context.Background(), KindFeatureFlag, deleted).Username; got != "alice" {
+		t.Errorf("OfDeletion() without deleted-by = %q, want the last modifier alice", got)
+	}
 }
 
 // stubReader serves one FeatureFlag, and NotFound for anything else.

@@ -192,7 +192,7 @@ func (r *FlagReconciler) finalize(ctx context.Context, f *v1.FeatureFlag) error 
 		ID:          audit.NewID(string(f.UID), f.Generation, audit.ActionFlagDeleted, ""),
 		Time:        f.DeletionTimestamp.Time,
 		Action:      audit.ActionFlagDeleted,
-		Actor:       r.Actors.Of(ctx, KindFeatureFlag, f),
+		Actor:       r.Actors.OfDeletion(ctx, KindFeatureFlag, f),
 		Object:      objectRef(KindFeatureFlag, f),
 		ChangedKeys: changed,
 		Before:      b,

@@ -256,7 +256,7 @@ func (r *OverrideReconciler) finalize(ctx context.Context, o override) error {
 		ID:          audit.NewID(string(o.obj.GetUID()), o.obj.GetGeneration(), action, ""),
 		Time:        o.obj.GetDeletionTimestamp().Time,
 		Action:      action,
-		Actor:       r.Actors.Of(ctx, o.kind, o.obj),
+		Actor:       r.Actors.OfDeletion(ctx, o.kind, o.obj),
 		Object:      objectRef(o.kind, o.obj),
 		Subject:     o.auditSubject(),
 		ChangedKeys: changed,

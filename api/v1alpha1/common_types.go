@@ -71,6 +71,11 @@ const (
 	// AnnotationChangedBy is stamped by the mutating webhook with the name of the user
 	// who created or last updated the object.
 	AnnotationChangedBy = "flagops.dev/changed-by"
+	// AnnotationDeletedBy is stamped by the validating webhook, just before the deletion
+	// takes effect, with the name of the user who deleted the object. An object being
+	// deleted cannot be mutated by admission, so the webhook patches it on the deleter's
+	// behalf; the audit trail reads it when it records the deletion.
+	AnnotationDeletedBy = "flagops.dev/deleted-by"
 	// FinalizerAudit holds an object until its deletion has been audited.
 	FinalizerAudit = "flagops.dev/audit"
 )

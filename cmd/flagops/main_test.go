@@ -39,6 +39,9 @@ func TestRun(t *testing.T) {
 		{name: "manager stray argument", args: []string{"manager", "extra"}, wantCode: 2, wantStderr: `unexpected argument "extra"`},
 		{name: "manager bad audit sink", args: []string{"manager", "--audit-sink=ftp://audit.example"}, wantCode: 2, wantStderr: `--audit-sink "ftp://audit.example"`},
 		{name: "manager empty namespace", args: []string{"manager", "--watch-namespaces=a,,b"}, wantCode: 2, wantStderr: "--watch-namespaces: empty namespace"},
+		{name: "manager help lists webhook flags", args: []string{"manager", "--help"}, wantCode: 0, wantStdout: "-webhook-cert-dir"},
+		{name: "manager bad webhook port", args: []string{"manager", "--webhook-port=70000"}, wantCode: 2, wantStderr: "--webhook-port: 70000 is not a port number"},
+		{name: "manager zero webhook port", args: []string{"manager", "--webhook-port=0"}, wantCode: 2, wantStderr: "--webhook-port: 0 is not a port number"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,11 +39,13 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	flagopsv1alpha1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/controllers"
 	"github.com/flagops/flagops/evaluator"
 	"github.com/flagops/flagops/internal/audit"
+	flagopswebhook "github.com/flagops/flagops/internal/webhook"
 )
 
 // selfActor asks the API server who the manager is (a SelfSubjectReview, which every
@@ -72,6 +74,9 @@ type managerOptions struct {
 	watchNamespaces  string
 	auditSinks       stringList
 	auditSpoolDir    string
+	enableWebhooks   bool
+	webhookPort      int
+	webhookCertDir   string
 	zap              zap.Options
 }
 
@@ -113,6 +118,12 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 		"Where audit records go; repeat for several: stdout, file:PATH or http(s)://URL. Default stdout.")
 	fs.StringVar(&o.auditSpoolDir, "audit-spool-dir", audit.DefaultSpoolDir,
 		"Existing directory where HTTP audit sinks spool records until the receiver acknowledges them. Mount a persistent volume here so that records survive a restart.")
+	fs.BoolVar(&o.enableWebhooks, "enable-webhooks", true,
+		"Serve the admission webhooks (changed-by and deleted-by stamps, validation). Disable when the webhook configurations are not installed, e.g. when running outside the cluster.")
+	fs.IntVar(&o.webhookPort, "webhook-port", webhook.DefaultPort,
+		"Port the admission webhook server listens on.")
+	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "",
+		"Directory holding the webhook server's tls.crt and tls.key. Empty means controller-runtime's default, <temp-dir>/k8s-webhook-server/serving-certs.")
 	o.zap.BindFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "Usage: flagops manager [flags]\n\nRun the flagops controller manager against the cluster in KUBECONFIG or in-cluster config.\n\nFlags:\n")
@@ -125,6 +136,9 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.enableWebhooks && (o.webhookPort < 1 || o.webhookPort > 65535) {
+		return nil, fmt.Errorf("--webhook-port: %d is not a port number (1 to 65535)", o.webhookPort)
 	}
 	return o, nil
 }
@@ -199,7 +213,7 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme:                  newScheme(),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,
@@ -207,7 +221,16 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		LeaderElectionID:        "flagops-manager.flagops.dev",
 		LeaderElectionNamespace: o.leaderElectionNS,
 		Cache:                   cache.Options{DefaultNamespaces: namespaces, DefaultTransform: controllers.StripForCache},
-	})
+	}
+	if o.enableWebhooks {
+		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{
+			Port:    o.webhookPort,
+			CertDir: o.webhookCertDir,
+			// HTTP/2 is disabled for the same reason as for metrics.
+			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+		})
+	}
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
 		return 1
@@ -222,8 +245,20 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		log.Error(err, "Unable to set up the controllers")
 		return 1
 	}
+	if o.enableWebhooks {
+		// After controllers.Setup, which registers the cache indexes the webhooks query.
+		if err := flagopswebhook.Setup(mgr, flagopswebhook.Options{}); err != nil {
+			log.Error(err, "Unable to set up the webhooks")
+			return 1
+		}
+		// A replica receives admission requests only once its webhook server is serving.
+		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			log.Error(err, "Unable to set up the webhook readiness check")
+			return 1
+		}
+	}
 
-	log.Info("Starting the manager", "version", version, "watchNamespaces", o.watchNamespaces, "leaderElect", o.leaderElect)
+	log.Info("Starting the manager", "version", version, "watchNamespaces", o.watchNamespaces, "leaderElect", o.leaderElect, "webhooks", o.enableWebhooks)
 	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "The manager stopped with an error")
 		return 1

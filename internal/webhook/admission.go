@@ -1,0 +1,89 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package webhook
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/controllers"
+)
+
+// kindOf returns the flagops kind of the object in an admission request.
+func kindOf(req admission.Request) (controllers.Kind, bool) {
+	if req.Kind.Group != v1.GroupVersion.Group {
+		return "", false
+	}
+	k := controllers.Kind(req.Kind.Kind)
+	return k, slices.Contains(controllers.Kinds, k)
+}
+
+// specOf returns a pointer to the spec of a flagops object, for comparisons.
+func specOf(obj client.Object) any {
+	switch o := obj.(type) {
+	case *v1.FeatureFlag:
+		return &o.Spec
+	case *v1.UserFlagOverride:
+		return &o.Spec
+	case *v1.DeviceFlagOverride:
+		return &o.Spec
+	default:
+		return nil
+	}
+}
+
+// patchOp is one JSON Patch (RFC 6902) operation.
+type patchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value,omitempty"`
+}
+
+// annotationPath is the JSON Pointer (RFC 6901) of an annotation.
+func annotationPath(key string) string {
+	return "/metadata/annotations/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(key)
+}
+
+// setAnnotation returns the operation that sets an annotation, creating the annotations map
+// when the object has none.
+func setAnnotation(annotations map[string]string, key, value string) patchOp {
+	if annotations == nil {
+		return patchOp{Op: "add", Path: "/metadata/annotations", Value: map[string]string{key: value}}
+	}
+	// "add" replaces the member when it exists.
+	return patchOp{Op: "add", Path: annotationPath(key), Value: value}
+}
+
+// patched allows a request with a JSON Patch. The patch is set as raw bytes so that the
+// response carries exactly these operations.
+func patched(message string, ops ...patchOp) admission.Response {
+	resp := admission.Allowed(message)
+	raw, err := json.Marshal(ops)
+	if err != nil {
+		// patchOp holds strings and string maps only, which always marshal.
+		panic("flagops: marshal a JSON patch: " + err.Error())
+	}
+	pt := admissionv1.PatchTypeJSONPatch
+	resp.Patch, resp.PatchType = raw, &pt
+	return resp
+}

@@ -1,0 +1,104 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package webhook
+
+import (
+	"context"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	v1 "github.com/flagops/flagops/api/v1alpha1"
+)
+
+// The changed-by webhook only ever adds a JSON Patch for one annotation, and never denies a
+// request: when it is down (failurePolicy Ignore), edits still go through and the audit
+// trail falls back to managedFields for the actor.
+//
+// +kubebuilder:webhook:path=/mutate-flagops-dev-v1alpha1-changed-by,mutating=true,failurePolicy=ignore,sideEffects=None,groups=flagops.dev,resources=featureflags;userflagoverrides;deviceflagoverrides,verbs=create;update,versions=v1alpha1,name=mchangedby.flagops.dev,admissionReviewVersions=v1,timeoutSeconds=5,reinvocationPolicy=Never,serviceName=flagops-webhook-service,serviceNamespace=flagops-system
+
+// changedByStamper stamps flagops.dev/changed-by with the requesting user: on every create,
+// and on every update that changes the spec (the changes that move metadata.generation and
+// that the audit trail records). An update that leaves the spec alone, such as the
+// controllers' own finalizer patches or a label added by a tool, keeps the stamp of the
+// last spec change; if such an update edits or removes the annotation itself, the webhook
+// puts it back, so that the stamp cannot be changed without a spec change.
+type changedByStamper struct {
+	decoder admission.Decoder
+}
+
+// Handle implements admission.Handler.
+func (h *changedByStamper) Handle(ctx context.Context, req admission.Request) admission.Response {
+	log := logf.FromContext(ctx)
+	kind, ok := kindOf(req)
+	if !ok {
+		return admission.Allowed("not a flagops object")
+	}
+	user := req.UserInfo.Username
+	if user == "" {
+		return admission.Allowed("the request has no user name to record")
+	}
+	obj := kind.NewObject()
+	if err := h.decoder.Decode(req, obj); err != nil {
+		// Never block an edit for the sake of the audit trail.
+		log.Error(err, "Unable to decode the object; not stamping it", "annotation", v1.AnnotationChangedBy)
+		return admission.Allowed("the object could not be decoded; not stamped")
+	}
+	annotations := obj.GetAnnotations()
+
+	switch req.Operation {
+	case admissionv1.Create:
+		return stampChangedBy(annotations, user)
+	case admissionv1.Update:
+		old := kind.NewObject()
+		if err := h.decoder.DecodeRaw(req.OldObject, old); err != nil {
+			log.Error(err, "Unable to decode the old object; not stamping it", "annotation", v1.AnnotationChangedBy)
+			return admission.Allowed("the old object could not be decoded; not stamped")
+		}
+		if !equality.Semantic.DeepEqual(specOf(old), specOf(obj)) {
+			return stampChangedBy(annotations, user)
+		}
+		return keepChangedBy(old.GetAnnotations(), annotations)
+	default:
+		return admission.Allowed("")
+	}
+}
+
+// stampChangedBy sets the annotation to user.
+func stampChangedBy(annotations map[string]string, user string) admission.Response {
+	if cur, ok := annotations[v1.AnnotationChangedBy]; ok && cur == user {
+		return admission.Allowed("already stamped")
+	}
+	return patched("stamped "+v1.AnnotationChangedBy, setAnnotation(annotations, v1.AnnotationChangedBy, user))
+}
+
+// keepChangedBy undoes a change to the annotation made by an update that leaves the spec
+// alone.
+func keepChangedBy(old, cur map[string]string) admission.Response {
+	was, had := old[v1.AnnotationChangedBy]
+	is, has := cur[v1.AnnotationChangedBy]
+	switch {
+	case had && (!has || is != was):
+		return patched("restored "+v1.AnnotationChangedBy, setAnnotation(cur, v1.AnnotationChangedBy, was))
+	case !had && has:
+		return patched("removed "+v1.AnnotationChangedBy, patchOp{Op: "remove", Path: annotationPath(v1.AnnotationChangedBy)})
+	default:
+		return admission.Allowed("the spec did not change")
+	}
+}

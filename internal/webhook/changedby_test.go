@@ -1,0 +1,135 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package webhook
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/flagops/flagops/api/v1alpha1"
+)
+
+var _ = Describe("The changed-by stamp", func() {
+	DescribeTable("names the creator of every kind",
+		func(build func(ns string) client.Object) {
+			ns := newNamespace()
+			Expect(k8sClient.Create(ctx, boolFlag(ns, "beta.target"))).To(Succeed())
+			obj := build(ns)
+			Expect(alice.Create(ctx, obj)).To(Succeed())
+			Expect(obj.GetAnnotations()).To(HaveKeyWithValue(v1.AnnotationChangedBy, "alice"))
+			Eventually(annotation(obj, v1.AnnotationChangedBy)).Should(Equal("alice"))
+		},
+		Entry("FeatureFlag", func(ns string) client.Object { return boolFlag(ns, "beta.created") }),
+		Entry("UserFlagOverride", func(ns string) client.Object {
+			return userOverride(ns, "pilot", "user-1", on("beta.target"))
+		}),
+		Entry("DeviceFlagOverride", func(ns string) client.Object {
+			return deviceOverride(ns, "tablet", "device-1", on("beta.target"))
+		}),
+	)
+
+	It("names whoever last changed the spec, not who last touched the metadata", func() {
+		ns := newNamespace()
+		flag := boolFlag(ns, "beta.stamped")
+		Expect(alice.Create(ctx, flag)).To(Succeed())
+		Expect(flag.Annotations).To(HaveKeyWithValue(v1.AnnotationChangedBy, "alice"))
+
+		// The controller adds its audit finalizer: a metadata-only patch by the manager.
+		Eventually(func(g Gomega) []string {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(flag), flag)).To(Succeed())
+			return flag.Finalizers
+		}).Should(ContainElement(v1.FinalizerAudit))
+		Expect(flag.Annotations).To(HaveKeyWithValue(v1.AnnotationChangedBy, "alice"))
+
+		// bob changes the spec.
+		base := flag.DeepCopy()
+		flag.Spec.Enabled = false
+		Expect(bob.Patch(ctx, flag, client.MergeFrom(base))).To(Succeed())
+		Expect(flag.Annotations).To(HaveKeyWithValue(v1.AnnotationChangedBy, "bob"))
+
+		// carol only adds a label.
+		base = flag.DeepCopy()
+		flag.Labels = map[string]string{"team": "billing"}
+		Expect(carol.Patch(ctx, flag, client.MergeFrom(base))).To(Succeed())
+		Expect(flag.Labels).To(HaveKeyWithValue("team", "billing"))
+		Expect(flag.Annotations).To(HaveKeyWithValue(v1.AnnotationChangedBy, "bob"))
+		Consistently(annotation(flag, v1.AnnotationChangedBy)).Should(Equal("bob"))
+	})
+
+	It("stamps a spec update of an override", func() {
+		ns := newNamespace()
+		Expect(k8sClient.Create(ctx, boolFlag(ns, "beta.a"))).To(Succeed())
+		Expect(k8sClient.Create(ctx, boolFlag(ns, "beta.b"))).To(Succeed())
+		o := userOverride(ns, "pilot", "user-1", on("beta.a"))
+		Expect(alice.Create(ctx, o)).To(Succeed())
+
+		base := o.DeepCopy()
+		o.Spec.Flags = append(o.Spec.Flags, on("beta.b"))
+		Expect(bob.Patch(ctx, o, client.MergeFrom(base))).To(Succeed())
+		Expect(o.Annotations).To(HaveKeyWithValue(v1.AnnotationChangedBy, "bob"))
+		Eventually(annotation(o, v1.AnnotationChangedBy)).Should(Equal("bob"))
+	})
+
+	It("replaces a hand-written stamp on create and on a spec change", func() {
+		ns := newNamespace()
+		flag := boolFlag(ns, "beta.forged")
+		flag.Annotations = map[string]string{v1.AnnotationChangedBy: "mallory"}
+		Expect(alice.Create(ctx, flag)).To(Succeed())
+		Expect(flag.Annotations).To(HaveKeyWithValue(v1.AnnotationChangedBy, "alice"))
+
+		base := flag.DeepCopy()
+		flag.Spec.Description = "changed"
+		flag.Annotations[v1.AnnotationChangedBy] = "mallory"
+		Expect(bob.Patch(ctx, flag, client.MergeFrom(base))).To(Succeed())
+		Expect(flag.Annotations).To(HaveKeyWithValue(v1.AnnotationChangedBy, "bob"))
+	})
+
+	It("keeps the stamp when a metadata-only update edits or removes it", func() {
+		ns := newNamespace()
+		flag := boolFlag(ns, "beta.kept")
+		flag.Annotations = map[string]string{"team": "billing"}
+		Expect(alice.Create(ctx, flag)).To(Succeed())
+
+		base := flag.DeepCopy()
+		flag.Annotations[v1.AnnotationChangedBy] = "mallory"
+		Expect(carol.Patch(ctx, flag, client.MergeFrom(base))).To(Succeed())
+		Expect(flag.Annotations).To(HaveKeyWithValue(v1.AnnotationChangedBy, "alice"))
+
+		base = flag.DeepCopy()
+		delete(flag.Annotations, v1.AnnotationChangedBy)
+		Expect(carol.Patch(ctx, flag, client.MergeFrom(base))).To(Succeed())
+		Expect(flag.Annotations).To(HaveKeyWithValue(v1.AnnotationChangedBy, "alice"))
+		Expect(flag.Annotations).To(HaveKeyWithValue("team", "billing"))
+
+		// Removing every annotation at once is undone the same way.
+		base = flag.DeepCopy()
+		flag.Annotations = nil
+		Expect(carol.Patch(ctx, flag, client.MergeFrom(base))).To(Succeed())
+		Expect(flag.Annotations).To(Equal(map[string]string{v1.AnnotationChangedBy: "alice"}))
+	})
+
+	It("stamps dry-run requests without persisting anything", func() {
+		ns := newNamespace()
+		flag := boolFlag(ns, "beta.dry")
+		Expect(carol.Create(ctx, flag, client.DryRunAll)).To(Succeed())
+		Expect(flag.Annotations).To(HaveKeyWithValue(v1.AnnotationChangedBy, "carol"))
+		err := k8sClient.Get(ctx, client.ObjectKeyFromObject(flag), &v1.FeatureFlag{})
+		Expect(client.IgnoreNotFound(err)).To(Succeed())
+		Expect(err).To(HaveOccurred(), "a dry-run create persists nothing")
+	})
+})

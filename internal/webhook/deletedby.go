@@ -1,0 +1,152 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/controllers"
+)
+
+// The deleted-by webhook never denies a deletion: it is a separate webhook with
+// failurePolicy Ignore, so that a down webhook never blocks deletes, and it allows the
+// request even when it could not stamp the object. Its patch is a side effect, which it skips
+// on dry-run requests (sideEffects NoneOnDryRun).
+//
+// +kubebuilder:webhook:path=/validate-flagops-dev-v1alpha1-deleted-by,mutating=false,failurePolicy=ignore,sideEffects=NoneOnDryRun,groups=flagops.dev,resources=featureflags;userflagoverrides;deviceflagoverrides,verbs=delete,versions=v1alpha1,name=vdeletedby.flagops.dev,admissionReviewVersions=v1,timeoutSeconds=10,serviceName=flagops-webhook-service,serviceNamespace=flagops-system
+
+// deletedByPatchTimeout bounds the patch, well within the webhook's timeoutSeconds.
+const deletedByPatchTimeout = 5 * time.Second
+
+// deletedByStamper records who deletes a flagops object. Admission cannot mutate an object
+// that is being deleted, so on DELETE it patches flagops.dev/deleted-by onto the object with
+// the manager's client (field owner flagops-manager) before the API server goes on with the
+// deletion. The audit finalizer keeps the object until the controllers have recorded the
+// deletion, so they read the annotation from the object they audit.
+//
+// The API server calls the webhook again when the object changed under the deletion (the
+// patch itself changes it). The object then already names the deleter, and the webhook does
+// not patch it again, so the deletion goes through on the second attempt.
+type deletedByStamper struct {
+	decoder admission.Decoder
+	// client writes the patch.
+	client client.Client
+	// reader reads the object from the API server after a conflict.
+	reader client.Reader
+}
+
+// Handle implements admission.Handler.
+func (h *deletedByStamper) Handle(ctx context.Context, req admission.Request) admission.Response {
+	log := logf.FromContext(ctx)
+	kind, ok := kindOf(req)
+	if !ok || req.Operation != admissionv1.Delete {
+		return admission.Allowed("")
+	}
+	if req.DryRun != nil && *req.DryRun {
+		return admission.Allowed("dry run: not stamped")
+	}
+	user := req.UserInfo.Username
+	if user == "" {
+		return admission.Allowed("the request has no user name to record")
+	}
+	obj := kind.NewObject()
+	if err := h.decoder.DecodeRaw(req.OldObject, obj); err != nil {
+		log.Error(err, "Unable to decode the object being deleted; not stamping it", "annotation", v1.AnnotationDeletedBy)
+		return admission.Allowed("the object could not be decoded; not stamped")
+	}
+	if reason := skipStamp(obj, user); reason != "" {
+		return admission.Allowed(reason)
+	}
+	if req.Options.Raw != nil {
+		var opts metav1.DeleteOptions
+		if err := json.Unmarshal(req.Options.Raw, &opts); err == nil &&
+			opts.Preconditions != nil && opts.Preconditions.ResourceVersion != nil {
+			// The patch would change the resourceVersion and fail the deletion.
+			log.V(1).Info("Not stamping: the deletion has a resourceVersion precondition", "annotation", v1.AnnotationDeletedBy)
+			return admission.Allowed("the deletion has a resourceVersion precondition; not stamped")
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, deletedByPatchTimeout)
+	defer cancel()
+	if err := h.stamp(ctx, kind, obj, user); err != nil {
+		// Never block a deletion for the sake of the audit trail.
+		log.Error(err, "Unable to record the deleter; the deletion goes ahead", "annotation", v1.AnnotationDeletedBy, "user", user)
+		return admission.Allowed("the deleter could not be recorded")
+	}
+	return admission.Allowed("stamped " + v1.AnnotationDeletedBy)
+}
+
+// skipStamp says why obj needs no stamp, or returns "".
+func skipStamp(obj client.Object, user string) string {
+	switch {
+	case !obj.GetDeletionTimestamp().IsZero():
+		// A deletion is already under way; the first deleter is the one on record.
+		return "already being deleted"
+	case obj.GetAnnotations()[v1.AnnotationDeletedBy] == user:
+		return "already stamped"
+	default:
+		return ""
+	}
+}
+
+// stamp patches the annotation onto obj. The patch carries the resourceVersion, so it never
+// lands on a newer version (or a re-created object of the same name) unchecked; after a
+// conflict the object is read again and checked.
+func (h *deletedByStamper) stamp(ctx context.Context, kind controllers.Kind, obj client.Object, user string) error {
+	uid := obj.GetUID()
+	first := true
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if !first {
+			fresh := kind.NewObject()
+			if err := h.reader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
+				return client.IgnoreNotFound(err)
+			}
+			if fresh.GetUID() != uid || skipStamp(fresh, user) != "" {
+				return nil
+			}
+			obj = fresh
+		}
+		first = false
+		patch := map[string]any{"metadata": map[string]any{
+			"resourceVersion": obj.GetResourceVersion(),
+			"annotations":     map[string]string{v1.AnnotationDeletedBy: user},
+		}}
+		raw, err := json.Marshal(patch)
+		if err != nil {
+			return fmt.Errorf("failed to build the patch: %w", err)
+		}
+		err = h.client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, raw), client.FieldOwner(controllers.FieldOwner))
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
+}
