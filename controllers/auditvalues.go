@@ -110,6 +110,23 @@ func fromStatusValues(m map[string]apiextensionsv1.JSON) map[string]json.RawMess
 	return out
 }
 
+// nowOr returns clock(), or time.Now() when clock is nil.
+func nowOr(clock func() time.Time) time.Time {
+	if clock != nil {
+		return clock()
+	}
+	return time.Now()
+}
+
+// writeRecord builds the audit record of change c at time at and writes it to sink.
+func writeRecord(ctx context.Context, sink audit.Sink, at time.Time, c audit.Change) (audit.Record, error) {
+	rec := audit.NewRecord(at, c)
+	if err := sink.Write(ctx, rec); err != nil {
+		return rec, fmt.Errorf("failed to write the %s audit record: %w", c.Action, err)
+	}
+	return rec, nil
+}
+
 // objectRef identifies obj in an audit record.
 func objectRef(kind Kind, obj client.Object) audit.ObjectRef {
 	return audit.ObjectRef{

@@ -59,12 +59,7 @@ type FlagReconciler struct {
 	Now func() time.Time
 }
 
-func (r *FlagReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
+func (r *FlagReconciler) now() time.Time { return nowOr(r.Now) }
 
 // Reconcile brings one flag's finalizer, audit trail and status up to date.
 func (r *FlagReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
@@ -160,19 +155,10 @@ func (r *FlagReconciler) reconcileAudit(ctx context.Context, f *v1.FeatureFlag) 
 		before = fromStatusValues(last.Values)
 	}
 	after := flagValues(f)
-	if changed, b, a := audit.Diff(before, after); len(changed) > 0 {
-		rec := audit.Record{
-			ID:          audit.NewID(string(f.UID), f.Generation, action, ""),
-			Time:        r.now(),
-			Action:      action,
-			Actor:       r.Actors.Of(ctx, KindFeatureFlag, f),
-			Object:      objectRef(KindFeatureFlag, f),
-			ChangedKeys: changed,
-			Before:      b,
-			After:       a,
-		}
-		if err := r.Audit.Write(ctx, rec); err != nil {
-			return fmt.Errorf("failed to write the %s audit record: %w", action, err)
+	if changed, _, _ := audit.Diff(before, after); len(changed) > 0 {
+		if _, err := writeRecord(ctx, r.Audit, r.now(), audit.Change{Action: action, Actor: r.Actors.Of(ctx, KindFeatureFlag, f),
+			Object: objectRef(KindFeatureFlag, f), Before: before, After: after}); err != nil {
+			return err
 		}
 	}
 	f.Status.Audited = &v1.AuditState{Generation: f.Generation, Values: toStatusValues(after)}
@@ -187,19 +173,9 @@ func (r *FlagReconciler) finalize(ctx context.Context, f *v1.FeatureFlag) error 
 	if f.Status.Audited != nil {
 		before = fromStatusValues(f.Status.Audited.Values)
 	}
-	changed, b, a := audit.Diff(before, nil)
-	rec := audit.Record{
-		ID:          audit.NewID(string(f.UID), f.Generation, audit.ActionFlagDeleted, ""),
-		Time:        f.DeletionTimestamp.Time,
-		Action:      audit.ActionFlagDeleted,
-		Actor:       r.Actors.OfDeletion(ctx, KindFeatureFlag, f),
-		Object:      objectRef(KindFeatureFlag, f),
-		ChangedKeys: changed,
-		Before:      b,
-		After:       a,
-	}
-	if err := r.Audit.Write(ctx, rec); err != nil {
-		return fmt.Errorf("failed to write the %s audit record: %w", audit.ActionFlagDeleted, err)
+	if _, err := writeRecord(ctx, r.Audit, f.DeletionTimestamp.Time, audit.Change{Action: audit.ActionFlagDeleted,
+		Actor: r.Actors.OfDeletion(ctx, KindFeatureFlag, f), Object: objectRef(KindFeatureFlag, f), Before: before}); err != nil {
+		return err
 	}
 	base := f.DeepCopy()
 	controllerutil.RemoveFinalizer(f, v1.FinalizerAudit)
@@ -266,23 +242,15 @@ func (r *FlagReconciler) reconcileSchedule(ctx context.Context, f *v1.FeatureFla
 		if !at.After(since) {
 			continue
 		}
-		changed, b, a := audit.Diff(stateThrough(f, i-1).values(), stateThrough(f, i).values())
 		stamp := at.UTC().Format(time.RFC3339Nano)
-		rec := audit.Record{
-			ID:          audit.NewID(string(f.UID), f.Generation, audit.ActionFlagScheduleApplied, stamp),
-			Time:        at,
-			Action:      audit.ActionFlagScheduleApplied,
-			Actor:       r.Actors.Self,
-			Object:      objectRef(KindFeatureFlag, f),
-			ChangedKeys: changed,
-			Before:      b,
-			After:       a,
-		}
-		if err := r.Audit.Write(ctx, rec); err != nil {
-			return time.Time{}, fmt.Errorf("failed to write the %s audit record: %w", audit.ActionFlagScheduleApplied, err)
+		rec, err := writeRecord(ctx, r.Audit, at, audit.Change{Action: audit.ActionFlagScheduleApplied, Actor: r.Actors.Self,
+			Object: objectRef(KindFeatureFlag, f), Discriminator: stamp,
+			Before: stateThrough(f, i-1).values(), After: stateThrough(f, i).values()})
+		if err != nil {
+			return time.Time{}, err
 		}
 		r.Recorder.Eventf(f, nil, corev1.EventTypeNormal, v1.EventReasonScheduleApplied, "Schedule",
-			"the schedule step at %s took effect: %s", stamp, describeChange(changed, a))
+			"the schedule step at %s took effect: %s", stamp, describeChange(rec.ChangedKeys, rec.After))
 		f.Status.LastScheduleApplied = &metav1.Time{Time: at}
 	}
 	return next, nil

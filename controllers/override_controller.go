@@ -117,12 +117,7 @@ type OverrideReconciler struct {
 	Now func() time.Time
 }
 
-func (r *OverrideReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
+func (r *OverrideReconciler) now() time.Time { return nowOr(r.Now) }
 
 // Reconcile brings one override's finalizer, audit trail, status and expiry up to date.
 func (r *OverrideReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
@@ -219,23 +214,13 @@ func (r *OverrideReconciler) reconcileAudit(ctx context.Context, o override) err
 		before = fromStatusValues(last.Values)
 	}
 	after := overrideValues(o.spec)
-	changed, b, a := audit.Diff(before, after)
-	if len(changed) > 0 {
-		rec := audit.Record{
-			ID:          audit.NewID(string(o.obj.GetUID()), gen, action, ""),
-			Time:        r.now(),
-			Action:      action,
-			Actor:       r.Actors.Of(ctx, o.kind, o.obj),
-			Object:      objectRef(o.kind, o.obj),
-			Subject:     o.auditSubject(),
-			ChangedKeys: changed,
-			Before:      b,
-			After:       a,
+	if changed, _, _ := audit.Diff(before, after); len(changed) > 0 {
+		rec, err := writeRecord(ctx, r.Audit, r.now(), audit.Change{Action: action, Actor: r.Actors.Of(ctx, o.kind, o.obj),
+			Object: objectRef(o.kind, o.obj), Subject: o.auditSubject(), Before: before, After: after})
+		if err != nil {
+			return err
 		}
-		if err := r.Audit.Write(ctx, rec); err != nil {
-			return fmt.Errorf("failed to write the %s audit record: %w", action, err)
-		}
-		countOverrideChange(o.metricKind(), action, changed)
+		countOverrideChange(o.metricKind(), action, rec.ChangedKeys)
 	}
 	o.status.Audited = &v1.AuditState{Generation: gen, Values: toStatusValues(after)}
 	return nil
@@ -251,22 +236,12 @@ func (r *OverrideReconciler) finalize(ctx context.Context, o override) error {
 		before = fromStatusValues(o.status.Audited.Values)
 	}
 	action := o.action("deleted")
-	changed, b, a := audit.Diff(before, nil)
-	rec := audit.Record{
-		ID:          audit.NewID(string(o.obj.GetUID()), o.obj.GetGeneration(), action, ""),
-		Time:        o.obj.GetDeletionTimestamp().Time,
-		Action:      action,
-		Actor:       r.Actors.OfDeletion(ctx, o.kind, o.obj),
-		Object:      objectRef(o.kind, o.obj),
-		Subject:     o.auditSubject(),
-		ChangedKeys: changed,
-		Before:      b,
-		After:       a,
+	rec, err := writeRecord(ctx, r.Audit, o.obj.GetDeletionTimestamp().Time, audit.Change{Action: action,
+		Actor: r.Actors.OfDeletion(ctx, o.kind, o.obj), Object: objectRef(o.kind, o.obj), Subject: o.auditSubject(), Before: before})
+	if err != nil {
+		return err
 	}
-	if err := r.Audit.Write(ctx, rec); err != nil {
-		return fmt.Errorf("failed to write the %s audit record: %w", action, err)
-	}
-	countOverrideChange(o.metricKind(), action, changed)
+	countOverrideChange(o.metricKind(), action, rec.ChangedKeys)
 	return r.removeFinalizer(ctx, o.obj)
 }
 
@@ -388,23 +363,12 @@ func (r *OverrideReconciler) reconcileExpiry(ctx context.Context, o override, ol
 	gen := o.obj.GetGeneration()
 	if !apimeta.IsStatusConditionTrue(old.Conditions, v1.ConditionExpired) {
 		action := o.action("expired")
-		values := overrideValues(o.spec)
-		changed, b, a := audit.Diff(values, nil)
-		rec := audit.Record{
-			ID:          audit.NewID(string(o.obj.GetUID()), gen, action, ""),
-			Time:        o.spec.ExpiresAt.Time,
-			Action:      action,
-			Actor:       r.Actors.Self,
-			Object:      objectRef(o.kind, o.obj),
-			Subject:     o.auditSubject(),
-			ChangedKeys: changed,
-			Before:      b,
-			After:       a,
+		rec, err := writeRecord(ctx, r.Audit, o.spec.ExpiresAt.Time, audit.Change{Action: action, Actor: r.Actors.Self,
+			Object: objectRef(o.kind, o.obj), Subject: o.auditSubject(), Before: overrideValues(o.spec)})
+		if err != nil {
+			return err
 		}
-		if err := r.Audit.Write(ctx, rec); err != nil {
-			return fmt.Errorf("failed to write the %s audit record: %w", action, err)
-		}
-		countOverrideChange(o.metricKind(), action, changed)
+		countOverrideChange(o.metricKind(), action, rec.ChangedKeys)
 		r.Recorder.Eventf(o.obj, nil, corev1.EventTypeNormal, v1.EventReasonOverrideExpired, "Expire",
 			"the override expired at %s", o.spec.ExpiresAt.UTC().Format(time.RFC3339))
 	}
