@@ -1,0 +1,360 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/flagops/flagops/evaluator"
+)
+
+// decode reads and decodes the request body, writing the error response on
+// failure.
+func (s *server) decode(w http.ResponseWriter, r *http.Request, key string) (request, bool) {
+	buf := s.readBody(w, r, key)
+	if buf == nil {
+		return request{}, false
+	}
+	req, err := decodeRequest(buf.Bytes(), s.lim)
+	putBuf(buf)
+	if err != nil {
+		s.writeRequestError(w, key, err)
+		return request{}, false
+	}
+	return req, true
+}
+
+func (s *server) writeRequestError(w http.ResponseWriter, key string, err error) {
+	var re *requestError
+	code := codeGeneral
+	if errors.As(err, &re) {
+		code = re.code
+	}
+	s.writeError(w, http.StatusBadRequest, key, code, err.Error())
+}
+
+// ofrepSingle serves POST /ofrep/v1/evaluate/flags/{key}.
+func (s *server) ofrepSingle(w http.ResponseWriter, r *http.Request, ns evaluator.Namespace, _ string) {
+	key := r.PathValue("key")
+	req, ok := s.decode(w, r, key)
+	if !ok {
+		return
+	}
+	res := ns.Evaluate(req.ctx, key)
+	switch res.ErrorCode {
+	case evaluator.ErrorNone:
+	case evaluator.ErrorFlagNotFound:
+		s.writeError(w, http.StatusNotFound, key, codeFlagNotFound,
+			"flag "+strconv.Quote(key)+" not found in namespace "+strconv.Quote(ns.Name()))
+		return
+	default:
+		s.writeError(w, http.StatusBadRequest, key, res.ErrorCode.String(), res.ErrorMessage)
+		return
+	}
+	buf := getBuf()
+	buf.Write(appendOFREPResult(buf.AvailableBuffer(), &res))
+	s.writeJSON(w, http.StatusOK, buf.Bytes())
+	putBuf(buf)
+}
+
+// appendOFREPResult appends the OFREP representation of one result: the
+// success object, or the error object for an evaluation error.
+func appendOFREPResult(b []byte, res *evaluator.Result) []byte {
+	b = append(b, `{"key":`...)
+	b = appendString(b, res.Key)
+	if res.ErrorCode != evaluator.ErrorNone {
+		b = append(b, `,"errorCode":`...)
+		b = appendString(b, res.ErrorCode.String())
+		b = append(b, `,"errorDetails":`...)
+		b = appendString(b, res.ErrorMessage)
+		return append(b, '}')
+	}
+	if res.Raw != nil {
+		b = append(b, `,"value":`...)
+		b = append(b, res.Raw...)
+	}
+	b = append(b, `,"reason":"`...)
+	b = append(b, res.Reason.String()...)
+	b = append(b, '"')
+	if res.Variant != "" {
+		b = append(b, `,"variant":`...)
+		b = appendString(b, res.Variant)
+	}
+	b = append(b, `,"metadata":{"source":`...)
+	b = appendString(b, res.Source)
+	b = append(b, `,"enabled":`...)
+	b = strconv.AppendBool(b, res.Enabled)
+	return append(b, "}}"...)
+}
+
+// ofrepBulk serves POST /ofrep/v1/evaluate/flags.
+func (s *server) ofrepBulk(w http.ResponseWriter, r *http.Request, ns evaluator.Namespace, prefix string) {
+	req, ok := s.decode(w, r, "")
+	if !ok {
+		return
+	}
+	rp := resultsPool.Get().(*[]evaluator.Result)
+	results := ns.EvaluateAllInto(*rp, req.ctx)
+
+	buf := getBuf()
+	b := buf.AvailableBuffer()
+	b = append(b, `{"flags":[`...)
+	for i := range results {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendOFREPResult(b, &results[i])
+	}
+	b = append(b, `],"metadata":{"namespace":`...)
+	b = appendString(b, ns.Name())
+	b = append(b, `,"revision":`...)
+	b = strconv.AppendUint(b, ns.Revision(), 10)
+	b = append(b, `},"eventStreams":[{"type":"sse","endpoint":{"requestUri":`...)
+	b = appendString(b, prefix+"/ofrep/v1/sse")
+	b = append(b, "}}]}"...)
+	buf.Write(b)
+
+	clear(results)
+	*rp = results[:0]
+	resultsPool.Put(rp)
+
+	// The tag covers the revision, the context and the body: evaluation
+	// reads the clock, so an override expiry or a schedule step changes
+	// the result before a write bumps the revision.
+	h := hashContext(fnvOffset.str(ns.Name()), &req.ctx).bytes(buf.Bytes())
+	etag := `"r` + strconv.FormatUint(ns.Revision(), 10) + "-" + strconv.FormatUint(uint64(h), 16) + `"`
+	w.Header().Set("ETag", etag)
+	if etagMatches(r.Header.Get("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		putBuf(buf)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, buf.Bytes())
+	putBuf(buf)
+}
+
+// etagMatches implements the weak comparison of If-None-Match (RFC 9110
+// 13.1.2) against a strong tag.
+func etagMatches(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	for part := range strings.SplitSeq(header, ",") {
+		part = strings.TrimSpace(part)
+		if part == "*" || strings.TrimPrefix(part, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// nativeFlag is one flag of the native API's response.
+type nativeFlag struct {
+	Value        json.RawMessage `json:"value,omitempty"`
+	Enabled      bool            `json:"enabled"`
+	Variant      string          `json:"variant,omitempty"`
+	Reason       string          `json:"reason"`
+	Source       string          `json:"source,omitempty"`
+	ErrorCode    string          `json:"errorCode,omitempty"`
+	ErrorDetails string          `json:"errorDetails,omitempty"`
+	// Override is set by the user view when a user override exists for
+	// the flag.
+	Override *overrideView `json:"override,omitempty"`
+}
+
+func nativeOf(res *evaluator.Result) nativeFlag {
+	f := nativeFlag{
+		Value: res.Raw, Enabled: res.Enabled, Variant: res.Variant,
+		Reason: res.Reason.String(), Source: res.Source,
+	}
+	if res.ErrorCode != evaluator.ErrorNone {
+		f.ErrorCode, f.ErrorDetails = res.ErrorCode.String(), res.ErrorMessage
+	}
+	return f
+}
+
+type nativeResponse struct {
+	Namespace string                `json:"namespace"`
+	Revision  uint64                `json:"revision"`
+	Flags     map[string]nativeFlag `json:"flags"`
+}
+
+// native serves POST /v1/evaluate.
+func (s *server) native(w http.ResponseWriter, r *http.Request, ns evaluator.Namespace, _ string) {
+	req, ok := s.decode(w, r, "")
+	if !ok {
+		return
+	}
+	resp := nativeResponse{Namespace: ns.Name(), Revision: ns.Revision()}
+	if req.flags == nil {
+		results := ns.EvaluateAll(req.ctx)
+		resp.Flags = make(map[string]nativeFlag, len(results))
+		for i := range results {
+			resp.Flags[results[i].Key] = nativeOf(&results[i])
+		}
+	} else {
+		resp.Flags = make(map[string]nativeFlag, len(req.flags))
+		for _, key := range req.flags {
+			if _, dup := resp.Flags[key]; dup {
+				continue
+			}
+			res := ns.Evaluate(req.ctx, key)
+			if res.Source == evaluator.SourceRoleGate && res.Reason == evaluator.ReasonDisabled {
+				continue
+			}
+			if res.ErrorCode == evaluator.ErrorFlagNotFound {
+				res.ErrorMessage = "flag " + strconv.Quote(key) + " not found in namespace " + strconv.Quote(ns.Name())
+			}
+			resp.Flags[key] = nativeOf(&res)
+		}
+	}
+	s.marshal(w, http.StatusOK, resp)
+}
+
+func (s *server) marshal(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("encoding response", "error", err)
+		s.writeError(w, http.StatusInternalServerError, "", codeGeneral, fmt.Errorf("encoding response: %w", err).Error())
+		return
+	}
+	s.writeJSON(w, status, body)
+}
+
+// overrideView is the user override deciding (or eligible to decide) a
+// flag for a user.
+type overrideView struct {
+	Key       string              `json:"key"`
+	Object    evaluator.ObjectRef `json:"object"`
+	Source    string              `json:"source"`
+	CreatedAt string              `json:"createdAt"`
+	ExpiresAt string              `json:"expiresAt,omitempty"`
+	Reason    string              `json:"reason,omitempty"`
+	Mode      string              `json:"mode"`
+	Value     json.RawMessage     `json:"value,omitempty"`
+	// Applied is false when a step before the user override (for example
+	// a device override or the role gate) decided the flag instead.
+	Applied bool `json:"applied"`
+}
+
+type userResponse struct {
+	Namespace string                `json:"namespace"`
+	Revision  uint64                `json:"revision"`
+	UserID    string                `json:"userId"`
+	Flags     map[string]nativeFlag `json:"flags"`
+	// Overrides lists every user override entry that applies now, also
+	// for flags the flags map leaves out (role-gated flags).
+	Overrides []overrideView `json:"overrides"`
+}
+
+const timeFormat = "2006-01-02T15:04:05.999999999Z07:00"
+
+// userFlags serves GET /v1/users/{userId}/flags.
+func (s *server) userFlags(w http.ResponseWriter, r *http.Request, ns evaluator.Namespace, _ string) {
+	userID := r.PathValue("userId")
+	if len(userID) > s.lim.maxAttrBytes {
+		s.writeError(w, http.StatusBadRequest, "", codeInvalidContext,
+			fmt.Sprintf("userId: value is %d bytes, more than the limit of %d", len(userID), s.lim.maxAttrBytes))
+		return
+	}
+	results := ns.EvaluateAll(evaluator.Context{UserID: userID})
+	resp := userResponse{
+		Namespace: ns.Name(), Revision: ns.Revision(), UserID: userID,
+		Flags: make(map[string]nativeFlag, len(results)), Overrides: []overrideView{},
+	}
+	for i := range results {
+		resp.Flags[results[i].Key] = nativeOf(&results[i])
+	}
+	for _, info := range ns.UserOverrides(userID) {
+		ov := overrideView{
+			Key: info.Key, Object: info.Object, Source: info.Source, CreatedAt: info.CreatedAt.UTC().Format(timeFormat),
+			Reason: info.Reason, Mode: info.Mode, Value: info.Value,
+		}
+		if info.ExpiresAt != nil {
+			ov.ExpiresAt = info.ExpiresAt.UTC().Format(timeFormat)
+		}
+		if f, ok := resp.Flags[info.Key]; ok {
+			ov.Applied = f.Source == info.Source
+			fo := ov
+			f.Override = &fo
+			resp.Flags[info.Key] = f
+		}
+		resp.Overrides = append(resp.Overrides, ov)
+	}
+	s.marshal(w, http.StatusOK, resp)
+}
+
+// explainParams are the query parameters naming well-known attributes.
+var explainParams = map[string]bool{
+	evaluator.AttrTargetingKey: true, evaluator.AttrUserID: true, evaluator.AttrOrgID: true,
+	evaluator.AttrRole: true, evaluator.AttrDeviceID: true, evaluator.AttrDeviceClass: true,
+}
+
+const attrPrefix = "attr."
+
+type explainResponse struct {
+	evaluator.Trace
+	// Text is the trace rendered for humans.
+	Text string `json:"text"`
+}
+
+// explain serves GET /v1/flags/{key}/explain.
+func (s *server) explain(w http.ResponseWriter, r *http.Request, ns evaluator.Namespace, _ string) {
+	key := r.PathValue("key")
+	ctx, err := s.explainContext(r)
+	if err != nil {
+		s.writeRequestError(w, key, err)
+		return
+	}
+	tr := ns.Explain(key, ctx)
+	if tr.Result.ErrorCode == evaluator.ErrorFlagNotFound {
+		s.writeError(w, http.StatusNotFound, key, codeFlagNotFound,
+			"flag "+strconv.Quote(key)+" not found in namespace "+strconv.Quote(ns.Name()))
+		return
+	}
+	s.marshal(w, http.StatusOK, explainResponse{Trace: tr, Text: tr.String()})
+}
+
+// explainContext builds the context of an explain request from its query:
+// well-known attributes by name, free attributes as attr.<name> (string
+// values). Unknown, repeated or empty-named parameters are rejected.
+func (s *server) explainContext(r *http.Request) (evaluator.Context, error) {
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		return evaluator.Context{}, err
+	}
+	m := make(map[string]any, len(q))
+	for name, vals := range q {
+		attr := name
+		switch {
+		case explainParams[name]:
+		case strings.HasPrefix(name, attrPrefix) && len(name) > len(attrPrefix):
+			attr = name[len(attrPrefix):]
+			if explainParams[attr] {
+				return evaluator.Context{}, &requestError{code: codeInvalidQuery,
+					err: fmt.Errorf("query parameter %q: %s is a well-known attribute; use %s=", name, attr, attr)}
+			}
+		default:
+			return evaluator.Context{}, &requestError{code: codeInvalidQuery,
+				err: fmt.Errorf("unknown query parameter %q (want targetingKey, userId, orgId, role, deviceId, deviceClass or attr.<name>)", name)}
+		}
+		if len(vals) > 1 {
+			return evaluator.Context{}, &requestError{code: codeInvalidQuery,
+				err: fmt.Errorf("query parameter %q is given %d times", name, len(vals))}
+		}
+		m[attr] = vals[0]
+	}
+	return contextFromMap(m, s.lim)
+}
+
+func parseQuery(raw string) (map[string][]string, error) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, &requestError{code: codeInvalidQuery, err: fmt.Errorf("malformed query: %w", err)}
+	}
+	return q, nil
+}

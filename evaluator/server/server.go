@@ -1,0 +1,295 @@
+// Package server serves a flag store over HTTP: the OpenFeature Remote
+// Evaluation Protocol (OFREP), a native JSON API, a per-user view and a
+// decision-trace endpoint. It depends only on the standard library and the
+// evaluator package, so the controller, the sidecar and local mode can all
+// mount it.
+//
+// # Routes
+//
+// Every route is served both unprefixed (against Options.DefaultNamespace)
+// and under /namespaces/{namespace}:
+//
+//	POST /ofrep/v1/evaluate/flags/{key}   OFREP single evaluation
+//	POST /ofrep/v1/evaluate/flags         OFREP bulk evaluation (ETag, 304)
+//	POST /v1/evaluate                     native evaluation
+//	GET  /v1/users/{userId}/flags         effective flags and overrides of a user
+//	GET  /v1/flags/{key}/explain          decision trace
+//	GET  /healthz                         liveness (unprefixed only)
+//
+// A namespace without flags in the current snapshot is unknown: 404.
+//
+// # Errors
+//
+// Every error body is JSON: {"key" (when a flag key is involved),
+// "errorCode", "errorDetails"}. OFREP codes are used where they exist
+// (PARSE_ERROR, INVALID_CONTEXT, FLAG_NOT_FOUND, GENERAL); other conditions
+// use NAMESPACE_NOT_FOUND, PAYLOAD_TOO_LARGE, INVALID_QUERY, NOT_FOUND and
+// METHOD_NOT_ALLOWED.
+//
+// TARGETING_KEY_MISSING is never returned: the evaluator treats a context
+// without a principal as valid (a rollout serves the off value, rules on a
+// missing attribute do not match), so a missing targeting key is not an
+// error for any flag.
+//
+// An empty (or whitespace-only) request body is accepted as an empty
+// context; the Content-Type header is not checked.
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/flagops/flagops/evaluator"
+)
+
+// Defaults for Options.
+const (
+	DefaultMaxBodyBytes      = 64 << 10
+	DefaultMaxAttributes     = 64
+	DefaultMaxAttributeBytes = 1 << 10
+)
+
+// Options configures the handler. Zero values select the defaults.
+type Options struct {
+	// DefaultNamespace is the namespace served by the unprefixed routes.
+	DefaultNamespace string
+	// MaxBodyBytes limits request bodies; larger bodies get 413.
+	MaxBodyBytes int64
+	// MaxAttributes limits the number of context attributes (well-known
+	// and free).
+	MaxAttributes int
+	// MaxAttributeBytes limits the length of an attribute name and of a
+	// string attribute value.
+	MaxAttributeBytes int
+	// Logger receives internal errors (failed writes, encoding failures).
+	// Nil discards them.
+	Logger *slog.Logger
+}
+
+// Error codes used besides the OpenFeature ones.
+const (
+	codeParse             = "PARSE_ERROR"
+	codeInvalidContext    = "INVALID_CONTEXT"
+	codeFlagNotFound      = "FLAG_NOT_FOUND"
+	codeGeneral           = "GENERAL"
+	codeNamespaceNotFound = "NAMESPACE_NOT_FOUND"
+	codeTooLarge          = "PAYLOAD_TOO_LARGE"
+	codeInvalidQuery      = "INVALID_QUERY"
+	codeNotFound          = "NOT_FOUND"
+	codeMethodNotAllowed  = "METHOD_NOT_ALLOWED"
+)
+
+type server struct {
+	store *evaluator.Store
+	opts  Options
+	lim   limits
+	log   *slog.Logger
+	known atomic.Pointer[nsCache]
+}
+
+// nsCache remembers which namespaces of one snapshot have flags, so that
+// the hot path does not list namespaces per request.
+type nsCache struct {
+	snap  *evaluator.Snapshot
+	names map[string]struct{}
+}
+
+var (
+	jsonCT      = []string{"application/json"}
+	bufPool     = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	resultsPool = sync.Pool{New: func() any { s := make([]evaluator.Result, 0, 64); return &s }}
+)
+
+// maxPooledBuf is the largest buffer returned to the pool.
+const maxPooledBuf = 1 << 20
+
+// New returns the HTTP handler serving store.
+func New(store *evaluator.Store, opts Options) http.Handler {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.MaxAttributes <= 0 {
+		opts.MaxAttributes = DefaultMaxAttributes
+	}
+	if opts.MaxAttributeBytes <= 0 {
+		opts.MaxAttributeBytes = DefaultMaxAttributeBytes
+	}
+	s := &server{
+		store: store,
+		opts:  opts,
+		lim:   limits{maxAttrs: opts.MaxAttributes, maxAttrBytes: opts.MaxAttributeBytes},
+		log:   opts.Logger,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	routes := []struct {
+		method, path string
+		nsCode       string
+		h            func(http.ResponseWriter, *http.Request, evaluator.Namespace, string)
+	}{
+		// OFREP clients map 404 to FLAG_NOT_FOUND; keep the code they
+		// expect and say in the details that the namespace is unknown.
+		{http.MethodPost, "/ofrep/v1/evaluate/flags/{key}", codeFlagNotFound, s.ofrepSingle},
+		{http.MethodPost, "/ofrep/v1/evaluate/flags", codeNamespaceNotFound, s.ofrepBulk},
+		{http.MethodPost, "/v1/evaluate", codeNamespaceNotFound, s.native},
+		{http.MethodGet, "/v1/users/{userId}/flags", codeNamespaceNotFound, s.userFlags},
+		{http.MethodGet, "/v1/flags/{key}/explain", codeNamespaceNotFound, s.explain},
+	}
+	for _, rt := range routes {
+		for _, prefix := range []string{"", "/namespaces/{namespace}"} {
+			mux.Handle(rt.method+" "+prefix+rt.path, s.withNamespace(prefix != "", rt.nsCode, rt.h))
+			mux.Handle(prefix+rt.path, methodNotAllowed(rt.method))
+		}
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		s.writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
+	})
+	mux.Handle("/healthz", methodNotAllowed(http.MethodGet))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, http.StatusNotFound, "", codeNotFound, "no route for "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+func methodNotAllowed(allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeErrorBody(w, http.StatusMethodNotAllowed, "", codeMethodNotAllowed,
+			"method "+r.Method+" is not allowed; use "+allow)
+	})
+}
+
+// withNamespace resolves the namespace of a request, answers 404 for a
+// namespace without flags and hands the handle on.
+func (s *server) withNamespace(prefixed bool, nsCode string, h func(http.ResponseWriter, *http.Request, evaluator.Namespace, string)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := s.opts.DefaultNamespace
+		prefix := ""
+		if prefixed {
+			name = r.PathValue("namespace")
+			prefix = "/namespaces/" + url.PathEscape(name)
+		}
+		snap := s.store.Snapshot()
+		if !s.hasNamespace(snap, name) {
+			s.writeError(w, http.StatusNotFound, r.PathValue("key"), nsCode,
+				"namespace "+strconv.Quote(name)+" not found: it has no flags")
+			return
+		}
+		h(w, r, snap.Namespace(name), prefix)
+	})
+}
+
+func (s *server) hasNamespace(snap *evaluator.Snapshot, name string) bool {
+	old := s.known.Load()
+	c := old
+	if c == nil || c.snap != snap {
+		c = &nsCache{snap: snap, names: make(map[string]struct{})}
+		for _, n := range snap.Namespaces() {
+			if len(snap.Namespace(n).Keys()) > 0 {
+				c.names[n] = struct{}{}
+			}
+		}
+		// A request holding an older snapshot must not replace a newer
+		// cache; losing the race only costs a recomputation.
+		if old == nil || old.snap.Revision() < snap.Revision() {
+			s.known.CompareAndSwap(old, c)
+		}
+	}
+	_, ok := c.names[name]
+	return ok
+}
+
+// readBody reads the request body into a pooled buffer. It writes the
+// error response itself and returns nil on failure; the caller must
+// release the buffer with putBuf.
+func (s *server) readBody(w http.ResponseWriter, r *http.Request, key string) *bytes.Buffer {
+	if r.ContentLength > s.opts.MaxBodyBytes {
+		s.writeTooLarge(w, key)
+		return nil
+	}
+	buf := getBuf()
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		putBuf(buf)
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.writeTooLarge(w, key)
+			return nil
+		}
+		s.writeError(w, http.StatusBadRequest, key, codeParse, fmt.Errorf("reading request body: %w", err).Error())
+		return nil
+	}
+	return buf
+}
+
+func (s *server) writeTooLarge(w http.ResponseWriter, key string) {
+	s.writeError(w, http.StatusRequestEntityTooLarge, key, codeTooLarge,
+		"request body exceeds "+strconv.FormatInt(s.opts.MaxBodyBytes, 10)+" bytes")
+}
+
+func getBuf() *bytes.Buffer {
+	b := bufPool.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBuf {
+		bufPool.Put(b)
+	}
+}
+
+func (s *server) writeJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header()["Content-Type"] = jsonCT
+	w.WriteHeader(status)
+	if _, err := w.Write(body); err != nil {
+		s.log.Debug("writing response", "error", err)
+	}
+}
+
+func (s *server) writeError(w http.ResponseWriter, status int, key, code, details string) {
+	writeErrorBody(w, status, key, code, details)
+}
+
+func writeErrorBody(w http.ResponseWriter, status int, key, code, details string) {
+	b := make([]byte, 0, 64+len(key)+len(details))
+	b = append(b, '{')
+	if key != "" {
+		b = append(b, `"key":`...)
+		b = appendString(b, key)
+		b = append(b, ',')
+	}
+	b = append(b, `"errorCode":`...)
+	b = appendString(b, code)
+	b = append(b, `,"errorDetails":`...)
+	b = appendString(b, details)
+	b = append(b, '}')
+	w.Header()["Content-Type"] = jsonCT
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// requestError is a decoding or validation failure of a request.
+type requestError struct {
+	code string
+	err  error
+	// msg, when set, replaces err's message.
+	msg string
+}
+
+func (e *requestError) Error() string {
+	if e.msg != "" {
+		return e.msg
+	}
+	return e.err.Error()
+}
+func (e *requestError) Unwrap() error { return e.err }
