@@ -1,0 +1,463 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package localdir serves flags from a directory of manifests, with no cluster: it is the
+// engine of `flagops serve --dir DIR`.
+//
+// A directory holds FeatureFlag, UserFlagOverride and DeviceFlagOverride manifests, the same
+// ones as for kubectl: *.yaml, *.yml and *.json files (not in subdirectories; names starting
+// with a dot, such as editors' lock and swap files, and kustomization.yaml are ignored),
+// several documents per file. A Loader validates them exactly as a cluster would admit them:
+//
+//  1. strict decoding: unknown and duplicate fields are errors;
+//  2. the CRD's OpenAPI schema, with defaults applied, its list types and its CEL rules,
+//     using the API server's own libraries against the embedded CRDs (config/crd), and
+//     the metadata rules (metadata.name is a DNS subdomain);
+//  3. the admission policy and the FeatureFlag webhook: the spec compiles (types of
+//     values, JSON Schema, RE2 patterns, numbers, versions);
+//  4. the override webhook's cross-object rules within the directory, per namespace:
+//     every entry names a FeatureFlag of the directory, override values match their
+//     flag, no two active overrides of the same kind set the same (subject, flag), and no
+//     two objects of a kind share a namespace and name.
+//
+// An object without metadata.namespace belongs to the default namespace: Options.Namespace,
+// or else the one namespace that the files name if there is exactly one, or else "default".
+// Expiry and schedules are not errors: the store follows the clock.
+//
+// The loaded set is applied to an *evaluator.Store as a diff against what the loader
+// applied before, in one Apply batch, so change sets are exact. When any document has any
+// problem nothing is applied: the store keeps the last good state, and Load returns a
+// *LoadError naming the file, the document, the object and the field of each problem.
+// Watch reloads on change.
+package localdir
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/evaluator"
+)
+
+// DefaultNamespace is the namespace of objects without metadata.namespace when the files
+// name no namespace, or several.
+const DefaultNamespace = "default"
+
+// DefaultDebounce is how long Watch waits after the last change in a burst before it
+// reloads.
+const DefaultDebounce = 100 * time.Millisecond
+
+// Options configure a Loader.
+type Options struct {
+	// Namespace is the namespace of objects without metadata.namespace. Empty means the one
+	// namespace named in the files if there is exactly one, else DefaultNamespace.
+	Namespace string
+	// Logger receives Watch's reports: every rejected file with its errors, and every
+	// applied change. Nil discards them.
+	Logger *slog.Logger
+	// Debounce is how long Watch waits for a burst of changes (an editor writing temporary
+	// files and renaming them) to end. Zero means DefaultDebounce.
+	Debounce time.Duration
+	// Now is the clock that decides which overrides are active, for conflicts, and the
+	// creation time of new overrides. Nil means time.Now.
+	Now func() time.Time
+}
+
+// ObjectRef names an object and the file that defines it.
+type ObjectRef struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	File      string `json:"file,omitempty"`
+}
+
+func (r ObjectRef) String() string { return r.Kind + " " + r.Namespace + "/" + r.Name }
+
+// Result is the outcome of a successful Load.
+type Result struct {
+	// Revision is the store revision that serves the directory: the new one when
+	// something changed, else the current one.
+	Revision uint64
+	// Objects lists every object of the directory, sorted by kind, namespace and name.
+	Objects []ObjectRef
+	// Upserted lists the objects that were new or changed; Deleted those that were removed.
+	Upserted []ObjectRef
+	Deleted  []ObjectRef
+	// Changes is the store's change set; empty when nothing was applied.
+	Changes evaluator.ChangeSet
+}
+
+// Loader loads a directory into a store. Its methods are safe for concurrent use.
+type Loader struct {
+	dir   string
+	store *evaluator.Store
+	opts  Options
+
+	mu      sync.Mutex
+	applied map[objKey]appliedObj
+	nss     []string
+}
+
+type objKey struct {
+	kind, namespace, name string
+}
+
+type appliedObj struct {
+	fingerprint string
+	created     time.Time
+}
+
+// New returns a Loader of dir into store. It checks that dir is a directory and loads
+// nothing yet.
+func New(dir string, store *evaluator.Store, opts Options) (*Loader, error) {
+	if store == nil {
+		return nil, errors.New("localdir: nil store")
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("localdir: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("localdir: %s is not a directory", dir)
+	}
+	if _, err := schemas(); err != nil {
+		return nil, fmt.Errorf("localdir: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = DefaultDebounce
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Loader{dir: dir, store: store, opts: opts, applied: map[objKey]appliedObj{}}, nil
+}
+
+// Dir returns the directory.
+func (l *Loader) Dir() string { return l.dir }
+
+// Namespaces returns the namespaces of the objects last applied, sorted.
+func (l *Loader) Namespaces() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.nss)
+}
+
+// isManifest reports whether a file name is one that the loader reads. Kustomize's own
+// files are skipped, so that a kustomize directory such as config/samples can be served as
+// it is.
+func isManifest(name string) bool {
+	if strings.HasPrefix(name, ".") {
+		return false
+	}
+	switch strings.ToLower(name) {
+	case "kustomization.yaml", "kustomization.yml":
+		return false
+	}
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return false
+}
+
+// Load reads and validates the directory and, when every document is valid, applies it to
+// the store as a diff against the last good state. On any problem nothing is applied and
+// the error is a *LoadError listing them all (or the error reading the directory).
+func (l *Loader) Load() (Result, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	objs, err := l.read(context.Background())
+	if err != nil {
+		return Result{}, err
+	}
+	return l.apply(objs)
+}
+
+// read reads, decodes and validates every file.
+func (l *Loader) read(ctx context.Context) ([]*object, error) {
+	entries, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("localdir: read directory: %w", err)
+	}
+	var docs []*document
+	var errs []FileError
+	for _, e := range entries {
+		if !isManifest(e.Name()) {
+			continue
+		}
+		file := filepath.Join(l.dir, e.Name())
+		if !e.Type().IsRegular() {
+			// Follow symbolic links to files; skip directories and the like.
+			fi, err := os.Stat(file)
+			if err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // removed while reading; the watcher reloads again
+			}
+			errs = append(errs, FileError{File: file, Err: fmt.Errorf("read: %w", err)})
+			continue
+		}
+		d, fe := decodeFile(file, data)
+		docs = append(docs, d...)
+		errs = append(errs, fe...)
+	}
+
+	ns := l.defaultNamespace(docs)
+	var objs []*object
+	// Flags that exist but are invalid: overrides naming them are not reported again.
+	broken := map[[2]string]bool{}
+	for _, d := range docs {
+		o, fe := d.validate(ctx, ns)
+		if len(fe) > 0 {
+			errs = append(errs, fe...)
+			if d.kind == kindFeatureFlag {
+				broken[[2]string{cmp.Or(d.namespace, ns), d.name}] = true
+			}
+			continue
+		}
+		objs = append(objs, o)
+	}
+	errs = append(errs, crossCheck(objs, broken, l.opts.Now())...)
+	if len(errs) > 0 {
+		slices.SortStableFunc(errs, func(a, b FileError) int {
+			return cmp.Or(strings.Compare(a.File, b.File), cmp.Compare(a.Doc, b.Doc))
+		})
+		return nil, &LoadError{Errors: errs}
+	}
+	return objs, nil
+}
+
+func (l *Loader) defaultNamespace(docs []*document) string {
+	if l.opts.Namespace != "" {
+		return l.opts.Namespace
+	}
+	found := ""
+	for _, d := range docs {
+		switch {
+		case d.namespace == "" || d.namespace == found:
+		case found == "":
+			found = d.namespace
+		default:
+			return DefaultNamespace
+		}
+	}
+	return cmp.Or(found, DefaultNamespace)
+}
+
+// crossCheck applies the override webhook's rules to the set: duplicate names, entries for
+// unknown flags, values that fail their flag, and conflicts between active overrides.
+func crossCheck(objs []*object, broken map[[2]string]bool, now time.Time) []FileError {
+	var errs []FileError
+	seen := map[objKey]*object{}
+	flags := map[[2]string]*object{}
+	var overrides []*object
+	for _, o := range objs {
+		k := objKey{o.kind, o.namespace, o.name}
+		if first := seen[k]; first != nil {
+			errs = append(errs, o.doc.fail("metadata.name", &field.Error{
+				Type: field.ErrorTypeDuplicate, Field: "metadata.name", BadValue: o.name,
+				Detail: fmt.Sprintf("%s %s/%s is also defined in %s, document %d", o.kind, o.namespace, o.name, first.doc.file, first.doc.index)}))
+			continue
+		}
+		seen[k] = o
+		if o.kind == kindFeatureFlag {
+			flags[[2]string{o.namespace, o.name}] = o
+		} else {
+			overrides = append(overrides, o)
+		}
+	}
+
+	type pair struct {
+		kind                    evaluator.SubjectKind
+		namespace, subject, key string
+	}
+	claimed := map[pair]*object{}
+	for _, o := range overrides {
+		active := (o.spec.Enabled == nil || *o.spec.Enabled) &&
+			(o.spec.ExpiresAt == nil || now.Before(o.spec.ExpiresAt.Time))
+		for i, e := range o.spec.Flags {
+			path := field.NewPath("spec", "flags").Index(i)
+			fk := [2]string{o.namespace, e.Key}
+			f := flags[fk]
+			if f == nil {
+				if !broken[fk] {
+					errs = append(errs, o.doc.fail(path.Child("key").String(), &field.Error{
+						Type: field.ErrorTypeNotFound, Field: path.Child("key").String(), BadValue: e.Key,
+						Detail: fmt.Sprintf("no FeatureFlag %q in namespace %q", e.Key, o.namespace)}))
+				}
+				continue
+			}
+			if servesValue(e) {
+				if err := f.compiled.CheckValue(e.Value.Raw); err != nil {
+					errs = append(errs, o.doc.fail(path.Child("value").String(),
+						field.Invalid(path.Child("value"), shownValue(e.Value.Raw), fmt.Sprintf("flag %q: %v", e.Key, err))))
+					continue
+				}
+			}
+			if !active {
+				continue
+			}
+			p := pair{o.subjectKind, o.namespace, o.subject, e.Key}
+			if other := claimed[p]; other != nil {
+				errs = append(errs, o.doc.fail(path.Child("key").String(), &field.Error{
+					Type: field.ErrorTypeDuplicate, Field: path.Child("key").String(), BadValue: e.Key,
+					Detail: fmt.Sprintf("%s %q (%s, document %d) already overrides flag %q for %s %q; only one %s per %s and flag can apply",
+						other.kind, other.name, other.doc.file, other.doc.index, e.Key, o.subjectKind, o.subject, o.kind, o.subjectKind)}))
+				continue
+			}
+			claimed[p] = o
+		}
+	}
+	return errs
+}
+
+// servesValue reports whether an entry serves its own value, which must then match the
+// flag: enabled false serves the off value whatever value says, and null is no value.
+func servesValue(e v1.FlagOverrideEntry) bool {
+	if e.Enabled != nil && !*e.Enabled {
+		return false
+	}
+	if e.Value == nil {
+		return false
+	}
+	t := bytes.TrimSpace(e.Value.Raw)
+	return len(t) != 0 && string(t) != "null"
+}
+
+// maxShownValue caps the size of a bad value quoted in a message, in bytes of JSON.
+const maxShownValue = 256
+
+func shownValue(raw []byte) any {
+	if len(raw) > maxShownValue {
+		return field.OmitValueType{}
+	}
+	return json.RawMessage(raw)
+}
+
+// apply diffs objs against the last good state and applies the difference.
+func (l *Loader) apply(objs []*object) (Result, error) {
+	now := l.opts.Now()
+	desired := make(map[objKey]appliedObj, len(objs))
+	var res Result
+	var flagOps, ovOps, delOps []evaluator.Op
+	nsSet := map[string]struct{}{}
+	slices.SortFunc(objs, func(a, b *object) int {
+		return cmp.Or(strings.Compare(a.kind, b.kind), strings.Compare(a.namespace, b.namespace), strings.Compare(a.name, b.name))
+	})
+	for _, o := range objs {
+		k := objKey{o.kind, o.namespace, o.name}
+		ref := ObjectRef{Kind: o.kind, Namespace: o.namespace, Name: o.name, File: o.doc.file}
+		res.Objects = append(res.Objects, ref)
+		nsSet[o.namespace] = struct{}{}
+		prev, had := l.applied[k]
+		cur := appliedObj{created: now}
+		if had {
+			cur.created = prev.created
+		}
+		var op evaluator.Op
+		var err error
+		if o.kind == kindFeatureFlag {
+			cur.fingerprint, err = fingerprint(o.flag.Spec)
+			op = evaluator.UpsertCompiledFlag(o.namespace, o.compiled)
+		} else {
+			ov := o.override
+			cur.fingerprint, err = fingerprint(ov)
+			ov.CreatedAt = cur.created
+			op = evaluator.UpsertOverride(ov)
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("localdir: %s: %w", ref, err)
+		}
+		desired[k] = cur
+		if had && prev.fingerprint == cur.fingerprint {
+			continue
+		}
+		res.Upserted = append(res.Upserted, ref)
+		if o.kind == kindFeatureFlag {
+			flagOps = append(flagOps, op)
+		} else {
+			ovOps = append(ovOps, op)
+		}
+	}
+	var removed []objKey
+	for k := range l.applied {
+		if _, ok := desired[k]; !ok {
+			removed = append(removed, k)
+		}
+	}
+	slices.SortFunc(removed, func(a, b objKey) int {
+		return cmp.Or(strings.Compare(a.kind, b.kind), strings.Compare(a.namespace, b.namespace), strings.Compare(a.name, b.name))
+	})
+	for _, k := range removed {
+		res.Deleted = append(res.Deleted, ObjectRef{Kind: k.kind, Namespace: k.namespace, Name: k.name})
+		switch k.kind {
+		case kindFeatureFlag:
+			delOps = append(delOps, evaluator.DeleteFlag(k.namespace, k.name))
+		case kindUserOverride:
+			delOps = append(delOps, evaluator.DeleteOverride(evaluator.SubjectUser, k.namespace, k.name))
+		default:
+			delOps = append(delOps, evaluator.DeleteOverride(evaluator.SubjectDevice, k.namespace, k.name))
+		}
+	}
+
+	ops := slices.Concat(flagOps, ovOps, delOps)
+	if len(ops) == 0 {
+		res.Revision = l.store.Snapshot().Revision()
+	} else {
+		snap, cs, err := l.store.Apply(ops...)
+		if err != nil {
+			return Result{}, fmt.Errorf("localdir: apply: %w", err)
+		}
+		res.Revision, res.Changes = snap.Revision(), cs
+	}
+	l.applied = desired
+	l.nss = make([]string, 0, len(nsSet))
+	for ns := range nsSet {
+		l.nss = append(l.nss, ns)
+	}
+	slices.Sort(l.nss)
+	return res, nil
+}
+
+// fingerprint identifies what an object makes the store serve.
+func fingerprint(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("fingerprint: %w", err)
+	}
+	return string(b), nil
+}
