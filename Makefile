@@ -72,8 +72,14 @@ verify: manifests generate fmt tidy kustomize ## Regenerate everything, check th
 envtest: ## Build (once, then cached) the test control plane and print its directory.
 	@hack/setup-envtest.sh
 
+# The OFREP client test runs the OpenFeature JavaScript SDK (test/ofrep); its npm packages are
+# installed from the lock file once, and again only when the lock file changes.
+OFREP_HARNESS := test/ofrep/node_modules/.package-lock.json
+$(OFREP_HARNESS): test/ofrep/package-lock.json
+	cd test/ofrep && npm ci --no-audit --no-fund --loglevel=error
+
 .PHONY: test
-test: manifests generate fmt vet ## Run every test, on a real kube-apiserver and etcd built by hack/setup-envtest.sh.
+test: manifests generate fmt vet $(OFREP_HARNESS) ## Run every test, on a real kube-apiserver and etcd built by hack/setup-envtest.sh.
 	@assets="$$(hack/setup-envtest.sh)"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
 	KUBEBUILDER_ASSETS="$$assets" $(GO) test $(PKGS) -coverprofile cover.out $(TESTFLAGS)
