@@ -51,6 +51,7 @@ type Store struct {
 	gen       uint64
 	deadlines deadlineHeap
 	compactAt int
+	feed      feed
 }
 
 // NewStore returns an empty store at revision 0.
@@ -59,6 +60,10 @@ func NewStore(opts ...Option) *Store {
 	for _, o := range opts {
 		o(s)
 	}
+	if s.feed.ring == nil {
+		s.feed.ring = make([]ChangeSet, DefaultChangeHistory)
+	}
+	s.feed.notify = make(chan struct{})
 	s.cur.Store(&Snapshot{asOf: s.clock.Now(), clock: s.clock, nss: map[string]*nsState{}})
 	return s
 }
@@ -472,7 +477,7 @@ func (s *Store) commit(now time.Time, ops []Op, comp []compiled) (*Snapshot, Cha
 			}
 		}
 	}
-	s.cur.Store(snap)
+	s.feed.publish(&s.cur, snap, cs)
 	s.compact(snap)
 	return snap, cs
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,8 +98,22 @@ func (s *server) ofrepBulk(w http.ResponseWriter, r *http.Request, ns evaluator.
 	if !ok {
 		return
 	}
+	buf, etag := bulkResponse(ns, &req.ctx, prefix)
+	w.Header().Set("ETag", etag)
+	if etagMatches(r.Header.Get("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		putBuf(buf)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, buf.Bytes())
+	putBuf(buf)
+}
+
+// bulkResponse renders the OFREP bulk response for ctx into a pooled
+// buffer (release it with putBuf) and returns its entity tag.
+func bulkResponse(ns evaluator.Namespace, ctx *evaluator.Context, prefix string) (*bytes.Buffer, string) {
 	rp := resultsPool.Get().(*[]evaluator.Result)
-	results := ns.EvaluateAllInto(*rp, req.ctx)
+	results := ns.EvaluateAllInto(*rp, *ctx)
 
 	buf := getBuf()
 	b := buf.AvailableBuffer()
@@ -125,16 +140,8 @@ func (s *server) ofrepBulk(w http.ResponseWriter, r *http.Request, ns evaluator.
 	// The tag covers the revision, the context and the body: evaluation
 	// reads the clock, so an override expiry or a schedule step changes
 	// the result before a write bumps the revision.
-	h := hashContext(fnvOffset.str(ns.Name()), &req.ctx).bytes(buf.Bytes())
-	etag := `"r` + strconv.FormatUint(ns.Revision(), 10) + "-" + strconv.FormatUint(uint64(h), 16) + `"`
-	w.Header().Set("ETag", etag)
-	if etagMatches(r.Header.Get("If-None-Match"), etag) {
-		w.WriteHeader(http.StatusNotModified)
-		putBuf(buf)
-		return
-	}
-	s.writeJSON(w, http.StatusOK, buf.Bytes())
-	putBuf(buf)
+	h := hashContext(fnvOffset.str(ns.Name()), ctx).bytes(buf.Bytes())
+	return buf, `"r` + strconv.FormatUint(ns.Revision(), 10) + "-" + strconv.FormatUint(uint64(h), 16) + `"`
 }
 
 // etagMatches implements the weak comparison of If-None-Match (RFC 9110

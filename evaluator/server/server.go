@@ -14,17 +14,66 @@
 //	POST /v1/evaluate                     native evaluation
 //	GET  /v1/users/{userId}/flags         effective flags and overrides of a user
 //	GET  /v1/flags/{key}/explain          decision trace
+//	GET  /v1/stream                       server-sent events for devices
+//	GET  /ofrep/v1/sse                    OFREP event stream
 //	GET  /healthz                         liveness (unprefixed only)
 //
 // A namespace without flags in the current snapshot is unknown: 404.
+//
+// # Event streams
+//
+// GET /v1/stream takes the context from the query parameters userId, orgId,
+// role, deviceId, deviceClass and targetingKey (others: 400 INVALID_QUERY
+// naming them). A deviceClass eligible for device overrides of no flag of
+// the namespace (for example charger with the default classes) gets 403
+// DEVICE_CLASS_NOT_ELIGIBLE. Beyond Options.MaxSubscribers open streams the
+// answer is 503 TOO_MANY_SUBSCRIBERS with Retry-After.
+//
+// The response (text/event-stream, Cache-Control: no-cache, no write
+// timeout, flushed after every event) starts with "retry: <ms>" and an
+// event "snapshot" whose id is the revision and whose data is
+// {"namespace","revision","flags"}, flags being the map of POST
+// /v1/evaluate (role-gated flags left out). Afterwards an event
+// "device.feature-flags.changed" with data {"revision","changed":{key:
+// flag},"removed":[key]} is sent only when this subscriber's effective
+// values differ from what it was last sent. A comment ": heartbeat" is
+// written every Options.Heartbeat.
+//
+// One dispatcher goroutine per handler (running while streams are open)
+// follows Store.Changes and fans each batch of change sets out: a flag
+// change re-evaluates that key for the subscribers of its namespace, a
+// user or device override change only that key for the subscribers of
+// that (namespace, userId) or (namespace, deviceId), against the current
+// snapshot. Override expiries and schedule steps reach streams when the
+// store's owner calls Tick.
+//
+// A reconnecting client sends Last-Event-ID (or the lastEventId query
+// parameter). If the store still retains the change sets since that
+// revision, the stream starts with one changed event holding the current
+// values of every key touched for the subscriber since then (removed:
+// deleted or now role-gated keys), or with nothing when none was touched;
+// otherwise it starts with a snapshot. A Last-Event-ID that is not a
+// revision number gets 400 INVALID_QUERY.
+//
+// Each stream has a buffer of Options.SubscriberBuffer pending events; a
+// subscriber that falls further behind has its pending events dropped and
+// gets one fresh snapshot when it catches up, so a slow client never
+// delays the dispatcher or other clients.
+//
+// GET /ofrep/v1/sse is the same subscription for OFREP clients. It sends
+// no snapshot; whenever the subscriber's effective values change (or after
+// an overflow, or on a resume whose history is gone) it sends a data-only
+// event {"type":"refetchEvaluation","etag","lastModified"}: etag is the
+// ETag the bulk evaluation for that context returns at that revision and
+// lastModified the time of the write (HTTP date).
 //
 // # Errors
 //
 // Every error body is JSON: {"key" (when a flag key is involved),
 // "errorCode", "errorDetails"}. OFREP codes are used where they exist
 // (PARSE_ERROR, INVALID_CONTEXT, FLAG_NOT_FOUND, GENERAL); other conditions
-// use NAMESPACE_NOT_FOUND, PAYLOAD_TOO_LARGE, INVALID_QUERY, NOT_FOUND and
-// METHOD_NOT_ALLOWED.
+// use NAMESPACE_NOT_FOUND, PAYLOAD_TOO_LARGE, INVALID_QUERY, NOT_FOUND,
+// METHOD_NOT_ALLOWED, DEVICE_CLASS_NOT_ELIGIBLE and TOO_MANY_SUBSCRIBERS.
 //
 // TARGETING_KEY_MISSING is never returned: the evaluator treats a context
 // without a principal as valid (a rollout serves the off value, rules on a
@@ -45,6 +94,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/flagops/flagops/evaluator"
 )
@@ -71,6 +121,26 @@ type Options struct {
 	// Logger receives internal errors (failed writes, encoding failures).
 	// Nil discards them.
 	Logger *slog.Logger
+
+	// Heartbeat is the interval of the comment lines keeping event
+	// streams alive. Zero selects DefaultHeartbeat.
+	Heartbeat time.Duration
+	// NewTicker, when set, replaces time.NewTicker for heartbeats; it
+	// returns the tick channel and a stop function (tests inject ticks).
+	NewTicker func(d time.Duration) (<-chan time.Time, func())
+	// SubscriberBuffer is the number of events a stream may have pending;
+	// beyond it the pending events are dropped and one fresh snapshot is
+	// sent instead. Zero selects DefaultSubscriberBuffer.
+	SubscriberBuffer int
+	// MaxSubscribers caps the number of open streams; more get 503 with
+	// Retry-After. Zero means unlimited.
+	MaxSubscribers int
+	// Retry is the reconnection delay advertised to stream clients (the
+	// SSE retry field) and, rounded up to seconds, the Retry-After of a
+	// 503. Zero selects DefaultRetry.
+	Retry time.Duration
+	// Metrics, when set, receives stream instrumentation.
+	Metrics Metrics
 }
 
 // Error codes used besides the OpenFeature ones.
@@ -86,12 +156,31 @@ const (
 	codeMethodNotAllowed  = "METHOD_NOT_ALLOWED"
 )
 
+func (o *Options) streamDefaults() {
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = DefaultHeartbeat
+	}
+	if o.NewTicker == nil {
+		o.NewTicker = systemTicker
+	}
+	if o.SubscriberBuffer <= 0 {
+		o.SubscriberBuffer = DefaultSubscriberBuffer
+	}
+	if o.Retry <= 0 {
+		o.Retry = DefaultRetry
+	}
+	if o.Metrics == nil {
+		o.Metrics = noMetrics{}
+	}
+}
+
 type server struct {
 	store *evaluator.Store
 	opts  Options
 	lim   limits
 	log   *slog.Logger
 	known atomic.Pointer[nsCache]
+	hub   *hub
 }
 
 // nsCache remembers which namespaces of one snapshot have flags, so that
@@ -121,6 +210,7 @@ func New(store *evaluator.Store, opts Options) http.Handler {
 	if opts.MaxAttributeBytes <= 0 {
 		opts.MaxAttributeBytes = DefaultMaxAttributeBytes
 	}
+	opts.streamDefaults()
 	s := &server{
 		store: store,
 		opts:  opts,
@@ -130,6 +220,7 @@ func New(store *evaluator.Store, opts Options) http.Handler {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.hub = newHub(store, &s.opts)
 	mux := http.NewServeMux()
 	routes := []struct {
 		method, path string
@@ -143,6 +234,8 @@ func New(store *evaluator.Store, opts Options) http.Handler {
 		{http.MethodPost, "/v1/evaluate", codeNamespaceNotFound, s.native},
 		{http.MethodGet, "/v1/users/{userId}/flags", codeNamespaceNotFound, s.userFlags},
 		{http.MethodGet, "/v1/flags/{key}/explain", codeNamespaceNotFound, s.explain},
+		{http.MethodGet, "/v1/stream", codeNamespaceNotFound, s.nativeStream},
+		{http.MethodGet, "/ofrep/v1/sse", codeNamespaceNotFound, s.ofrepStream},
 	}
 	for _, rt := range routes {
 		for _, prefix := range []string{"", "/namespaces/{namespace}"} {
