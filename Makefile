@@ -58,7 +58,7 @@ tidy: ## Tidy go.mod and go.sum.
 
 .PHONY: verify
 verify: manifests generate fmt tidy kustomize ## Regenerate everything, check the kustomizations build, and fail if the tree is dirty.
-	@for k in config/default config/crd config/samples; do \
+	@for k in config/default config/crd config/samples config/sidecar; do \
 		$(KUSTOMIZE) build $$k >/dev/null || { echo "error: kustomize build $$k failed" >&2; exit 1; }; \
 	done
 	@if [ -n "$$(git status --porcelain)" ]; then \
@@ -83,6 +83,10 @@ test: manifests generate fmt vet $(OFREP_HARNESS) ## Run every test, on a real k
 	@assets="$$(hack/setup-envtest.sh)"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
 	KUBEBUILDER_ASSETS="$$assets" $(GO) test $(PKGS) -coverprofile cover.out $(TESTFLAGS)
+
+.PHONY: demo
+demo: ## Run flagops on a local control plane (CRDs, webhooks, manager, samples) and print commands to try; Ctrl-C stops it.
+	@assets="$$(hack/setup-envtest.sh)"; KUBEBUILDER_ASSETS="$$assets" $(GO) run ./hack/demo
 
 .PHONY: bench
 bench: ## Run the Go benchmarks (speed targets live here, never in unit tests).

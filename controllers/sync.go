@@ -111,7 +111,6 @@ type Syncer struct {
 	flags   map[types.NamespacedName]FlagState
 
 	synced atomic.Bool
-	wake   chan struct{}
 }
 
 // NewSyncer returns a Syncer that reads objects through reader (the manager's cache).
@@ -121,7 +120,6 @@ func NewSyncer(reader client.Reader, store *evaluator.Store) *Syncer {
 		store:   store,
 		applied: map[objKey]string{},
 		flags:   map[types.NamespacedName]FlagState{},
-		wake:    make(chan struct{}, 1),
 	}
 }
 
@@ -201,8 +199,8 @@ func deleteOp(kind Kind, nn types.NamespacedName) evaluator.Op {
 	return evaluator.DeleteOverride(kind.subjectKind(), nn.Namespace, nn.Name)
 }
 
-// apply writes ops to the store, records metrics and wakes the clock driver, whose next
-// deadline may have moved. Callers hold s.mu.
+// apply writes ops to the store and records metrics. The store's clock wakes on the write by
+// itself. Callers hold s.mu.
 func (s *Syncer) apply(ops ...evaluator.Op) {
 	start := time.Now()
 	snap, _, err := s.store.Apply(ops...)
@@ -212,10 +210,6 @@ func (s *Syncer) apply(ops ...evaluator.Op) {
 		panic(fmt.Sprintf("flagops: the store rejected an operation built from an API object: %v", err))
 	}
 	storeRevision.Set(float64(snap.Revision()))
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
 }
 
 // FlagState reports what the store holds for a FeatureFlag.
@@ -270,30 +264,19 @@ func (s *Syncer) ReadyCheck(_ *http.Request) error {
 	return nil
 }
 
-// RunClock ticks the store at every override expiry and schedule step, so that change sets
-// report them when they happen. Evaluation itself is exact without it; the ticks are for
-// subscribers that push changes. It returns when ctx is done.
+// RunClock runs the store's clock (evaluator.Store.RunClock), which ticks it at every override
+// expiry and schedule step so that change sets report them when they happen, and keeps
+// flagops_store_revision current, ticks included. It returns when ctx is done.
 func (s *Syncer) RunClock(ctx context.Context) error {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	go s.store.RunClock(ctx)
 	for {
-		next, ok := s.store.NextDeadline()
-		wait := time.Hour
-		if ok {
-			wait = max(time.Until(next), 0)
-		}
-		timer.Reset(wait)
+		snap := s.store.Snapshot()
+		storeRevision.Set(float64(snap.Revision()))
+		_, wake, _ := s.store.Changes(snap.Revision())
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-s.wake:
-		case <-timer.C:
-			if ok {
-				s.mu.Lock()
-				snap, _ := s.store.Tick(time.Now())
-				storeRevision.Set(float64(snap.Revision()))
-				s.mu.Unlock()
-			}
+		case <-wake:
 		}
 	}
 }

@@ -18,6 +18,8 @@ limitations under the License.
 //
 //	flagops manager   the controller manager: reconciles FeatureFlag, UserFlagOverride and
 //	                  DeviceFlagOverride objects
+//	flagops sidecar   serves the flags of one namespace next to an application
+//	flagops serve     serves flags from a directory of manifests, with no cluster
 //	flagops version   prints the version
 package main
 
@@ -37,6 +39,8 @@ Usage:
 
 Commands:
   manager   Run the controller manager against the current cluster.
+  sidecar   Serve the flags of one namespace next to an application.
+  serve     Serve flags from a directory of manifests, with no cluster.
   version   Print the version.
 
 Run 'flagops <command> --help' for the flags of a command.
@@ -55,6 +59,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "manager":
 		return runManager(args[1:], stdout, stderr)
+	case "sidecar":
+		return runSidecar(args[1:], stdout, stderr)
+	case "serve":
+		return runServe(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "flagops %s\n", version)
 		return 0

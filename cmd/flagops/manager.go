@@ -77,6 +77,8 @@ type managerOptions struct {
 	enableWebhooks   bool
 	webhookPort      int
 	webhookCertDir   string
+	evaluatorAddr    string
+	defaultNamespace string
 	zap              zap.Options
 }
 
@@ -124,6 +126,10 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 		"Port the admission webhook server listens on.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "",
 		"Directory holding the webhook server's tls.crt and tls.key. Empty means controller-runtime's default, <temp-dir>/k8s-webhook-server/serving-certs.")
+	fs.StringVar(&o.evaluatorAddr, "evaluator-bind-address", ":8080",
+		"Address the evaluator's HTTP API (OFREP, native API, event streams, /readyz) binds to on every replica. Use 0 to disable it.")
+	fs.StringVar(&o.defaultNamespace, "default-namespace", "default",
+		"Namespace the evaluator's unprefixed routes serve.")
 	o.zap.BindFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "Usage: flagops manager [flags]\n\nRun the flagops controller manager against the cluster in KUBECONFIG or in-cluster config.\n\nFlags:\n")
@@ -139,6 +145,12 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 	}
 	if o.enableWebhooks && (o.webhookPort < 1 || o.webhookPort > 65535) {
 		return nil, fmt.Errorf("--webhook-port: %d is not a port number (1 to 65535)", o.webhookPort)
+	}
+	if o.evaluatorAddr == "" {
+		return nil, errors.New("--evaluator-bind-address: empty address (use 0 to disable the evaluator server)")
+	}
+	if strings.TrimSpace(o.defaultNamespace) == "" {
+		return nil, errors.New("--default-namespace: empty namespace")
 	}
 	return o, nil
 }
@@ -241,8 +253,13 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx := ctrl.SetupSignalHandler()
 	store := evaluator.NewStore()
-	if _, err := controllers.Setup(ctx, mgr, controllers.Options{Store: store, Audit: sink, Self: selfActor(ctx, cfg)}); err != nil {
+	syncer, err := controllers.Setup(ctx, mgr, controllers.Options{Store: store, Audit: sink, Self: selfActor(ctx, cfg)})
+	if err != nil {
 		log.Error(err, "Unable to set up the controllers")
+		return 1
+	}
+	if err := addEvaluatorServer(mgr, o.evaluatorAddr, o.defaultNamespace, store, syncer); err != nil {
+		log.Error(err, "Unable to set up the evaluator server")
 		return 1
 	}
 	if o.enableWebhooks {
@@ -258,7 +275,7 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	log.Info("Starting the manager", "version", version, "watchNamespaces", o.watchNamespaces, "leaderElect", o.leaderElect, "webhooks", o.enableWebhooks)
+	log.Info("Starting the manager", "version", version, "watchNamespaces", o.watchNamespaces, "leaderElect", o.leaderElect, "webhooks", o.enableWebhooks, "evaluator", o.evaluatorAddr)
 	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "The manager stopped with an error")
 		return 1

@@ -1,0 +1,258 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command demo runs flagops on a local control plane, for `make demo`: the self-built
+// kube-apiserver and etcd (hack/setup-envtest.sh), the CRDs, the admission policy and the
+// webhooks, the flagops manager as a process, and the samples. It prints ready-to-paste
+// commands and runs until Ctrl-C.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/test/testenv"
+)
+
+// options configure a demo run.
+type options struct {
+	// root is the repository root.
+	root string
+	// evaluatorPort and probePort are the manager's local ports.
+	evaluatorPort, probePort int
+	// namespace receives the samples.
+	namespace string
+	// out receives the instructions; logs receives the manager's output.
+	out, logs io.Writer
+}
+
+// demo is a running demo.
+type demo struct {
+	env     *envtest.Environment
+	manager *exec.Cmd
+	// exited is closed when the manager process has exited, with exitErr set.
+	exited     chan struct{}
+	exitErr    error
+	kubeconfig string
+	workDir    string
+}
+
+// start brings the demo up and returns once the manager is ready and the samples applied.
+func start(ctx context.Context, o options) (d *demo, err error) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run `make demo`, which builds the control plane first")
+	}
+	d = &demo{exited: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			d.stop()
+		}
+	}()
+	if d.workDir, err = os.MkdirTemp("", "flagops-demo-"); err != nil {
+		return d, fmt.Errorf("failed to create a work directory: %w", err)
+	}
+
+	bin := filepath.Join(d.workDir, "flagops")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/flagops")
+	build.Dir, build.Stdout, build.Stderr = o.root, o.logs, o.logs
+	if err := build.Run(); err != nil {
+		return d, fmt.Errorf("failed to build flagops: %w", err)
+	}
+
+	d.env = testenv.New(o.root)
+	d.env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(o.root, "config", "webhook")}}
+	cfg, err := d.env.Start()
+	if err != nil {
+		return d, fmt.Errorf("failed to start the control plane: %w", err)
+	}
+	admin, err := d.env.AddUser(envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}}, cfg)
+	if err != nil {
+		return d, fmt.Errorf("failed to add the demo user: %w", err)
+	}
+	kubeconfig, err := admin.KubeConfig()
+	if err != nil {
+		return d, fmt.Errorf("failed to write the kubeconfig: %w", err)
+	}
+	d.kubeconfig = filepath.Join(d.workDir, "kubeconfig")
+	if err := os.WriteFile(d.kubeconfig, kubeconfig, 0o600); err != nil {
+		return d, fmt.Errorf("failed to write the kubeconfig: %w", err)
+	}
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return d, err
+	}
+	if err := v1.AddToScheme(scheme); err != nil {
+		return d, err
+	}
+	c, err := client.New(admin.Config(), client.Options{Scheme: scheme})
+	if err != nil {
+		return d, fmt.Errorf("failed to create a client: %w", err)
+	}
+	if err := testenv.InstallPolicies(ctx, c, o.root); err != nil {
+		return d, err
+	}
+
+	wh := d.env.WebhookInstallOptions
+	d.manager = exec.Command(bin, "manager",
+		"--leader-elect=false",
+		"--metrics-bind-address=0",
+		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(o.probePort),
+		"--evaluator-bind-address=127.0.0.1:"+strconv.Itoa(o.evaluatorPort),
+		"--default-namespace="+o.namespace,
+		"--webhook-port="+strconv.Itoa(wh.LocalServingPort),
+		"--webhook-cert-dir="+wh.LocalServingCertDir,
+		"--audit-sink=file:"+filepath.Join(d.workDir, "audit.ndjson"),
+	)
+	d.manager.Env = append(os.Environ(), "KUBECONFIG="+d.kubeconfig)
+	d.manager.Stdout, d.manager.Stderr = o.logs, o.logs
+	if err := d.manager.Start(); err != nil {
+		return d, fmt.Errorf("failed to start the manager: %w", err)
+	}
+	go func() {
+		d.exitErr = d.manager.Wait()
+		close(d.exited)
+	}()
+	if err := waitReady(ctx, "http://127.0.0.1:"+strconv.Itoa(o.probePort)+"/readyz", d); err != nil {
+		return d, err
+	}
+
+	files, err := testenv.YAMLFiles(filepath.Join(o.root, "config", "samples"))
+	if err != nil {
+		return d, err
+	}
+	objs, err := testenv.ReadObjects(files...)
+	if err != nil {
+		return d, err
+	}
+	// The webhooks check overrides against flags, so flags go first; the manager's cache may
+	// take a moment to see a new flag, so each object is retried briefly.
+	for _, kind := range []string{"FeatureFlag", "UserFlagOverride", "DeviceFlagOverride"} {
+		for _, obj := range objs {
+			if obj.GetKind() != kind {
+				continue
+			}
+			obj.SetNamespace(o.namespace)
+			if err := retry(ctx, func() error { return client.IgnoreAlreadyExists(c.Create(ctx, obj)) }); err != nil {
+				return d, fmt.Errorf("failed to apply sample %s %s: %w", kind, obj.GetName(), err)
+			}
+		}
+	}
+	return d, nil
+}
+
+// waitReady polls url until it answers 200, the manager exits, or ctx ends.
+func waitReady(ctx context.Context, url string, d *demo) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(2 * time.Minute)
+	for {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-d.exited:
+			return fmt.Errorf("the manager exited before it was ready: %v", d.exitErr)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return fmt.Errorf("the manager was not ready at %s within 2 minutes", url)
+		case <-tick.C:
+		}
+	}
+}
+
+func retry(ctx context.Context, f func() error) error {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+	for range 50 {
+		if err = f(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return err
+}
+
+// stop stops the manager and the control plane, and removes the work directory.
+func (d *demo) stop() {
+	if d.manager != nil && d.manager.Process != nil {
+		_ = d.manager.Process.Signal(os.Interrupt)
+		select {
+		case <-d.exited:
+		case <-time.After(15 * time.Second):
+			_ = d.manager.Process.Kill()
+			<-d.exited
+		}
+	}
+	if d.env != nil {
+		_ = d.env.Stop()
+	}
+	if d.workDir != "" {
+		_ = os.RemoveAll(d.workDir)
+	}
+}
+
+// instructions are the commands printed once the demo is up.
+func (d *demo) instructions(o options) string {
+	base := "http://127.0.0.1:" + strconv.Itoa(o.evaluatorPort)
+	return fmt.Sprintf(`
+flagops demo is running: a local kube-apiserver and etcd, the flagops CRDs, admission policy
+and webhooks, the manager, and the samples in namespace %[2]q.
+
+  export KUBECONFIG=%[3]s        # for kubectl, if you have it
+
+Evaluate every flag for a user (user-42 has a user override; staff-ada is allow-listed):
+  curl -s %[1]s/v1/evaluate -d '{"context":{"userId":"user-42","role":"user"}}'
+
+The user's effective flags, with the source, expiry and reason of each override:
+  curl -s %[1]s/v1/users/user-42/flags
+
+OFREP, as an OpenFeature provider sees it:
+  curl -s %[1]s/ofrep/v1/evaluate/flags/billing.enabled -d '{"context":{"targetingKey":"staff-ada"}}'
+
+Why a value was served:
+  curl -s '%[1]s/v1/flags/checkout.layout/explain?userId=u1&role=user&attr.email=ada@flagops.dev'
+
+A device's live stream (then change a flag, e.g. with kubectl patch, and watch it arrive):
+  curl -N '%[1]s/v1/stream?userId=user-42&deviceId=tablet-7f3a&deviceClass=tablet'
+
+Audit records are written to %[4]s.
+Press Ctrl-C to stop.
+`, base, o.namespace, d.kubeconfig, filepath.Join(d.workDir, "audit.ndjson"))
+}

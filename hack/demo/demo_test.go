@@ -1,0 +1,93 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestDemo runs `make demo`'s program end to end: control plane, webhooks, the manager
+// binary and the samples, then checks the values it serves.
+func TestDemo(t *testing.T) {
+	var logs bytes.Buffer
+	o := options{root: filepath.Join("..", ".."), evaluatorPort: freePort(t), probePort: freePort(t),
+		namespace: "default", out: &bytes.Buffer{}, logs: &logs}
+	d, err := start(context.Background(), o)
+	if err != nil {
+		t.Fatalf("start: %v\nmanager output:\n%s", err, logs.String())
+	}
+	defer d.stop()
+
+	base := "http://127.0.0.1:" + strconv.Itoa(o.evaluatorPort)
+	evaluate := func(body string) map[string]struct {
+		Value  any    `json:"value"`
+		Source string `json:"source"`
+	} {
+		t.Helper()
+		resp, err := http.Post(base+"/v1/evaluate", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var got struct {
+			Flags map[string]struct {
+				Value  any    `json:"value"`
+				Source string `json:"source"`
+			} `json:"flags"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		return got.Flags
+	}
+	staff := evaluate(`{"context":{"userId":"staff-ada","role":"user"}}`)
+	if staff["billing.enabled"].Value != true || staff["billing.enabled"].Source != "allow-list:user" {
+		t.Errorf("billing.enabled for staff-ada = %+v, want true from the allow-list", staff["billing.enabled"])
+	}
+	pilot := evaluate(`{"context":{"userId":"user-42","role":"user"}}`)
+	if pilot["beta.new-dashboard"].Source != "user-override:default/pilot-user-42" {
+		t.Errorf("beta.new-dashboard for user-42 = %+v, want the sample user override", pilot["beta.new-dashboard"])
+	}
+	if !strings.Contains(d.instructions(o), "curl -N '"+base+"/v1/stream") {
+		t.Errorf("the instructions do not show the stream command:\n%s", d.instructions(o))
+	}
+
+	d.stop()
+	select {
+	case <-d.exited:
+	default:
+		t.Error("the manager is still running after stop")
+	}
+}
