@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/flagops/flagops/evaluator"
 	"github.com/flagops/flagops/evaluator/server"
 )
 
@@ -39,13 +40,26 @@ var (
 		Help:    "Delay between the evaluator learning of a write and the resulting event being flushed to a subscriber.",
 		Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
 	})
+	evaluationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flagops_evaluations_total",
+		Help: "Flag results served by OFREP single and bulk evaluation and by POST /v1/evaluate, by OpenFeature reason.",
+	}, []string{"reason"})
+	// evaluationCounters holds the counter of every known reason, so that counting one does
+	// not resolve label values on the request path.
+	evaluationCounters = func() map[string]prometheus.Counter {
+		m := map[string]prometheus.Counter{}
+		for r := evaluator.ReasonStatic; r <= evaluator.ReasonError; r++ {
+			m[r.String()] = evaluationsTotal.WithLabelValues(r.String())
+		}
+		return m
+	}()
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(streamSubscribers, streamEventsTotal, propagationSeconds)
+	ctrlmetrics.Registry.MustRegister(streamSubscribers, streamEventsTotal, propagationSeconds, evaluationsTotal)
 }
 
-// StreamMetrics exports the evaluator server's stream instrumentation to controller-runtime's
+// StreamMetrics exports the evaluator server's stream and evaluation instrumentation to controller-runtime's
 // metrics registry. It is safe for concurrent use; pass it as server.Options.Metrics.
 type StreamMetrics struct{}
 
@@ -62,3 +76,12 @@ func (StreamMetrics) Overflowed() { streamEventsTotal.WithLabelValues("overflow"
 
 // Propagation observes d in flagops_propagation_seconds.
 func (StreamMetrics) Propagation(d time.Duration) { propagationSeconds.Observe(d.Seconds()) }
+
+// Evaluated counts one flag result of reason in flagops_evaluations_total.
+func (StreamMetrics) Evaluated(reason string) {
+	if c, ok := evaluationCounters[reason]; ok {
+		c.Inc()
+		return
+	}
+	evaluationsTotal.WithLabelValues(reason).Inc()
+}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 func TestStreamMetrics(t *testing.T) {
@@ -43,5 +44,35 @@ func TestStreamMetrics(t *testing.T) {
 	m.Propagation(3 * time.Millisecond)
 	if n := testutil.CollectAndCount(propagationSeconds); n != 1 {
 		t.Errorf("flagops_propagation_seconds has %d series, want 1", n)
+	}
+}
+
+func TestEvaluationMetrics(t *testing.T) {
+	var m StreamMetrics
+	split := testutil.ToFloat64(evaluationsTotal.WithLabelValues("SPLIT"))
+	static := testutil.ToFloat64(evaluationsTotal.WithLabelValues("STATIC"))
+	m.Evaluated("SPLIT")
+	m.Evaluated("SPLIT")
+	m.Evaluated("STATIC")
+	if got := testutil.ToFloat64(evaluationsTotal.WithLabelValues("SPLIT")) - split; got != 2 {
+		t.Errorf("flagops_evaluations_total{reason=SPLIT} rose by %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(evaluationsTotal.WithLabelValues("STATIC")) - static; got != 1 {
+		t.Errorf("flagops_evaluations_total{reason=STATIC} rose by %v, want 1", got)
+	}
+	odd := testutil.ToFloat64(evaluationsTotal.WithLabelValues("Reason(9)"))
+	m.Evaluated("Reason(9)")
+	if got := testutil.ToFloat64(evaluationsTotal.WithLabelValues("Reason(9)")) - odd; got != 1 {
+		t.Errorf("an unknown reason rose by %v, want 1", got)
+	}
+	n, err := testutil.GatherAndCount(ctrlmetrics.Registry, "flagops_evaluations_total")
+	if err != nil {
+		t.Fatalf("gathering controller-runtime's registry: %v", err)
+	}
+	if n < 6 {
+		t.Errorf("controller-runtime's registry has %d flagops_evaluations_total series, want at least 6", n)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { m.Evaluated("DEFAULT") }); allocs != 0 {
+		t.Errorf("Evaluated allocates %v times per call, want 0", allocs)
 	}
 }

@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/flagops/flagops/controllers"
 	"github.com/flagops/flagops/evaluator"
@@ -60,13 +59,15 @@ func withReadyz(h http.Handler, ready func() bool) http.Handler {
 }
 
 // newEvaluatorHTTPServer returns the http.Server of the evaluator: server.New over store,
-// with /readyz gated on syncer, stream metrics in controller-runtime's registry and the
-// timeouts above.
-func newEvaluatorHTTPServer(addr, defaultNamespace string, store *evaluator.Store, syncer *controllers.Syncer, log logr.Logger) *http.Server {
+// with the context tokens and CORS origins of access, /readyz gated on syncer, metrics in
+// controller-runtime's registry and the timeouts above.
+func newEvaluatorHTTPServer(addr, defaultNamespace string, store *evaluator.Store, syncer *controllers.Syncer, access *deviceAccess, log logr.Logger) *http.Server {
 	h := server.New(store, server.Options{
-		DefaultNamespace: defaultNamespace,
-		Logger:           slog.New(logr.ToSlogHandler(log)),
-		Metrics:          controllers.StreamMetrics{},
+		DefaultNamespace:   defaultNamespace,
+		Logger:             slog.New(logr.ToSlogHandler(log)),
+		Metrics:            controllers.StreamMetrics{},
+		TokenKey:           access.tokenKey,
+		CORSAllowedOrigins: access.origins,
 	})
 	return &http.Server{
 		Addr:              addr,
@@ -115,19 +116,6 @@ func (r *evaluatorRunnable) Start(ctx context.Context) error {
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("the evaluator server stopped: %w", err)
-	}
-	return nil
-}
-
-// addEvaluatorServer adds the evaluator's HTTP server to mgr, unless addr is "0".
-func addEvaluatorServer(mgr ctrl.Manager, addr, defaultNamespace string, store *evaluator.Store, syncer *controllers.Syncer) error {
-	if addr == "0" {
-		return nil
-	}
-	log := ctrl.Log.WithName("evaluator")
-	r := &evaluatorRunnable{srv: newEvaluatorHTTPServer(addr, defaultNamespace, store, syncer, log), log: log}
-	if err := mgr.Add(r); err != nil {
-		return fmt.Errorf("failed to add the evaluator server: %w", err)
 	}
 	return nil
 }

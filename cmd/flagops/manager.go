@@ -79,6 +79,7 @@ type managerOptions struct {
 	webhookCertDir   string
 	evaluatorAddr    string
 	defaultNamespace string
+	access           deviceAccess
 	zap              zap.Options
 }
 
@@ -128,6 +129,7 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 		"Directory holding the webhook server's tls.crt and tls.key. Empty means controller-runtime's default, <temp-dir>/k8s-webhook-server/serving-certs.")
 	fs.StringVar(&o.evaluatorAddr, "evaluator-bind-address", ":8080",
 		"Address the evaluator's HTTP API (OFREP, native API, event streams, /readyz) binds to on every replica. Use 0 to disable it.")
+	o.access.bind(fs)
 	fs.StringVar(&o.defaultNamespace, "default-namespace", "default",
 		"Namespace the evaluator's unprefixed routes serve.")
 	o.zap.BindFlags(fs)
@@ -151,6 +153,9 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 	}
 	if strings.TrimSpace(o.defaultNamespace) == "" {
 		return nil, errors.New("--default-namespace: empty namespace")
+	}
+	if err := o.access.load(); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -258,9 +263,13 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		log.Error(err, "Unable to set up the controllers")
 		return 1
 	}
-	if err := addEvaluatorServer(mgr, o.evaluatorAddr, o.defaultNamespace, store, syncer); err != nil {
-		log.Error(err, "Unable to set up the evaluator server")
-		return 1
+	if o.evaluatorAddr != "0" {
+		elog := ctrl.Log.WithName("evaluator")
+		r := &evaluatorRunnable{srv: newEvaluatorHTTPServer(o.evaluatorAddr, o.defaultNamespace, store, syncer, &o.access, elog), log: elog}
+		if err := mgr.Add(r); err != nil {
+			log.Error(err, "Unable to set up the evaluator server")
+			return 1
+		}
 	}
 	if o.enableWebhooks {
 		// After controllers.Setup, which registers the cache indexes the webhooks query.

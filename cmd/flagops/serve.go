@@ -40,6 +40,7 @@ type serveOptions struct {
 	dir              string
 	bindAddr         string
 	defaultNamespace string
+	access           deviceAccess
 }
 
 func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveOptions, error) {
@@ -50,8 +51,9 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveOptions, er
 	fs.StringVar(&o.bindAddr, "evaluator-bind-address", ":8080", "Address the evaluator's HTTP API (native, OFREP, streams) binds to.")
 	fs.StringVar(&o.defaultNamespace, "default-namespace", "",
 		"Namespace of manifests without metadata.namespace, and of the unprefixed routes. Empty means the one namespace found in the files, if there is exactly one, else default.")
+	o.access.bind(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stdout, "Usage: flagops serve --dir DIR [flags]\n\nServe flags from a directory of manifests, with no cluster: for local development and for apps' own tests.\nThe files are validated as the API server and webhooks would; they are reloaded on change, and a bad file keeps the last good state.\nServing is open, with no authentication: bind it to localhost unless that is what you want.\n\nFlags:\n")
+		fmt.Fprintf(stdout, "Usage: flagops serve --dir DIR [flags]\n\nServe flags from a directory of manifests, with no cluster: for local development and for apps' own tests.\nThe files are validated as the API server and webhooks would; they are reloaded on change, and a bad file keeps the last good state.\nWithout --context-token-key-file serving is open, with no authentication: bind it to localhost unless that is what you want.\n\nFlags:\n")
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 		fs.SetOutput(stderr)
@@ -71,6 +73,9 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveOptions, er
 	}
 	if !st.IsDir() {
 		return nil, fmt.Errorf("--dir: %s is not a directory", o.dir)
+	}
+	if err := o.access.load(); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -122,7 +127,10 @@ func serve(ctx context.Context, o *serveOptions, ln net.Listener, log *slog.Logg
 	}
 
 	srv := &http.Server{
-		Handler: server.New(store, server.Options{DefaultNamespace: ns, Logger: log}),
+		Handler: server.New(store, server.Options{
+			DefaultNamespace: ns, Logger: log,
+			TokenKey: o.access.tokenKey, CORSAllowedOrigins: o.access.origins,
+		}),
 		// Streams clear their own write deadline; every other response must finish in time.
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,

@@ -28,15 +28,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flagopsv1alpha1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/test/testenv"
 )
+
+// controller-runtime's global logger takes only the first logger set. Set it before any test
+// runs a command, which would point it at the test's unsynchronized stderr buffer: the
+// manager of TestSidecarOnEnvtest logs through it from many goroutines.
+func init() { ctrl.SetLogger(logr.Discard()) }
 
 // TestSidecarOnEnvtest runs the sidecar's manager as the ServiceAccount of config/sidecar,
 // with only the Role granted there, and checks that it serves its own namespace's flags,

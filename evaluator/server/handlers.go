@@ -45,6 +45,7 @@ func (s *server) ofrepSingle(w http.ResponseWriter, r *http.Request, ns evaluato
 	if !ok {
 		return
 	}
+	s.applyClaims(r, &req.ctx)
 	res := ns.Evaluate(req.ctx, key)
 	switch res.ErrorCode {
 	case evaluator.ErrorNone:
@@ -53,9 +54,11 @@ func (s *server) ofrepSingle(w http.ResponseWriter, r *http.Request, ns evaluato
 			"flag "+strconv.Quote(key)+" not found in namespace "+strconv.Quote(ns.Name()))
 		return
 	default:
+		s.opts.Metrics.Evaluated(res.Reason.String())
 		s.writeError(w, http.StatusBadRequest, key, res.ErrorCode.String(), res.ErrorMessage)
 		return
 	}
+	s.opts.Metrics.Evaluated(res.Reason.String())
 	buf := getBuf()
 	buf.Write(appendOFREPResult(buf.AvailableBuffer(), &res))
 	s.writeJSON(w, http.StatusOK, buf.Bytes())
@@ -98,7 +101,8 @@ func (s *server) ofrepBulk(w http.ResponseWriter, r *http.Request, ns evaluator.
 	if !ok {
 		return
 	}
-	buf, etag := bulkResponse(ns, &req.ctx, prefix)
+	s.applyClaims(r, &req.ctx)
+	buf, etag := bulkResponse(ns, &req.ctx, prefix, s.opts.Metrics)
 	w.Header().Set("ETag", etag)
 	if etagMatches(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
@@ -110,8 +114,9 @@ func (s *server) ofrepBulk(w http.ResponseWriter, r *http.Request, ns evaluator.
 }
 
 // bulkResponse renders the OFREP bulk response for ctx into a pooled
-// buffer (release it with putBuf) and returns its entity tag.
-func bulkResponse(ns evaluator.Namespace, ctx *evaluator.Context, prefix string) (*bytes.Buffer, string) {
+// buffer (release it with putBuf) and returns its entity tag. A non-nil m
+// counts every result.
+func bulkResponse(ns evaluator.Namespace, ctx *evaluator.Context, prefix string, m Metrics) (*bytes.Buffer, string) {
 	rp := resultsPool.Get().(*[]evaluator.Result)
 	results := ns.EvaluateAllInto(*rp, *ctx)
 
@@ -123,6 +128,9 @@ func bulkResponse(ns evaluator.Namespace, ctx *evaluator.Context, prefix string)
 			b = append(b, ',')
 		}
 		b = appendOFREPResult(b, &results[i])
+		if m != nil {
+			m.Evaluated(results[i].Reason.String())
+		}
 	}
 	b = append(b, `],"metadata":{"namespace":`...)
 	b = appendString(b, ns.Name())
@@ -196,12 +204,14 @@ func (s *server) native(w http.ResponseWriter, r *http.Request, ns evaluator.Nam
 	if !ok {
 		return
 	}
+	s.applyClaims(r, &req.ctx)
 	resp := nativeResponse{Namespace: ns.Name(), Revision: ns.Revision()}
 	if req.flags == nil {
 		results := ns.EvaluateAll(req.ctx)
 		resp.Flags = make(map[string]nativeFlag, len(results))
 		for i := range results {
 			resp.Flags[results[i].Key] = nativeOf(&results[i])
+			s.opts.Metrics.Evaluated(results[i].Reason.String())
 		}
 	} else {
 		resp.Flags = make(map[string]nativeFlag, len(req.flags))
@@ -217,6 +227,7 @@ func (s *server) native(w http.ResponseWriter, r *http.Request, ns evaluator.Nam
 				res.ErrorMessage = "flag " + strconv.Quote(key) + " not found in namespace " + strconv.Quote(ns.Name())
 			}
 			resp.Flags[key] = nativeOf(&res)
+			s.opts.Metrics.Evaluated(res.Reason.String())
 		}
 	}
 	s.marshal(w, http.StatusOK, resp)
@@ -268,6 +279,11 @@ func (s *server) userFlags(w http.ResponseWriter, r *http.Request, ns evaluator.
 			fmt.Sprintf("userId: value is %d bytes, more than the limit of %d", len(userID), s.lim.maxAttrBytes))
 		return
 	}
+	if c := s.tokenClaims(r); c != nil && c.UserID != userID {
+		s.writeError(w, http.StatusForbidden, "", codeForbidden,
+			"the context token is not for user "+strconv.Quote(userID))
+		return
+	}
 	results := ns.EvaluateAll(evaluator.Context{UserID: userID})
 	resp := userResponse{
 		Namespace: ns.Name(), Revision: ns.Revision(), UserID: userID,
@@ -317,6 +333,7 @@ func (s *server) explain(w http.ResponseWriter, r *http.Request, ns evaluator.Na
 		s.writeRequestError(w, key, err)
 		return
 	}
+	s.applyClaims(r, &ctx)
 	tr := ns.Explain(key, ctx)
 	if tr.Result.ErrorCode == evaluator.ErrorFlagNotFound {
 		s.writeError(w, http.StatusNotFound, key, codeFlagNotFound,

@@ -16,9 +16,42 @@
 //	GET  /v1/flags/{key}/explain          decision trace
 //	GET  /v1/stream                       server-sent events for devices
 //	GET  /ofrep/v1/sse                    OFREP event stream
-//	GET  /healthz                         liveness (unprefixed only)
+//	GET  /healthz                         liveness (unprefixed only, never authenticated)
 //
 // A namespace without flags in the current snapshot is unknown: 404.
+//
+// # Context tokens
+//
+// Without Options.TokenKey serving is open: there is no authentication,
+// anyone who reaches the handler can evaluate any context, read any
+// user's overrides and explain any flag. Bind it to localhost or put it
+// behind an authenticating proxy.
+//
+// With Options.TokenKey every route above but /healthz requires
+// "Authorization: Bearer <JWT>", signed with HS256 and that key (no other
+// algorithm is accepted). Its string claims userId, orgId, role, deviceId
+// and deviceClass replace those of the request (query or body context;
+// an absent claim leaves the attribute empty) and targetingKey becomes the
+// token's userId, so that a device cannot read another user's or device's
+// overrides; free attributes still come from the request. GET
+// /v1/users/{userId}/flags answers 403 FORBIDDEN unless {userId} is the
+// token's userId. A missing, malformed, forged, expired (exp) or not yet
+// valid (nbf) token gets 401 UNAUTHORIZED with WWW-Authenticate: Bearer.
+//
+// # CORS
+//
+// With Options.CORSAllowedOrigins ("*" for any), a preflight OPTIONS
+// request is answered with 204 (allowed methods GET, POST, OPTIONS;
+// headers Content-Type, Authorization, If-None-Match, Last-Event-ID;
+// Max-Age DefaultCORSMaxAge) and responses to an allowed Origin carry
+// Access-Control-Allow-Origin and Access-Control-Expose-Headers: ETag.
+// Requests with an Origin get Vary: Origin; other origins get no grant.
+//
+// # Metrics
+//
+// Options.Metrics receives the stream instrumentation below and, through
+// Evaluated, one call per flag result served by OFREP single and bulk
+// evaluation and by POST /v1/evaluate.
 //
 // # Event streams
 //
@@ -73,7 +106,8 @@
 // "errorCode", "errorDetails"}. OFREP codes are used where they exist
 // (PARSE_ERROR, INVALID_CONTEXT, FLAG_NOT_FOUND, GENERAL); other conditions
 // use NAMESPACE_NOT_FOUND, PAYLOAD_TOO_LARGE, INVALID_QUERY, NOT_FOUND,
-// METHOD_NOT_ALLOWED, DEVICE_CLASS_NOT_ELIGIBLE and TOO_MANY_SUBSCRIBERS.
+// METHOD_NOT_ALLOWED, DEVICE_CLASS_NOT_ELIGIBLE, TOO_MANY_SUBSCRIBERS,
+// UNAUTHORIZED and FORBIDDEN.
 //
 // TARGETING_KEY_MISSING is never returned: the evaluator treats a context
 // without a principal as valid (a rollout serves the off value, rules on a
@@ -139,8 +173,16 @@ type Options struct {
 	// SSE retry field) and, rounded up to seconds, the Retry-After of a
 	// 503. Zero selects DefaultRetry.
 	Retry time.Duration
-	// Metrics, when set, receives stream instrumentation.
+	// Metrics, when set, receives stream and evaluation instrumentation.
 	Metrics Metrics
+
+	// TokenKey, when set, is the HS256 secret of context tokens: the
+	// device-facing routes then require Authorization: Bearer <JWT> and
+	// take the identity from its claims. Nil leaves every route open.
+	TokenKey []byte
+	// CORSAllowedOrigins are the origins browsers may call from ("*" for
+	// any). Empty disables CORS handling.
+	CORSAllowedOrigins []string
 }
 
 // Error codes used besides the OpenFeature ones.
@@ -225,21 +267,26 @@ func New(store *evaluator.Store, opts Options) http.Handler {
 	routes := []struct {
 		method, path string
 		nsCode       string
+		auth         bool
 		h            func(http.ResponseWriter, *http.Request, evaluator.Namespace, string)
 	}{
 		// OFREP clients map 404 to FLAG_NOT_FOUND; keep the code they
 		// expect and say in the details that the namespace is unknown.
-		{http.MethodPost, "/ofrep/v1/evaluate/flags/{key}", codeFlagNotFound, s.ofrepSingle},
-		{http.MethodPost, "/ofrep/v1/evaluate/flags", codeNamespaceNotFound, s.ofrepBulk},
-		{http.MethodPost, "/v1/evaluate", codeNamespaceNotFound, s.native},
-		{http.MethodGet, "/v1/users/{userId}/flags", codeNamespaceNotFound, s.userFlags},
-		{http.MethodGet, "/v1/flags/{key}/explain", codeNamespaceNotFound, s.explain},
-		{http.MethodGet, "/v1/stream", codeNamespaceNotFound, s.nativeStream},
-		{http.MethodGet, "/ofrep/v1/sse", codeNamespaceNotFound, s.ofrepStream},
+		{http.MethodPost, "/ofrep/v1/evaluate/flags/{key}", codeFlagNotFound, true, s.ofrepSingle},
+		{http.MethodPost, "/ofrep/v1/evaluate/flags", codeNamespaceNotFound, true, s.ofrepBulk},
+		{http.MethodPost, "/v1/evaluate", codeNamespaceNotFound, true, s.native},
+		{http.MethodGet, "/v1/users/{userId}/flags", codeNamespaceNotFound, true, s.userFlags},
+		{http.MethodGet, "/v1/flags/{key}/explain", codeNamespaceNotFound, true, s.explain},
+		{http.MethodGet, "/v1/stream", codeNamespaceNotFound, true, s.nativeStream},
+		{http.MethodGet, "/ofrep/v1/sse", codeNamespaceNotFound, true, s.ofrepStream},
 	}
 	for _, rt := range routes {
 		for _, prefix := range []string{"", "/namespaces/{namespace}"} {
-			mux.Handle(rt.method+" "+prefix+rt.path, s.withNamespace(prefix != "", rt.nsCode, rt.h))
+			h := s.withNamespace(prefix != "", rt.nsCode, rt.h)
+			if rt.auth && s.opts.TokenKey != nil {
+				h = s.withToken(h)
+			}
+			mux.Handle(rt.method+" "+prefix+rt.path, h)
 			mux.Handle(prefix+rt.path, methodNotAllowed(rt.method))
 		}
 	}
@@ -250,6 +297,9 @@ func New(store *evaluator.Store, opts Options) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusNotFound, "", codeNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})
+	if len(opts.CORSAllowedOrigins) > 0 {
+		return newCORS(mux, opts.CORSAllowedOrigins)
+	}
 	return mux
 }
 

@@ -38,6 +38,11 @@ type Metrics interface {
 	// Propagation observes the delay between the dispatcher learning of a
 	// write and the resulting event being flushed to a subscriber.
 	Propagation(d time.Duration)
+	// Evaluated counts one flag result served by OFREP single or bulk
+	// evaluation or by POST /v1/evaluate, by its OpenFeature reason
+	// (STATIC, TARGETING_MATCH, SPLIT, DISABLED, DEFAULT or ERROR). It is
+	// on the request path: it must be cheap and must not allocate.
+	Evaluated(reason string)
 }
 
 type noMetrics struct{}
@@ -46,6 +51,7 @@ func (noMetrics) Subscribers(int)           {}
 func (noMetrics) EventSent(string)          {}
 func (noMetrics) Overflowed()               {}
 func (noMetrics) Propagation(time.Duration) {}
+func (noMetrics) Evaluated(string)          {}
 
 // Error codes of the stream endpoints.
 const (
@@ -400,7 +406,7 @@ func (sub *subscriber) encode(kind string, id uint64, name string, v any, at tim
 // response the client will get for its context.
 func (sub *subscriber) refetchEvent(snap *evaluator.Snapshot, at time.Time) event {
 	ns := snap.Namespace(sub.ns)
-	buf, etag := bulkResponse(ns, &sub.ctx, sub.prefix)
+	buf, etag := bulkResponse(ns, &sub.ctx, sub.prefix, nil)
 	putBuf(buf)
 	b := []byte(`{"type":"refetchEvaluation","etag":`)
 	b = appendString(b, etag)
@@ -522,6 +528,7 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, ns evaluator.Nam
 		s.writeRequestError(w, "", err)
 		return
 	}
+	s.applyClaims(r, &ctx)
 	if !ns.EligibleDeviceClass(ctx.DeviceClass) {
 		s.writeError(w, http.StatusForbidden, "", codeDeviceNotEligible,
 			"device class "+strconv.Quote(ctx.DeviceClass)+" is not eligible for any flag of namespace "+
