@@ -68,6 +68,7 @@ func newEvaluatorHTTPServer(addr, defaultNamespace string, store *evaluator.Stor
 		Metrics:            controllers.StreamMetrics{},
 		TokenKey:           access.tokenKey,
 		CORSAllowedOrigins: access.origins,
+		MaxSubscribers:     access.maxSubscribers,
 	})
 	return &http.Server{
 		Addr:              addr,

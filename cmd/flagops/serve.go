@@ -129,7 +129,7 @@ func serve(ctx context.Context, o *serveOptions, ln net.Listener, log *slog.Logg
 	srv := &http.Server{
 		Handler: server.New(store, server.Options{
 			DefaultNamespace: ns, Logger: log,
-			TokenKey: o.access.tokenKey, CORSAllowedOrigins: o.access.origins,
+			TokenKey: o.access.tokenKey, CORSAllowedOrigins: o.access.origins, MaxSubscribers: o.access.maxSubscribers,
 		}),
 		// Streams clear their own write deadline; every other response must finish in time.
 		ReadHeaderTimeout: 5 * time.Second,
