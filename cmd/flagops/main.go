@@ -24,6 +24,7 @@ limitations under the License.
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -73,4 +74,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "flagops: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+}
+
+// parseCommand parses a subcommand's flags. --help prints usage (the command's description)
+// and the flags to stdout; errors go to stderr, and positional arguments are rejected.
+func parseCommand(fs *flag.FlagSet, usage string, args []string, stdout, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "%s\nFlags:\n", usage)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(stderr)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
 }

@@ -104,7 +104,6 @@ func newScheme() *runtime.Scheme {
 func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions, error) {
 	o := &managerOptions{zap: zap.Options{Development: false}}
 	fs := flag.NewFlagSet("flagops manager", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443",
 		"Address the metrics endpoint binds to, e.g. :8443. Use 0 to disable it.")
 	fs.BoolVar(&o.secureMetrics, "metrics-secure", true,
@@ -133,17 +132,8 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 	fs.StringVar(&o.defaultNamespace, "default-namespace", "default",
 		"Namespace the evaluator's unprefixed routes serve.")
 	o.zap.BindFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stdout, "Usage: flagops manager [flags]\n\nRun the flagops controller manager against the cluster in KUBECONFIG or in-cluster config.\n\nFlags:\n")
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(stderr)
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseCommand(fs, "Usage: flagops manager [flags]\n\nRun the flagops controller manager against the cluster in KUBECONFIG or in-cluster config.\n\n", args, stdout, stderr); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if o.enableWebhooks && (o.webhookPort < 1 || o.webhookPort > 65535) {
 		return nil, fmt.Errorf("--webhook-port: %d is not a port number (1 to 65535)", o.webhookPort)

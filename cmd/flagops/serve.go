@@ -46,23 +46,13 @@ type serveOptions struct {
 func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveOptions, error) {
 	o := &serveOptions{}
 	fs := flag.NewFlagSet("flagops serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&o.dir, "dir", "", "Directory of FeatureFlag, UserFlagOverride and DeviceFlagOverride manifests (required).")
 	fs.StringVar(&o.bindAddr, "evaluator-bind-address", ":8080", "Address the evaluator's HTTP API (native, OFREP, streams) binds to.")
 	fs.StringVar(&o.defaultNamespace, "default-namespace", "",
 		"Namespace of manifests without metadata.namespace, and of the unprefixed routes. Empty means the one namespace found in the files, if there is exactly one, else default.")
 	o.access.bind(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stdout, "Usage: flagops serve --dir DIR [flags]\n\nServe flags from a directory of manifests, with no cluster: for local development and for apps' own tests.\nThe files are validated as the API server and webhooks would; they are reloaded on change, and a bad file keeps the last good state.\nWithout --context-token-key-file serving is open, with no authentication: bind it to localhost unless that is what you want.\n\nFlags:\n")
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(stderr)
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseCommand(fs, "Usage: flagops serve --dir DIR [flags]\n\nServe flags from a directory of manifests, with no cluster: for local development and for apps' own tests.\nThe files are validated as the API server and webhooks would; they are reloaded on change, and a bad file keeps the last good state.\nWithout --context-token-key-file serving is open, with no authentication: bind it to localhost unless that is what you want.\n\n", args, stdout, stderr); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if o.dir == "" {
 		return nil, errors.New("--dir is required")

@@ -120,7 +120,6 @@ var errNoNamespace = errors.New("no namespace: set --namespace, or POD_NAMESPACE
 func parseSidecarFlags(args []string, env sidecarEnv, stdout, stderr io.Writer) (*sidecarOptions, error) {
 	o := &sidecarOptions{zap: zap.Options{Development: false}}
 	fs := flag.NewFlagSet("flagops sidecar", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&o.namespace, "namespace", "",
 		"Namespace whose flags and overrides the sidecar serves. Default: $POD_NAMESPACE, else the namespace of the pod's service account.")
 	fs.StringVar(&o.evaluatorAddr, "evaluator-bind-address", ":8080",
@@ -131,17 +130,8 @@ func parseSidecarFlags(args []string, env sidecarEnv, stdout, stderr io.Writer) 
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", "0",
 		"Address a separate /healthz and /readyz probe server binds to, e.g. :8081, for when the evaluator binds to localhost only. Use 0 to disable it; the evaluator serves both paths too.")
 	o.zap.BindFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stdout, "Usage: flagops sidecar [flags]\n\nServe the flags and overrides of one namespace from an in-memory evaluator, next to an application.\n\nFlags:\n")
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(stderr)
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseCommand(fs, "Usage: flagops sidecar [flags]\n\nServe the flags and overrides of one namespace from an in-memory evaluator, next to an application.\n\n", args, stdout, stderr); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if o.evaluatorAddr == "" || o.evaluatorAddr == "0" {
 		return nil, errors.New("--evaluator-bind-address: the sidecar needs an address to serve on")
