@@ -118,3 +118,14 @@ func (m *metrics) init(sink string, results ...string) {
 func (m *metrics) setDepth(sink string, n int) {
 	m.depth.WithLabelValues(label(sink)).Set(float64(n))
 }
+
+// outcome counts a direct write to sink as written or failed, and returns err wrapped with
+// the sink's name.
+func (m *metrics) outcome(sink string, err error) error {
+	if err != nil {
+		m.add(sink, ResultFailed, 1)
+		return sinkError(sink, err)
+	}
+	m.add(sink, ResultWritten, 1)
+	return nil
+}

@@ -53,24 +53,14 @@ func (s *StreamSink) Name() string { return s.name }
 
 // Write writes r as one line.
 func (s *StreamSink) Write(ctx context.Context, r Record) error {
-	err := s.write(ctx, r)
-	if err != nil {
-		s.m.add(s.name, ResultFailed, 1)
-		return sinkError(s.name, err)
-	}
-	s.m.add(s.name, ResultWritten, 1)
-	return nil
+	return s.m.outcome(s.name, s.write(ctx, r))
 }
 
 func (s *StreamSink) write(ctx context.Context, r Record) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	line, err := r.encode()
+	line, err := encodeLine(ctx, r)
 	if err != nil {
 		return err
 	}
-	line = append(line, '\n')
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -80,6 +70,18 @@ func (s *StreamSink) write(ctx context.Context, r Record) error {
 		return fmt.Errorf("write record %q: %w", r.ID, err)
 	}
 	return nil
+}
+
+// encodeLine encodes r as one JSON line, unless ctx is done.
+func encodeLine(ctx context.Context, r Record) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	line, err := r.encode()
+	if err != nil {
+		return nil, err
+	}
+	return append(line, '\n'), nil
 }
 
 // Close makes later writes fail. It does not close the writer.
@@ -164,24 +166,14 @@ func (s *FileSink) Name() string { return s.name }
 
 // Write appends r as one line and fsyncs the file.
 func (s *FileSink) Write(ctx context.Context, r Record) error {
-	err := s.write(ctx, r)
-	if err != nil {
-		s.m.add(s.name, ResultFailed, 1)
-		return sinkError(s.name, err)
-	}
-	s.m.add(s.name, ResultWritten, 1)
-	return nil
+	return s.m.outcome(s.name, s.write(ctx, r))
 }
 
 func (s *FileSink) write(ctx context.Context, r Record) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	line, err := r.encode()
+	line, err := encodeLine(ctx, r)
 	if err != nil {
 		return err
 	}
-	line = append(line, '\n')
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
