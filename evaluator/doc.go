@@ -109,4 +109,24 @@
 // covers the expiries and schedule steps since the previous write, so the
 // change sets of consecutive revisions add up to every observable change;
 // NextDeadline tells a timer when to call Tick.
+//
+// # Following changes
+//
+// Store.Changes returns the retained change sets (WithChangeHistory) after
+// a revision. A follower that waits for changes registers its topics with
+// Store.Follow: a namespace's flags (FlagsTopic), or one user's or
+// device's overrides (SubjectTopic). Each Follower.ChangesFor read returns,
+// from one critical section of the feed, the current snapshot, the flag
+// keys its topics had touched since the given revision, and a channel that
+// the next write touching one of its topics closes. Invariants:
+//
+//   - a write is in a read (at or before its snapshot's revision) or
+//     closes the channel that read returned, never neither: a follower
+//     that waits only on the channel of its latest read misses no write;
+//   - a write closes only the channels of followers of the topics it
+//     touches, so an override change wakes only that subject's followers,
+//     and an empty change set (a Tick with nothing due) wakes nobody;
+//   - when the change sets after the given revision are no longer
+//     retained, the read says so (Complete false) and the follower
+//     compares everything it derived with the snapshot.
 package evaluator

@@ -1,7 +1,9 @@
 package evaluator
 
 import (
+	"cmp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -14,32 +16,68 @@ const DefaultChangeHistory = 1024
 // retains for Changes. n < 1 selects 1.
 func WithChangeHistory(n int) Option {
 	return func(s *Store) {
-		s.feed.ring = make([]ChangeSet, max(n, 1))
+		s.feed.ring = make([]feedEntry, max(n, 1))
 	}
 }
 
-// feed is the bounded history of published change sets. Its own mutex is
-// held only to store one change set (writers) or to copy slice headers
-// (readers), so readers never wait for a commit and never delay one by
-// more than that copy.
+// feed is the bounded history of published change sets and the registry
+// of followers. Its own mutex is held only to store one change set and
+// close the wake channels of the followers it concerns (writers), or to
+// copy slice headers and hand out a wake channel (readers), so readers
+// never wait for a commit and never delay one by more than that copy.
 type feed struct {
 	mu     sync.Mutex
-	ring   []ChangeSet // ring[(rev-1) % len] holds revision rev
+	ring   []feedEntry // ring[(rev-1) % len] holds revision rev
 	last   uint64      // revision of the latest retained change set
 	notify chan struct{}
+	// followers are the open followers by topic.
+	followers map[Topic]map[*Follower]struct{}
+}
+
+// feedEntry is one published change set and the keys it touched per
+// topic.
+type feedEntry struct {
+	cs     ChangeSet
+	topics map[Topic][]string
+}
+
+// topicsOf indexes a change set by topic: the namespace's flags for each
+// flag, the subject's overrides for each subject change.
+func topicsOf(cs *ChangeSet) map[Topic][]string {
+	if cs.Empty() {
+		return nil
+	}
+	m := make(map[Topic][]string)
+	for _, f := range cs.Flags {
+		t := FlagsTopic(f.Namespace)
+		m[t] = append(m[t], f.Key)
+	}
+	for _, sc := range cs.Subjects {
+		t := SubjectTopic(sc.Namespace, sc.Kind, sc.SubjectID)
+		m[t] = append(m[t], sc.Key)
+	}
+	return m
 }
 
 // publish makes snap current and records its change set cs (revision
 // f.last+1) under f.mu, so that a reader that loaded snap and then calls
-// Changes finds cs; then it wakes waiters. Called with Store.mu held.
+// Changes finds cs, and a follower's read returns snap and cs together.
+// Then it wakes the Changes waiters and closes the wake channel of every
+// follower of a topic cs touches. Called with Store.mu held.
 func (f *feed) publish(cur *atomic.Pointer[Snapshot], snap *Snapshot, cs ChangeSet) {
+	e := feedEntry{cs: cs, topics: topicsOf(&cs)}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cur.Store(snap)
-	f.ring[(cs.Revision-1)%uint64(len(f.ring))] = cs
+	f.ring[(cs.Revision-1)%uint64(len(f.ring))] = e
 	f.last = cs.Revision
 	close(f.notify)
 	f.notify = make(chan struct{})
+	for t := range e.topics {
+		for fo := range f.followers[t] {
+			fo.wakeLocked()
+		}
+	}
 }
 
 // Changes returns the retained change sets of the revisions after since, in
@@ -56,7 +94,9 @@ func (f *feed) publish(cur *atomic.Pointer[Snapshot], snap *Snapshot, cs ChangeS
 // loaded before the call and since < r, the result includes revision r.
 // A follower therefore loads the snapshot first, then calls Changes and
 // ignores change sets after the snapshot's revision: the remaining ones
-// are exactly what happened between since and the snapshot.
+// are exactly what happened between since and the snapshot. Followers
+// that wait for changes should use Follow instead, whose reads return the
+// snapshot and the change sets together.
 //
 // The returned change sets share their Flags and Subjects slices with the
 // store and with other readers; they must not be modified. Readers never
@@ -74,9 +114,160 @@ func (s *Store) Changes(since uint64) ([]ChangeSet, <-chan struct{}, bool) {
 	}
 	out := make([]ChangeSet, 0, f.last-since)
 	for rev := since + 1; rev <= f.last; rev++ {
-		out = append(out, f.ring[(rev-1)%n])
+		out = append(out, f.ring[(rev-1)%n].cs)
 	}
 	return out, f.notify, true
+}
+
+// Topic is a part of a namespace that a Follower watches: the namespace's
+// flags (Kind empty), or the overrides of one user or device. A write
+// touches the flags topic of a namespace when its change set lists a flag
+// of it, and a subject's topic when it lists a (subject, key) pair of it.
+type Topic struct {
+	Namespace string
+	Kind      SubjectKind // empty for the flags topic
+	SubjectID string
+}
+
+// FlagsTopic is the topic of the flags of namespace ns.
+func FlagsTopic(ns string) Topic { return Topic{Namespace: ns} }
+
+// SubjectTopic is the topic of the overrides of one user or device of
+// namespace ns.
+func SubjectTopic(ns string, kind SubjectKind, id string) Topic {
+	return Topic{Namespace: ns, Kind: kind, SubjectID: id}
+}
+
+// Follower follows the writes of a Store that touch its topics. Its reads
+// (ChangesFor) hand out a wake channel that only those writes close, so a
+// write wakes only the followers it concerns. A Follower is used by one
+// goroutine at a time; Close it when done.
+type Follower struct {
+	store  *Store
+	topics []Topic
+	wake   chan struct{} // guarded by store.feed.mu; nil after a wake
+}
+
+// Follow registers a follower of topics (duplicates are ignored).
+func (s *Store) Follow(topics ...Topic) *Follower {
+	fo := &Follower{store: s}
+	f := &s.feed
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.followers == nil {
+		f.followers = make(map[Topic]map[*Follower]struct{})
+	}
+	for _, t := range topics {
+		set := f.followers[t]
+		if set == nil {
+			set = make(map[*Follower]struct{})
+			f.followers[t] = set
+		}
+		if _, dup := set[fo]; dup {
+			continue
+		}
+		set[fo] = struct{}{}
+		fo.topics = append(fo.topics, t)
+	}
+	return fo
+}
+
+// Close unregisters the follower. Wake channels it handed out and that
+// are still open are never closed.
+func (fo *Follower) Close() {
+	f := &fo.store.feed
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, t := range fo.topics {
+		if set := f.followers[t]; set != nil {
+			delete(set, fo)
+			if len(set) == 0 {
+				delete(f.followers, t)
+			}
+		}
+	}
+}
+
+func (fo *Follower) wakeLocked() {
+	if fo.wake != nil {
+		close(fo.wake)
+		fo.wake = nil
+	}
+}
+
+// TopicChanges is one read of the feed by a Follower.
+type TopicChanges struct {
+	// Snapshot is the store's current snapshot. Every write up to its
+	// revision is accounted for: in Keys, or, when Complete is false, not
+	// at all (see below).
+	Snapshot *Snapshot
+	// Keys are the flags whose result may have changed, for a context
+	// matching the follower's topics, between revision since (excluded)
+	// and Snapshot's revision (included): sorted by namespace and key,
+	// without duplicates.
+	Keys []FlagRef
+	// Complete is false when the change sets after since are no longer
+	// retained (see WithChangeHistory); Keys is then empty and the
+	// follower must compare everything it derived with Snapshot.
+	Complete bool
+	// Wake is closed by the first write after Snapshot that touches a
+	// topic of the follower. Waiting on it never misses such a write: it
+	// was handed out in the same critical section that read Snapshot.
+	Wake <-chan struct{}
+}
+
+// ChangesFor reads what changed for the follower's topics after revision
+// since, with the current snapshot and the channel to wait on when
+// nothing did. A follower loop is:
+//
+//	pos := store.Snapshot().Revision() // after deriving its state from that snapshot
+//	for {
+//		ch := fo.ChangesFor(pos)
+//		// re-derive ch.Keys (or everything, if !ch.Complete) from ch.Snapshot
+//		pos = ch.Snapshot.Revision()
+//		<-ch.Wake
+//	}
+//
+// No write is missed: a write before the read is in the read (its
+// revision is at most the snapshot's), and a write after it closes Wake.
+func (fo *Follower) ChangesFor(since uint64) TopicChanges {
+	f := &fo.store.feed
+	f.mu.Lock()
+	snap := fo.store.cur.Load()
+	if fo.wake == nil {
+		fo.wake = make(chan struct{})
+	}
+	out := TopicChanges{Snapshot: snap, Complete: true, Wake: fo.wake}
+	var entries []map[Topic][]string
+	n := uint64(len(f.ring))
+	switch {
+	case since >= f.last:
+	case f.last-since > n:
+		out.Complete = false
+	default:
+		for rev := since + 1; rev <= f.last; rev++ {
+			if m := f.ring[(rev-1)%n].topics; m != nil {
+				entries = append(entries, m)
+			}
+		}
+	}
+	f.mu.Unlock()
+
+	// Outside the lock: collect the keys of the follower's topics.
+	for _, m := range entries {
+		for _, t := range fo.topics {
+			for _, key := range m[t] {
+				out.Keys = append(out.Keys, FlagRef{Namespace: t.Namespace, Key: key})
+			}
+		}
+	}
+	slices.SortFunc(out.Keys, compareFlagRef)
+	out.Keys = slices.Compact(out.Keys)
+	return out
+}
+
+func compareFlagRef(a, b FlagRef) int {
+	return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Key, b.Key))
 }
 
 // DeviceClasses returns the device classes eligible for device overrides of

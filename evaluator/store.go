@@ -61,7 +61,7 @@ func NewStore(opts ...Option) *Store {
 		o(s)
 	}
 	if s.feed.ring == nil {
-		s.feed.ring = make([]ChangeSet, DefaultChangeHistory)
+		s.feed.ring = make([]feedEntry, DefaultChangeHistory)
 	}
 	s.feed.notify = make(chan struct{})
 	s.cur.Store(&Snapshot{asOf: s.clock.Now(), clock: s.clock, nss: map[string]*nsState{}})
@@ -456,9 +456,7 @@ func (s *Store) commit(now time.Time, ops []Op, comp []compiled) (*Snapshot, Cha
 			cs.Subjects = append(cs.Subjects, SubjectChange{pk.ns, pk.kind, pk.subject, pk.key})
 		}
 	}
-	slices.SortFunc(cs.Flags, func(a, b FlagRef) int {
-		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Key, b.Key))
-	})
+	slices.SortFunc(cs.Flags, compareFlagRef)
 
 	// Deadlines of new objects and flags (after now; earlier ones are
 	// already in effect).
