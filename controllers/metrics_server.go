@@ -29,15 +29,15 @@ import (
 var (
 	streamSubscribers = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "flagops_stream_subscribers",
-		Help: "Event streams (GET /v1/stream and GET /ofrep/v1/sse) currently open.",
+		Help: "Event stream slots in use (GET /v1/stream and GET /ofrep/v1/sse): open streams and stream requests being validated.",
 	})
 	streamEventsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flagops_stream_events_total",
-		Help: "Events written to event streams, by kind: snapshot, changed, refetch, heartbeat and overflow (a slow subscriber's pending events dropped for one fresh snapshot).",
+		Help: "Events written to event streams, by kind: snapshot, changed, refetch, heartbeat and overflow (a stream fell behind the store's change history and compared everything with the current state).",
 	}, []string{"kind"})
 	propagationSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "flagops_propagation_seconds",
-		Help:    "Delay between the evaluator learning of a write and the resulting event being flushed to a subscriber.",
+		Help:    "Delay between the latest store write an event reflects (by the store's clock) and the event being flushed to a subscriber.",
 		Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
 	})
 	evaluationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -71,7 +71,7 @@ func (StreamMetrics) Subscribers(n int) { streamSubscribers.Set(float64(n)) }
 // EventSent counts one event of kind in flagops_stream_events_total.
 func (StreamMetrics) EventSent(kind string) { streamEventsTotal.WithLabelValues(kind).Inc() }
 
-// Overflowed counts one subscriber buffer overflow as kind "overflow".
+// Overflowed counts one stream that fell behind the change history as kind "overflow".
 func (StreamMetrics) Overflowed() { streamEventsTotal.WithLabelValues("overflow").Inc() }
 
 // Propagation observes d in flagops_propagation_seconds.

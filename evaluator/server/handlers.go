@@ -102,8 +102,13 @@ func (s *server) ofrepBulk(w http.ResponseWriter, r *http.Request, ns evaluator.
 		return
 	}
 	s.applyClaims(r, &req.ctx)
-	buf, etag := bulkResponse(ns, &req.ctx, prefix, s.opts.Metrics)
+	token := s.requestToken(r)
+	buf, etag := bulkResponse(ns, &req.ctx, prefix, token, s.opts.Metrics)
 	w.Header().Set("ETag", etag)
+	if token != "" {
+		// The body carries the token in the stream URI.
+		w.Header().Set("Cache-Control", "no-store")
+	}
 	if etagMatches(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		putBuf(buf)
@@ -114,42 +119,41 @@ func (s *server) ofrepBulk(w http.ResponseWriter, r *http.Request, ns evaluator.
 }
 
 // bulkResponse renders the OFREP bulk response for ctx into a pooled
-// buffer (release it with putBuf) and returns its entity tag. A non-nil m
-// counts every result.
-func bulkResponse(ns evaluator.Namespace, ctx *evaluator.Context, prefix string, m Metrics) (*bytes.Buffer, string) {
+// buffer (release it with putBuf) and returns its entity tag. The response
+// advertises the event stream URI of ctx (see advertisedURI); the tag is a
+// digest of the results and that URI, so it changes exactly when the
+// evaluated values (or the context, or the token) do. A non-nil m counts
+// every result.
+func bulkResponse(ns evaluator.Namespace, ctx *evaluator.Context, prefix, token string, m Metrics) (*bytes.Buffer, string) {
 	rp := resultsPool.Get().(*[]evaluator.Result)
 	results := ns.EvaluateAllInto(*rp, *ctx)
 
 	buf := getBuf()
 	b := buf.AvailableBuffer()
 	b = append(b, `{"flags":[`...)
+	var sum uint64
 	for i := range results {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = appendOFREPResult(b, &results[i])
+		sum += resultSum(&results[i])
 		if m != nil {
 			m.Evaluated(results[i].Reason.String())
 		}
 	}
+	uri := advertisedURI(prefix, contextJSON(ctx), token, digestString(sum))
 	b = append(b, `],"metadata":{"namespace":`...)
 	b = appendString(b, ns.Name())
-	b = append(b, `,"revision":`...)
-	b = strconv.AppendUint(b, ns.Revision(), 10)
 	b = append(b, `},"eventStreams":[{"type":"sse","endpoint":{"requestUri":`...)
-	b = appendString(b, prefix+"/ofrep/v1/sse")
+	b = appendString(b, uri)
 	b = append(b, "}}]}"...)
 	buf.Write(b)
 
 	clear(results)
 	*rp = results[:0]
 	resultsPool.Put(rp)
-
-	// The tag covers the revision, the context and the body: evaluation
-	// reads the clock, so an override expiry or a schedule step changes
-	// the result before a write bumps the revision.
-	h := hashContext(fnvOffset.str(ns.Name()), ctx).bytes(buf.Bytes())
-	return buf, `"r` + strconv.FormatUint(ns.Revision(), 10) + "-" + strconv.FormatUint(uint64(h), 16) + `"`
+	return buf, bulkETag(ns.Name(), uri)
 }
 
 // etagMatches implements the weak comparison of If-None-Match (RFC 9110

@@ -55,50 +55,98 @@
 //
 // # Event streams
 //
-// GET /v1/stream takes the context from the query parameters userId, orgId,
-// role, deviceId, deviceClass and targetingKey (others: 400 INVALID_QUERY
-// naming them). A deviceClass eligible for device overrides of no flag of
-// the namespace (for example charger with the default classes) gets 403
-// DEVICE_CLASS_NOT_ELIGIBLE. Beyond Options.MaxSubscribers open streams the
-// answer is 503 TOO_MANY_SUBSCRIBERS with Retry-After.
+// GET /v1/stream (native) and GET /ofrep/v1/sse (OFREP) push changes of
+// one context's effective values. The context is either the query
+// parameter context, a JSON object like the context of an evaluation
+// request (well-known and free attributes), or the query parameters
+// userId, orgId, role, deviceId, deviceClass and targetingKey; not both
+// (400 INVALID_QUERY), and no other parameters but lastEventId and
+// access_token (which the token check reads). A deviceClass eligible for
+// device overrides of no flag of the namespace (for example charger with
+// the default classes) gets 403 DEVICE_CLASS_NOT_ELIGIBLE.
 //
-// The response (text/event-stream, Cache-Control: no-cache, no write
-// timeout, flushed after every event) starts with "retry: <ms>" and an
-// event "snapshot" whose id is the revision and whose data is
-// {"namespace","revision","flags"}, flags being the map of POST
-// /v1/evaluate (role-gated flags left out). Afterwards an event
-// "device.feature-flags.changed" with data {"revision","changed":{key:
-// flag},"removed":[key]} is sent only when this subscriber's effective
-// values differ from what it was last sent. A comment ": heartbeat" is
-// written every Options.Heartbeat.
+// The response (text/event-stream, Cache-Control: no-cache) starts with
+// "retry: <ms>" (Options.Retry). Every event is flushed when written; a
+// comment ": heartbeat" is written every Options.Heartbeat.
 //
-// One dispatcher goroutine per handler (running while streams are open)
-// follows Store.Changes and fans each batch of change sets out: a flag
-// change re-evaluates that key for the subscribers of its namespace, a
-// user or device override change only that key for the subscribers of
-// that (namespace, userId) or (namespace, deviceId), against the current
-// snapshot. Override expiries and schedule steps reach streams when the
-// store's owner calls Tick.
+//   - Native: an event "snapshot" with data {"namespace","revision",
+//     "flags"}, flags being the map of POST /v1/evaluate (role-gated flags
+//     left out); afterwards an event "device.feature-flags.changed" with
+//     data {"revision","changed":{key: flag},"removed":[key]} whenever the
+//     context's effective values differ from what the client was last
+//     sent. revision is this server's store revision, for diagnostics
+//     only: it differs between replicas.
+//   - OFREP: no snapshot; whenever the context's values change, a
+//     data-only event {"type":"refetchEvaluation","etag","lastModified"}:
+//     etag is the ETag bulk evaluation returns for the context at that
+//     moment and lastModified the time of the latest store write in Unix
+//     seconds.
 //
-// A reconnecting client sends Last-Event-ID (or the lastEventId query
-// parameter). If the store still retains the change sets since that
-// revision, the stream starts with one changed event holding the current
-// values of every key touched for the subscriber since then (removed:
-// deleted or now role-gated keys), or with nothing when none was touched;
-// otherwise it starts with a snapshot. A Last-Event-ID that is not a
-// revision number gets 400 INVALID_QUERY.
+// # Event IDs and resume
 //
-// Each stream has a buffer of Options.SubscriberBuffer pending events; a
-// subscriber that falls further behind has its pending events dropped and
-// gets one fresh snapshot when it catches up, so a slow client never
-// delays the dispatcher or other clients.
+// An event's ID is a digest of the values the client holds once it has
+// the event: the result (value, enabled, variant, reason, source, error)
+// of every flag of its effective map. It does not depend on the store's
+// history, so it means the same on every replica and after a restart.
+// A reconnecting client sends its last ID as Last-Event-ID (or, failing
+// that, the lastEventId query parameter). If it equals the digest of the
+// context's current values the stream starts with nothing; any other ID
+// gets a fresh snapshot (native) or a refetch event (OFREP). A client
+// that resumes anywhere therefore gets either nothing, because it is up to
+// date, or the current values: never silence over a change. A native
+// stream without an ID starts with a snapshot, an OFREP stream without one
+// with nothing.
 //
-// GET /ofrep/v1/sse is the same subscription for OFREP clients. It sends
-// no snapshot; whenever the subscriber's effective values change (or after
-// an overflow, or on a resume whose history is gone) it sends a data-only
-// event {"type":"refetchEvaluation","etag","lastModified"}: etag is the
-// ETag the bulk evaluation for that context returns at that revision and
-// lastModified the time of the write (HTTP date).
+// The bulk response's eventStreams[0].endpoint.requestUri is the OFREP
+// stream of the caller's context: /ofrep/v1/sse (under the request's
+// namespace prefix) with the effective context as the context parameter,
+// the ID of the response's values as lastEventId, and the request's
+// context token, if any, as access_token (RFC 6750, section 2.3; the bulk
+// response then has Cache-Control: no-store). A client that opens it
+// verbatim, as the OFREP web provider does with EventSource, hears about
+// its own user's and device's override changes and about every change
+// after the response it got. The bulk ETag is a digest of that URI and
+// the namespace, so it changes exactly when the context's values (or the
+// context, or the token) change, not on unrelated writes.
+//
+// # How streams follow the store
+//
+// There is no dispatcher: each stream runs in its own handler goroutine
+// and follows the store's change feed itself through an
+// evaluator.Follower on its topics: the flags of its namespace, and the
+// overrides of its user (userId, else targetingKey) and of its device. The
+// invariants:
+//
+//  1. The client holds the digest of one result per key (sorted by key);
+//     its ID is the digest of those. It starts as the effective map of a
+//     snapshot at revision pos.
+//  2. Each read of the feed (Follower.ChangesFor(pos)) returns the current
+//     snapshot, the keys touched for the stream's topics in (pos, that
+//     snapshot], and the channel to wait on, all from one critical
+//     section. The stream re-evaluates those keys (every key, when the
+//     history since pos is gone) against that snapshot, sends the keys
+//     whose result differs from what the client holds, and sets pos to
+//     the snapshot's revision.
+//  3. The stream waits only on the channel of the read that left it up to
+//     date; a write touching its topics after that read closes it. So no
+//     write is ever missed, and a write wakes only the streams whose
+//     topics it touches.
+//  4. A slow client delays nobody else: its stream reads the feed when it
+//     is done writing and sends one event for everything since.
+//
+// Override expiries and schedule steps reach streams when the store's
+// owner calls Store.Tick (see Store.RunClock).
+//
+// # Limits
+//
+// The subscriber cap (Options.MaxSubscribers, by default
+// MaxSubscribersFor(StreamMemoryBudget()): half of GOMEMLIMIT, else 128
+// MiB, at MemoryPerStream each) is checked before anything else is done
+// with a stream request: beyond it the answer is 503 TOO_MANY_SUBSCRIBERS
+// with Retry-After. Every stream write (events and heartbeats) has a
+// deadline of Options.StreamWriteTimeout: a client that does not take it
+// in time is dropped, which frees its slot. The http.Server's own write
+// timeout does not end streams, since each write sets its own deadline.
 //
 // # Errors
 //
@@ -162,13 +210,14 @@ type Options struct {
 	// NewTicker, when set, replaces time.NewTicker for heartbeats; it
 	// returns the tick channel and a stop function (tests inject ticks).
 	NewTicker func(d time.Duration) (<-chan time.Time, func())
-	// SubscriberBuffer is the number of events a stream may have pending;
-	// beyond it the pending events are dropped and one fresh snapshot is
-	// sent instead. Zero selects DefaultSubscriberBuffer.
-	SubscriberBuffer int
 	// MaxSubscribers caps the number of open streams; more get 503 with
-	// Retry-After. Zero means unlimited.
+	// Retry-After. Zero selects MaxSubscribersFor(StreamMemoryBudget());
+	// a negative value means no cap.
 	MaxSubscribers int
+	// StreamWriteTimeout bounds every write to an event stream: a client
+	// that does not take an event (or a heartbeat) within it is dropped
+	// and its slot freed. Zero selects DefaultStreamWriteTimeout.
+	StreamWriteTimeout time.Duration
 	// Retry is the reconnection delay advertised to stream clients (the
 	// SSE retry field) and, rounded up to seconds, the Retry-After of a
 	// 503. Zero selects DefaultRetry.
@@ -205,8 +254,11 @@ func (o *Options) streamDefaults() {
 	if o.NewTicker == nil {
 		o.NewTicker = systemTicker
 	}
-	if o.SubscriberBuffer <= 0 {
-		o.SubscriberBuffer = DefaultSubscriberBuffer
+	if o.MaxSubscribers == 0 {
+		o.MaxSubscribers = MaxSubscribersFor(StreamMemoryBudget())
+	}
+	if o.StreamWriteTimeout <= 0 {
+		o.StreamWriteTimeout = DefaultStreamWriteTimeout
 	}
 	if o.Retry <= 0 {
 		o.Retry = DefaultRetry
@@ -222,7 +274,8 @@ type server struct {
 	lim   limits
 	log   *slog.Logger
 	known atomic.Pointer[nsCache]
-	hub   *hub
+	// streams counts the stream slots in use (see takeSlot).
+	streams atomic.Int64
 }
 
 // nsCache remembers which namespaces of one snapshot have flags, so that
@@ -262,7 +315,6 @@ func New(store *evaluator.Store, opts Options) http.Handler {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.hub = newHub(store, &s.opts)
 	mux := http.NewServeMux()
 	routes := []struct {
 		method, path string

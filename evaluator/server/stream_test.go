@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,6 +175,16 @@ func (c *sseClient) expect(t *testing.T, event, id, data string) {
 	jsonEq(t, ev.data, data)
 }
 
+// idOf is the event ID of a client of namespace ns holding the current
+// effective map of ctx in store.
+func idOf(store *evaluator.Store, ns string, ctx evaluator.Context) string {
+	st := streamState{ns: ns, ctx: ctx}
+	st.reset(store.Namespace(ns))
+	return st.id()
+}
+
+var bobCtx = evaluator.Context{UserID: "bob"}
+
 func apply(t *testing.T, store *evaluator.Store, ops ...evaluator.Op) {
 	t.Helper()
 	if _, _, err := store.Apply(ops...); err != nil {
@@ -203,10 +214,11 @@ const bobSnapshot = `{"namespace":"shop","revision":1,"flags":{
 func TestStreamSnapshotAndChanges(t *testing.T) {
 	srv, store := newStreamServer(t, Options{}, nil)
 	bob := open(t, srv, "/v1/stream?userId=bob")
-	bob.expect(t, "snapshot", "1", bobSnapshot)
+	bob.expect(t, "snapshot", idOf(store, "shop", bobCtx), bobSnapshot)
 	if bob.retry != "3000" {
 		t.Errorf("retry = %q, want the default 3000 ms", bob.retry)
 	}
+	aliceCtx := evaluator.Context{TargetingKey: "alice"}
 	alice := open(t, srv, "/v1/stream?targetingKey=alice")
 	if ev := alice.next(t); ev.event != "snapshot" || strings.Contains(ev.data, "admin-panel") ||
 		!strings.Contains(ev.data, `"source":"user-override:shop/alice-beta"`) {
@@ -215,7 +227,7 @@ func TestStreamSnapshotAndChanges(t *testing.T) {
 
 	t.Run("user override reaches only that user", func(t *testing.T) {
 		apply(t, store, userOv("bob", "bob-theme", "theme", `"neon"`))
-		bob.expect(t, "device.feature-flags.changed", "2", `{"revision":2,"changed":{
+		bob.expect(t, "device.feature-flags.changed", idOf(store, "shop", bobCtx), `{"revision":2,"changed":{
 			"theme":{"value":"neon","enabled":true,"variant":"override","reason":"TARGETING_MATCH","source":"user-override:shop/bob-theme"}},
 			"removed":[]}`)
 		alice.quiet(t)
@@ -225,8 +237,8 @@ func TestStreamSnapshotAndChanges(t *testing.T) {
 	t.Run("flag change re-evaluated per subscriber", func(t *testing.T) {
 		apply(t, store, evaluator.UpsertFlag("shop", "banner", stringFlag(`"hello"`, true)))
 		want := `{"revision":3,"changed":{"banner":{"value":"hello","enabled":true,"variant":"on","reason":"STATIC","source":"default"}},"removed":[]}`
-		bob.expect(t, "device.feature-flags.changed", "3", want)
-		alice.expect(t, "device.feature-flags.changed", "3", want)
+		bob.expect(t, "device.feature-flags.changed", idOf(store, "shop", bobCtx), want)
+		alice.expect(t, "device.feature-flags.changed", idOf(store, "shop", aliceCtx), want)
 	})
 
 	t.Run("flag change without effect sends nothing", func(t *testing.T) {
@@ -240,16 +252,16 @@ func TestStreamSnapshotAndChanges(t *testing.T) {
 
 	t.Run("removed key", func(t *testing.T) {
 		apply(t, store, evaluator.DeleteFlag("shop", "limits"))
-		bob.expect(t, "device.feature-flags.changed", "5", `{"revision":5,"changed":{},"removed":["limits"]}`)
-		alice.expect(t, "device.feature-flags.changed", "5", `{"revision":5,"changed":{},"removed":["limits"]}`)
+		bob.expect(t, "device.feature-flags.changed", idOf(store, "shop", bobCtx), `{"revision":5,"changed":{},"removed":["limits"]}`)
+		alice.expect(t, "device.feature-flags.changed", idOf(store, "shop", aliceCtx), `{"revision":5,"changed":{},"removed":["limits"]}`)
 	})
 
 	t.Run("other namespace", func(t *testing.T) {
 		other := open(t, srv, "/namespaces/other/v1/stream?userId=bob")
-		other.expect(t, "snapshot", "5", `{"namespace":"other","revision":5,"flags":{
+		other.expect(t, "snapshot", idOf(store, "other", bobCtx), `{"namespace":"other","revision":5,"flags":{
 			"greeting":{"value":"hi","enabled":true,"variant":"on","reason":"STATIC","source":"default"}}}`)
 		apply(t, store, evaluator.UpsertFlag("other", "greeting", stringFlag(`"hey"`, true)))
-		other.expect(t, "device.feature-flags.changed", "6", `{"revision":6,"changed":{
+		other.expect(t, "device.feature-flags.changed", idOf(store, "other", bobCtx), `{"revision":6,"changed":{
 			"greeting":{"value":"hey","enabled":true,"variant":"on","reason":"STATIC","source":"default"}},"removed":[]}`)
 		bob.quiet(t)
 	})
@@ -266,7 +278,7 @@ func TestStreamDeviceOverrides(t *testing.T) {
 		CreatedAt: testNow, Enabled: true,
 		Entries: []evaluator.OverrideEntry{{Key: "theme", Value: json.RawMessage(`"neon"`)}},
 	}))
-	d1.expect(t, "device.feature-flags.changed", "2", `{"revision":2,"changed":{
+	d1.expect(t, "device.feature-flags.changed", idOf(store, "shop", evaluator.Context{DeviceID: "d1", DeviceClass: "phone"}), `{"revision":2,"changed":{
 		"theme":{"value":"neon","enabled":true,"variant":"override","reason":"TARGETING_MATCH","source":"device-override:shop/d1-theme"}},"removed":[]}`)
 	d2.quiet(t)
 }
@@ -274,56 +286,53 @@ func TestStreamDeviceOverrides(t *testing.T) {
 func TestStreamResume(t *testing.T) {
 	srv, store := newStreamServer(t, Options{}, nil)
 	first := open(t, srv, "/v1/stream?userId=bob")
-	first.expect(t, "snapshot", "1", bobSnapshot)
+	first.expect(t, "snapshot", idOf(store, "shop", bobCtx), bobSnapshot)
 	first.cancel()
+	old := idOf(store, "shop", bobCtx)
 
-	apply(t, store, userOv("bob", "bob-theme", "theme", `"neon"`))     // 2: relevant
-	apply(t, store, userOv("carol", "carol-theme", "theme", `"neon"`)) // 3: another user
-	apply(t, store, evaluator.DeleteFlag("shop", "limits"))            // 4: relevant
+	apply(t, store, userOv("bob", "bob-theme", "theme", `"neon"`))
+	apply(t, store, userOv("carol", "carol-theme", "theme", `"neon"`))
+	apply(t, store, evaluator.DeleteFlag("shop", "limits"))
 	apply(t, store, evaluator.UpsertFlag("other", "greeting", stringFlag(`"hey"`, true)))
-	want := `{"revision":5,"changed":{
-		"theme":{"value":"neon","enabled":true,"variant":"override","reason":"TARGETING_MATCH","source":"user-override:shop/bob-theme"}},
-		"removed":["limits"]}`
+	want := `{"namespace":"shop","revision":5,"flags":{
+		"banner":{"enabled":false,"variant":"off","reason":"DISABLED","source":"kill-switch"},
+		"broken":{"enabled":false,"reason":"ERROR","errorCode":"PARSE_ERROR","errorDetails":"spec.value: required for String flags"},
+		"new-checkout":{"value":false,"enabled":false,"variant":"off","reason":"SPLIT","source":"rollout"},
+		"theme":{"value":"neon","enabled":true,"variant":"override","reason":"TARGETING_MATCH","source":"user-override:shop/bob-theme"}}}`
+	current := idOf(store, "shop", bobCtx)
+	if current == old {
+		t.Fatal("the ID did not change with the values")
+	}
 
-	t.Run("header within history", func(t *testing.T) {
-		c := open(t, srv, "/v1/stream?userId=bob", "Last-Event-ID", "1")
-		c.expect(t, "device.feature-flags.changed", "5", want)
-		c.quiet(t)
-	})
-	t.Run("query parameter within history", func(t *testing.T) {
-		c := open(t, srv, "/v1/stream?userId=bob&lastEventId=1")
-		c.expect(t, "device.feature-flags.changed", "5", want)
-	})
-	t.Run("nothing relevant since", func(t *testing.T) {
-		c := open(t, srv, "/v1/stream?userId=bob&lastEventId=4")
+	tests := []struct {
+		name   string
+		path   string
+		header []string
+		want   bool // a fresh snapshot; false: nothing
+	}{
+		{"older ID in the header", "/v1/stream?userId=bob", []string{"Last-Event-ID", old}, true},
+		{"older ID as query parameter", "/v1/stream?userId=bob&lastEventId=" + old, nil, true},
+		{"header wins over the query parameter", "/v1/stream?userId=bob&lastEventId=" + old, []string{"Last-Event-ID", current}, false},
+		{"unknown ID", "/v1/stream?userId=bob", []string{"Last-Event-ID", "999999"}, true},
+		{"current ID", "/v1/stream?userId=bob", []string{"Last-Event-ID", current}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := open(t, srv, tc.path, tc.header...)
+			if tc.want {
+				c.expect(t, "snapshot", current, want)
+			}
+			c.quiet(t)
+		})
+	}
+	t.Run("changes after an up-to-date resume", func(t *testing.T) {
+		c := open(t, srv, "/v1/stream?userId=bob", "Last-Event-ID", idOf(store, "shop", bobCtx))
 		c.quiet(t)
 		apply(t, store, userOv("bob", "bob-banner", "banner", `"hi"`))
-		if ev := c.next(t); ev.event != "device.feature-flags.changed" || ev.id != "6" {
+		if ev := c.next(t); ev.event != "device.feature-flags.changed" || ev.id != idOf(store, "shop", bobCtx) {
 			t.Fatalf("after resume: %+v", ev)
 		}
 	})
-	t.Run("beyond history", func(t *testing.T) {
-		for range evaluator.DefaultChangeHistory {
-			store.Tick(testNow)
-		}
-		rev := store.Snapshot().Revision()
-		c := open(t, srv, "/v1/stream?userId=bob", "Last-Event-ID", "1")
-		ev := c.next(t)
-		if ev.event != "snapshot" || ev.id != jsonNumber(rev) || !strings.Contains(ev.data, `"user-override:shop/bob-theme"`) {
-			t.Fatalf("frame = %+v, want snapshot at %d", ev, rev)
-		}
-	})
-	t.Run("future ID", func(t *testing.T) {
-		c := open(t, srv, "/v1/stream?userId=bob", "Last-Event-ID", "999999")
-		if ev := c.next(t); ev.event != "snapshot" {
-			t.Fatalf("frame = %+v, want snapshot", ev)
-		}
-	})
-}
-
-func jsonNumber(n uint64) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
 
 func TestStreamHeartbeat(t *testing.T) {
@@ -363,15 +372,21 @@ func TestStreamHeartbeat(t *testing.T) {
 	}
 }
 
-// gatedWriter blocks writes while armed until release is closed.
+// gatedWriter blocks writes while armed until release is closed. It
+// signals blocked (when set) each time a write blocks.
 type gatedWriter struct {
 	http.ResponseWriter
 	armed   *atomic.Bool
 	release chan struct{}
+	blocked chan struct{}
 }
 
 func (g gatedWriter) Write(b []byte) (int, error) {
 	if g.armed.Load() {
+		select {
+		case g.blocked <- struct{}{}:
+		default:
+		}
 		<-g.release
 	}
 	n, err := g.ResponseWriter.Write(b)
@@ -411,20 +426,22 @@ func (m *fakeMetrics) Overflowed() {
 
 func (m *fakeMetrics) Propagation(d time.Duration) {
 	m.mu.Lock()
-	if d >= 0 {
-		m.propagation++
-	}
+	m.propagation++
 	m.mu.Unlock()
 }
 
-func TestStreamSlowConsumer(t *testing.T) {
+// TestSlowStreamCoalesces: a stream whose client is slow delays nobody
+// else; once its writes go through again it sends one event bringing the
+// client up to date with every write it missed.
+func TestSlowStreamCoalesces(t *testing.T) {
 	var armed atomic.Bool
 	release := make(chan struct{})
+	blocked := make(chan struct{}, 1)
 	m := &fakeMetrics{events: map[string]int{}, overflow: make(chan struct{}, 1), gauge: make(chan int, 16)}
-	srv, store := newStreamServer(t, Options{SubscriberBuffer: 2, Metrics: m}, func(h http.Handler) http.Handler {
+	srv, store := newStreamServer(t, Options{Metrics: m}, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Query().Get("userId") == "slow" {
-				w = gatedWriter{w, &armed, release}
+				w = gatedWriter{w, &armed, release, blocked}
 			}
 			h.ServeHTTP(w, r)
 		})
@@ -443,29 +460,28 @@ func TestStreamSlowConsumer(t *testing.T) {
 
 	const writes = 6
 	for i := range writes {
-		v := `"v` + jsonNumber(uint64(i)) + `"`
+		v := `"v` + strconv.Itoa(i) + `"`
 		apply(t, store, evaluator.UpsertFlag("shop", "banner", stringFlag(v, true)))
+		if i == 0 {
+			waitBlocked(t, blocked)
+		}
 		ev := fast.next(t)
-		if ev.id != jsonNumber(uint64(i+2)) || !strings.Contains(ev.data, `"value":`+v) {
+		if ev.id != idOf(store, "shop", evaluator.Context{UserID: "fast"}) || !strings.Contains(ev.data, `"value":`+v) {
 			t.Fatalf("fast subscriber, write %d: %+v", i, ev)
 		}
-	}
-	select {
-	case <-m.overflow:
-	case <-time.After(eventWait):
-		t.Fatal("slow subscriber did not overflow")
 	}
 	armed.Store(false)
 	close(release)
 	released = true
-	// The event the writer was blocked on, then one snapshot of the
-	// latest revision instead of the dropped events.
+	// The event the writer was blocked on, then one event with the
+	// latest value instead of the writes in between.
 	if ev := slow.next(t); ev.event != "device.feature-flags.changed" || !strings.Contains(ev.data, `"value":"v0"`) {
 		t.Fatalf("slow subscriber: %+v", ev)
 	}
 	ev := slow.next(t)
-	if ev.event != "snapshot" || ev.id != "7" || !strings.Contains(ev.data, `"banner":{"value":"v5"`) {
-		t.Fatalf("slow subscriber after overflow: %+v", ev)
+	if ev.event != "device.feature-flags.changed" || ev.id != idOf(store, "shop", evaluator.Context{UserID: "slow"}) ||
+		!strings.Contains(ev.data, `"banner":{"value":"v5"`) {
+		t.Fatalf("slow subscriber catching up: %+v", ev)
 	}
 	slow.quiet(t)
 
@@ -481,11 +497,63 @@ func TestStreamSlowConsumer(t *testing.T) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.events["snapshot"] != 3 || m.events["changed"] != writes+1 || m.propagation != writes+1 {
+	if m.events["snapshot"] != 2 || m.events["changed"] != writes+2 || m.propagation != writes+2 {
 		t.Errorf("metrics: events %v, propagation %d", m.events, m.propagation)
 	}
 	if !reflect.DeepEqual(m.subscribers, []int{1, 2, 1, 0}) {
 		t.Errorf("subscriber gauge = %v, want [1 2 1 0]", m.subscribers)
+	}
+}
+
+func waitBlocked(t *testing.T, blocked chan struct{}) {
+	t.Helper()
+	select {
+	case <-blocked:
+	case <-time.After(eventWait):
+		t.Fatal("the stream did not write")
+	}
+}
+
+// TestStreamBeyondHistory: a stream that falls further behind than the
+// store's change history compares everything with the current state and
+// sends exactly what changed for its client.
+func TestStreamBeyondHistory(t *testing.T) {
+	var armed atomic.Bool
+	release := make(chan struct{})
+	m := &fakeMetrics{events: map[string]int{}, overflow: make(chan struct{}, 1), gauge: make(chan int, 16)}
+	blocked := make(chan struct{}, 1)
+	srv, store := newStreamServer(t, Options{Metrics: m}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(gatedWriter{w, &armed, release, blocked}, r)
+		})
+	})
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	c := open(t, srv, "/v1/stream?userId=bob")
+	var st clientState
+	st.apply(t, c.next(t))
+	armed.Store(true)
+	apply(t, store, bannerOn()) // the stream blocks writing this one
+	waitBlocked(t, blocked)
+	ticks(store, evaluator.DefaultChangeHistory)
+	apply(t, store, userOv("bob", "bob-theme", "theme", `"neon"`))
+	apply(t, store, evaluator.DeleteFlag("shop", "limits"))
+	armed.Store(false)
+	close(release)
+	released = true
+	c.catchUp(t, srv, &st)
+	c.quiet(t)
+	if st.lastID != idOf(store, "shop", bobCtx) {
+		t.Errorf("last ID %s, want %s", st.lastID, idOf(store, "shop", bobCtx))
+	}
+	select {
+	case <-m.overflow:
+	default:
+		t.Error("the resynchronisation was not counted")
 	}
 }
 
@@ -504,7 +572,12 @@ func TestStreamRejections(t *testing.T) {
 		{"unknown parameters", "/v1/stream?userId=a&foo=1&attr.plan=pro", nil, 400, codeInvalidQuery,
 			[]string{`unknown query parameters "attr.plan", "foo"`}},
 		{"repeated parameter", "/v1/stream?userId=a&userId=b", nil, 400, codeInvalidQuery, []string{`"userId" is given 2 times`}},
-		{"bad last event ID", "/v1/stream?userId=a", []string{"Last-Event-ID", "x"}, 400, codeInvalidQuery, []string{`last event ID "x"`}},
+		{"context and parameters", "/v1/stream?userId=a&context=%7B%7D", nil, 400, codeInvalidQuery, []string{`not both`}},
+		{"context not an object", "/v1/stream?context=%5B%5D", nil, 400, codeInvalidContext, []string{`query parameter "context": must be a JSON object`}},
+		{"context with trailing data", "/v1/stream?context=%7B%7D%7B%7D", nil, 400, codeInvalidContext, []string{`unexpected data`}},
+		{"context null", "/v1/stream?context=null", nil, 400, codeInvalidContext, []string{`got null`}},
+		{"context attribute of a bad type", "/v1/stream?context=%7B%22userId%22:1%7D", nil, 400, codeInvalidContext, []string{`context.userId`}},
+		{"malformed query", "/v1/stream?userId=%zz", nil, 400, codeInvalidQuery, []string{`malformed query`}},
 		{"unknown namespace", "/namespaces/nope/v1/stream", nil, 404, codeNamespaceNotFound, []string{`"nope"`}},
 		{"method", "/v1/stream", nil, 405, codeMethodNotAllowed, nil},
 	}
@@ -569,38 +642,44 @@ func TestOFREPStream(t *testing.T) {
 	bob := open(t, srv, "/ofrep/v1/sse?targetingKey=bob")
 	alice := open(t, srv, "/ofrep/v1/sse?targetingKey=alice")
 	bob.quiet(t) // no snapshot on OFREP streams
+	bobTK := evaluator.Context{TargetingKey: "bob"}
+	old := idOf(store, "shop", bobTK)
 
 	apply(t, store, userOv("bob", "bob-theme", "theme", `"neon"`))
 	ev := bob.next(t)
-	if ev.event != "" || ev.id != "2" {
-		t.Fatalf("frame = %+v, want data-only event with id 2", ev)
+	if ev.event != "" || ev.id != idOf(store, "shop", bobTK) {
+		t.Fatalf("frame = %+v, want data-only event with the ID of the new values", ev)
 	}
-	resp, err := srv.Client().Post(srv.URL+"/ofrep/v1/evaluate/flags", "application/json",
-		strings.NewReader(`{"context":{"targetingKey":"bob"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	etag := resp.Header.Get("ETag")
-	if !strings.HasPrefix(etag, `"r2-`) {
-		t.Fatalf("bulk ETag = %q", etag)
-	}
-	data, _ := json.Marshal(map[string]string{
-		"type": "refetchEvaluation", "etag": etag, "lastModified": testNow.Format(http.TimeFormat),
+	resp, uri := bulk(t, srv, "/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"bob"}}`)
+	data, _ := json.Marshal(map[string]any{
+		"type": "refetchEvaluation", "etag": resp.Header.Get("ETag"), "lastModified": testNow.Unix(),
 	})
 	jsonEq(t, ev.data, string(data))
+	if !strings.Contains(uri, "lastEventId="+ev.id) {
+		t.Errorf("advertised URI %q does not resume from %s", uri, ev.id)
+	}
 	alice.quiet(t)
 
 	t.Run("resume", func(t *testing.T) {
-		c := open(t, srv, "/ofrep/v1/sse?targetingKey=bob", "Last-Event-ID", "1")
-		if ev := c.next(t); ev.id != "2" || !strings.Contains(ev.data, `"refetchEvaluation"`) {
-			t.Fatalf("frame = %+v", ev)
+		tests := []struct {
+			name, path, lastID string
+			refetch            bool
+		}{
+			{"older ID", "/ofrep/v1/sse?targetingKey=bob", old, true},
+			{"current ID", "/ofrep/v1/sse?targetingKey=bob", idOf(store, "shop", bobTK), false},
+			{"another user's current ID", "/ofrep/v1/sse?targetingKey=alice", idOf(store, "shop", evaluator.Context{TargetingKey: "alice"}), false},
+			{"unknown ID", "/ofrep/v1/sse?targetingKey=alice", "99", true},
 		}
-		c = open(t, srv, "/ofrep/v1/sse?targetingKey=alice", "Last-Event-ID", "1")
-		c.quiet(t)
-		c = open(t, srv, "/ofrep/v1/sse?targetingKey=alice", "Last-Event-ID", "99")
-		if ev := c.next(t); !strings.Contains(ev.data, `"refetchEvaluation"`) {
-			t.Fatalf("future ID: frame = %+v", ev)
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				c := open(t, srv, tc.path, "Last-Event-ID", tc.lastID)
+				if tc.refetch {
+					if ev := c.next(t); !strings.Contains(ev.data, `"refetchEvaluation"`) || ev.event != "" {
+						t.Fatalf("frame = %+v, want a refetch event", ev)
+					}
+				}
+				c.quiet(t)
+			})
 		}
 	})
 }
@@ -616,92 +695,6 @@ func TestStreamSystemTicker(t *testing.T) {
 	}
 }
 
-// newHubSub builds a hub over a store retaining one change set and a
-// subscriber for bob whose state is a snapshot at the current revision.
-func newHubSub(t *testing.T) (*hub, *subscriber, *evaluator.Store) {
-	t.Helper()
-	store := evaluator.NewStore(evaluator.WithChangeHistory(1),
-		evaluator.WithClock(evaluator.ClockFunc(func() time.Time { return testNow })))
-	apply(t, store, evaluator.UpsertFlag("shop", "theme", stringFlag(`"dark"`, true)))
-	opts := Options{}
-	opts.streamDefaults()
-	h := newHub(store, &opts)
-	sub := &subscriber{ns: "shop", user: "bob", ctx: evaluator.Context{UserID: "bob"},
-		notify: make(chan struct{}, 1), log: slogDiscard()}
-	sub.mu.Lock()
-	sub.snapshot(store.Snapshot())
-	sub.mu.Unlock()
-	return h, sub, store
-}
-
-func TestCatchUp(t *testing.T) {
-	t.Run("within history", func(t *testing.T) {
-		h, sub, store := newHubSub(t)
-		apply(t, store, userOv("bob", "bob-theme", "theme", `"neon"`))
-		h.catchUp(sub, 1)
-		evs := sub.take(store)
-		if len(evs) != 1 || !strings.Contains(string(evs[0].frame), `"theme":{"value":"neon"`) {
-			t.Fatalf("events = %q", frames(evs))
-		}
-		// Nothing new: no event.
-		h.catchUp(sub, 2)
-		if evs := sub.take(store); len(evs) != 0 {
-			t.Errorf("second catch-up: %q", frames(evs))
-		}
-	})
-	t.Run("beyond history", func(t *testing.T) {
-		h, sub, store := newHubSub(t)
-		apply(t, store, userOv("bob", "bob-theme", "theme", `"neon"`))
-		apply(t, store, userOv("bob", "bob-theme", "theme", `"dark"`))
-		h.catchUp(sub, 1)
-		evs := sub.take(store)
-		if len(evs) != 1 || evs[0].kind != "snapshot" || !strings.Contains(string(evs[0].frame), "id: 3\n") {
-			t.Fatalf("events = %q, want a snapshot at 3", frames(evs))
-		}
-	})
-}
-
-func TestDispatcherResyncsWhenHistoryIsGone(t *testing.T) {
-	h, sub, store := newHubSub(t)
-	h.byNS["shop"] = map[*subscriber]struct{}{sub: {}}
-	h.count, h.running = 1, true
-	apply(t, store, userOv("bob", "bob-theme", "theme", `"neon"`))
-	apply(t, store, userOv("bob", "bob-theme", "theme", `"dark"`))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		h.dispatch(0) // revision 1 is no longer retained
-	}()
-	select {
-	case <-sub.notify:
-	case <-time.After(eventWait):
-		t.Fatal("subscriber not woken")
-	}
-	evs := sub.take(store)
-	if len(evs) != 1 || evs[0].kind != "snapshot" || !strings.Contains(string(evs[0].frame), "id: 3\n") {
-		t.Fatalf("events = %q, want a snapshot at 3", frames(evs))
-	}
-	h.unregister(sub)
-	select {
-	case <-done:
-	case <-time.After(eventWait):
-		t.Fatal("dispatcher did not stop without subscribers")
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.running || len(h.byNS) != 0 {
-		t.Errorf("after stop: running %v, index %v", h.running, h.byNS)
-	}
-}
-
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-func frames(evs []event) []string {
-	out := make([]string, len(evs))
-	for i, ev := range evs {
-		out[i] = ev.kind + ": " + string(ev.frame)
-	}
-	return out
-}
 
 func (m *fakeMetrics) Evaluated(string) {}

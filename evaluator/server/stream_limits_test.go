@@ -1,0 +1,199 @@
+package server
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flagops/flagops/evaluator"
+)
+
+// eventually polls cond every few milliseconds until it holds or timeout
+// passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+		<-tick.C
+	}
+}
+
+// smallBuffers makes every accepted connection's kernel send buffer small,
+// so that a client that does not read blocks the server's writes soon.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4096)
+	}
+	return c, err
+}
+
+// dialNoRead opens a TCP connection with a small receive buffer, sends a
+// stream request and never reads the response.
+func dialNoRead(t *testing.T, addr, path string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: test\r\n\r\n", path); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// TestStalledReaderIsDropped: a client that stops reading is dropped once
+// a write does not complete within the stream write timeout, and its
+// subscriber slot is freed.
+func TestStalledReaderIsDropped(t *testing.T) {
+	store, _ := newTestStore(t)
+	m := &fakeMetrics{events: map[string]int{}, overflow: make(chan struct{}, 1), gauge: make(chan int, 1<<16)}
+	srv := httptest.NewUnstartedServer(New(store, Options{
+		DefaultNamespace: "shop", NewTicker: noTicks, MaxSubscribers: 1,
+		StreamWriteTimeout: 100 * time.Millisecond, Metrics: m,
+	}))
+	srv.Listener = smallBuffers{srv.Listener}
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	dialNoRead(t, srv.Listener.Addr().String(), "/v1/stream?userId=bob")
+	// Wait until the stalled client's stream is open (its snapshot is
+	// written) and holds the only slot.
+	eventually(t, eventWait, "the stalled client's stream opened", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.events["snapshot"] == 1
+	})
+	resp, _ := get(t, srv, "/v1/stream?userId=alice")
+	checkError(t, resp, http.StatusServiceUnavailable, codeTooManySubscribers, "limit 1")
+
+	// Large changes fill the socket buffers; the slot must free up.
+	big := `"` + strings.Repeat("x", 32<<10)
+	i := 0
+	eventually(t, 20*time.Second, "the stalled client's slot freed", func() bool {
+		i++
+		apply(t, store, evaluator.UpsertFlag("shop", "banner", stringFlag(big+fmt.Sprint(i)+`"`, true)))
+		resp, err := srv.Client().Get(srv.URL + "/v1/stream?userId=alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// TestSubscriberCapBeforeWork: a stream request beyond the cap is refused
+// before anything else is done with it: even a request that would fail
+// validation gets 503.
+func TestSubscriberCapBeforeWork(t *testing.T) {
+	srv, _ := newStreamServer(t, Options{MaxSubscribers: 1}, nil)
+	c := open(t, srv, "/v1/stream?userId=bob")
+	c.next(t)
+	tests := []struct{ name, path string }{
+		{"valid", "/v1/stream?userId=alice"},
+		{"unknown parameter", "/v1/stream?foo=1"},
+		{"ineligible device class", "/v1/stream?deviceId=c1&deviceClass=charger"},
+		{"OFREP", "/ofrep/v1/sse?userId=alice"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, _ := get(t, srv, tc.path)
+			checkError(t, resp, http.StatusServiceUnavailable, codeTooManySubscribers, "limit 1")
+		})
+	}
+}
+
+// TestStreamOutlivesServerWriteTimeout: the http.Server's own read and
+// write timeouts do not end a stream; each stream write has its own
+// deadline.
+func TestStreamOutlivesServerWriteTimeout(t *testing.T) {
+	store, _ := newTestStore(t)
+	const serverTimeout = 200 * time.Millisecond
+	srv := httptest.NewUnstartedServer(New(store, Options{DefaultNamespace: "shop", Heartbeat: 20 * time.Millisecond}))
+	srv.Config.WriteTimeout = serverTimeout
+	srv.Config.ReadTimeout = serverTimeout
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	start := time.Now()
+	c := open(t, srv, "/v1/stream?userId=bob")
+	if ev := c.next(t); ev.event != "snapshot" {
+		t.Fatalf("frame = %+v, want snapshot", ev)
+	}
+	for time.Since(start) < 4*serverTimeout {
+		if ev := c.next(t); ev.comment != "heartbeat" {
+			t.Fatalf("frame = %+v, want heartbeat", ev)
+		}
+	}
+	apply(t, store, bannerOn())
+	for {
+		ev := c.next(t)
+		if ev.event == "device.feature-flags.changed" {
+			break
+		}
+		if ev.comment != "heartbeat" {
+			t.Fatalf("frame = %+v, want the change", ev)
+		}
+	}
+}
+
+func TestMaxSubscribersFor(t *testing.T) {
+	tests := []struct {
+		budget int64
+		want   int
+	}{
+		{0, 1},
+		{-1, 1},
+		{MemoryPerStream - 1, 1},
+		{MemoryPerStream, 1},
+		{128 << 20, int((128 << 20) / MemoryPerStream)},
+		{math.MaxInt64, math.MaxInt32},
+	}
+	for _, tc := range tests {
+		if got := MaxSubscribersFor(tc.budget); got != tc.want {
+			t.Errorf("MaxSubscribersFor(%d) = %d, want %d", tc.budget, got, tc.want)
+		}
+	}
+}
+
+func TestStreamMemoryBudget(t *testing.T) {
+	old := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+	if got := StreamMemoryBudget(); got != DefaultStreamMemoryBudget {
+		t.Errorf("without GOMEMLIMIT: %d, want %d", got, DefaultStreamMemoryBudget)
+	}
+	debug.SetMemoryLimit(300 << 20)
+	if got := StreamMemoryBudget(); got != 150<<20 {
+		t.Errorf("with GOMEMLIMIT 300Mi: %d, want 150Mi", got)
+	}
+	// The handler's default cap follows.
+	opts := Options{}
+	opts.streamDefaults()
+	if opts.MaxSubscribers != MaxSubscribersFor(150<<20) || opts.StreamWriteTimeout != DefaultStreamWriteTimeout {
+		t.Errorf("defaults: MaxSubscribers %d, StreamWriteTimeout %v", opts.MaxSubscribers, opts.StreamWriteTimeout)
+	}
+}
