@@ -32,7 +32,8 @@ import (
 	"github.com/flagops/flagops/evaluator/server"
 )
 
-// Timeouts of the evaluator's HTTP server. Event streams clear their own write deadline.
+// Timeouts of the evaluator's HTTP server. Event streams set a deadline per write
+// (--stream-write-timeout) instead.
 const (
 	evaluatorReadHeaderTimeout = 5 * time.Second
 	evaluatorReadTimeout       = 30 * time.Second
@@ -59,17 +60,18 @@ func withReadyz(h http.Handler, ready func() bool) http.Handler {
 }
 
 // newEvaluatorHTTPServer returns the http.Server of the evaluator: server.New over store,
-// with the context tokens and CORS origins of access, /readyz gated on syncer, metrics in
-// controller-runtime's registry and the timeouts above.
-func newEvaluatorHTTPServer(addr, defaultNamespace string, store *evaluator.Store, syncer *controllers.Syncer, access *deviceAccess, log logr.Logger) *http.Server {
-	h := server.New(store, server.Options{
+// with the context tokens and CORS origins of access, the stream limits of limits, /readyz
+// gated on syncer, metrics in controller-runtime's registry and the timeouts above.
+func newEvaluatorHTTPServer(addr, defaultNamespace string, store *evaluator.Store, syncer *controllers.Syncer, access *deviceAccess, limits *streamLimits, log logr.Logger) *http.Server {
+	opts := server.Options{
 		DefaultNamespace:   defaultNamespace,
 		Logger:             slog.New(logr.ToSlogHandler(log)),
 		Metrics:            controllers.StreamMetrics{},
 		TokenKey:           access.tokenKey,
 		CORSAllowedOrigins: access.origins,
-		MaxSubscribers:     access.maxSubscribers,
-	})
+	}
+	limits.apply(&opts)
+	h := server.New(store, opts)
 	return &http.Server{
 		Addr:              addr,
 		Handler:           withReadyz(h, syncer.Synced),

@@ -80,6 +80,7 @@ type managerOptions struct {
 	evaluatorAddr    string
 	defaultNamespace string
 	access           deviceAccess
+	streams          streamLimits
 	zap              zap.Options
 }
 
@@ -129,6 +130,7 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 	fs.StringVar(&o.evaluatorAddr, "evaluator-bind-address", ":8080",
 		"Address the evaluator's HTTP API (OFREP, native API, event streams, /readyz) binds to on every replica. Use 0 to disable it.")
 	o.access.bind(fs)
+	o.streams.bind(fs)
 	fs.StringVar(&o.defaultNamespace, "default-namespace", "default",
 		"Namespace the evaluator's unprefixed routes serve.")
 	o.zap.BindFlags(fs)
@@ -145,6 +147,9 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 		return nil, errors.New("--default-namespace: empty namespace")
 	}
 	if err := o.access.load(); err != nil {
+		return nil, err
+	}
+	if err := o.streams.load(); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -255,7 +260,7 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.evaluatorAddr != "0" {
 		elog := ctrl.Log.WithName("evaluator")
-		r := &evaluatorRunnable{srv: newEvaluatorHTTPServer(o.evaluatorAddr, o.defaultNamespace, store, syncer, &o.access, elog), log: elog}
+		r := &evaluatorRunnable{srv: newEvaluatorHTTPServer(o.evaluatorAddr, o.defaultNamespace, store, syncer, &o.access, &o.streams, elog), log: elog}
 		if err := mgr.Add(r); err != nil {
 			log.Error(err, "Unable to set up the evaluator server")
 			return 1

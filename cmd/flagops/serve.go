@@ -41,6 +41,7 @@ type serveOptions struct {
 	bindAddr         string
 	defaultNamespace string
 	access           deviceAccess
+	streams          streamLimits
 }
 
 func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveOptions, error) {
@@ -51,6 +52,7 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveOptions, er
 	fs.StringVar(&o.defaultNamespace, "default-namespace", "",
 		"Namespace of manifests without metadata.namespace, and of the unprefixed routes. Empty means the one namespace found in the files, if there is exactly one, else default.")
 	o.access.bind(fs)
+	o.streams.bind(fs)
 	if err := parseCommand(fs, "Usage: flagops serve --dir DIR [flags]\n\nServe flags from a directory of manifests, with no cluster: for local development and for apps' own tests.\nThe files are validated as the API server and webhooks would; they are reloaded on change, and a bad file keeps the last good state.\nWithout --context-token-key-file serving is open, with no authentication: bind it to localhost unless that is what you want.\n\n", args, stdout, stderr); err != nil {
 		return nil, err
 	}
@@ -65,6 +67,9 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveOptions, er
 		return nil, fmt.Errorf("--dir: %s is not a directory", o.dir)
 	}
 	if err := o.access.load(); err != nil {
+		return nil, err
+	}
+	if err := o.streams.load(); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -116,12 +121,14 @@ func serve(ctx context.Context, o *serveOptions, ln net.Listener, log *slog.Logg
 		}
 	}
 
+	opts := server.Options{
+		DefaultNamespace: ns, Logger: log,
+		TokenKey: o.access.tokenKey, CORSAllowedOrigins: o.access.origins,
+	}
+	o.streams.apply(&opts)
 	srv := &http.Server{
-		Handler: server.New(store, server.Options{
-			DefaultNamespace: ns, Logger: log,
-			TokenKey: o.access.tokenKey, CORSAllowedOrigins: o.access.origins, MaxSubscribers: o.access.maxSubscribers,
-		}),
-		// Streams clear their own write deadline; every other response must finish in time.
+		Handler: server.New(store, opts),
+		// Streams set a deadline per write; every other response must finish in time.
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

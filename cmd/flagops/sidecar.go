@@ -47,6 +47,7 @@ type sidecarOptions struct {
 	metricsAddr   string
 	probeAddr     string
 	access        deviceAccess
+	streams       streamLimits
 	zap           zap.Options
 }
 
@@ -55,8 +56,6 @@ type sidecarOptions struct {
 type deviceAccess struct {
 	tokenKeyFile string
 	corsOrigins  string
-	// maxSubscribers caps the open event streams; 0 means no cap.
-	maxSubscribers int
 	// Set by load.
 	tokenKey []byte
 	origins  []string
@@ -67,19 +66,10 @@ func (d *deviceAccess) bind(fs *flag.FlagSet) {
 		"File holding the HS256 secret of context tokens (surrounding whitespace is trimmed). When set, the device-facing routes (streams, OFREP, /v1/evaluate, /v1/users/{userId}/flags, /v1/flags/{key}/explain) require Authorization: Bearer <JWT>, whose userId, orgId, role, deviceId and deviceClass claims replace the request's. Empty leaves them open to anyone who can reach the address.")
 	fs.StringVar(&d.corsOrigins, "cors-allowed-origins", "",
 		"Comma-separated origins browsers may call the evaluator from, or * for any. Empty disables CORS.")
-	fs.IntVar(&d.maxSubscribers, "max-subscribers", defaultMaxSubscribers,
-		"Most event streams (/v1/stream, /ofrep/v1/sse) open at once; beyond it new ones get 503 with Retry-After. 0 means no cap.")
 }
-
-// defaultMaxSubscribers bounds the open streams, and so the file descriptors and memory
-// (about 30 KiB each) they hold, well above the 10,000 the fan-out benchmark runs.
-const defaultMaxSubscribers = 50000
 
 // load reads the token key file and splits the CORS origins.
 func (d *deviceAccess) load() error {
-	if d.maxSubscribers < 0 {
-		return fmt.Errorf("--max-subscribers: %d is negative; use 0 for no cap", d.maxSubscribers)
-	}
 	if d.tokenKeyFile != "" {
 		b, err := os.ReadFile(d.tokenKeyFile)
 		if err != nil {
@@ -127,6 +117,7 @@ func parseSidecarFlags(args []string, env sidecarEnv, stdout, stderr io.Writer) 
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "0",
 		"Address the Prometheus metrics endpoint (plain HTTP, /metrics) binds to. Use 0 to disable it.")
 	o.access.bind(fs)
+	o.streams.bind(fs)
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", "0",
 		"Address a separate /healthz and /readyz probe server binds to, e.g. :8081, for when the evaluator binds to localhost only. Use 0 to disable it; the evaluator serves both paths too.")
 	o.zap.BindFlags(fs)
@@ -137,6 +128,9 @@ func parseSidecarFlags(args []string, env sidecarEnv, stdout, stderr io.Writer) 
 		return nil, errors.New("--evaluator-bind-address: the sidecar needs an address to serve on")
 	}
 	if err := o.access.load(); err != nil {
+		return nil, err
+	}
+	if err := o.streams.load(); err != nil {
 		return nil, err
 	}
 	o.namespace = strings.TrimSpace(o.namespace)
@@ -210,7 +204,7 @@ func newSidecarManager(cfg *rest.Config, o *sidecarOptions, ln net.Listener) (ct
 		return nil, err
 	}
 	log := ctrl.Log.WithName("evaluator")
-	r := &evaluatorRunnable{srv: newEvaluatorHTTPServer(o.evaluatorAddr, o.namespace, store, syncer, &o.access, log), log: log}
+	r := &evaluatorRunnable{srv: newEvaluatorHTTPServer(o.evaluatorAddr, o.namespace, store, syncer, &o.access, &o.streams, log), log: log}
 	if ln != nil {
 		r.listen = func() (net.Listener, error) { return ln, nil }
 	}

@@ -175,7 +175,7 @@ func TestWithReadyz(t *testing.T) {
 
 func TestEvaluatorServer(t *testing.T) {
 	syncer := controllers.NewSyncer(nil, evaluator.NewStore())
-	srv := newEvaluatorHTTPServer("127.0.0.1:0", "default", syncer.Store(), syncer, &deviceAccess{}, logr.Discard())
+	srv := newEvaluatorHTTPServer("127.0.0.1:0", "default", syncer.Store(), syncer, &deviceAccess{}, &streamLimits{}, logr.Discard())
 	if srv.ReadHeaderTimeout != 5*time.Second || srv.ReadTimeout != 30*time.Second ||
 		srv.WriteTimeout != 30*time.Second || srv.IdleTimeout != 120*time.Second {
 		t.Errorf("timeouts = %v %v %v %v", srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout)
@@ -283,7 +283,7 @@ func TestGuardedEvaluatorHTTPServer(t *testing.T) {
 	key := []byte("guarded-key")
 	syncer := controllers.NewSyncer(nil, evaluator.NewStore())
 	srv := newEvaluatorHTTPServer("127.0.0.1:0", "default", syncer.Store(), syncer,
-		&deviceAccess{tokenKey: key, origins: []string{"https://app.example"}}, logr.Discard())
+		&deviceAccess{tokenKey: key, origins: []string{"https://app.example"}}, &streamLimits{}, logr.Discard())
 	if srv.WriteTimeout != evaluatorWriteTimeout || srv.ReadHeaderTimeout != evaluatorReadHeaderTimeout {
 		t.Errorf("timeouts %v, %v; want the evaluator's", srv.WriteTimeout, srv.ReadHeaderTimeout)
 	}
@@ -313,60 +313,5 @@ func TestGuardedEvaluatorHTTPServer(t *testing.T) {
 	srv.Handler.ServeHTTP(rec, req)
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz before the initial sync: status %d, want 503 without a token", rec.Code)
-	}
-}
-
-func TestMaxSubscribersFlag(t *testing.T) {
-	t.Setenv("POD_NAMESPACE", "")
-	dir := t.TempDir()
-	tests := []struct {
-		name    string
-		parse   func(extra ...string) (deviceAccess, error)
-		args    []string
-		want    int
-		wantErr string
-	}{
-		{name: "manager default", parse: func(extra ...string) (deviceAccess, error) {
-			o, err := parseManagerFlags(extra, io.Discard, io.Discard)
-			if err != nil {
-				return deviceAccess{}, err
-			}
-			return o.access, nil
-		}, want: defaultMaxSubscribers},
-		{name: "sidecar set", parse: func(extra ...string) (deviceAccess, error) {
-			o, err := parseSidecarFlags(append([]string{"--namespace=x"}, extra...), osSidecarEnv, io.Discard, io.Discard)
-			if err != nil {
-				return deviceAccess{}, err
-			}
-			return o.access, nil
-		}, args: []string{"--max-subscribers=7"}, want: 7},
-		{name: "serve no cap", parse: func(extra ...string) (deviceAccess, error) {
-			o, err := parseServeFlags(append([]string{"--dir=" + dir}, extra...), io.Discard, io.Discard)
-			if err != nil {
-				return deviceAccess{}, err
-			}
-			return o.access, nil
-		}, args: []string{"--max-subscribers=0"}, want: 0},
-		{name: "negative", parse: func(extra ...string) (deviceAccess, error) {
-			o, err := parseManagerFlags(extra, io.Discard, io.Discard)
-			if err != nil {
-				return deviceAccess{}, err
-			}
-			return o.access, nil
-		}, args: []string{"--max-subscribers=-1"}, wantErr: "--max-subscribers: -1 is negative"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := tt.parse(tt.args...)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || got.maxSubscribers != tt.want {
-				t.Errorf("maxSubscribers = %d (err %v), want %d", got.maxSubscribers, err, tt.want)
-			}
-		})
 	}
 }
