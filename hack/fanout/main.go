@@ -1,13 +1,26 @@
-// Command fanout measures the SSE fan-out of `flagops serve` against a bare
-// net/http broadcaster, over loopback, on this machine.
+// Command fanout measures, in one run, the SSE fan-out of the flagops evaluator server
+// against a bare net/http broadcaster, over loopback, on this machine:
 //
-//	go run ./hack/fanout -n 10000
+//   - memory per idle stream (server process VmRSS and Go heap+stacks, after a GC, growth
+//     divided by N), with a namespace of 100 flags, 10 of them with rules;
+//   - store write to event at every one of N streams: p50, p99 and max per round, timed
+//     from just before the write in the server process (flagops: Store.Apply; bare: the
+//     broadcast loop) until each client reader has read its event. Nothing is subtracted
+//     and no debounce is in the path;
+//   - flagops only: a per-user override change (one user's override created or deleted)
+//     until that user's stream has its event, with N streams open.
+//
+// Each server runs as a subprocess of this binary (-server flagops|bare); the N clients
+// run in this process. Servers and clients share the machine's cores.
+//
+//	go run ./hack/fanout -n 10000 -rounds 5 -user-rounds 50
 package main
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,8 +30,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,59 +39,372 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flagops/flagops/internal/localdir"
+	"github.com/flagops/flagops/evaluator"
+	"github.com/flagops/flagops/evaluator/server"
+)
+
+const (
+	benchNS  = "bench"
+	flipKey  = "fanout.flag"
+	userSeen = 7 // the user of the per-user override rounds
 )
 
 func main() {
-	n := flag.Int("n", 1000, "number of SSE subscribers")
-	timeout := flag.Duration("timeout", 5*time.Minute, "overall timeout")
-	bare := flag.String("bare-server", "", "internal: run the bare broadcaster on this address")
+	n := flag.Int("n", 1000, "number of SSE streams")
+	rounds := flag.Int("rounds", 5, "store writes reaching all N streams, per server")
+	userRounds := flag.Int("user-rounds", 50, "per-user override changes (flagops)")
+	timeout := flag.Duration("timeout", 10*time.Minute, "overall timeout")
+	kind := flag.String("server", "", "internal: run the flagops or bare server")
+	addr := flag.String("addr", "", "internal: the server's address")
 	flag.Parse()
-	if *bare != "" {
-		if err := runBare(*bare); err != nil {
-			fmt.Fprintln(os.Stderr, "bare-server:", err)
+	if *kind != "" {
+		if err := runServer(*kind, *addr); err != nil {
+			fmt.Fprintln(os.Stderr, "fanout server:", err)
 			os.Exit(1)
 		}
 		return
 	}
-	if err := run(*n, *timeout); err != nil {
+	if err := run(*n, *rounds, *userRounds, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "fanout:", err)
 		os.Exit(1)
 	}
 }
 
-// children are the subprocesses to kill on exit.
+// ---- the namespace ----
+
+// buildStore returns a store with namespace bench: 100 flags, 10 of them with rules, 15
+// with rollouts; fanout.flag is a plain Boolean flag, off.
+func buildStore() (*evaluator.Store, error) {
+	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
+	ops := []evaluator.Op{evaluator.UpsertFlag(benchNS, flipKey, evaluator.FlagSpec{Type: evaluator.TypeBoolean})}
+	for i := range 99 {
+		key := fmt.Sprintf("flag.%02d", i)
+		var spec evaluator.FlagSpec
+		switch {
+		case i < 10: // rules on org and plan
+			spec = evaluator.FlagSpec{Type: evaluator.TypeString, Enabled: true, Value: raw(`"standard"`),
+				OffValue: raw(`"off"`), Rules: []evaluator.Rule{
+					{Name: "internal", Match: []evaluator.Condition{{Attribute: evaluator.AttrOrgID, Operator: evaluator.OpIn, Values: []string{"org-internal", "org-beta"}}}, Value: raw(`"beta"`)},
+					{Name: "pro", Match: []evaluator.Condition{{Attribute: "plan", Operator: evaluator.OpIn, Values: []string{"pro", "enterprise"}}}, Value: raw(`"pro"`)},
+				}}
+		case i < 25:
+			spec = evaluator.FlagSpec{Type: evaluator.TypeBoolean, Enabled: true, Rollout: &evaluator.Rollout{Percentage: int32(i * 4)}}
+		case i < 45:
+			spec = evaluator.FlagSpec{Type: evaluator.TypeString, Enabled: i%3 != 0, Value: raw(`"variant-` + strconv.Itoa(i) + `"`), OffValue: raw(`"classic"`)}
+		case i < 55:
+			spec = evaluator.FlagSpec{Type: evaluator.TypeObject, Enabled: true, Value: raw(`{"maxItems":` + strconv.Itoa(i) + `,"historyLimit":5,"label":"tier ` + strconv.Itoa(i) + `"}`)}
+		case i < 60:
+			spec = evaluator.FlagSpec{Type: evaluator.TypeNumber, Enabled: true, Value: raw(strconv.Itoa(i * 10))}
+		default:
+			spec = evaluator.FlagSpec{Type: evaluator.TypeBoolean, Enabled: i%2 == 0}
+		}
+		ops = append(ops, evaluator.UpsertFlag(benchNS, key, spec))
+	}
+	s := evaluator.NewStore()
+	if _, _, err := s.Apply(ops...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ---- servers (subprocesses) ----
+
+// benchServer is the control side of a server: /bench/flip and /bench/override make a
+// store write (or broadcast) and answer with the wall time just before it; /bench/mem
+// collects garbage, returns free memory to the OS and reports the Go heap and stacks.
+type benchServer struct {
+	flip     func()
+	override func(on bool)
+}
+
+func (b *benchServer) routes(mux *http.ServeMux) {
+	stamp := func(w http.ResponseWriter, f func()) {
+		t0 := time.Now()
+		f()
+		fmt.Fprintf(w, `{"t0":%d}`, t0.UnixNano())
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {})
+	mux.HandleFunc("POST /bench/flip", func(w http.ResponseWriter, _ *http.Request) { stamp(w, b.flip) })
+	mux.HandleFunc("POST /bench/override", func(w http.ResponseWriter, r *http.Request) {
+		on := r.URL.Query().Get("on") == "1"
+		stamp(w, func() { b.override(on) })
+	})
+	mux.HandleFunc("GET /bench/mem", func(w http.ResponseWriter, _ *http.Request) {
+		runtime.GC()
+		debug.FreeOSMemory()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Fprintf(w, `{"heap":%d,"stacks":%d}`, ms.HeapInuse, ms.StackInuse)
+	})
+}
+
+func runServer(kind, addr string) error {
+	store, err := buildStore()
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	switch kind {
+	case "flagops":
+		state := false
+		b := &benchServer{
+			flip: func() {
+				state = !state
+				if _, _, err := store.Apply(evaluator.UpsertFlag(benchNS, flipKey, evaluator.FlagSpec{Type: evaluator.TypeBoolean, Enabled: state})); err != nil {
+					panic(err)
+				}
+			},
+			override: func(on bool) {
+				name := "u" + strconv.Itoa(userSeen)
+				op := evaluator.DeleteOverride(evaluator.SubjectUser, benchNS, name)
+				if on {
+					v := !state
+					op = evaluator.UpsertOverride(evaluator.Override{Kind: evaluator.SubjectUser, SubjectID: name,
+						Namespace: benchNS, Name: name, Enabled: true, CreatedAt: time.Now(),
+						Entries: []evaluator.OverrideEntry{{Key: flipKey, Enabled: &v}}})
+				}
+				if _, _, err := store.Apply(op); err != nil {
+					panic(err)
+				}
+			},
+		}
+		b.routes(mux)
+		mux.Handle("/", server.New(store, server.Options{DefaultNamespace: benchNS, Heartbeat: time.Hour, MaxSubscribers: -1}))
+	case "bare":
+		bare, err := newBare(store)
+		if err != nil {
+			return err
+		}
+		b := &benchServer{flip: bare.broadcast, override: func(bool) {}}
+		b.routes(mux)
+		mux.HandleFunc("GET /v1/stream", bare.stream)
+	default:
+		return fmt.Errorf("unknown server %q", kind)
+	}
+	return http.ListenAndServe(addr, mux)
+}
+
+// bare is a minimal net/http SSE broadcaster: every stream gets the same snapshot bytes a
+// flagops stream gets (rendered once), and a broadcast writes one prepared event to every
+// stream and flushes it.
+type bare struct {
+	snapshot []byte
+	mu       sync.Mutex
+	streams  map[chan []byte]struct{}
+	rev      int
+}
+
+func newBare(store *evaluator.Store) (*bare, error) {
+	results := store.Namespace(benchNS).EvaluateAll(evaluator.Context{UserID: "u0"})
+	flags := map[string]any{}
+	for _, r := range results {
+		flags[r.Key] = map[string]any{"value": r.Raw, "enabled": r.Enabled, "variant": r.Variant, "reason": r.Reason.String(), "source": r.Source}
+	}
+	data, err := json.Marshal(map[string]any{"namespace": benchNS, "revision": 1, "flags": flags})
+	if err != nil {
+		return nil, err
+	}
+	return &bare{snapshot: fmt.Appendf(nil, "id: 1\nevent: snapshot\ndata: %s\n\n", data), streams: map[chan []byte]struct{}{}}, nil
+}
+
+func (b *bare) stream(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	ch := make(chan []byte, 16)
+	b.mu.Lock()
+	b.streams[ch] = struct{}{}
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.streams, ch)
+		b.mu.Unlock()
+	}()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	if _, err := w.Write(b.snapshot); err != nil || rc.Flush() != nil {
+		return
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case ev := <-ch:
+			if _, err := w.Write(ev); err != nil || rc.Flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+func (b *bare) broadcast() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rev++
+	ev := fmt.Appendf(nil, "id: %d\nevent: device.feature-flags.changed\ndata: {\"revision\":%d,\"changed\":{%q:{\"value\":%t}},\"removed\":[]}\n\n",
+		b.rev, b.rev, flipKey, b.rev%2 == 1)
+	for ch := range b.streams {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}
+
+// ---- driver ----
+
 var (
 	childMu  sync.Mutex
 	children []*exec.Cmd
 )
 
-func startChild(cmd *exec.Cmd) error {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	childMu.Lock()
-	children = append(children, cmd)
-	childMu.Unlock()
-	return nil
-}
-
 func killChildren() {
 	childMu.Lock()
 	defer childMu.Unlock()
 	for _, c := range children {
-		if c.Process != nil {
-			_ = c.Process.Kill()
-			_ = c.Wait()
-		}
+		_ = c.Process.Kill()
+		_ = c.Wait()
 	}
 	children = nil
 }
 
-func run(n int, timeout time.Duration) error {
-	if n < 8 {
-		return errors.New("-n must be at least 8 (the per-user test uses subscriber u7)")
+// serverProc is a running server subprocess.
+type serverProc struct {
+	kind, base string
+	cmd        *exec.Cmd
+}
+
+func startServer(ctx context.Context, kind string) (*serverProc, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(exe, "-server", kind, "-addr", addr)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	childMu.Lock()
+	children = append(children, cmd)
+	childMu.Unlock()
+	p := &serverProc{kind: kind, base: "http://" + addr, cmd: cmd}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(p.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return p, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("%s server not up: %w", kind, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// mem is the server's memory after a GC, in bytes.
+type mem struct{ rss, heap, stacks int64 }
+
+func (p *serverProc) mem() (mem, error) {
+	resp, err := http.Get(p.base + "/bench/mem")
+	if err != nil {
+		return mem{}, err
+	}
+	defer resp.Body.Close()
+	var m struct{ Heap, Stacks int64 }
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return mem{}, err
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return mem{}, err
+	}
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return mem{rss: kib << 10, heap: m.Heap, stacks: m.Stacks}, err
+		}
+	}
+	return mem{}, errors.New("no VmRSS")
+}
+
+// write makes a store write (or broadcast) and returns its time in the server.
+func (p *serverProc) write(path string) (time.Time, error) {
+	resp, err := http.Post(p.base+path, "text/plain", nil)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer resp.Body.Close()
+	var r struct{ T0 int64 }
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return time.Unix(0, r.T0), nil
+}
+
+// result is what one server measured.
+type result struct {
+	kind          string
+	idle, open    mem
+	rounds        []stats
+	user          stats
+	userRounds    int
+	userReceived  int
+	roundsMissing int
+}
+
+func measure(ctx context.Context, kind string, n, rounds, userRounds int) (*result, error) {
+	p, err := startServer(ctx, kind)
+	if err != nil {
+		return nil, err
+	}
+	defer killChildren()
+	res := &result{kind: kind}
+	if res.idle, err = p.mem(); err != nil {
+		return nil, err
+	}
+	f, err := connect(ctx, n, func(i int) string { return fmt.Sprintf("%s/v1/stream?userId=u%d", p.base, i) })
+	if err != nil {
+		return nil, err
+	}
+	defer f.close()
+	time.Sleep(2 * time.Second) // idle: the connection burst settles
+	if res.open, err = p.mem(); err != nil {
+		return nil, err
+	}
+	for range rounds {
+		f.drain()
+		t0, err := p.write("/bench/flip")
+		if err != nil {
+			return nil, err
+		}
+		d := f.collect(ctx, t0, nil, 120*time.Second)
+		res.rounds = append(res.rounds, summarize(d))
+		res.roundsMissing += n - len(d)
+	}
+	if kind == "flagops" {
+		var user []time.Duration
+		for i := range userRounds {
+			f.drain()
+			t0, err := p.write("/bench/override?on=" + strconv.Itoa(1-i%2))
+			if err != nil {
+				return nil, err
+			}
+			user = append(user, f.collect(ctx, t0, []int{userSeen}, 10*time.Second)...)
+		}
+		res.user, res.userRounds, res.userReceived = summarize(user), userRounds, len(user)
+	}
+	return res, ctx.Err()
+}
+
+func run(n, rounds, userRounds int, timeout time.Duration) error {
+	if n <= userSeen {
+		return fmt.Errorf("-n must be above %d (the per-user rounds use stream u%d)", userSeen, userSeen)
 	}
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
@@ -88,7 +414,7 @@ func run(n int, timeout time.Duration) error {
 		}
 	}
 	if rl.Cur < uint64(n)+256 {
-		return fmt.Errorf("RLIMIT_NOFILE is %d, too low for %d subscribers", rl.Cur, n)
+		return fmt.Errorf("RLIMIT_NOFILE is %d, too low for %d streams", rl.Cur, n)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -96,27 +422,19 @@ func run(n int, timeout time.Duration) error {
 	defer stop()
 	defer killChildren()
 
-	tmp, err := os.MkdirTemp("", "fanout-")
-	if err != nil {
-		return err
+	var results []*result
+	for _, kind := range []string{"flagops", "bare"} {
+		r, err := measure(ctx, kind, n, rounds, userRounds)
+		if err != nil {
+			return fmt.Errorf("%s: %w", kind, err)
+		}
+		results = append(results, r)
 	}
-	defer os.RemoveAll(tmp)
-
-	fo, err := runFlagops(ctx, tmp, n)
-	if err != nil {
-		return fmt.Errorf("flagops: %w", err)
-	}
-	killChildren()
-	br, err := runBareBench(ctx, n)
-	if err != nil {
-		return fmt.Errorf("bare: %w", err)
-	}
-	killChildren()
-	report(n, fo, br)
+	report(n, results[0], results[1])
 	return nil
 }
 
-// ---- subscribers ----
+// ---- clients ----
 
 type sub struct {
 	snap    chan struct{} // closed on the first snapshot
@@ -130,14 +448,10 @@ type fleet struct {
 	wg     sync.WaitGroup
 }
 
-// connect opens n subscribers to url(i) and waits until all got their snapshot.
+// connect opens n streams to url(i) and waits until all have their snapshot.
 func connect(ctx context.Context, n int, url func(i int) string) (*fleet, error) {
-	tr := &http.Transport{
-		MaxConnsPerHost:     0,
-		MaxIdleConnsPerHost: n,
-		DisableCompression:  true,
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-	}
+	tr := &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true,
+		DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext}
 	cctx, cancel := context.WithCancel(ctx)
 	f := &fleet{cancel: cancel, client: &http.Client{Transport: tr}}
 	sem := make(chan struct{}, 256) // bounded concurrent handshakes: the listen backlog is finite
@@ -153,16 +467,11 @@ func connect(ctx context.Context, n int, url func(i int) string) (*fleet, error)
 			case <-cctx.Done():
 				return
 			}
-			released := false
-			release := func() {
-				if !released {
-					released = true
-					<-sem
-				}
-			}
+			var once sync.Once
+			release := func() { once.Do(func() { <-sem }) }
 			defer release()
 			if err := read(cctx, f.client, url(i), s, release); err != nil && cctx.Err() == nil {
-				errc <- fmt.Errorf("subscriber %d: %w", i, err)
+				errc <- fmt.Errorf("stream %d: %w", i, err)
 			}
 		}()
 	}
@@ -174,7 +483,7 @@ func connect(ctx context.Context, n int, url func(i int) string) (*fleet, error)
 			return nil, err
 		case <-ctx.Done():
 			f.close()
-			return nil, fmt.Errorf("waiting for snapshot of subscriber %d: %w", i, ctx.Err())
+			return nil, fmt.Errorf("waiting for the snapshot of stream %d: %w", i, ctx.Err())
 		}
 	}
 	return f, nil
@@ -186,12 +495,12 @@ func (f *fleet) close() {
 	f.client.CloseIdleConnections()
 }
 
+// read reads a stream, noting the first snapshot and the time of every later event.
 func read(ctx context.Context, c *http.Client, url string, s *sub, release func()) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Accept", "text/event-stream")
 	resp, err := c.Do(req)
 	if err != nil {
 		return err
@@ -202,32 +511,26 @@ func read(ctx context.Context, c *http.Client, url string, s *sub, release func(
 		return fmt.Errorf("status %s: %s", resp.Status, b)
 	}
 	br := bufio.NewReaderSize(resp.Body, 4096)
-	name := ""
-	gotSnap := false
+	name, gotSnap := "", false
 	for {
 		line, err := br.ReadSlice('\n')
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			return err
-		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue // a long data line: only the event boundaries matter
 		}
+		if err != nil {
+			return err
+		}
 		line = bytes.TrimRight(line, "\r\n")
 		switch {
-		case len(line) == 0:
-			if name == "" {
-				continue
-			}
-			now := time.Now()
-			if name == "snapshot" && !gotSnap {
-				gotSnap = true
-				close(s.snap)
-				release()
-			} else if name != "snapshot" {
-				select {
-				case s.changed <- now:
-				default:
-				}
+		case len(line) == 0 && name == "snapshot" && !gotSnap:
+			gotSnap = true
+			close(s.snap)
+			release()
+			name = ""
+		case len(line) == 0 && name != "":
+			select {
+			case s.changed <- time.Now():
+			default:
 			}
 			name = ""
 		case bytes.HasPrefix(line, []byte("event:")):
@@ -236,7 +539,6 @@ func read(ctx context.Context, c *http.Client, url string, s *sub, release func(
 	}
 }
 
-// drain empties the change channels of all subscribers.
 func (f *fleet) drain() {
 	for _, s := range f.subs {
 		for len(s.changed) > 0 {
@@ -245,8 +547,8 @@ func (f *fleet) drain() {
 	}
 }
 
-// collect waits for one change event per subscriber in idx (all when nil) and
-// returns the latencies from t0 and how many arrived before the deadline.
+// collect waits for one event per stream in idx (all when nil) and returns the delays
+// from t0 of those that arrived within wait.
 func (f *fleet) collect(ctx context.Context, t0 time.Time, idx []int, wait time.Duration) []time.Duration {
 	if idx == nil {
 		idx = make([]int, len(f.subs))
@@ -256,7 +558,7 @@ func (f *fleet) collect(ctx context.Context, t0 time.Time, idx []int, wait time.
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
-	var out []time.Duration
+	out := make([]time.Duration, 0, len(idx))
 	for _, i := range idx {
 		select {
 		case at := <-f.subs[i].changed:
@@ -270,7 +572,7 @@ func (f *fleet) collect(ctx context.Context, t0 time.Time, idx []int, wait time.
 	return out
 }
 
-// ---- stats ----
+// ---- report ----
 
 type stats struct {
 	count         int
@@ -292,314 +594,24 @@ func summarize(d []time.Duration) stats {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
 
-// ---- process helpers ----
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "n/a"
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return fmt.Sprintf("%.2fx", a/b)
 }
 
-func waitHTTP(ctx context.Context, url string, cmd *exec.Cmd) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if cmd.ProcessState != nil {
-			return errors.New("server exited")
-		}
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
+func median(ss []stats, f func(stats) time.Duration) time.Duration {
+	v := make([]time.Duration, 0, len(ss))
+	for _, s := range ss {
+		v = append(v, f(s))
 	}
-	return fmt.Errorf("%s not ready after 60s", url)
+	slices.Sort(v)
+	if len(v) == 0 {
+		return 0
+	}
+	return v[len(v)/2]
 }
-
-func rssKiB(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for l := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			f := strings.Fields(v)
-			if len(f) > 0 {
-				return strconv.ParseInt(f[0], 10, 64)
-			}
-		}
-	}
-	return 0, errors.New("no VmRSS")
-}
-
-// ---- flagops ----
-
-type flagopsResult struct {
-	rssBefore, rssAfter int64
-	single              []stats // N=1, per flip
-	flips               []stats // N subscribers, per flip
-	flipVal             []bool
-	user                stats
-	userRounds          int
-}
-
-const flagTmpl = `apiVersion: flagops.dev/v1alpha1
-kind: FeatureFlag
-metadata:
-  name: fanout.flag
-  namespace: default
-spec:
-  type: Boolean
-  description: fanout load test flag.
-  enabled: %t
-`
-
-const overrideYAML = `apiVersion: flagops.dev/v1alpha1
-kind: UserFlagOverride
-metadata:
-  name: fanout-u7
-  namespace: default
-spec:
-  userId: u7
-  reason: fanout load test.
-  flags:
-  - key: fanout.flag
-    enabled: true
-`
-
-func runFlagops(ctx context.Context, tmp string, n int) (*flagopsResult, error) {
-	bin := filepath.Join(tmp, "flagops")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/flagops")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("building ./cmd/flagops: %w", err)
-	}
-	dir := filepath.Join(tmp, "manifests")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return nil, err
-	}
-	flagFile := filepath.Join(dir, "flag.yaml")
-	ovFile := filepath.Join(dir, "override.yaml")
-	state := false
-	if err := os.WriteFile(flagFile, fmt.Appendf(nil, flagTmpl, state), 0o644); err != nil {
-		return nil, err
-	}
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	logf, err := os.Create(filepath.Join(tmp, "flagops.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	cmd := exec.Command(bin, "serve", "--dir", dir, "--evaluator-bind-address", addr)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := startChild(cmd); err != nil {
-		return nil, err
-	}
-	if err := waitHTTP(ctx, "http://"+addr+"/healthz", cmd); err != nil {
-		return nil, err
-	}
-	url := func(i int) string { return fmt.Sprintf("http://%s/v1/stream?userId=u%d", addr, i) }
-	res := &flagopsResult{}
-	const wait = 60 * time.Second
-	settle := func() { time.Sleep(400 * time.Millisecond) } // past the debounce of the previous write
-
-	flip := func(f *fleet) ([]time.Duration, error) {
-		settle()
-		f.drain()
-		state = !state
-		t0 := time.Now()
-		if err := os.WriteFile(flagFile, fmt.Appendf(nil, flagTmpl, state), 0o644); err != nil {
-			return nil, err
-		}
-		return f.collect(ctx, t0, nil, wait), nil
-	}
-
-	// N=1 baseline: the debounce and reload cost without fan-out.
-	one, err := connect(ctx, 1, url)
-	if err != nil {
-		return nil, err
-	}
-	for range 3 {
-		d, err := flip(one)
-		if err != nil {
-			return nil, err
-		}
-		res.single = append(res.single, summarize(d))
-	}
-	one.close()
-
-	time.Sleep(1 * time.Second)
-	runtime.GC()
-	if res.rssBefore, err = rssKiB(cmd.Process.Pid); err != nil {
-		return nil, err
-	}
-	f, err := connect(ctx, n, url)
-	if err != nil {
-		return nil, err
-	}
-	defer f.close()
-	time.Sleep(2 * time.Second) // idle
-	if res.rssAfter, err = rssKiB(cmd.Process.Pid); err != nil {
-		return nil, err
-	}
-	for range 3 {
-		d, err := flip(f)
-		if err != nil {
-			return nil, err
-		}
-		res.flips = append(res.flips, summarize(d))
-		res.flipVal = append(res.flipVal, state)
-	}
-	if state { // the override must change u7's value: base off
-		if _, err := flip(f); err != nil {
-			return nil, err
-		}
-	}
-	var user []time.Duration
-	for i := range 20 {
-		settle()
-		f.drain()
-		t0 := time.Now()
-		if i%2 == 0 {
-			err = os.WriteFile(ovFile, []byte(overrideYAML), 0o644)
-		} else {
-			err = os.Remove(ovFile)
-		}
-		if err != nil {
-			return nil, err
-		}
-		user = append(user, f.collect(ctx, t0, []int{7}, 10*time.Second)...)
-		res.userRounds++
-	}
-	res.user = summarize(user)
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	return res, nil
-}
-
-// ---- bare broadcaster ----
-
-type bareResult struct {
-	rssBefore, rssAfter int64
-	rounds              []stats
-}
-
-func runBareBench(ctx context.Context, n int) (*bareResult, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(exe, "-bare-server", addr)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := startChild(cmd); err != nil {
-		return nil, err
-	}
-	if err := waitHTTP(ctx, "http://"+addr+"/healthz", cmd); err != nil {
-		return nil, err
-	}
-	res := &bareResult{}
-	time.Sleep(1 * time.Second)
-	if res.rssBefore, err = rssKiB(cmd.Process.Pid); err != nil {
-		return nil, err
-	}
-	f, err := connect(ctx, n, func(i int) string { return fmt.Sprintf("http://%s/stream?userId=u%d", addr, i) })
-	if err != nil {
-		return nil, err
-	}
-	defer f.close()
-	time.Sleep(2 * time.Second)
-	if res.rssAfter, err = rssKiB(cmd.Process.Pid); err != nil {
-		return nil, err
-	}
-	for range 3 {
-		time.Sleep(400 * time.Millisecond)
-		f.drain()
-		t0 := time.Now()
-		resp, err := http.Post("http://"+addr+"/broadcast", "text/plain", nil)
-		if err != nil {
-			return nil, err
-		}
-		resp.Body.Close()
-		res.rounds = append(res.rounds, summarize(f.collect(ctx, t0, nil, 60*time.Second)))
-	}
-	return res, ctx.Err()
-}
-
-func runBare(addr string) error {
-	var (
-		mu      sync.Mutex
-		streams = map[chan []byte]struct{}{}
-		rev     uint64
-	)
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
-	mux.HandleFunc("GET /stream", func(w http.ResponseWriter, r *http.Request) {
-		fl, ok := w.(http.Flusher)
-		if !ok {
-			http.Error(w, "no flusher", http.StatusInternalServerError)
-			return
-		}
-		ch := make(chan []byte, 16)
-		mu.Lock()
-		streams[ch] = struct{}{}
-		id := rev
-		mu.Unlock()
-		defer func() {
-			mu.Lock()
-			delete(streams, ch)
-			mu.Unlock()
-		}()
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Cache-Control", "no-cache")
-		fmt.Fprintf(w, "id: %d\nevent: snapshot\ndata: {\"namespace\":\"default\",\"revision\":%d,\"flags\":{\"fanout.flag\":{\"value\":false}}}\n\n", id, id)
-		fl.Flush()
-		for {
-			select {
-			case <-r.Context().Done():
-				return
-			case b := <-ch:
-				if _, err := w.Write(b); err != nil {
-					return
-				}
-				fl.Flush()
-			}
-		}
-	})
-	mux.HandleFunc("POST /broadcast", func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		rev++
-		b := fmt.Appendf(nil, "id: %d\nevent: device.feature-flags.changed\ndata: {\"revision\":%d,\"changed\":{\"fanout.flag\":{\"value\":true}}}\n\n", rev, rev)
-		sent := 0
-		for ch := range streams {
-			select {
-			case ch <- b:
-				sent++
-			default:
-			}
-		}
-		mu.Unlock()
-		fmt.Fprintf(w, "%d\n", sent)
-	})
-	return http.ListenAndServe(addr, mux)
-}
-
-// ---- report ----
 
 func cpuModel() string {
 	b, err := os.ReadFile("/proc/cpuinfo")
@@ -614,70 +626,47 @@ func cpuModel() string {
 	return "unknown"
 }
 
-func ratio(a, b float64) string {
-	if b == 0 {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.2fx", a/b)
-}
+func report(n int, fo, br *result) {
+	fmt.Printf("machine: nproc=%d, cpu=%s, %s, loopback 127.0.0.1; servers and clients share the cores\n",
+		runtime.NumCPU(), cpuModel(), runtime.Version())
+	fmt.Printf("N=%d streams (GET /v1/stream?userId=u<i>); namespace of 100 flags, 10 with rules\n\n", n)
 
-func report(n int, fo *flagopsResult, br *bareResult) {
-	fmt.Printf("machine: nproc=%d, cpu=%s, loopback 127.0.0.1, GOMAXPROCS(client)=%d\n", runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0))
-	fmt.Printf("N=%d subscribers\n\n", n)
+	perStream := func(a, b int64) float64 { return float64(b-a) / float64(n) / 1024 }
+	fmt.Println("memory per idle stream, KiB (server process, after GC and FreeOSMemory: growth / N)")
+	fmt.Printf("  %-9s %10s %14s\n", "", "VmRSS", "Go heap+stacks")
+	for _, r := range []*result{fo, br} {
+		fmt.Printf("  %-9s %10.2f %14.2f   (VmRSS %d -> %d KiB)\n", r.kind,
+			perStream(r.idle.rss, r.open.rss), perStream(r.idle.heap+r.idle.stacks, r.open.heap+r.open.stacks),
+			r.idle.rss>>10, r.open.rss>>10)
+	}
+	fmt.Printf("  ratio     %10s %14s\n\n",
+		ratio(perStream(fo.idle.rss, fo.open.rss), perStream(br.idle.rss, br.open.rss)),
+		ratio(perStream(fo.idle.heap+fo.idle.stacks, fo.open.heap+fo.open.stacks), perStream(br.idle.heap+br.idle.stacks, br.open.heap+br.open.stacks)))
 
-	fKiB := float64(fo.rssAfter-fo.rssBefore) / float64(n)
-	bKiB := float64(br.rssAfter-br.rssBefore) / float64(n)
-	fmt.Println("memory per idle subscriber (server VmRSS delta / N)")
-	fmt.Printf("  flagops  %8.2f KiB  (VmRSS %d -> %d KiB)\n", fKiB, fo.rssBefore, fo.rssAfter)
-	fmt.Printf("  bare     %8.2f KiB  (VmRSS %d -> %d KiB)\n", bKiB, br.rssBefore, br.rssAfter)
-	fmt.Printf("  ratio    %s   (target <= 1.25x)\n\n", ratio(fKiB, bKiB))
-
-	fmt.Println("fan-out latency, ms (flagops: t0 = before the manifest write, includes the file watch + localdir.DefaultDebounce + reload;")
-	fmt.Println("                    bare: t0 = before the POST /broadcast)")
-	fmt.Printf("  %-26s %8s %8s %8s %8s\n", "run", "recv", "p50", "p99", "max")
-	for i, s := range fo.single {
-		fmt.Printf("  %-26s %8s %8s %8s %8s\n", fmt.Sprintf("flagops N=1 flip %d", i+1), fmt.Sprintf("%d/1", s.count), ms(s.p50), ms(s.p99), ms(s.max))
-	}
-	for i, s := range fo.flips {
-		fmt.Printf("  %-26s %8s %8s %8s %8s\n", fmt.Sprintf("flagops flip %d (->%t)", i+1, fo.flipVal[i]), fmt.Sprintf("%d/%d", s.count, n), ms(s.p50), ms(s.p99), ms(s.max))
-	}
-	for i, s := range br.rounds {
-		fmt.Printf("  %-26s %8s %8s %8s %8s\n", fmt.Sprintf("bare broadcast %d", i+1), fmt.Sprintf("%d/%d", s.count, n), ms(s.p50), ms(s.p99), ms(s.max))
-	}
-	med := func(ss []stats, f func(stats) time.Duration) time.Duration {
-		v := make([]time.Duration, 0, len(ss))
-		for _, s := range ss {
-			v = append(v, f(s))
+	fmt.Println("store write to event at every stream, ms (from just before the write in the server")
+	fmt.Println("process until each client reader has read the event; nothing subtracted)")
+	fmt.Printf("  %-12s %12s %8s %8s %8s\n", "round", "received", "p50", "p99", "max")
+	for _, r := range []*result{fo, br} {
+		for i, s := range r.rounds {
+			fmt.Printf("  %-12s %12s %8s %8s %8s\n", fmt.Sprintf("%s %d", r.kind, i+1), fmt.Sprintf("%d/%d", s.count, n), ms(s.p50), ms(s.p99), ms(s.max))
 		}
-		slices.Sort(v)
-		if len(v) == 0 {
-			return 0
-		}
-		return v[len(v)/2]
 	}
 	p50 := func(s stats) time.Duration { return s.p50 }
 	p99 := func(s stats) time.Duration { return s.p99 }
 	mx := func(s stats) time.Duration { return s.max }
-	base := med(fo.single, p50)
-	fmt.Println()
-	fmt.Println("fan-out summary (median over the 3 rounds), ms")
-	fmt.Printf("  %-34s %8s %8s %8s\n", "", "p50", "p99", "max")
-	row := func(name string, a, b, c time.Duration) {
-		fmt.Printf("  %-34s %8s %8s %8s\n", name, ms(a), ms(b), ms(c))
+	fmt.Printf("\n  median over rounds %8s %8s %8s\n", "p50", "p99", "max")
+	for _, r := range []*result{fo, br} {
+		fmt.Printf("  %-18s %8s %8s %8s\n", r.kind, ms(median(r.rounds, p50)), ms(median(r.rounds, p99)), ms(median(r.rounds, mx)))
 	}
-	fp50, fp99, fmax := med(fo.flips, p50), med(fo.flips, p99), med(fo.flips, mx)
-	bp50, bp99, bmax := med(br.rounds, p50), med(br.rounds, p99), med(br.rounds, mx)
-	row("flagops raw", fp50, fp99, fmax)
-	row("flagops minus N=1 p50 (fan-out)", fp50-base, fp99-base, fmax-base)
-	row("bare", bp50, bp99, bmax)
-	fmt.Printf("  %-34s %8s %8s %8s\n", "ratio raw (flagops/bare)", ratio(float64(fp50), float64(bp50)), ratio(float64(fp99), float64(bp99)), ratio(float64(fmax), float64(bmax)))
-	fmt.Printf("  %-34s %8s %8s %8s   (target p99 <= 1.25x)\n", "ratio fan-out only (minus N=1)", ratio(float64(fp50-base), float64(bp50)), ratio(float64(fp99-base), float64(bp99)), ratio(float64(fmax-base), float64(bmax)))
-	fmt.Printf("  note: the N=1 p50 (%s ms) is the file-watch + debounce + reload floor of local mode, absent from bare.\n\n", ms(base))
+	fmt.Printf("  %-18s %8s %8s %8s\n", "ratio",
+		ratio(float64(median(fo.rounds, p50)), float64(median(br.rounds, p50))),
+		ratio(float64(median(fo.rounds, p99)), float64(median(br.rounds, p99))),
+		ratio(float64(median(fo.rounds, mx)), float64(median(br.rounds, mx))))
+	if fo.roundsMissing+br.roundsMissing > 0 {
+		fmt.Printf("  MISSING events: flagops %d, bare %d\n", fo.roundsMissing, br.roundsMissing)
+	}
 
-	fmt.Printf("per-user override change (UserFlagOverride for u7 created/deleted, %d rounds, N=%d connected)\n", fo.userRounds, n)
-	fmt.Printf("  recv %d/%d  p50 %s ms  p99 %s ms  max %s ms   (target p99 <= 10 ms; includes the %s ms local-mode floor)\n",
-		fo.user.count, fo.userRounds, ms(fo.user.p50), ms(fo.user.p99), ms(fo.user.max), ms(base))
-	fmt.Printf("  minus N=1 floor:                  p50 %s ms  p99 %s ms\n", ms(fo.user.p50-base), ms(fo.user.p99-base))
-	fmt.Printf("  minus localdir.DefaultDebounce (%s): p50 %s ms  p99 %s ms\n", localdir.DefaultDebounce,
-		ms(fo.user.p50-localdir.DefaultDebounce), ms(fo.user.p99-localdir.DefaultDebounce))
+	fmt.Printf("\nper-user override change (user u%d's override created or deleted in the store), %d streams open\n", userSeen, n)
+	fmt.Printf("  flagops  received %d/%d  p50 %s ms  p99 %s ms  max %s ms\n",
+		fo.userReceived, fo.userRounds, ms(fo.user.p50), ms(fo.user.p99), ms(fo.user.max))
 }
