@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -150,29 +151,21 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, ns evaluator.Nam
 	if kind == streamOFREP {
 		st.ctxJSON, st.token = contextJSON(&ctx), s.requestToken(r)
 	}
-	topics := []evaluator.Topic{evaluator.FlagsTopic(st.ns)}
-	if id := ctx.EffectiveUserID(); id != "" {
-		topics = append(topics, evaluator.SubjectTopic(st.ns, evaluator.SubjectUser, id))
-	}
-	if ctx.DeviceID != "" {
-		topics = append(topics, evaluator.SubjectTopic(st.ns, evaluator.SubjectDevice, ctx.DeviceID))
-	}
-	fo := s.store.Follow(topics...)
+	fo := s.store.Follow(streamTopics(st.ns, &ctx)...)
 	defer fo.Close()
 
 	// The client's state: the current snapshot, read before the feed.
 	snap := s.store.Snapshot()
-	ns = snap.Namespace(st.ns)
-	results := st.reset(ns)
-	pos := snap.Revision()
+	cur := snap.Namespace(st.ns)
+	results := st.reset(cur)
 	var first []byte
 	switch {
 	case lastID == st.id():
 		// The client holds these values already.
 	case kind == streamNative:
-		first = st.snapshotFrame(ns, results)
+		first = st.snapshotFrame(cur, results)
 	case lastID != "":
-		first = st.refetchFrame(ns, snap.AsOf())
+		first = st.refetchFrame(cur, snap.AsOf())
 	}
 
 	rc := http.NewResponseController(w)
@@ -188,7 +181,27 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, ns evaluator.Nam
 	if first != nil {
 		s.opts.Metrics.EventSent(st.kindName(eventSnapshot))
 	}
+	s.follow(w, rc, r, st, fo, snap.Revision())
+}
 
+// streamTopics are the topics of a stream of namespace ns: its flags, and
+// the overrides of the context's user and device.
+func streamTopics(ns string, ctx *evaluator.Context) []evaluator.Topic {
+	topics := []evaluator.Topic{evaluator.FlagsTopic(ns)}
+	if id := ctx.EffectiveUserID(); id != "" {
+		topics = append(topics, evaluator.SubjectTopic(ns, evaluator.SubjectUser, id))
+	}
+	if ctx.DeviceID != "" {
+		topics = append(topics, evaluator.SubjectTopic(ns, evaluator.SubjectDevice, ctx.DeviceID))
+	}
+	return topics
+}
+
+// follow keeps the client of st, which holds the values of revision pos,
+// up to date until it leaves or a write fails (package doc, "How streams
+// follow the store"): read the feed, send what changed, wait on the
+// channel of that read.
+func (s *server) follow(w http.ResponseWriter, rc *http.ResponseController, r *http.Request, st *streamState, fo *evaluator.Follower, pos uint64) {
 	tick, stop := s.opts.NewTicker(s.opts.Heartbeat)
 	defer stop()
 	for {
@@ -204,8 +217,7 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, ns evaluator.Nam
 			keys = st.allKeys(cur)
 		}
 		if data, changed := st.update(cur, keys); changed {
-			frame := st.changedFrame(cur, ch.Snapshot.AsOf(), data)
-			if !s.write(w, rc, frame) {
+			if !s.write(w, rc, st.changedFrame(cur, ch.Snapshot.AsOf(), data)) {
 				return
 			}
 			s.opts.Metrics.EventSent(st.kindName("changed"))
@@ -246,10 +258,11 @@ func (s *server) freeSlot() {
 	s.opts.Metrics.Subscribers(int(s.streams.Add(-1)))
 }
 
-// write writes and flushes b within Options.StreamWriteTimeout; it
-// reports false when the stream must end.
+// write writes and flushes b within Options.StreamWriteTimeout (when the
+// ResponseWriter supports deadlines, as net/http's does); it reports false
+// when the stream must end.
 func (s *server) write(w http.ResponseWriter, rc *http.ResponseController, b []byte) bool {
-	if err := rc.SetWriteDeadline(time.Now().Add(s.opts.StreamWriteTimeout)); err != nil && err != http.ErrNotSupported {
+	if err := rc.SetWriteDeadline(time.Now().Add(s.opts.StreamWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		s.log.Debug("setting the stream write deadline", "error", err)
 		return false
 	}
@@ -329,10 +342,10 @@ func decodeContextParam(raw string) (map[string]any, error) {
 	var m map[string]any
 	err := dec.Decode(&m)
 	if err == nil && dec.More() {
-		err = fmt.Errorf("unexpected data after the JSON object")
+		err = errors.New("unexpected data after the JSON object")
 	}
 	if err == nil && m == nil {
-		err = fmt.Errorf("got null")
+		err = errors.New("got null")
 	}
 	if err != nil {
 		return nil, &requestError{code: codeInvalidContext,
