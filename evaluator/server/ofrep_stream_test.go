@@ -14,9 +14,9 @@ import (
 	"github.com/flagops/flagops/evaluator"
 )
 
-// bulk posts an OFREP bulk evaluation and returns the response and its
+// postBulk posts an OFREP bulk evaluation and returns the response and its
 // decoded advertised stream URI.
-func bulk(t *testing.T, srv *httptest.Server, path, body string, header ...string) (*http.Response, string) {
+func postBulk(t *testing.T, srv *httptest.Server, path, body string, header ...string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
 	if err != nil {
@@ -53,7 +53,7 @@ func bulk(t *testing.T, srv *httptest.Server, path, body string, header ...strin
 // that depend on any attribute of its context, and about nothing else.
 func TestOFREPAdvertisedStreamCarriesIdentity(t *testing.T) {
 	srv, store := newStreamServer(t, Options{}, nil)
-	_, uri := bulk(t, srv, "/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"u1","plan":"pro","deviceId":"d1","deviceClass":"phone"}}`)
+	_, uri := postBulk(t, srv, "/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"u1","plan":"pro","deviceId":"d1","deviceClass":"phone"}}`)
 	if !strings.HasPrefix(uri, "/ofrep/v1/sse?") {
 		t.Fatalf("requestUri = %q, want the stream route with a query", uri)
 	}
@@ -94,7 +94,7 @@ func TestOFREPAdvertisedStreamCarriesIdentity(t *testing.T) {
 	})
 
 	t.Run("namespaced", func(t *testing.T) {
-		_, uri := bulk(t, srv, "/namespaces/other/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"u1"}}`)
+		_, uri := postBulk(t, srv, "/namespaces/other/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"u1"}}`)
 		if !strings.HasPrefix(uri, "/namespaces/other/ofrep/v1/sse?") {
 			t.Fatalf("requestUri = %q", uri)
 		}
@@ -109,7 +109,7 @@ func TestOFREPAdvertisedStreamCarriesToken(t *testing.T) {
 	srv, _ := newStreamServer(t, Options{TokenKey: testTokenKey}, nil)
 	tok := token(t, jwt.SigningMethodHS256, testTokenKey, jwt.MapClaims{
 		"userId": "u1", "exp": time.Now().Add(time.Hour).Unix()})
-	resp, uri := bulk(t, srv, "/ofrep/v1/evaluate/flags", `{"context":{"plan":"pro"}}`, bearer(tok)...)
+	resp, uri := postBulk(t, srv, "/ofrep/v1/evaluate/flags", `{"context":{"plan":"pro"}}`, bearer(tok)...)
 	u, err := url.Parse(uri)
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +133,7 @@ func TestBulkETagIgnoresOtherNamespaces(t *testing.T) {
 	srv := serveStore(t, store, Options{})
 	const body = `{"context":{"userId":"bob"}}`
 	etag := func() string {
-		resp, _ := bulk(t, srv, "/ofrep/v1/evaluate/flags", body)
+		resp, _ := postBulk(t, srv, "/ofrep/v1/evaluate/flags", body)
 		return resp.Header.Get("ETag")
 	}
 	tests := []struct {

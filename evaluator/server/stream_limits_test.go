@@ -15,9 +15,9 @@ import (
 	"github.com/flagops/flagops/evaluator"
 )
 
-// eventually polls cond every few milliseconds until it holds or timeout
+// pollUntil polls cond every few milliseconds until it holds or timeout
 // passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -83,7 +83,7 @@ func TestStalledReaderIsDropped(t *testing.T) {
 	dialNoRead(t, srv.Listener.Addr().String(), "/v1/stream?userId=bob")
 	// Wait until the stalled client's stream is open (its snapshot is
 	// written) and holds the only slot.
-	eventually(t, eventWait, "the stalled client's stream opened", func() bool {
+	pollUntil(t, eventWait, "the stalled client's stream opened", func() bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		return m.events["snapshot"] == 1
@@ -94,7 +94,7 @@ func TestStalledReaderIsDropped(t *testing.T) {
 	// Large changes fill the socket buffers; the slot must free up.
 	big := `"` + strings.Repeat("x", 32<<10)
 	i := 0
-	eventually(t, 20*time.Second, "the stalled client's slot freed", func() bool {
+	pollUntil(t, 20*time.Second, "the stalled client's slot freed", func() bool {
 		i++
 		apply(t, store, evaluator.UpsertFlag("shop", "banner", stringFlag(big+fmt.Sprint(i)+`"`, true)))
 		resp, err := srv.Client().Get(srv.URL + "/v1/stream?userId=alice")

@@ -71,8 +71,8 @@ func (c *clientState) apply(t *testing.T, ev sseEvent) bool {
 	return true
 }
 
-// effective returns the effective map of a context from POST /v1/evaluate.
-func effective(t *testing.T, srv *httptest.Server, path, context string) map[string]any {
+// effectiveFlags returns the effective map of a context from POST /v1/evaluate.
+func effectiveFlags(t *testing.T, srv *httptest.Server, path, context string) map[string]any {
 	t.Helper()
 	resp, err := srv.Client().Post(srv.URL+path, "application/json", strings.NewReader(`{"context":`+context+`}`))
 	if err != nil {
@@ -92,7 +92,7 @@ func effective(t *testing.T, srv *httptest.Server, path, context string) map[str
 // for bob, failing after eventWait.
 func (c *sseClient) catchUp(t *testing.T, srv *httptest.Server, st *clientState) {
 	t.Helper()
-	want := effective(t, srv, "/v1/evaluate", `{"userId":"bob"}`)
+	want := effectiveFlags(t, srv, "/v1/evaluate", `{"userId":"bob"}`)
 	deadline := time.Now().Add(eventWait)
 	for !reflect.DeepEqual(st.flags, want) {
 		if time.Now().After(deadline) {
@@ -106,7 +106,7 @@ func bannerOn() evaluator.Op {
 	return evaluator.UpsertFlag("shop", "banner", stringFlag(`"hello"`, true))
 }
 
-func ticks(store *evaluator.Store, n int) {
+func tickN(store *evaluator.Store, n int) {
 	for range n {
 		store.Tick(testNow)
 	}
@@ -129,7 +129,7 @@ func TestResumeOnAnotherReplica(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// Replica A: the fixture, then five ticks: revision 6.
 			storeA, _ := newTestStore(t)
-			ticks(storeA, 5)
+			tickN(storeA, 5)
 			// Replica B: the fixture, then the changes, then ticks.
 			storeB, _ := newTestStore(t)
 			a, b := serveStore(t, storeA, Options{}), serveStore(t, storeB, Options{})
@@ -155,7 +155,7 @@ func TestResumeOnAnotherReplica(t *testing.T) {
 				apply(t, storeA, op)
 				apply(t, storeB, op)
 			}
-			ticks(storeB, 8)
+			tickN(storeB, 8)
 
 			c := open(t, b, tc.kind+"?userId=bob", "Last-Event-ID", lastID)
 			if tc.kind == "/v1/stream" {
@@ -198,7 +198,7 @@ func ofrepStreamID(t *testing.T, srv *httptest.Server, user string) string {
 func TestResumeAfterRestart(t *testing.T) {
 	before, _ := newTestStore(t)
 	apply(t, before, userOv("bob", "bob-theme", "theme", `"neon"`))
-	ticks(before, 3) // revision 5
+	tickN(before, 3) // revision 5
 	srv := serveStore(t, before, Options{})
 	c := open(t, srv, "/v1/stream?userId=bob")
 	var st clientState
@@ -216,7 +216,7 @@ func TestResumeAfterRestart(t *testing.T) {
 		after, _ := newTestStore(t)
 		apply(t, after, bannerOn()) // the change made while down
 		apply(t, after, userOv("bob", "bob-theme", "theme", `"neon"`))
-		ticks(after, 3) // revision 6
+		tickN(after, 3) // revision 6
 		srv := serveStore(t, after, Options{})
 		c := open(t, srv, "/v1/stream?userId=bob", "Last-Event-ID", st.lastID)
 		st := st
@@ -232,12 +232,13 @@ func TestResumeAfterRestart(t *testing.T) {
 // any later write.
 func TestWriteBetweenSnapshotAndFeedIsDelivered(t *testing.T) {
 	srv, store := newStreamServer(t, Options{}, nil)
-	gotSnapshot := make(chan struct{})
+	gotSnapshot, written := make(chan struct{}), make(chan struct{})
 	var fired atomic.Bool
 	hook := func() {
 		if !fired.CompareAndSwap(false, true) {
 			return
 		}
+		defer close(written)
 		// Write only once the client holds the snapshot, so that the
 		// stream has nothing else left to send.
 		select {
@@ -257,10 +258,12 @@ func TestWriteBetweenSnapshotAndFeedIsDelivered(t *testing.T) {
 		t.Fatal("no snapshot")
 	}
 	close(gotSnapshot)
-	c.catchUp(t, srv, &st)
-	if !fired.Load() {
+	select {
+	case <-written:
+	case <-time.After(eventWait):
 		t.Fatal("the hook never ran: the test did not place its write")
 	}
+	c.catchUp(t, srv, &st)
 	if st.flags["banner"].(map[string]any)["value"] != "hello" {
 		t.Fatalf("banner = %v, want the write made in the gap", st.flags["banner"])
 	}

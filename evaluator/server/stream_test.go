@@ -539,7 +539,7 @@ func TestStreamBeyondHistory(t *testing.T) {
 	armed.Store(true)
 	apply(t, store, bannerOn()) // the stream blocks writing this one
 	waitBlocked(t, blocked)
-	ticks(store, evaluator.DefaultChangeHistory)
+	tickN(store, evaluator.DefaultChangeHistory)
 	apply(t, store, userOv("bob", "bob-theme", "theme", `"neon"`))
 	apply(t, store, evaluator.DeleteFlag("shop", "limits"))
 	armed.Store(false)
@@ -650,7 +650,7 @@ func TestOFREPStream(t *testing.T) {
 	if ev.event != "" || ev.id != idOf(store, "shop", bobTK) {
 		t.Fatalf("frame = %+v, want data-only event with the ID of the new values", ev)
 	}
-	resp, uri := bulk(t, srv, "/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"bob"}}`)
+	resp, uri := postBulk(t, srv, "/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"bob"}}`)
 	data, _ := json.Marshal(map[string]any{
 		"type": "refetchEvaluation", "etag": resp.Header.Get("ETag"), "lastModified": testNow.Unix(),
 	})
