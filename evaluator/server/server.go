@@ -105,7 +105,11 @@
 // response then has Cache-Control: no-store). A client that opens it
 // verbatim, as the OFREP web provider does with EventSource, hears about
 // its own user's and device's override changes and about every change
-// after the response it got. The bulk ETag is a digest of that URI and
+// after the response it got. The URI grows with the context (up to
+// Options.MaxAttributes attributes of Options.MaxAttributeBytes), and a
+// token in it can reach proxy logs. The URI changes whenever the values
+// do (its lastEventId); a client that reconnects to the new URI resumes
+// from the values it just fetched. The bulk ETag is a digest of that URI and
 // the namespace, so it changes exactly when the context's values (or the
 // context, or the token) change, not on unrelated writes.
 //
