@@ -66,6 +66,33 @@ func jwks(t testing.TB, keys ...map[string]any) string {
 	return string(b)
 }
 
+// opensslKeys are public keys written by OpenSSL 3.0 as docs/security.md
+// shows (openssl genpkey, then openssl pkey -pubout), with kid headers
+// added by hand.
+const opensslKeys = `-----BEGIN PUBLIC KEY-----
+kid: 2026-07
+
+MCowBQYDK2VwAyEAFyX+daHmpvCpFNURhaGdA+ygo7pzs0PtrKl84JdCs90=
+-----END PUBLIC KEY-----
+-----BEGIN PUBLIC KEY-----
+kid: rsa-2026-07
+
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAmr3tTGsN4ggyFwrsBWjH
+pwuudrTjNShwVjeasvBIyst5CcXGkrocCbi93o1ewPbGWE0ijXjOlIn+mJbXYB3W
+qViNarRPM3SSOtVWjCY1vrMGMqEK6bPtSrVlWYOHwM/q9ytlXnLpUJKX5QHqy9vb
+F/I2stYeiqY+PfqZ+36WQgQx3Zr3ujAnazpUboIljmhecHLIG829XKdrRnwWRG/l
+wWYQv5SDF2CiioX76tfo3ENhjUXF/uyttvrwWPxXWFSwdip7wb0wOTfazNRhPWM6
+UxbyaiEn0HSkelcQfFPoa2eX0jeUZ4Ki9IVcU8AY5f1saPh3MUkEPkfPks2AS2hG
+xQIDAQAB
+-----END PUBLIC KEY-----
+-----BEGIN PUBLIC KEY-----
+kid: ec-2026-07
+
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9hCpHv6JMx2Tg3CGo7jihSouSU5G
+l1iqXxFl0QZ5LZiFWsefb+YuB1gCmAHorzA0VxGxuWCsiy3ijDktkMtfBg==
+-----END PUBLIC KEY-----
+`
+
 func TestParseKeySet(t *testing.T) {
 	k := testKeys()
 	small, err := rsa.GenerateKey(rand.Reader, 1024)
@@ -98,6 +125,7 @@ func TestParseKeySet(t *testing.T) {
 		{name: "JWKS with padded base64", wantIDs: "ed", data: jwks(t, jwkOf(t, "ed", ed, "x", b64u(ed.(ed25519.PublicKey))+"="))},
 		{name: "PEM keys with kid headers", wantIDs: "ec,ed,r", data: pemKey(t, "ed", ed) + "\n" + rsaPKCS1 + pemKey(t, "ec", &k.ec.PublicKey)},
 		{name: "one PEM key without kid", wantIDs: "", data: pemKey(t, "", &k.rsa.PublicKey)},
+		{name: "OpenSSL keys", wantIDs: "2026-07,ec-2026-07,rsa-2026-07", data: opensslKeys},
 
 		{name: "empty", data: " \n", wantErr: "no keys: the file is empty"},
 		{name: "neither JSON nor PEM", data: "hello", wantErr: "neither a JWKS (JSON) nor PEM public keys"},
