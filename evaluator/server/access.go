@@ -41,7 +41,8 @@ type tokenCtxKey struct{}
 
 // withAuth guards a route. With Options.Auth it requires a token for the
 // route's namespace (aud), with the admin scope on admin routes, and
-// hands the verified token on in the request context; a device token whose
+// hands the verified token on in the request context (the Authorization
+// header wins over access_token when both are sent); a device token whose
 // deviceClass is eligible for no flag of the namespace gets 403. On every
 // route, with or without Options.Auth, access_token is refused outside the
 // stream routes and removed from the query of stream routes (whose
@@ -75,13 +76,11 @@ func (s *server) withAuth(access routeAccess, prefixed bool, next http.Handler) 
 			next.ServeHTTP(w, r)
 			return
 		}
+		// The header wins over access_token: a client may follow an
+		// advertised stream URI holding an older token while it sends a
+		// fresh one in the header.
 		raw, ok := bearerToken(r.Header.Get("Authorization"))
-		switch {
-		case inQuery && r.Header.Get("Authorization") != "":
-			s.writeError(w, http.StatusBadRequest, "", codeInvalidQuery,
-				"send the token either in the Authorization header or as access_token, not both")
-			return
-		case inQuery:
+		if inQuery && r.Header.Get("Authorization") == "" {
 			raw, ok = queryTok, queryTok != ""
 		}
 		if !ok {

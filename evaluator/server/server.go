@@ -31,8 +31,9 @@
 // requires a context token, a JWT, in "Authorization: Bearer <token>"; the
 // stream routes also accept it as the access_token query parameter, which
 // is removed from the query before the route reads it and makes the
-// response Cache-Control: no-store. Elsewhere access_token gets 400
-// INVALID_QUERY, with or without Options.Auth. A token is accepted when:
+// response Cache-Control: no-store; when both are sent, the header is
+// used. Elsewhere access_token gets 400 INVALID_QUERY, with or without
+// Options.Auth. A token is accepted when:
 //
 //   - it is signed with EdDSA, RS256 or ES256 by the key its kid names (a
 //     key set of one key also accepts a token without kid), or with HS256
