@@ -65,8 +65,7 @@ func (s *server) withAuth(access routeAccess, prefixed bool, next http.Handler) 
 			w = &noStoreWriter{ResponseWriter: w}
 			r = withoutAccessToken(r)
 		}
-		auth := s.opts.Auth
-		if auth == nil {
+		if s.opts.Auth == nil {
 			if access == accessStream {
 				if err := deviceNeedsClass(r.URL.RawQuery); err != nil {
 					s.writeError(w, http.StatusBadRequest, "", codeInvalidQuery, err.Error())
@@ -76,47 +75,58 @@ func (s *server) withAuth(access routeAccess, prefixed bool, next http.Handler) 
 			next.ServeHTTP(w, r)
 			return
 		}
-		// The header wins over access_token: a client may follow an
-		// advertised stream URI holding an older token while it sends a
-		// fresh one in the header.
-		raw, ok := bearerToken(r.Header.Get("Authorization"))
-		if inQuery && r.Header.Get("Authorization") == "" {
-			raw, ok = queryTok, queryTok != ""
-		}
+		v, ok := s.authorize(w, r, access, prefixed, queryTok, inQuery)
 		if !ok {
-			writeUnauthorized(w, `Bearer`, "missing bearer token: send Authorization: Bearer <context token>")
 			return
-		}
-		v, err := auth.verify(raw)
-		if err != nil {
-			writeUnauthorized(w, `Bearer error="invalid_token"`, fmt.Errorf("invalid context token: %w", err).Error())
-			return
-		}
-		ns := s.opts.DefaultNamespace
-		if prefixed {
-			ns = r.PathValue("namespace")
-		}
-		if !v.forNamespace(ns) {
-			writeUnauthorized(w, `Bearer error="invalid_token"`, "invalid context token: it is not for namespace "+
-				strconv.Quote(ns)+" (its aud must contain "+strconv.Quote(AudiencePrefix+ns)+")")
-			return
-		}
-		if access == accessAdmin && !v.admin {
-			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+ScopeAdmin+`"`)
-			s.writeError(w, http.StatusForbidden, r.PathValue("key"), codeForbidden,
-				"this route needs an admin token (scope "+ScopeAdmin+"); a device token cannot use it")
-			return
-		}
-		if access != accessAdmin && v.ctx.DeviceClass != "" {
-			snap := s.store.Snapshot()
-			if s.hasNamespace(snap, ns) && !snap.Namespace(ns).EligibleDeviceClass(v.ctx.DeviceClass) {
-				s.writeError(w, http.StatusForbidden, r.PathValue("key"), codeDeviceClassNotEligible,
-					"device class "+strconv.Quote(v.ctx.DeviceClass)+" is not eligible for any flag of namespace "+strconv.Quote(ns))
-				return
-			}
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenCtxKey{}, v)))
 	})
+}
+
+// authorize checks the request's token for the route and writes the error
+// response when it fails. queryTok is the access_token, if inQuery.
+func (s *server) authorize(w http.ResponseWriter, r *http.Request, access routeAccess, prefixed bool, queryTok string, inQuery bool) (*verifiedToken, bool) {
+	// The header wins over access_token: a client may follow an advertised
+	// stream URI holding an older token while it sends a fresh one in the
+	// header.
+	raw, ok := bearerToken(r.Header.Get("Authorization"))
+	if inQuery && r.Header.Get("Authorization") == "" {
+		raw, ok = queryTok, queryTok != ""
+	}
+	if !ok {
+		writeUnauthorized(w, `Bearer`, "missing bearer token: send Authorization: Bearer <context token>")
+		return nil, false
+	}
+	v, err := s.opts.Auth.verify(raw)
+	if err != nil {
+		writeUnauthorized(w, `Bearer error="invalid_token"`, fmt.Errorf("invalid context token: %w", err).Error())
+		return nil, false
+	}
+	ns := s.opts.DefaultNamespace
+	if prefixed {
+		ns = r.PathValue("namespace")
+	}
+	if !v.forNamespace(ns) {
+		writeUnauthorized(w, `Bearer error="invalid_token"`, "invalid context token: it is not for namespace "+
+			strconv.Quote(ns)+" (its aud must contain "+strconv.Quote(AudiencePrefix+ns)+")")
+		return nil, false
+	}
+	if access == accessAdmin && !v.admin {
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+ScopeAdmin+`"`)
+		s.writeError(w, http.StatusForbidden, r.PathValue("key"), codeForbidden,
+			"this route needs an admin token (scope "+ScopeAdmin+"); a device token cannot use it")
+		return nil, false
+	}
+	if access != accessAdmin && v.ctx.DeviceClass != "" {
+		// Seed 000: chargers never get flag values or events.
+		snap := s.store.Snapshot()
+		if s.hasNamespace(snap, ns) && !snap.Namespace(ns).EligibleDeviceClass(v.ctx.DeviceClass) {
+			s.writeError(w, http.StatusForbidden, r.PathValue("key"), codeDeviceClassNotEligible,
+				"device class "+strconv.Quote(v.ctx.DeviceClass)+" is not eligible for any flag of namespace "+strconv.Quote(ns))
+			return nil, false
+		}
+	}
+	return v, true
 }
 
 // accessTokenParam returns the access_token query parameter, if present.
