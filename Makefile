@@ -99,8 +99,8 @@ build: manifests generate fmt vet ## Build the flagops binary into ./bin.
 	$(GO) build -o $(LOCALBIN)/flagops ./cmd/flagops
 
 .PHONY: run
-run: manifests generate fmt vet ## Run the manager against the cluster in ~/.kube/config (without webhooks, which the API server cannot reach here).
-	$(GO) run ./cmd/flagops manager --enable-webhooks=false
+run: manifests generate fmt vet ## Run the manager against the cluster in ~/.kube/config (without webhooks, which the API server cannot reach here, and without context tokens).
+	$(GO) run ./cmd/flagops manager --enable-webhooks=false --insecure-no-auth
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).

@@ -28,9 +28,15 @@
 //     value, reason DISABLED, source role-gate. Overrides do not apply and
 //     EvaluateAll leaves the flag out.
 //  3. Device override for (deviceId, key): the context has a deviceId, the
-//     context's deviceClass is eligible (absent class is eligible; default
-//     classes phone, tablet, laptop) and an applicable entry exists.
+//     context's deviceClass is eligible for the flag (default classes
+//     phone, tablet, laptop) and an applicable entry exists.
 //  4. User override for (userId, key); userId falls back to targetingKey.
+//     A device context (one with a deviceId or a deviceClass) gets user
+//     overrides only when its deviceClass is eligible for the flag: values
+//     of the user tier apply only to flag-eligible devices, so a charger,
+//     or a device that does not say its class, gets neither override tier.
+//     A context with neither deviceId nor deviceClass (a server-side
+//     evaluation for a user) gets user overrides.
 //  5. User allow-list, then 6. org allow-list: on value, TARGETING_MATCH.
 //  7. Kill switch: enabled false: off value, reason DISABLED.
 //  8. Rules, in order: the first rule whose conditions all match serves its

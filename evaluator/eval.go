@@ -182,19 +182,21 @@ func (e *evalEnv) evalFlag(r *Result, fe *flagEntry, key string, user, dev *subj
 		}
 	}
 
-	// 3. Device override.
+	// 3. Device override. Overrides of either tier apply to a device
+	// context only when its class is eligible for the flag.
+	ineligible := deviceIneligible(ctx, f)
 	switch {
 	case ctx.DeviceID == "":
 		if e.tr != nil {
 			e.tr.add(stageDevice, "device-override", false, "context has no deviceId")
 		}
+	case ineligible:
+		if e.tr != nil {
+			e.traceIneligible(stageDevice, "device-override", f)
+		}
 	case dev == nil || len(dev.get(key)) == 0:
 		if e.tr != nil {
 			e.tr.add(stageDevice, "device-override", false, "no override for device %q", ctx.DeviceID)
-		}
-	case ctx.DeviceClass != "" && !slices.Contains(f.devClasses, ctx.DeviceClass):
-		if e.tr != nil {
-			e.tr.add(stageDevice, "device-override", false, "device class %q is not eligible (eligible: %v)", ctx.DeviceClass, f.devClasses)
 		}
 	default:
 		if oe := e.pick(stageDevice, "device-override", dev.get(key)); oe != nil {
@@ -212,6 +214,10 @@ func (e *evalEnv) evalFlag(r *Result, fe *flagEntry, key string, user, dev *subj
 	case uid == "":
 		if e.tr != nil {
 			e.tr.add(stageUser, "user-override", false, "context has no userId or targetingKey")
+		}
+	case ineligible:
+		if e.tr != nil {
+			e.traceIneligible(stageUser, "user-override", f)
 		}
 	case user == nil || len(user.get(key)) == 0:
 		if e.tr != nil {
@@ -320,6 +326,25 @@ func (e *evalEnv) evalFlag(r *Result, fe *flagEntry, key string, user, dev *subj
 	}
 	fill(r, f, key, s.on, true, VariantOn, ReasonStatic, src)
 	return false
+}
+
+// deviceIneligible reports whether ctx is a device context (it has a
+// deviceId or a deviceClass) whose class is absent or not eligible for f.
+// Such a context gets neither device nor user overrides (seed 000: values
+// of the user tier apply only to flag-eligible devices).
+func deviceIneligible(ctx *Context, f *Flag) bool {
+	if ctx.DeviceID == "" && ctx.DeviceClass == "" {
+		return false
+	}
+	return ctx.DeviceClass == "" || !slices.Contains(f.devClasses, ctx.DeviceClass)
+}
+
+func (e *evalEnv) traceIneligible(stage int, name string, f *Flag) {
+	if e.ctx.DeviceClass == "" {
+		e.tr.add(stage, name, false, "device %q has no deviceClass: overrides apply only to eligible devices (eligible: %v)", e.ctx.DeviceID, f.devClasses)
+		return
+	}
+	e.tr.add(stage, name, false, "device class %q is not eligible: overrides apply only to eligible devices (eligible: %v)", e.ctx.DeviceClass, f.devClasses)
 }
 
 // pick returns the first entry of a precedence-sorted candidate list that is

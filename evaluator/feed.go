@@ -270,14 +270,17 @@ func compareFlagRef(a, b FlagRef) int {
 	return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Key, b.Key))
 }
 
-// DeviceClasses returns the device classes eligible for device overrides of
-// the flag (DefaultDeviceClasses when the spec lists none). The slice must
-// not be modified.
+// DeviceClasses returns the device classes eligible for the flag's
+// overrides on a device, device and user overrides alike
+// (DefaultDeviceClasses when the spec lists none). The slice must not be
+// modified.
 func (f *Flag) DeviceClasses() []string { return f.devClasses }
 
-// EligibleDeviceClass reports whether class is eligible for device
-// overrides of at least one compiled flag of the namespace. The empty class
-// is always eligible, as in evaluation.
+// EligibleDeviceClass reports whether class is eligible for overrides of at
+// least one compiled flag of the namespace. The empty class, a context that
+// is not a device, is always eligible: such a context gets user overrides
+// in evaluation. (A context with a deviceId but no deviceClass gets no
+// overrides at all; callers reject it before asking.)
 func (n Namespace) EligibleDeviceClass(class string) bool {
 	if class == "" {
 		return true

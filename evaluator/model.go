@@ -51,8 +51,10 @@ type FlagSpec struct {
 	// Schedule changes enabled, the rollout percentage and the on value at
 	// given instants.
 	Schedule []ScheduleStep `json:"schedule,omitempty"`
-	// DeviceClasses lists the device classes eligible for device overrides.
-	// Nil or empty means DefaultDeviceClasses.
+	// DeviceClasses lists the device classes eligible for overrides: a
+	// context with a deviceId or a deviceClass gets device and user
+	// overrides of the flag only when its class is listed. Nil or empty
+	// means DefaultDeviceClasses.
 	DeviceClasses []string `json:"deviceClasses,omitempty"`
 }
 

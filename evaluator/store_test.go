@@ -534,7 +534,7 @@ func TestUserAndDeviceOverridesWithTheSameName(t *testing.T) {
 		want string
 	}{
 		{"user", Context{UserID: "alice"}, `"user"`},
-		{"device", Context{DeviceID: "phone-1"}, `"device"`},
+		{"device", Context{DeviceID: "phone-1", DeviceClass: "phone"}, `"device"`},
 	}
 	for _, tc := range tests {
 		if r := h.Evaluate(tc.ctx, "f"); string(r.Raw) != tc.want {
@@ -551,7 +551,7 @@ func TestUserAndDeviceOverridesWithTheSameName(t *testing.T) {
 	if r := h.Evaluate(Context{UserID: "alice"}, "f"); string(r.Raw) != `"user"` {
 		t.Fatalf("old handle: %s", r)
 	}
-	if r := s.Evaluate("ns", Context{UserID: "alice", DeviceID: "phone-1"}, "f"); string(r.Raw) != `"user"` {
+	if r := s.Evaluate("ns", Context{UserID: "alice", DeviceID: "phone-1", DeviceClass: "phone"}, "f"); string(r.Raw) != `"user"` {
 		t.Fatalf("user override must survive the device override's deletion: %s", r)
 	}
 	if _, _, err := s.Apply(DeleteOverride("team", "ns", "same")); err == nil || !errors.Is(err, ErrInvalidOp) {

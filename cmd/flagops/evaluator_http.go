@@ -67,7 +67,7 @@ func newEvaluatorHTTPServer(addr, defaultNamespace string, store *evaluator.Stor
 		DefaultNamespace:   defaultNamespace,
 		Logger:             slog.New(logr.ToSlogHandler(log)),
 		Metrics:            controllers.StreamMetrics{},
-		TokenKey:           access.tokenKey,
+		Auth:               access.auth,
 		CORSAllowedOrigins: access.origins,
 	}
 	limits.apply(&opts)
@@ -89,6 +89,9 @@ type evaluatorRunnable struct {
 	// listen opens the listener; nil means net.Listen("tcp", srv.Addr).
 	listen func() (net.Listener, error)
 	log    logr.Logger
+	// access, when set, is started with the server: it warns when serving
+	// is open and reloads the keys file.
+	access *deviceAccess
 }
 
 func (r *evaluatorRunnable) NeedLeaderElection() bool { return false }
@@ -101,6 +104,9 @@ func (r *evaluatorRunnable) Start(ctx context.Context) error {
 	ln, err := listen()
 	if err != nil {
 		return fmt.Errorf("the evaluator server cannot listen on %q: %w", r.srv.Addr, err)
+	}
+	if r.access != nil {
+		r.access.start(ctx, r.log)
 	}
 	r.srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	errc := make(chan error, 1)

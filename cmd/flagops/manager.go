@@ -146,7 +146,9 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 	if strings.TrimSpace(o.defaultNamespace) == "" {
 		return nil, errors.New("--default-namespace: empty namespace")
 	}
-	if err := o.access.load(); err != nil {
+	// The evaluator serves devices from the cluster: it needs keys unless
+	// it is disabled or --insecure-no-auth says otherwise.
+	if err := o.access.load(o.evaluatorAddr != "0"); err != nil {
 		return nil, err
 	}
 	if err := o.streams.load(); err != nil {
@@ -260,7 +262,7 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.evaluatorAddr != "0" {
 		elog := ctrl.Log.WithName("evaluator")
-		r := &evaluatorRunnable{srv: newEvaluatorHTTPServer(o.evaluatorAddr, o.defaultNamespace, store, syncer, &o.access, &o.streams, elog), log: elog}
+		r := &evaluatorRunnable{srv: newEvaluatorHTTPServer(o.evaluatorAddr, o.defaultNamespace, store, syncer, &o.access, &o.streams, elog), log: elog, access: &o.access}
 		if err := mgr.Add(r); err != nil {
 			log.Error(err, "Unable to set up the evaluator server")
 			return 1

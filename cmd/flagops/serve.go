@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	"github.com/flagops/flagops/evaluator"
 	"github.com/flagops/flagops/evaluator/server"
 	"github.com/flagops/flagops/internal/localdir"
@@ -53,7 +55,7 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveOptions, er
 		"Namespace of manifests without metadata.namespace, and of the unprefixed routes. Empty means the one namespace found in the files, if there is exactly one, else default.")
 	o.access.bind(fs)
 	o.streams.bind(fs)
-	if err := parseCommand(fs, "Usage: flagops serve --dir DIR [flags]\n\nServe flags from a directory of manifests, with no cluster: for local development and for apps' own tests.\nThe files are validated as the API server and webhooks would; they are reloaded on change, and a bad file keeps the last good state.\nWithout --context-token-key-file serving is open, with no authentication: bind it to localhost unless that is what you want.\n\n", args, stdout, stderr); err != nil {
+	if err := parseCommand(fs, "Usage: flagops serve --dir DIR [flags]\n\nServe flags from a directory of manifests, with no cluster: for local development and for apps' own tests.\nThe files are validated as the API server and webhooks would; they are reloaded on change, and a bad file keeps the last good state.\nWithout --context-token-keys-file serving is open, with no authentication: bind it to localhost unless that is what you want.\n\n", args, stdout, stderr); err != nil {
 		return nil, err
 	}
 	if o.dir == "" {
@@ -66,7 +68,8 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveOptions, er
 	if !st.IsDir() {
 		return nil, fmt.Errorf("--dir: %s is not a directory", o.dir)
 	}
-	if err := o.access.load(); err != nil {
+	// serve --dir is for development: without keys it stays open.
+	if err := o.access.load(false); err != nil {
 		return nil, err
 	}
 	if err := o.streams.load(); err != nil {
@@ -123,7 +126,7 @@ func serve(ctx context.Context, o *serveOptions, ln net.Listener, log *slog.Logg
 
 	opts := server.Options{
 		DefaultNamespace: ns, Logger: log,
-		TokenKey: o.access.tokenKey, CORSAllowedOrigins: o.access.origins,
+		Auth: o.access.auth, CORSAllowedOrigins: o.access.origins,
 	}
 	o.streams.apply(&opts)
 	srv := &http.Server{
@@ -136,6 +139,7 @@ func serve(ctx context.Context, o *serveOptions, ln net.Listener, log *slog.Logg
 		// Requests, streams included, end when serving stops.
 		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
+	o.access.start(ctx, logr.FromSlogHandler(log.Handler()))
 	errs := make(chan error, 2)
 	go func() { errs <- loader.Watch(ctx) }()
 	go store.RunClock(ctx)

@@ -17,7 +17,6 @@ limitations under the License.
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -51,50 +50,6 @@ type sidecarOptions struct {
 	zap           zap.Options
 }
 
-// deviceAccess holds the flags guarding the evaluator's device-facing routes, shared by the
-// manager, the sidecar and serve.
-type deviceAccess struct {
-	tokenKeyFile string
-	corsOrigins  string
-	// Set by load.
-	tokenKey []byte
-	origins  []string
-}
-
-func (d *deviceAccess) bind(fs *flag.FlagSet) {
-	fs.StringVar(&d.tokenKeyFile, "context-token-key-file", "",
-		"File holding the HS256 secret of context tokens (surrounding whitespace is trimmed). When set, the device-facing routes (streams, OFREP, /v1/evaluate, /v1/users/{userId}/flags, /v1/flags/{key}/explain) require Authorization: Bearer <JWT>, whose userId, orgId, role, deviceId and deviceClass claims replace the request's. Empty leaves them open to anyone who can reach the address.")
-	fs.StringVar(&d.corsOrigins, "cors-allowed-origins", "",
-		"Comma-separated origins browsers may call the evaluator from, or * for any. Empty disables CORS.")
-}
-
-// load reads the token key file and splits the CORS origins.
-func (d *deviceAccess) load() error {
-	if d.tokenKeyFile != "" {
-		b, err := os.ReadFile(d.tokenKeyFile)
-		if err != nil {
-			return fmt.Errorf("--context-token-key-file: %w", err)
-		}
-		key := bytes.TrimSpace(b)
-		if len(key) == 0 {
-			return fmt.Errorf("--context-token-key-file: %s is empty; it must hold the HS256 secret", d.tokenKeyFile)
-		}
-		d.tokenKey = key
-	}
-	d.origins = nil
-	if strings.TrimSpace(d.corsOrigins) == "" {
-		return nil
-	}
-	for o := range strings.SplitSeq(d.corsOrigins, ",") {
-		o = strings.TrimSpace(o)
-		if o == "" {
-			return fmt.Errorf("--cors-allowed-origins: empty origin in %q", d.corsOrigins)
-		}
-		d.origins = append(d.origins, o)
-	}
-	return nil
-}
-
 // sidecarEnv is where the sidecar looks for its namespace when --namespace is not given.
 type sidecarEnv struct {
 	getenv   func(string) string
@@ -113,7 +68,7 @@ func parseSidecarFlags(args []string, env sidecarEnv, stdout, stderr io.Writer) 
 	fs.StringVar(&o.namespace, "namespace", "",
 		"Namespace whose flags and overrides the sidecar serves. Default: $POD_NAMESPACE, else the namespace of the pod's service account.")
 	fs.StringVar(&o.evaluatorAddr, "evaluator-bind-address", ":8080",
-		"Address the evaluator's HTTP API (OFREP, native API, event streams, /healthz, /readyz) binds to. Without --context-token-key-file it has no authentication: prefer 127.0.0.1:8080.")
+		"Address the evaluator's HTTP API (OFREP, native API, event streams, /healthz, /readyz) binds to. Prefer 127.0.0.1:8080, which only the pod's own containers reach.")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "0",
 		"Address the Prometheus metrics endpoint (plain HTTP, /metrics) binds to. Use 0 to disable it.")
 	o.access.bind(fs)
@@ -127,7 +82,7 @@ func parseSidecarFlags(args []string, env sidecarEnv, stdout, stderr io.Writer) 
 	if o.evaluatorAddr == "" || o.evaluatorAddr == "0" {
 		return nil, errors.New("--evaluator-bind-address: the sidecar needs an address to serve on")
 	}
-	if err := o.access.load(); err != nil {
+	if err := o.access.load(true); err != nil {
 		return nil, err
 	}
 	if err := o.streams.load(); err != nil {
@@ -204,7 +159,7 @@ func newSidecarManager(cfg *rest.Config, o *sidecarOptions, ln net.Listener) (ct
 		return nil, err
 	}
 	log := ctrl.Log.WithName("evaluator")
-	r := &evaluatorRunnable{srv: newEvaluatorHTTPServer(o.evaluatorAddr, o.namespace, store, syncer, &o.access, &o.streams, log), log: log}
+	r := &evaluatorRunnable{srv: newEvaluatorHTTPServer(o.evaluatorAddr, o.namespace, store, syncer, &o.access, &o.streams, log), log: log, access: &o.access}
 	if ln != nil {
 		r.listen = func() (net.Listener, error) { return ln, nil }
 	}

@@ -99,7 +99,7 @@ func TestSidecarOnEnvtest(t *testing.T) {
 	sidecarCfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:shop:flagops-sidecar"}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	g.Expect(err).NotTo(HaveOccurred())
-	o, err := parseSidecarFlags([]string{"--evaluator-bind-address=" + ln.Addr().String()},
+	o, err := parseSidecarFlags([]string{"--evaluator-bind-address=" + ln.Addr().String(), "--insecure-no-auth"},
 		sidecarEnv{getenv: envMap{"POD_NAMESPACE": "shop"}.get, readFile: os.ReadFile}, io.Discard, io.Discard)
 	g.Expect(err).NotTo(HaveOccurred())
 	mgr, err := newSidecarManager(sidecarCfg, o, ln)

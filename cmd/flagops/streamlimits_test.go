@@ -31,14 +31,14 @@ func TestStreamLimitsFlags(t *testing.T) {
 	t.Setenv("POD_NAMESPACE", "")
 	dir := t.TempDir()
 	manager := func(args ...string) (streamLimits, error) {
-		o, err := parseManagerFlags(args, io.Discard, io.Discard)
+		o, err := parseManagerFlags(append([]string{"--insecure-no-auth"}, args...), io.Discard, io.Discard)
 		if err != nil {
 			return streamLimits{}, err
 		}
 		return o.streams, nil
 	}
 	sidecar := func(args ...string) (streamLimits, error) {
-		o, err := parseSidecarFlags(append([]string{"--namespace=x"}, args...), osSidecarEnv, io.Discard, io.Discard)
+		o, err := parseSidecarFlags(append([]string{"--namespace=x", "--insecure-no-auth"}, args...), osSidecarEnv, io.Discard, io.Discard)
 		if err != nil {
 			return streamLimits{}, err
 		}

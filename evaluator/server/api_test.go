@@ -146,18 +146,33 @@ func TestUserFlags(t *testing.T) {
 		name, path string
 		want       string
 	}{
-		{"user with override", "/v1/users/alice/flags", `{"namespace":"shop","revision":1,"userId":"alice","flags":{
-			"banner":{"enabled":false,"variant":"off","reason":"DISABLED","source":"kill-switch"},
-			"broken":{"enabled":false,"reason":"ERROR","errorCode":"PARSE_ERROR","errorDetails":"spec.value: required for String flags"},
-			"limits":{"value":{"maxItems":50},"enabled":true,"variant":"on","reason":"STATIC","source":"default"},
-			"new-checkout":{"value":true,"enabled":true,"variant":"override","reason":"TARGETING_MATCH","source":"user-override:shop/alice-beta",
+		{"user with override", "/v1/users/alice/flags", `{"namespace":"shop","revision":1,"userId":"alice","context":{"userId":"alice"},"flags":{
+			"admin-panel":{"value":false,"enabled":false,"variant":"off","reason":"DISABLED","source":"role-gate","sourceKind":"role-gate","hidden":true},
+			"banner":{"enabled":false,"variant":"off","reason":"DISABLED","source":"kill-switch","sourceKind":"kill-switch"},
+			"broken":{"enabled":false,"reason":"ERROR","sourceKind":"error","errorCode":"PARSE_ERROR","errorDetails":"spec.value: required for String flags"},
+			"limits":{"value":{"maxItems":50},"enabled":true,"variant":"on","reason":"STATIC","source":"default","sourceKind":"default"},
+			"new-checkout":{"value":true,"enabled":true,"variant":"override","reason":"TARGETING_MATCH","source":"user-override:shop/alice-beta","sourceKind":"user-override",
 				"override":{"key":"new-checkout",` + override + `,"mode":"value","value":true,"applied":true}},
-			"theme":{"value":"dark","enabled":true,"variant":"on","reason":"STATIC","source":"default"}},
+			"theme":{"value":"dark","enabled":true,"variant":"on","reason":"STATIC","source":"default","sourceKind":"default"}},
 			"overrides":[
 				{"key":"admin-panel",` + override + `,"mode":"on","applied":false},
 				{"key":"new-checkout",` + override + `,"mode":"value","value":true,"applied":true}]}`},
-		{"user without override, namespaced", "/namespaces/other/v1/users/bob/flags", `{"namespace":"other","revision":1,"userId":"bob","flags":{
-			"greeting":{"value":"hi","enabled":true,"variant":"on","reason":"STATIC","source":"default"}},"overrides":[]}`},
+		{"user without override, namespaced", "/namespaces/other/v1/users/bob/flags?role=admin&orgId=acme", `{"namespace":"other","revision":1,"userId":"bob",
+			"context":{"userId":"bob","orgId":"acme","role":"admin"},"flags":{
+			"greeting":{"value":"hi","enabled":true,"variant":"on","reason":"STATIC","source":"default","sourceKind":"default"}},"overrides":[]}`},
+		{"device", "/v1/devices/d1/flags?deviceClass=phone&userId=alice&role=admin", `{"namespace":"shop","revision":1,"userId":"alice","deviceId":"d1",
+			"context":{"userId":"alice","role":"admin","deviceId":"d1","deviceClass":"phone"},"flags":{
+			"admin-panel":{"value":true,"enabled":true,"variant":"on","reason":"TARGETING_MATCH","source":"user-override:shop/alice-beta","sourceKind":"user-override",
+				"override":{"key":"admin-panel",` + override + `,"mode":"on","applied":true}},
+			"banner":{"enabled":false,"variant":"off","reason":"DISABLED","source":"kill-switch","sourceKind":"kill-switch"},
+			"broken":{"enabled":false,"reason":"ERROR","sourceKind":"error","errorCode":"PARSE_ERROR","errorDetails":"spec.value: required for String flags"},
+			"limits":{"value":{"maxItems":50},"enabled":true,"variant":"on","reason":"STATIC","source":"default","sourceKind":"default"},
+			"new-checkout":{"value":true,"enabled":true,"variant":"override","reason":"TARGETING_MATCH","source":"user-override:shop/alice-beta","sourceKind":"user-override",
+				"override":{"key":"new-checkout",` + override + `,"mode":"value","value":true,"applied":true}},
+			"theme":{"value":"dark","enabled":true,"variant":"on","reason":"STATIC","source":"default","sourceKind":"default"}},
+			"overrides":[
+				{"key":"admin-panel",` + override + `,"mode":"on","applied":true},
+				{"key":"new-checkout",` + override + `,"mode":"value","value":true,"applied":true}]}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -180,9 +180,6 @@ type nativeFlag struct {
 	Source       string          `json:"source,omitempty"`
 	ErrorCode    string          `json:"errorCode,omitempty"`
 	ErrorDetails string          `json:"errorDetails,omitempty"`
-	// Override is set by the user view when a user override exists for
-	// the flag.
-	Override *overrideView `json:"override,omitempty"`
 }
 
 func nativeOf(res *evaluator.Result) nativeFlag {
@@ -247,74 +244,6 @@ func (s *server) marshal(w http.ResponseWriter, status int, v any) {
 	s.writeJSON(w, status, body)
 }
 
-// overrideView is the user override deciding (or eligible to decide) a
-// flag for a user.
-type overrideView struct {
-	Key       string              `json:"key"`
-	Object    evaluator.ObjectRef `json:"object"`
-	Source    string              `json:"source"`
-	CreatedAt string              `json:"createdAt"`
-	ExpiresAt string              `json:"expiresAt,omitempty"`
-	Reason    string              `json:"reason,omitempty"`
-	Mode      string              `json:"mode"`
-	Value     json.RawMessage     `json:"value,omitempty"`
-	// Applied is false when a step before the user override (for example
-	// a device override or the role gate) decided the flag instead.
-	Applied bool `json:"applied"`
-}
-
-type userResponse struct {
-	Namespace string                `json:"namespace"`
-	Revision  uint64                `json:"revision"`
-	UserID    string                `json:"userId"`
-	Flags     map[string]nativeFlag `json:"flags"`
-	// Overrides lists every user override entry that applies now, also
-	// for flags the flags map leaves out (role-gated flags).
-	Overrides []overrideView `json:"overrides"`
-}
-
-const timeFormat = "2006-01-02T15:04:05.999999999Z07:00"
-
-// userFlags serves GET /v1/users/{userId}/flags.
-func (s *server) userFlags(w http.ResponseWriter, r *http.Request, ns evaluator.Namespace, _ string) {
-	userID := r.PathValue("userId")
-	if len(userID) > s.lim.maxAttrBytes {
-		s.writeError(w, http.StatusBadRequest, "", codeInvalidContext,
-			fmt.Sprintf("userId: value is %d bytes, more than the limit of %d", len(userID), s.lim.maxAttrBytes))
-		return
-	}
-	if c := s.tokenClaims(r); c != nil && c.UserID != userID {
-		s.writeError(w, http.StatusForbidden, "", codeForbidden,
-			"the context token is not for user "+strconv.Quote(userID))
-		return
-	}
-	results := ns.EvaluateAll(evaluator.Context{UserID: userID})
-	resp := userResponse{
-		Namespace: ns.Name(), Revision: ns.Revision(), UserID: userID,
-		Flags: make(map[string]nativeFlag, len(results)), Overrides: []overrideView{},
-	}
-	for i := range results {
-		resp.Flags[results[i].Key] = nativeOf(&results[i])
-	}
-	for _, info := range ns.UserOverrides(userID) {
-		ov := overrideView{
-			Key: info.Key, Object: info.Object, Source: info.Source, CreatedAt: info.CreatedAt.UTC().Format(timeFormat),
-			Reason: info.Reason, Mode: info.Mode, Value: info.Value,
-		}
-		if info.ExpiresAt != nil {
-			ov.ExpiresAt = info.ExpiresAt.UTC().Format(timeFormat)
-		}
-		if f, ok := resp.Flags[info.Key]; ok {
-			ov.Applied = f.Source == info.Source
-			fo := ov
-			f.Override = &fo
-			resp.Flags[info.Key] = f
-		}
-		resp.Overrides = append(resp.Overrides, ov)
-	}
-	s.marshal(w, http.StatusOK, resp)
-}
-
 // explainParams are the query parameters naming well-known attributes.
 var explainParams = map[string]bool{
 	evaluator.AttrTargetingKey: true, evaluator.AttrUserID: true, evaluator.AttrOrgID: true,
@@ -329,7 +258,8 @@ type explainResponse struct {
 	Text string `json:"text"`
 }
 
-// explain serves GET /v1/flags/{key}/explain.
+// explain serves GET /v1/flags/{key}/explain, an admin route: the whole
+// context comes from the query.
 func (s *server) explain(w http.ResponseWriter, r *http.Request, ns evaluator.Namespace, _ string) {
 	key := r.PathValue("key")
 	ctx, err := s.explainContext(r)
@@ -337,7 +267,6 @@ func (s *server) explain(w http.ResponseWriter, r *http.Request, ns evaluator.Na
 		s.writeRequestError(w, key, err)
 		return
 	}
-	s.applyClaims(r, &ctx)
 	tr := ns.Explain(key, ctx)
 	if tr.Result.ErrorCode == evaluator.ErrorFlagNotFound {
 		s.writeError(w, http.StatusNotFound, key, codeFlagNotFound,

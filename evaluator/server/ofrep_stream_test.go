@@ -7,9 +7,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/flagops/flagops/evaluator"
 )
@@ -104,11 +101,13 @@ func TestOFREPAdvertisedStreamCarriesIdentity(t *testing.T) {
 
 // TestOFREPAdvertisedStreamCarriesToken: with context tokens, the stream
 // URI carries the request's token as access_token (RFC 6750, section 2.3),
-// since EventSource cannot send headers, and the response is not stored.
+// since EventSource cannot send headers, and the response is not stored. A
+// client that opens that URI exactly as given, with no Authorization
+// header, is authenticated by it and hears about its own user's override
+// changes, and about no one else's.
 func TestOFREPAdvertisedStreamCarriesToken(t *testing.T) {
-	srv, _ := newStreamServer(t, Options{TokenKey: testTokenKey}, nil)
-	tok := token(t, jwt.SigningMethodHS256, testTokenKey, jwt.MapClaims{
-		"userId": "u1", "exp": time.Now().Add(time.Hour).Unix()})
+	srv, store := newStreamServer(t, Options{Auth: newAuth(t, AuthOptions{ClientSettable: []string{"plan"}})}, nil)
+	tok := edToken(t, claims("shop", map[string]any{"userId": "u1"}))
 	resp, uri := postBulk(t, srv, "/ofrep/v1/evaluate/flags", `{"context":{"plan":"pro"}}`, bearer(tok)...)
 	u, err := url.Parse(uri)
 	if err != nil {
@@ -123,6 +122,15 @@ func TestOFREPAdvertisedStreamCarriesToken(t *testing.T) {
 	}
 	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("Cache-Control = %q, want no-store for a body holding a token", cc)
+	}
+
+	c := open(t, srv, uri)
+	c.quiet(t) // nothing changed since the bulk response
+	apply(t, store, userOv("u2", "u2-banner", "banner", `"other"`))
+	c.quiet(t)
+	apply(t, store, userOv("u1", "u1-banner", "banner", `"hi"`))
+	if ev := c.next(t); !strings.Contains(ev.data, `"refetchEvaluation"`) {
+		t.Fatalf("frame = %+v, want a refetch event for the token's own user override", ev)
 	}
 }
 

@@ -12,8 +12,9 @@
 //	POST /ofrep/v1/evaluate/flags/{key}   OFREP single evaluation
 //	POST /ofrep/v1/evaluate/flags         OFREP bulk evaluation (ETag, 304)
 //	POST /v1/evaluate                     native evaluation
-//	GET  /v1/users/{userId}/flags         effective flags and overrides of a user
-//	GET  /v1/flags/{key}/explain          decision trace
+//	GET  /v1/users/{userId}/flags         admin: effective flags and overrides of a user
+//	GET  /v1/devices/{deviceId}/flags     admin: effective flags and overrides of a device
+//	GET  /v1/flags/{key}/explain          admin: decision trace
 //	GET  /v1/stream                       server-sent events for devices
 //	GET  /ofrep/v1/sse                    OFREP event stream
 //	GET  /healthz                         liveness (unprefixed only, never authenticated)
@@ -22,21 +23,50 @@
 //
 // # Context tokens
 //
-// Without Options.TokenKey serving is open: there is no authentication,
+// Without Options.Auth serving is open: there is no authentication,
 // anyone who reaches the handler can evaluate any context, read any
-// user's overrides and explain any flag. Bind it to localhost or put it
-// behind an authenticating proxy.
+// user's overrides and explain any flag. Bind it to localhost.
 //
-// With Options.TokenKey every route above but /healthz requires
-// "Authorization: Bearer <JWT>", signed with HS256 and that key (no other
-// algorithm is accepted). Its string claims userId, orgId, role, deviceId
-// and deviceClass replace those of the request (query or body context;
-// an absent claim leaves the attribute empty) and targetingKey becomes the
-// token's userId, so that a device cannot read another user's or device's
-// overrides; free attributes still come from the request. GET
-// /v1/users/{userId}/flags answers 403 FORBIDDEN unless {userId} is the
-// token's userId. A missing, malformed, forged, expired (exp) or not yet
-// valid (nbf) token gets 401 UNAUTHORIZED with WWW-Authenticate: Bearer.
+// With Options.Auth (an Authenticator) every route above but /healthz
+// requires a context token, a JWT, in "Authorization: Bearer <token>"; the
+// stream routes also accept it as the access_token query parameter, which
+// is removed from the query before the route reads it and makes the
+// response Cache-Control: no-store; when both are sent, the header is
+// used. Elsewhere access_token gets 400 INVALID_QUERY, with or without
+// Options.Auth. A token is accepted when:
+//
+//   - it is signed with EdDSA, RS256 or ES256 by the key its kid names (a
+//     key set of one key also accepts a token without kid), or with HS256
+//     by the opt-in secret; alg none and any other algorithm are refused;
+//   - exp is present and in the future, exp - iat (exp - now without iat)
+//     is at most the maximum lifetime, and nbf and iat are not in the
+//     future;
+//   - aud contains "flagops:<namespace>" for the namespace of the route
+//     (Options.DefaultNamespace for unprefixed routes);
+//   - its ctx claim is a valid context object (as an OFREP context), with
+//     a deviceClass whenever it has a deviceId, and no context attribute
+//     is a top-level claim.
+//
+// Otherwise the answer is 401 UNAUTHORIZED with WWW-Authenticate: Bearer.
+//
+// The token's ctx is the whole evaluation context of device routes: the
+// request's context (body or query) is ignored, except the free
+// attributes listed as client-settable that the token does not set.
+// targetingKey defaults to the token's userId. A token whose deviceClass
+// is eligible for no flag of the namespace gets 403
+// DEVICE_CLASS_NOT_ELIGIBLE.
+//
+// Explain and the user and device views are admin routes: they need
+// "flagops:admin" in the token's scope claim (a space-separated string or
+// an array), else 403 FORBIDDEN; their context comes from the query.
+//
+// Verified tokens are cached by their raw text until exp; new keys drop
+// the cache. The token of a request is available to handlers through
+// requestToken.
+//
+// Without Options.Auth, a stream whose query has deviceId without
+// deviceClass gets 400 INVALID_QUERY: a device context without its class
+// gets no override of either tier.
 //
 // # CORS
 //
@@ -229,10 +259,11 @@ type Options struct {
 	// Metrics, when set, receives stream and evaluation instrumentation.
 	Metrics Metrics
 
-	// TokenKey, when set, is the HS256 secret of context tokens: the
-	// device-facing routes then require Authorization: Bearer <JWT> and
-	// take the identity from its claims. Nil leaves every route open.
-	TokenKey []byte
+	// Auth, when set, authenticates every route but /healthz with context
+	// tokens (see Context tokens in the package documentation and
+	// docs/security.md). Nil leaves every route open to anyone who can
+	// reach the handler.
+	Auth *Authenticator
 	// CORSAllowedOrigins are the origins browsers may call from ("*" for
 	// any). Empty disables CORS handling.
 	CORSAllowedOrigins []string
@@ -323,25 +354,25 @@ func New(store *evaluator.Store, opts Options) http.Handler {
 	routes := []struct {
 		method, path string
 		nsCode       string
-		auth         bool
+		access       routeAccess
 		h            func(http.ResponseWriter, *http.Request, evaluator.Namespace, string)
 	}{
 		// OFREP clients map 404 to FLAG_NOT_FOUND; keep the code they
 		// expect and say in the details that the namespace is unknown.
-		{http.MethodPost, "/ofrep/v1/evaluate/flags/{key}", codeFlagNotFound, true, s.ofrepSingle},
-		{http.MethodPost, "/ofrep/v1/evaluate/flags", codeNamespaceNotFound, true, s.ofrepBulk},
-		{http.MethodPost, "/v1/evaluate", codeNamespaceNotFound, true, s.native},
-		{http.MethodGet, "/v1/users/{userId}/flags", codeNamespaceNotFound, true, s.userFlags},
-		{http.MethodGet, "/v1/flags/{key}/explain", codeNamespaceNotFound, true, s.explain},
-		{http.MethodGet, "/v1/stream", codeNamespaceNotFound, true, s.nativeStream},
-		{http.MethodGet, "/ofrep/v1/sse", codeNamespaceNotFound, true, s.ofrepStream},
+		{http.MethodPost, "/ofrep/v1/evaluate/flags/{key}", codeFlagNotFound, accessDevice, s.ofrepSingle},
+		{http.MethodPost, "/ofrep/v1/evaluate/flags", codeNamespaceNotFound, accessDevice, s.ofrepBulk},
+		{http.MethodPost, "/v1/evaluate", codeNamespaceNotFound, accessDevice, s.native},
+		{http.MethodGet, "/v1/users/{userId}/flags", codeNamespaceNotFound, accessAdmin, s.userFlags},
+		{http.MethodGet, "/v1/devices/{deviceId}/flags", codeNamespaceNotFound, accessAdmin, s.deviceFlags},
+		{http.MethodGet, "/v1/flags/{key}/explain", codeNamespaceNotFound, accessAdmin, s.explain},
+		{http.MethodGet, "/v1/stream", codeNamespaceNotFound, accessStream, s.nativeStream},
+		{http.MethodGet, "/ofrep/v1/sse", codeNamespaceNotFound, accessStream, s.ofrepStream},
 	}
 	for _, rt := range routes {
 		for _, prefix := range []string{"", "/namespaces/{namespace}"} {
-			h := s.withNamespace(prefix != "", rt.nsCode, rt.h)
-			if rt.auth && s.opts.TokenKey != nil {
-				h = s.withToken(h)
-			}
+			// Authentication first: an unauthenticated caller learns
+			// nothing, not even which namespaces exist.
+			h := s.withAuth(rt.access, prefix != "", s.withNamespace(prefix != "", rt.nsCode, rt.h))
 			mux.Handle(rt.method+" "+prefix+rt.path, h)
 			mux.Handle(prefix+rt.path, methodNotAllowed(rt.method))
 		}

@@ -95,7 +95,6 @@ const (
 const (
 	paramContext     = "context"
 	paramLastEventID = "lastEventId"
-	paramAccessToken = "access_token"
 )
 
 var streamParams = []string{

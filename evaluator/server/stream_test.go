@@ -91,7 +91,12 @@ func open(t *testing.T, srv *httptest.Server, path string, header ...string) *ss
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("GET %s: status %d: %s", path, resp.StatusCode, b)
 	}
-	if ct, cc := resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"); ct != "text/event-stream" || cc != "no-cache" {
+	// A token in the URL must not be stored by caches (RFC 6750, section 2.3).
+	wantCC := "no-cache"
+	if strings.Contains(path, "access_token=") {
+		wantCC = "no-store"
+	}
+	if ct, cc := resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"); ct != "text/event-stream" || cc != wantCC {
 		t.Errorf("Content-Type %q, Cache-Control %q", ct, cc)
 	}
 	c := &sseClient{resp: resp, events: make(chan sseEvent, 256), cancel: cancel}

@@ -126,6 +126,8 @@ func start(ctx context.Context, o options) (d *demo, err error) {
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(o.probePort),
 		"--evaluator-bind-address=127.0.0.1:"+strconv.Itoa(o.evaluatorPort),
+		// A local demo on loopback: no context tokens (docs/security.md).
+		"--insecure-no-auth",
 		"--default-namespace="+o.namespace,
 		"--webhook-port="+strconv.Itoa(wh.LocalServingPort),
 		"--webhook-cert-dir="+wh.LocalServingCertDir,
@@ -233,7 +235,8 @@ func (d *demo) instructions(o options) string {
 	base := "http://127.0.0.1:" + strconv.Itoa(o.evaluatorPort)
 	return fmt.Sprintf(`
 flagops demo is running: a local kube-apiserver and etcd, the flagops CRDs, admission policy
-and webhooks, the manager, and the samples in namespace %[2]q.
+and webhooks, the manager, and the samples in namespace %[2]q. The evaluator runs with
+--insecure-no-auth on loopback; in a cluster it needs context tokens (docs/security.md).
 
   export KUBECONFIG=%[3]s        # for kubectl, if you have it
 
@@ -241,7 +244,8 @@ Evaluate every flag for a user (user-42 has a user override; staff-ada is allow-
   curl -s %[1]s/v1/evaluate -d '{"context":{"userId":"user-42","role":"user"}}'
 
 The user's effective flags, with the source, expiry and reason of each override:
-  curl -s %[1]s/v1/users/user-42/flags
+  curl -s '%[1]s/v1/users/user-42/flags?role=user'
+  curl -s '%[1]s/v1/devices/tablet-7f3a/flags?deviceClass=tablet&userId=user-42&role=user'
 
 OFREP, as an OpenFeature provider sees it:
   curl -s %[1]s/ofrep/v1/evaluate/flags/billing.enabled -d '{"context":{"targetingKey":"staff-ada"}}'

@@ -68,7 +68,7 @@ func TestLoadSamples(t *testing.T) {
 		{"allow-listed user", evaluator.Context{UserID: "staff-ada"}, "billing.enabled", true},
 		{"other user", evaluator.Context{UserID: "someone"}, "billing.enabled", false},
 		{"user override", evaluator.Context{UserID: "user-42"}, "billing.enabled", true},
-		{"device override", evaluator.Context{DeviceID: "tablet-7f3a", Role: "user"}, "checkout.layout", "single-page"},
+		{"device override", evaluator.Context{DeviceID: "tablet-7f3a", DeviceClass: "tablet", Role: "user"}, "checkout.layout", "single-page"},
 		{"rule", evaluator.Context{UserID: "u", Role: "user", Attributes: map[string]any{"email": "a@flagops.dev"}}, "checkout.layout", "single-page"},
 		{"object value", evaluator.Context{UserID: "u"}, "billing.free-tier-limits", map[string]any{"maxStudents": 1.0, "historyLimit": 5.0}},
 		{"object override", evaluator.Context{UserID: "user-42"}, "billing.free-tier-limits", map[string]any{"maxStudents": 10.0, "historyLimit": 20.0}},
@@ -335,7 +335,7 @@ spec:
 	if _, err := l.Load(); err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	ctx := evaluator.Context{UserID: "u1", DeviceID: "dev-1"}
+	ctx := evaluator.Context{UserID: "u1", DeviceID: "dev-1", DeviceClass: "phone"}
 	if v := store.Evaluate(DefaultNamespace, ctx, "billing.enabled").Value; v != true {
 		t.Errorf("device override: got %v, want true", v)
 	}
