@@ -44,6 +44,9 @@ func TestRequestMembers(t *testing.T) {
 		{"repeated free attribute", single, `{"context":{"plan":"free","plan":"pro"}}`, 400, "INVALID_CONTEXT", `context: attribute "plan" is repeated`},
 		{"repeated attribute with an escaped name", single, `{"context":{"plan":"free","\u0070lan":"pro"}}`, 400, "INVALID_CONTEXT", `attribute "plan" is repeated`},
 		{"flags of the wrong type", native, `{"flags":"theme"}`, 400, "PARSE_ERROR", "flags: must be an array of strings, got string"},
+		{"context is an array", single, `{"context":[{"plan":"pro"}]}`, 400, "INVALID_CONTEXT", "context: must be a JSON object, got array"},
+		{"context is a number", bulk, `{"context":7}`, 400, "INVALID_CONTEXT", "context: must be a JSON object, got number"},
+		{"body is a boolean", native, `true`, 400, "PARSE_ERROR", "request body must be a JSON object, got boolean"},
 		{"truncated after a member", single, `{"context":{}`, 400, "PARSE_ERROR", "malformed JSON: unexpected EOF"},
 	}
 	for _, tc := range tests {
