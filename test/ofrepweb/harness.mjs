@@ -7,6 +7,7 @@
 //          flags: [{flag, type: boolean|string|number|object, default}]}
 //
 // Prints one JSON object per line on stdout:
+//   {"type":"advertised","eventStreams"}    eventStreams of each bulk response the provider gets
 //   {"type":"eventsource","url"}            each EventSource the provider opens, with its URL
 //   {"type":"ready","values"}               the provider is ready; values: flag -> details
 //   {"type":"changed","flagsChanged","values"}  PROVIDER_CONFIGURATION_CHANGED, then evaluated
@@ -54,8 +55,23 @@ client.addHandler(ProviderEvents.ConfigurationChanged, (ev) =>
 client.addHandler(ProviderEvents.Stale, (ev) => emit({ type: 'stale', message: ev?.message ?? '' }));
 client.addHandler(ProviderEvents.Error, (ev) => emit({ type: 'error', message: ev?.message ?? '' }));
 
+// Report the event streams each bulk response advertises, as the provider receives them.
+const reportingFetch = async (input, init) => {
+  const res = await fetch(input, init);
+  if (res.status === 200) {
+    try {
+      const body = await res.clone().json();
+      if (body.eventStreams !== undefined) emit({ type: 'advertised', eventStreams: body.eventStreams });
+    } catch {
+      // Not JSON: the provider reports it.
+    }
+  }
+  return res;
+};
+
 const provider = new OFREPWebProvider({
   baseUrl: cfg.baseUrl,
+  fetchImplementation: reportingFetch,
   headers: cfg.token ? [['Authorization', `Bearer ${cfg.token}`]] : undefined,
   // No persistent cache under Node (there is no localStorage), and no polling: changes
   // must arrive through the event stream.

@@ -28,8 +28,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -179,6 +177,12 @@ type event struct {
 	URL          string                     `json:"url"`
 	Message      string                     `json:"message"`
 	FlagsChanged []string                   `json:"flagsChanged"`
+	EventStreams []struct {
+		Type     string `json:"type"`
+		Endpoint struct {
+			RequestURI string `json:"requestUri"`
+		} `json:"endpoint"`
+	} `json:"eventStreams"`
 	Values       map[string]json.RawMessage `json:"values"`
 	at           time.Time
 }
@@ -197,8 +201,10 @@ type harness struct {
 	events chan event
 	stderr *lockedBuffer
 	seen   []string
-	// streams are the URLs of the EventSources opened so far.
-	streams []string
+	// advertised are the event stream URIs of the bulk responses so far, resolved
+	// against the base URL; streams are the URLs of the EventSources opened so far.
+	advertised, streams []string
+	base                *url.URL
 }
 
 func startHarness(t *testing.T, cfg map[string]any) *harness {
@@ -223,7 +229,11 @@ func startHarness(t *testing.T, cfg map[string]any) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{events: make(chan event, 64), stderr: &lockedBuffer{}}
+	base, err := url.Parse(cfg["baseUrl"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{events: make(chan event, 64), stderr: &lockedBuffer{}, base: base}
 	cmd.Stderr = h.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -269,8 +279,17 @@ func (h *harness) waitFor(t *testing.T, what string, ok func(event) bool) event 
 				t.Fatalf("waiting for %s: the harness exited", what)
 			}
 			h.seen = append(h.seen, fmt.Sprintf("%s %s %s %v %s", ev.Type, ev.URL, ev.Message, ev.FlagsChanged, ev.value()))
-			if ev.Type == "eventsource" {
+			switch ev.Type {
+			case "eventsource":
 				h.streams = append(h.streams, ev.URL)
+			case "advertised":
+				for _, es := range ev.EventStreams {
+					ref, err := url.Parse(es.Endpoint.RequestURI)
+					if err != nil || es.Type != "sse" {
+						t.Fatalf("advertised event stream %+v: type %q, %v", es, es.Type, err)
+					}
+					h.advertised = append(h.advertised, h.base.ResolveReference(ref).String())
+				}
 			}
 			if ok(ev) {
 				return ev
@@ -279,49 +298,6 @@ func (h *harness) waitFor(t *testing.T, what string, ok func(event) bool) event 
 			t.Fatalf("no %s within %s", what, changeBound)
 		}
 	}
-}
-
-// advertisedStream returns the event stream URI that bulk evaluation advertises for ctx,
-// resolved against base.
-func advertisedStream(t *testing.T, base, token string, ctx map[string]any) string {
-	t.Helper()
-	body, err := json.Marshal(map[string]any{"context": ctx})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest(http.MethodPost, base+"/ofrep/v1/evaluate/flags", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	raw, _ := io.ReadAll(resp.Body)
-	var bulk struct {
-		EventStreams []struct {
-			Type     string `json:"type"`
-			Endpoint struct {
-				RequestURI string `json:"requestUri"`
-			} `json:"endpoint"`
-		} `json:"eventStreams"`
-	}
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &bulk) != nil || len(bulk.EventStreams) != 1 {
-		t.Fatalf("bulk evaluation: status %d, body %s; want 200 with one event stream", resp.StatusCode, raw)
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := url.Parse(bulk.EventStreams[0].Endpoint.RequestURI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.ResolveReference(ref).String()
 }
 
 // TestOFREPWebProvider connects @openfeature/ofrep-web-provider to `flagops serve --dir`:
@@ -364,8 +340,9 @@ func TestOFREPWebProvider(t *testing.T) {
 			if len(h.streams) == 0 {
 				h.waitFor(t, "EventSource", func(e event) bool { return e.Type == "eventsource" })
 			}
-			if want := advertisedStream(t, base, token, ctx); len(h.streams) != 1 || h.streams[0] != want {
-				t.Errorf("the provider's EventSources opened %q, want one, the advertised %s", h.streams, want)
+			// The EventSource uses the URI the bulk response advertised, exactly as given.
+			if len(h.advertised) == 0 || len(h.streams) != 1 || h.streams[0] != h.advertised[len(h.advertised)-1] {
+				t.Errorf("the provider's EventSources opened %q; want one, the advertised %q", h.streams, h.advertised)
 			}
 			if tt.auth && !strings.Contains(h.streams[0], "access_token=") {
 				t.Errorf("the EventSource URL %s has no access_token; EventSource cannot send the header", h.streams[0])
