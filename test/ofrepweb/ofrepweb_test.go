@@ -173,18 +173,18 @@ func startServe(t *testing.T, bin, dir string, extra ...string) (string, *locked
 
 // event is one line of harness.mjs's output.
 type event struct {
-	Type         string                     `json:"type"`
-	URL          string                     `json:"url"`
-	Message      string                     `json:"message"`
-	FlagsChanged []string                   `json:"flagsChanged"`
+	Type         string   `json:"type"`
+	URL          string   `json:"url"`
+	Message      string   `json:"message"`
+	FlagsChanged []string `json:"flagsChanged"`
 	EventStreams []struct {
 		Type     string `json:"type"`
 		Endpoint struct {
 			RequestURI string `json:"requestUri"`
 		} `json:"endpoint"`
 	} `json:"eventStreams"`
-	Values       map[string]json.RawMessage `json:"values"`
-	at           time.Time
+	Values map[string]json.RawMessage `json:"values"`
+	at     time.Time
 }
 
 // value returns the evaluated value of the flag in a ready or changed event.
