@@ -77,9 +77,13 @@ envtest: ## Build (once, then cached) the test control plane and print its direc
 OFREP_HARNESS := test/ofrep/node_modules/.package-lock.json
 $(OFREP_HARNESS): test/ofrep/package-lock.json
 	cd test/ofrep && npm ci --no-audit --no-fund --loglevel=error
+# The same for the OFREP web provider test (test/ofrepweb).
+OFREPWEB_HARNESS := test/ofrepweb/node_modules/.package-lock.json
+$(OFREPWEB_HARNESS): test/ofrepweb/package-lock.json
+	cd test/ofrepweb && npm ci --no-audit --no-fund --loglevel=error
 
 .PHONY: test
-test: manifests generate fmt vet $(OFREP_HARNESS) ## Run every test, on a real kube-apiserver and etcd built by hack/setup-envtest.sh.
+test: manifests generate fmt vet $(OFREP_HARNESS) $(OFREPWEB_HARNESS) ## Run every test, on a real kube-apiserver and etcd built by hack/setup-envtest.sh.
 	@assets="$$(hack/setup-envtest.sh)"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
 	KUBEBUILDER_ASSETS="$$assets" $(GO) test $(PKGS) -coverprofile cover.out $(TESTFLAGS)

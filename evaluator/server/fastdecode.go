@@ -11,13 +11,14 @@ import (
 // fastDecode decodes and validates the common shape of a request without
 // reflection and without an intermediate map:
 // {"context":{<name>:<string|number|true|false|null>,...},"flags":[<string>,...]}
-// with member names and strings free of escapes, within the limits, with
-// well-known attributes as strings or null. It returns ok false for
-// anything else (other members, repeated members, escapes, nested values,
-// malformed JSON, any invalid or oversized attribute), and the caller falls
-// back to slowRequest, which then produces the error. When ok, the result
-// equals what slowRequest returns.
-func fastDecode(b []byte, lim limits) (req request, ok bool) {
+// (flags only for a native body) with member names and strings free of
+// escapes, within the limits, with well-known attributes as strings or null.
+// It returns ok false for anything else (other members, repeated members or
+// attributes, escapes, nested values, malformed JSON, any invalid or
+// oversized attribute), and the caller falls back to slowRequest, which then
+// produces the error. When ok, the result equals what slowRequest returns;
+// FuzzDecodeRequest checks this.
+func fastDecode(b []byte, lim limits, kind bodyKind) (req request, ok bool) {
 	p := fastParser{b: b, lim: lim}
 	if !p.consume('{') {
 		return req, false
@@ -32,12 +33,12 @@ func fastDecode(b []byte, lim limits) (req request, ok bool) {
 			return req, false
 		}
 		switch {
-		case name == "context" && !seenCtx:
+		case name == memberContext && !seenCtx:
 			seenCtx = true
 			if req.ctx, ok = p.context(); !ok {
 				return req, false
 			}
-		case name == "flags" && !seenFlags:
+		case name == memberFlags && !seenFlags && kind == nativeBody:
 			seenFlags = true
 			if req.flags, ok = p.flags(); !ok {
 				return req, false
@@ -144,6 +145,9 @@ func (p *fastParser) context() (evaluator.Context, bool) {
 	if p.consume('}') {
 		return c, true
 	}
+	// seen has one bit per well-known attribute, so that a repeated one is
+	// found without a map.
+	var seen uint8
 	for n := 1; ; n++ {
 		if n > p.lim.maxAttrs {
 			return c, false
@@ -157,21 +161,26 @@ func (p *fastParser) context() (evaluator.Context, bool) {
 			return c, false
 		}
 		var dst *string
+		var bit uint8
 		switch name {
 		case evaluator.AttrTargetingKey:
-			dst = &c.TargetingKey
+			dst, bit = &c.TargetingKey, 1<<0
 		case evaluator.AttrUserID:
-			dst = &c.UserID
+			dst, bit = &c.UserID, 1<<1
 		case evaluator.AttrOrgID:
-			dst = &c.OrgID
+			dst, bit = &c.OrgID, 1<<2
 		case evaluator.AttrRole:
-			dst = &c.Role
+			dst, bit = &c.Role, 1<<3
 		case evaluator.AttrDeviceID:
-			dst = &c.DeviceID
+			dst, bit = &c.DeviceID, 1<<4
 		case evaluator.AttrDeviceClass:
-			dst = &c.DeviceClass
+			dst, bit = &c.DeviceClass, 1<<5
 		}
 		if dst != nil {
+			if seen&bit != 0 {
+				return c, false
+			}
+			seen |= bit
 			switch s := v.(type) {
 			case string:
 				*dst = s
@@ -188,6 +197,8 @@ func (p *fastParser) context() (evaluator.Context, bool) {
 			}
 			if c.Attributes == nil {
 				c.Attributes = make(map[string]any)
+			} else if _, dup := c.Attributes[name]; dup {
+				return c, false
 			}
 			c.Attributes[name] = v
 		}

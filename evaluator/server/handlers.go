@@ -13,14 +13,20 @@ import (
 	"github.com/flagops/flagops/evaluator"
 )
 
-// decode reads and decodes the request body, writing the error response on
-// failure.
+// decode reads and decodes the body of an OFREP request, writing the error
+// response on failure.
 func (s *server) decode(w http.ResponseWriter, r *http.Request, key string) (request, bool) {
+	return s.decodeBody(w, r, key, ofrepBody)
+}
+
+// decodeBody reads and decodes a request body of the given kind, writing
+// the error response on failure.
+func (s *server) decodeBody(w http.ResponseWriter, r *http.Request, key string, kind bodyKind) (request, bool) {
 	buf := s.readBody(w, r, key)
 	if buf == nil {
 		return request{}, false
 	}
-	req, err := decodeRequest(buf.Bytes(), s.lim)
+	req, err := decodeRequest(buf.Bytes(), s.lim, kind)
 	putBuf(buf)
 	if err != nil {
 		s.writeRequestError(w, key, err)
@@ -66,8 +72,12 @@ func (s *server) ofrepSingle(w http.ResponseWriter, r *http.Request, ns evaluato
 }
 
 // appendOFREPResult appends the OFREP representation of one result: the
-// success object, or the error object for an evaluation error.
+// success object, with the reason of ofrepReason, or the error object for
+// an evaluation error.
 func appendOFREPResult(b []byte, res *evaluator.Result) []byte {
+	if stdJSON {
+		return appendOFREPResultStd(b, res)
+	}
 	b = append(b, `{"key":`...)
 	b = appendString(b, res.Key)
 	if res.ErrorCode != evaluator.ErrorNone {
@@ -82,7 +92,7 @@ func appendOFREPResult(b []byte, res *evaluator.Result) []byte {
 		b = append(b, res.Raw...)
 	}
 	b = append(b, `,"reason":"`...)
-	b = append(b, res.Reason.String()...)
+	b = append(b, ofrepReason(res).String()...)
 	b = append(b, '"')
 	if res.Variant != "" {
 		b = append(b, `,"variant":`...)
@@ -201,7 +211,7 @@ type nativeResponse struct {
 
 // native serves POST /v1/evaluate.
 func (s *server) native(w http.ResponseWriter, r *http.Request, ns evaluator.Namespace, _ string) {
-	req, ok := s.decode(w, r, "")
+	req, ok := s.decodeBody(w, r, "", nativeBody)
 	if !ok {
 		return
 	}

@@ -194,10 +194,25 @@
 // TARGETING_KEY_MISSING is never returned: the evaluator treats a context
 // without a principal as valid (a rollout serves the off value, rules on a
 // missing attribute do not match), so a missing targeting key is not an
-// error for any flag.
+// error for any flag (docs/requests.md).
 //
-// An empty (or whitespace-only) request body is accepted as an empty
-// context; the Content-Type header is not checked.
+// # Request bodies
+//
+// OFREP bodies have the one member "context", native bodies "context" and
+// "flags". Names match exactly (case-sensitive); an unknown or repeated
+// member gets 400 PARSE_ERROR and a context naming an attribute twice 400
+// INVALID_CONTEXT, each naming the member or attribute. An empty (or
+// whitespace-only) body and null are an empty request; the Content-Type
+// header is not checked.
+//
+// # OFREP reasons
+//
+// OFREP answers say DISABLED exactly when the result has no value (and then
+// leave the value out), so that every OpenFeature client returns the
+// caller's default then and flagops' value otherwise: the kill switch with
+// a value is STATIC, the role gate with a value TARGETING_MATCH
+// (ofrepReason, docs/ofrep.md). The native API keeps the evaluator's
+// reasons.
 package server
 
 import (

@@ -150,7 +150,7 @@ func TestOFREPSingle(t *testing.T) {
 		{"object value", "/ofrep/v1/evaluate/flags/limits", ``, 200,
 			`{"key":"limits","value":{"maxItems":50},"reason":"STATIC","variant":"on","metadata":{"source":"default","enabled":true}}`, "", ""},
 		{"role gated", "/ofrep/v1/evaluate/flags/admin-panel", `{"context":{"role":"viewer"}}`, 200,
-			`{"key":"admin-panel","value":false,"reason":"DISABLED","variant":"off","metadata":{"source":"role-gate","enabled":false}}`, "", ""},
+			`{"key":"admin-panel","value":false,"reason":"TARGETING_MATCH","variant":"off","metadata":{"source":"role-gate","enabled":false}}`, "", ""},
 		{"role allowed", "/ofrep/v1/evaluate/flags/admin-panel", `{"context":{"role":"admin"}}`, 200,
 			`{"key":"admin-panel","value":true,"reason":"STATIC","variant":"on","metadata":{"source":"default","enabled":true}}`, "", ""},
 		{"not found", "/ofrep/v1/evaluate/flags/nope", `{"context":{}}`, 404,
@@ -310,12 +310,12 @@ func TestConcurrentRequestsAndWrites(t *testing.T) {
 
 func TestRequestErrorsWrap(t *testing.T) {
 	lim := limits{maxAttrs: 4, maxAttrBytes: 8}
-	_, err := decodeRequest([]byte(`{"context":{]}`), lim)
+	_, err := decodeRequest([]byte(`{"context":{]}`), lim, ofrepBody)
 	var se *json.SyntaxError
 	if !errors.As(err, &se) {
 		t.Errorf("malformed JSON: %v does not wrap *json.SyntaxError", err)
 	}
-	_, err = decodeRequest([]byte(`{"context":{"userId":1}}`), lim)
+	_, err = decodeRequest([]byte(`{"context":{"userId":1}}`), lim, ofrepBody)
 	var fe *evaluator.FieldError
 	if !errors.As(err, &fe) || fe.Field != "context.userId" {
 		t.Errorf("bad context: %v does not wrap the field error", err)

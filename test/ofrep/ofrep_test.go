@@ -67,6 +67,12 @@ func newStore(t *testing.T) *evaluator.Store {
 			Value: json.RawMessage(`{"maxStudents":1,"historyLimit":5}`)}),
 		evaluator.UpsertFlag(ns, "ui.banner", evaluator.FlagSpec{Type: evaluator.TypeString,
 			Value: json.RawMessage(`"sale"`)}),
+		evaluator.UpsertFlag(ns, "checkout.legacy", evaluator.FlagSpec{Type: evaluator.TypeString,
+			Value: json.RawMessage(`"v2"`), OffValue: json.RawMessage(`"classic"`)}),
+		evaluator.UpsertFlag(ns, "admin.panel", evaluator.FlagSpec{Type: evaluator.TypeString, Enabled: true,
+			Value: json.RawMessage(`"shown"`), OffValue: json.RawMessage(`"hidden"`), AllowedRoles: []string{"admin"}}),
+		evaluator.UpsertFlag(ns, "search.ranker", evaluator.FlagSpec{Type: evaluator.TypeString, Enabled: true,
+			Value: json.RawMessage(`"v2"`), Rollout: &evaluator.Rollout{Percentage: 50}}),
 		evaluator.UpsertOverride(evaluator.Override{Kind: evaluator.SubjectUser, SubjectID: "user-42", Namespace: ns,
 			Name: "pilot", UID: "u1", CreatedAt: time.Unix(1, 0), Enabled: true,
 			Entries: []evaluator.OverrideEntry{{Key: "beta.dash", Enabled: &on}}}),
@@ -111,53 +117,79 @@ func runHarness(t *testing.T, baseURL string, cases []testCase) []details {
 
 func str(s string) *string { return &s }
 
-func TestOpenFeatureSDK(t *testing.T) {
-	srv := httptest.NewServer(server.New(newStore(t), server.Options{DefaultNamespace: "shop"}))
-	defer srv.Close()
+// clientCase is one evaluation with the outcome every OpenFeature client must agree on.
+type clientCase struct {
+	name    string
+	c       testCase
+	want    any
+	reason  *string
+	errCode *string
+	// lenientJS also accepts the ERROR/GENERAL outcome of the JavaScript server provider,
+	// which predates value omission (see clientCases).
+	lenientJS bool
+}
 
+// clientCases are the evaluations run with every client. The value is what flagops decided
+// (or the caller's default where flagops has no value): each client must return it. Reasons
+// follow docs/ofrep.md: DISABLED exactly when there is no value.
+func clientCases() []clientCase {
 	user := map[string]any{"targetingKey": "user-7"}
 	pilot := map[string]any{"targetingKey": "user-42"}
-	tests := []struct {
-		name    string
-		c       testCase
-		want    any
-		reason  *string
-		errCode *string
-		// lenient also accepts the ERROR/GENERAL outcome of providers that predate value
-		// omission.
-		lenient bool
-	}{
+	admin := map[string]any{"targetingKey": "user-7", "role": "admin"}
+	return []clientCase{
 		{name: "boolean", c: testCase{Flag: "billing.enabled", Type: "boolean", Default: false, Context: user}, want: true, reason: str("STATIC")},
-		{name: "boolean off by the kill switch", c: testCase{Flag: "beta.dash", Type: "boolean", Default: true, Context: user}, want: false, reason: str("DISABLED")},
+		// The kill switch decides a value (false): a caller default of true must not win.
+		{name: "boolean off by the kill switch, caller default true", c: testCase{Flag: "beta.dash", Type: "boolean", Default: true, Context: user},
+			want: false, reason: str("STATIC")},
 		{name: "boolean from a user override", c: testCase{Flag: "beta.dash", Type: "boolean", Default: false, Context: pilot}, want: true, reason: str("TARGETING_MATCH")},
 		{name: "string", c: testCase{Flag: "checkout.layout", Type: "string", Default: "none", Context: user}, want: "sidebar", reason: str("STATIC")},
+		{name: "string off by the kill switch serves its off value", c: testCase{Flag: "checkout.legacy", Type: "string", Default: "none", Context: user},
+			want: "classic", reason: str("STATIC")},
 		{name: "number", c: testCase{Flag: "search.page-size", Type: "number", Default: 10, Context: user}, want: 42.0, reason: str("STATIC")},
 		{name: "object", c: testCase{Flag: "billing.free-tier-limits", Type: "object", Default: map[string]any{}, Context: user},
 			want: map[string]any{"maxStudents": 1.0, "historyLimit": 5.0}, reason: str("STATIC")},
-		// The server omits value (open-feature/protocol#46, #49). @openfeature/ofrep-provider
-		// 0.1.3, the newest server provider, pins an ofrep-core that predates that change and
-		// reports the omission as GENERAL; newer cores report DISABLED. Either way the
+		{name: "role gate serves its off value", c: testCase{Flag: "admin.panel", Type: "string", Default: "none", Context: user},
+			want: "hidden", reason: str("TARGETING_MATCH")},
+		{name: "role gate passed", c: testCase{Flag: "admin.panel", Type: "string", Default: "none", Context: admin},
+			want: "shown", reason: str("STATIC")},
+		// The server omits value (open-feature/protocol#46, #49) and says DISABLED.
+		// @openfeature/ofrep-provider 0.1.3, the newest JavaScript server provider, pins an
+		// ofrep-core that predates value omission and reports it as GENERAL. Either way the
 		// caller's default applies, which is what matters.
-		{name: "off with no off value gives the SDK default", c: testCase{Flag: "ui.banner", Type: "string", Default: "none", Context: user},
-			want: "none", reason: str("DISABLED"), lenient: true},
-		{name: "missing flag gives the SDK default", c: testCase{Flag: "no.such-flag", Type: "boolean", Default: true, Context: user},
+		{name: "off with no off value gives the caller's default", c: testCase{Flag: "ui.banner", Type: "string", Default: "none", Context: user},
+			want: "none", reason: str("DISABLED"), lenientJS: true},
+		{name: "rollout without a principal and no off value gives the caller's default", c: testCase{Flag: "search.ranker", Type: "string", Default: "none", Context: map[string]any{}},
+			want: "none", reason: str("DISABLED"), lenientJS: true},
+		{name: "missing flag gives the caller's default", c: testCase{Flag: "no.such-flag", Type: "boolean", Default: true, Context: user},
 			want: true, reason: str("ERROR"), errCode: str("FLAG_NOT_FOUND")},
-		{name: "type mismatch gives the SDK default", c: testCase{Flag: "checkout.layout", Type: "boolean", Default: true, Context: user},
+		{name: "type mismatch gives the caller's default", c: testCase{Flag: "checkout.layout", Type: "boolean", Default: true, Context: user},
 			want: true, reason: str("ERROR"), errCode: str("TYPE_MISMATCH")},
 	}
+}
+
+// baseURLs are the OFREP base URLs every client is run against: the unprefixed routes
+// (default namespace) and the namespace prefix.
+func baseURLs(srvURL string) []string {
+	return []string{srvURL, srvURL + "/namespaces/shop"}
+}
+
+// checkClient runs the cases through evaluate, once per base URL, and checks every outcome.
+func checkClient(t *testing.T, srvURL string, js bool, evaluate func(t *testing.T, baseURL string, cases []testCase) []details) {
+	t.Helper()
+	tests := clientCases()
 	cases := make([]testCase, len(tests))
 	for i, tt := range tests {
 		cases[i] = tt.c
 	}
-	for _, base := range []string{srv.URL, srv.URL + "/namespaces/shop"} {
-		got := runHarness(t, base, cases)
+	for _, base := range baseURLs(srvURL) {
+		got := evaluate(t, base, cases)
 		for i, tt := range tests {
-			t.Run(base[len(srv.URL):]+"/"+tt.name, func(t *testing.T) {
+			t.Run(base[len(srvURL):]+"/"+tt.name, func(t *testing.T) {
 				d := got[i]
 				if !reflect.DeepEqual(d.Value, tt.want) {
 					t.Errorf("value = %#v, want %#v", d.Value, tt.want)
 				}
-				if tt.lenient && deref(d.Reason) == "ERROR" && deref(d.ErrorCode) == "GENERAL" {
+				if js && tt.lenientJS && deref(d.Reason) == "ERROR" && deref(d.ErrorCode) == "GENERAL" {
 					return
 				}
 				if !reflect.DeepEqual(d.Reason, tt.reason) {
@@ -169,6 +201,13 @@ func TestOpenFeatureSDK(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestOpenFeatureSDK runs the cases with the OpenFeature JavaScript server SDK.
+func TestOpenFeatureSDK(t *testing.T) {
+	srv := httptest.NewServer(server.New(newStore(t), server.Options{DefaultNamespace: "shop"}))
+	defer srv.Close()
+	checkClient(t, srv.URL, true, runHarness)
 }
 
 func deref(s *string) string {
