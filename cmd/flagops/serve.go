@@ -47,7 +47,8 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveOptions, er
 	o := &serveOptions{}
 	fs := flag.NewFlagSet("flagops serve", flag.ContinueOnError)
 	fs.StringVar(&o.dir, "dir", "", "Directory of FeatureFlag, UserFlagOverride and DeviceFlagOverride manifests (required).")
-	fs.StringVar(&o.bindAddr, "evaluator-bind-address", ":8080", "Address the evaluator's HTTP API (native, OFREP, streams) binds to.")
+	fs.StringVar(&o.bindAddr, "evaluator-bind-address", "127.0.0.1:8080",
+		"Address the evaluator's HTTP API (native, OFREP, streams, /healthz, /readyz) binds to. The default is reachable from this machine only.")
 	fs.StringVar(&o.defaultNamespace, "default-namespace", "",
 		"Namespace of manifests without metadata.namespace, and of the unprefixed routes. Empty means the one namespace found in the files, if there is exactly one, else default.")
 	o.access.bind(fs)
@@ -116,11 +117,14 @@ func serve(ctx context.Context, o *serveOptions, ln net.Listener, log *slog.Logg
 		}
 	}
 
+	h := server.New(store, server.Options{
+		DefaultNamespace: ns, Logger: log,
+		TokenKey: o.access.tokenKey, CORSAllowedOrigins: o.access.origins, MaxSubscribers: o.access.maxSubscribers,
+	})
 	srv := &http.Server{
-		Handler: server.New(store, server.Options{
-			DefaultNamespace: ns, Logger: log,
-			TokenKey: o.access.tokenKey, CORSAllowedOrigins: o.access.origins, MaxSubscribers: o.access.maxSubscribers,
-		}),
+		// /healthz (from server.New) answers while serving; /readyz once a state of the
+		// directory was applied with no problem in it.
+		Handler: withReadyz(h, loader.Loaded),
 		// Streams clear their own write deadline; every other response must finish in time.
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
