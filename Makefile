@@ -58,7 +58,7 @@ tidy: ## Tidy go.mod and go.sum.
 
 .PHONY: verify
 verify: manifests generate fmt tidy kustomize ## Regenerate everything, check the kustomizations build, and fail if the tree is dirty.
-	@for k in config/default config/crd config/samples config/sidecar; do \
+	@for k in config/default config/crd config/samples config/sidecar config/evaluator; do \
 		$(KUSTOMIZE) build $$k >/dev/null || { echo "error: kustomize build $$k failed" >&2; exit 1; }; \
 	done
 	@if [ -n "$$(git status --porcelain)" ]; then \
@@ -121,12 +121,13 @@ uninstall: manifests kustomize ## Remove the CRDs (and every flag and override) 
 	$(KUSTOMIZE) build config/crd | kubectl delete --ignore-not-found -f -
 
 .PHONY: deploy
-deploy: manifests kustomize ## Deploy the manager to the cluster in ~/.kube/config.
+deploy: manifests kustomize ## Deploy the manager and the evaluator to the cluster in ~/.kube/config (docs/deploy.md).
 	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	cd config/evaluator && $(KUSTOMIZE) edit set image controller=$(IMG)
 	$(KUSTOMIZE) build config/default | kubectl apply --server-side -f -
 
 .PHONY: undeploy
-undeploy: kustomize ## Remove the manager from the cluster.
+undeploy: kustomize ## Remove the manager and the evaluator from the cluster.
 	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
 
 ##@ Tools

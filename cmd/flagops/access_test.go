@@ -56,7 +56,9 @@ func TestSecureDefaults(t *testing.T) {
 		args []string
 	}{
 		{"sidecar", []string{"sidecar", "--namespace=shop"}},
-		{"manager", []string{"manager", "--enable-webhooks=false"}},
+		{"evaluator", []string{"evaluator"}},
+		{"evaluator of some namespaces", []string{"evaluator", "--namespaces=shop,billing"}},
+		{"manager serving the evaluator", []string{"manager", "--enable-webhooks=false", "--evaluator-bind-address=:8080"}},
 		{"manager on another address", []string{"manager", "--evaluator-bind-address=127.0.0.1:0"}},
 	}
 	for _, tc := range refused {
@@ -75,11 +77,14 @@ func TestSecureDefaults(t *testing.T) {
 	if _, err := parseSidecarFlags([]string{"--namespace=shop", "--insecure-no-auth"}, osSidecarEnv, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
 		t.Errorf("sidecar --insecure-no-auth: %v", err)
 	}
-	if _, err := parseManagerFlags([]string{"--insecure-no-auth"}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+	if _, err := parseEvaluatorFlags([]string{"--insecure-no-auth"}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Errorf("evaluator --insecure-no-auth: %v", err)
+	}
+	if _, err := parseManagerFlags([]string{"--evaluator-bind-address=:8080", "--insecure-no-auth"}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
 		t.Errorf("manager --insecure-no-auth: %v", err)
 	}
-	if _, err := parseManagerFlags([]string{"--evaluator-bind-address=0"}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
-		t.Errorf("manager without an evaluator: %v", err)
+	if _, err := parseManagerFlags(nil, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Errorf("manager without an evaluator (its default): %v", err)
 	}
 	if o, err := parseServeFlags([]string{"--dir=" + dir}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil || o.access.auth != nil {
 		t.Errorf("serve --dir without keys: %v; want open serving", err)

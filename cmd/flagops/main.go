@@ -18,6 +18,8 @@ limitations under the License.
 //
 //	flagops manager   the controller manager: reconciles FeatureFlag, UserFlagOverride and
 //	                  DeviceFlagOverride objects
+//	flagops evaluator serves flags and overrides to devices and applications; it only
+//	                  reads the cluster
 //	flagops sidecar   serves the flags of one namespace next to an application
 //	flagops serve     serves flags from a directory of manifests, with no cluster
 //	flagops version   prints the version
@@ -40,6 +42,7 @@ Usage:
 
 Commands:
   manager   Run the controller manager against the current cluster.
+  evaluator Serve flags to devices and applications, reading the current cluster only.
   sidecar   Serve the flags of one namespace next to an application.
   serve     Serve flags from a directory of manifests, with no cluster.
   version   Print the version.
@@ -60,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "manager":
 		return runManager(args[1:], stdout, stderr)
+	case "evaluator":
+		return runEvaluator(args[1:], stdout, stderr)
 	case "sidecar":
 		return runSidecar(args[1:], stdout, stderr)
 	case "serve":

@@ -127,8 +127,8 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 		"Port the admission webhook server listens on.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "",
 		"Directory holding the webhook server's tls.crt and tls.key. Empty means controller-runtime's default, <temp-dir>/k8s-webhook-server/serving-certs.")
-	fs.StringVar(&o.evaluatorAddr, "evaluator-bind-address", ":8080",
-		"Address the evaluator's HTTP API (OFREP, native API, event streams, /readyz) binds to on every replica. Use 0 to disable it.")
+	fs.StringVar(&o.evaluatorAddr, "evaluator-bind-address", "0",
+		"Address the evaluator's HTTP API (OFREP, native API, event streams, /readyz) binds to on every replica, e.g. 127.0.0.1:8080 for development. 0, the default, disables it: devices are served by `flagops evaluator`, which can only read the cluster (docs/deploy.md).")
 	o.access.bind(fs)
 	o.streams.bind(fs)
 	fs.StringVar(&o.defaultNamespace, "default-namespace", "default",
@@ -157,17 +157,14 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 	return o, nil
 }
 
-// namespaces splits --watch-namespaces into a set, rejecting empty items such as "a,,b".
+// namespaces returns the cache's namespaces of --watch-namespaces: nil for every namespace.
 func (o *managerOptions) namespaces() (map[string]cache.Config, error) {
-	if strings.TrimSpace(o.watchNamespaces) == "" {
-		return nil, nil
+	list, err := splitNamespaces("--watch-namespaces", o.watchNamespaces)
+	if err != nil || len(list) == 0 {
+		return nil, err
 	}
-	out := map[string]cache.Config{}
-	for _, ns := range strings.Split(o.watchNamespaces, ",") {
-		ns = strings.TrimSpace(ns)
-		if ns == "" {
-			return nil, fmt.Errorf("--watch-namespaces: empty namespace in %q", o.watchNamespaces)
-		}
+	out := make(map[string]cache.Config, len(list))
+	for _, ns := range list {
 		out[ns] = cache.Config{}
 	}
 	return out, nil

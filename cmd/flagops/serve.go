@@ -50,7 +50,8 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveOptions, er
 	o := &serveOptions{}
 	fs := flag.NewFlagSet("flagops serve", flag.ContinueOnError)
 	fs.StringVar(&o.dir, "dir", "", "Directory of FeatureFlag, UserFlagOverride and DeviceFlagOverride manifests (required).")
-	fs.StringVar(&o.bindAddr, "evaluator-bind-address", ":8080", "Address the evaluator's HTTP API (native, OFREP, streams) binds to.")
+	fs.StringVar(&o.bindAddr, "evaluator-bind-address", "127.0.0.1:8080",
+		"Address the evaluator's HTTP API (native, OFREP, streams, /healthz, /readyz) binds to. The default is reachable from this machine only.")
 	fs.StringVar(&o.defaultNamespace, "default-namespace", "",
 		"Namespace of manifests without metadata.namespace, and of the unprefixed routes. Empty means the one namespace found in the files, if there is exactly one, else default.")
 	o.access.bind(fs)
@@ -130,7 +131,9 @@ func serve(ctx context.Context, o *serveOptions, ln net.Listener, log *slog.Logg
 	}
 	o.streams.apply(&opts)
 	srv := &http.Server{
-		Handler: server.New(store, opts),
+		// /healthz (from server.New) answers while serving; /readyz once a state of the
+		// directory was applied with no problem in it.
+		Handler: withReadyz(server.New(store, opts), loader.Loaded),
 		// Streams set a deadline per write; every other response must finish in time.
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,

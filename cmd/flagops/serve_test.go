@@ -35,9 +35,7 @@ import (
 func TestServeFlags(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "f.yaml")
-	if err := os.WriteFile(file, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFileAtomic(t, file, "")
 	tests := []struct {
 		name       string
 		args       []string
@@ -130,9 +128,7 @@ func TestServeDirectory(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) {
 		t.Helper()
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeFileAtomic(t, filepath.Join(dir, name), content)
 	}
 	write("flags.yaml", strings.Replace(flagYAML, "%s", "false", 1))
 
@@ -219,5 +215,107 @@ func TestServeDirectory(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+}
+
+// writeFileAtomic writes path through a temporary file in the same directory (a dot file,
+// which serve --dir ignores) renamed over it, so that no reader sees it half written.
+func writeFileAtomic(t *testing.T, path, content string) {
+	t.Helper()
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tmp.WriteString(content)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		t.Fatal(err)
+	}
+}
+
+// TestServeReadyz checks serve's probes on its listener: /healthz answers 200 while it
+// runs, and /readyz 200 only once a state of the directory was loaded with no problem.
+func TestServeReadyz(t *testing.T) {
+	good := strings.Replace(flagYAML, "%s", "true", 1)
+	broken := strings.Replace(flagYAML, "billing.enabled", "Bad_Name", 1)
+	tests := []struct {
+		name      string
+		initial   string // flags.yaml at start
+		wantReady int    // /readyz at start
+	}{
+		{name: "a valid directory is ready at once", initial: good, wantReady: http.StatusOK},
+		{name: "an empty file is a clean load", initial: "", wantReady: http.StatusOK},
+		{name: "a broken directory is not ready until it is fixed", initial: broken, wantReady: http.StatusServiceUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFileAtomic(t, filepath.Join(dir, "flags.yaml"), tt.initial)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				done <- serve(ctx, &serveOptions{dir: dir}, ln, slog.New(slog.DiscardHandler))
+			}()
+			t.Cleanup(func() {
+				cancel()
+				select {
+				case <-done:
+				case <-time.After(10 * time.Second):
+					t.Error("serve did not stop")
+				}
+			})
+			status := func(path string) int {
+				resp, err := http.Get("http://" + ln.Addr().String() + path)
+				if err != nil {
+					t.Fatalf("GET %s: %v", path, err)
+				}
+				_ = resp.Body.Close()
+				return resp.StatusCode
+			}
+			if got := status("/healthz"); got != http.StatusOK {
+				t.Errorf("/healthz = %d, want 200", got)
+			}
+			if got := status("/readyz"); got != tt.wantReady {
+				t.Errorf("/readyz at start = %d, want %d", got, tt.wantReady)
+			}
+
+			// After a valid save, it is (or stays) ready and serves the flag.
+			writeFileAtomic(t, filepath.Join(dir, "flags.yaml"), good)
+			deadline := time.Now().Add(15 * time.Second)
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			served := func() bool {
+				resp, err := http.Post("http://"+ln.Addr().String()+"/namespaces/shop/v1/evaluate", "application/json", strings.NewReader(`{"context":{}}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				var got struct {
+					Flags map[string]struct {
+						Value any `json:"value"`
+					} `json:"flags"`
+				}
+				return json.NewDecoder(resp.Body).Decode(&got) == nil && got.Flags["billing.enabled"].Value == true
+			}
+			for status("/readyz") != http.StatusOK || !served() {
+				if time.Now().After(deadline) {
+					t.Fatal("not ready 15 s after a valid save")
+				}
+				<-tick.C
+			}
+			if got := status("/healthz"); got != http.StatusOK {
+				t.Errorf("/healthz once ready = %d, want 200", got)
+			}
+		})
 	}
 }

@@ -27,13 +27,7 @@ import (
 
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-
-	"github.com/flagops/flagops/controllers"
-	"github.com/flagops/flagops/evaluator"
 )
 
 // serviceAccountNamespaceFile holds the namespace of the pod's service account.
@@ -67,8 +61,8 @@ func parseSidecarFlags(args []string, env sidecarEnv, stdout, stderr io.Writer) 
 	fs := flag.NewFlagSet("flagops sidecar", flag.ContinueOnError)
 	fs.StringVar(&o.namespace, "namespace", "",
 		"Namespace whose flags and overrides the sidecar serves. Default: $POD_NAMESPACE, else the namespace of the pod's service account.")
-	fs.StringVar(&o.evaluatorAddr, "evaluator-bind-address", ":8080",
-		"Address the evaluator's HTTP API (OFREP, native API, event streams, /healthz, /readyz) binds to. Prefer 127.0.0.1:8080, which only the pod's own containers reach.")
+	fs.StringVar(&o.evaluatorAddr, "evaluator-bind-address", "127.0.0.1:8080",
+		"Address the evaluator's HTTP API (OFREP, native API, event streams, /healthz, /readyz) binds to. The default is reachable from the pod's own containers only.")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "0",
 		"Address the Prometheus metrics endpoint (plain HTTP, /metrics) binds to. Use 0 to disable it.")
 	o.access.bind(fs)
@@ -133,38 +127,16 @@ func runSidecar(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// newSidecarManager returns the sidecar's manager: the sync controllers over a cache of
-// o.namespace, and the evaluator server, on ln when it is not nil.
+// newSidecarManager returns the sidecar's manager: a serving manager of o.namespace, whose
+// unprefixed routes serve that namespace, on ln when it is not nil.
 func newSidecarManager(cfg *rest.Config, o *sidecarOptions, ln net.Listener) (ctrl.Manager, error) {
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 newScheme(),
-		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress: o.probeAddr,
-		Cache: cache.Options{
-			DefaultNamespaces: map[string]cache.Config{o.namespace: {}},
-			DefaultTransform:  controllers.StripForCache,
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("failed to create the manager: %w", err)
-	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return nil, fmt.Errorf("failed to add the health check: %w", err)
-	}
-	store := evaluator.NewStore()
-	// SetupSync adds the readiness check of the initial sync, and runs the store's clock so
-	// that override expiries and schedule steps reach the streams when they happen.
-	syncer, err := controllers.SetupSync(mgr, store)
-	if err != nil {
-		return nil, err
-	}
-	log := ctrl.Log.WithName("evaluator")
-	r := &evaluatorRunnable{srv: newEvaluatorHTTPServer(o.evaluatorAddr, o.namespace, store, syncer, &o.access, &o.streams, log), log: log, access: &o.access}
-	if ln != nil {
-		r.listen = func() (net.Listener, error) { return ln, nil }
-	}
-	if err := mgr.Add(r); err != nil {
-		return nil, fmt.Errorf("failed to add the evaluator server: %w", err)
-	}
-	return mgr, nil
+	return newServingManager(cfg, servingConfig{
+		namespaces:       []string{o.namespace},
+		defaultNamespace: o.namespace,
+		evaluatorAddr:    o.evaluatorAddr,
+		metricsAddr:      o.metricsAddr,
+		probeAddr:        o.probeAddr,
+		access:           &o.access,
+		streams:          &o.streams,
+	}, ln)
 }

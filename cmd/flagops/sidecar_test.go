@@ -46,10 +46,10 @@ func TestParseSidecarFlags(t *testing.T) {
 		wantErr   string
 		wantUsage bool
 	}{
-		{name: "flag", args: []string{"--namespace=shop"}, env: map[string]string{"POD_NAMESPACE": "other"}, saFile: "sa", wantNS: "shop", wantAddr: ":8080"},
-		{name: "POD_NAMESPACE", env: map[string]string{"POD_NAMESPACE": "billing"}, saFile: "sa", wantNS: "billing", wantAddr: ":8080"},
-		{name: "service account file", saFile: "payments\n", wantNS: "payments", wantAddr: ":8080"},
-		{name: "blank POD_NAMESPACE falls back to the file", env: map[string]string{"POD_NAMESPACE": " "}, saFile: "payments", wantNS: "payments", wantAddr: ":8080"},
+		{name: "flag", args: []string{"--namespace=shop"}, env: map[string]string{"POD_NAMESPACE": "other"}, saFile: "sa", wantNS: "shop", wantAddr: "127.0.0.1:8080"},
+		{name: "POD_NAMESPACE", env: map[string]string{"POD_NAMESPACE": "billing"}, saFile: "sa", wantNS: "billing", wantAddr: "127.0.0.1:8080"},
+		{name: "service account file", saFile: "payments\n", wantNS: "payments", wantAddr: "127.0.0.1:8080"},
+		{name: "blank POD_NAMESPACE falls back to the file", env: map[string]string{"POD_NAMESPACE": " "}, saFile: "payments", wantNS: "payments", wantAddr: "127.0.0.1:8080"},
 		{name: "localhost binding", args: []string{"--namespace=shop", "--evaluator-bind-address=127.0.0.1:9090"}, wantNS: "shop", wantAddr: "127.0.0.1:9090"},
 		{name: "no namespace anywhere", wantErr: "no namespace: set --namespace"},
 		{name: "disabled server", args: []string{"--namespace=shop", "--evaluator-bind-address=0"}, wantErr: "--evaluator-bind-address"},
@@ -125,7 +125,7 @@ func TestParseManagerEvaluatorFlags(t *testing.T) {
 		wantNS   string
 		wantErr  string
 	}{
-		{name: "defaults", wantAddr: ":8080", wantNS: "default"},
+		{name: "defaults: no evaluator", wantAddr: "0", wantNS: "default"},
 		{name: "set", args: []string{"--evaluator-bind-address=127.0.0.1:9000", "--default-namespace=shop"}, wantAddr: "127.0.0.1:9000", wantNS: "shop"},
 		{name: "disabled", args: []string{"--evaluator-bind-address=0"}, wantAddr: "0", wantNS: "default"},
 		{name: "empty address", args: []string{"--evaluator-bind-address="}, wantErr: "--evaluator-bind-address: empty address"},

@@ -16,8 +16,9 @@ limitations under the License.
 
 // Command demo runs flagops on a local control plane, for `make demo`: the self-built
 // kube-apiserver and etcd (hack/setup-envtest.sh), the CRDs, the admission policy and the
-// webhooks, the flagops manager as a process, and the samples. It prints ready-to-paste
-// commands and runs until Ctrl-C.
+// webhooks, the flagops manager and the flagops evaluator as processes (as in a cluster,
+// the manager serves no devices; the evaluator does), and the samples. It prints
+// ready-to-paste commands and runs until Ctrl-C.
 package main
 
 import (
@@ -30,6 +31,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -45,23 +47,64 @@ import (
 type options struct {
 	// root is the repository root.
 	root string
-	// evaluatorPort and probePort are the manager's local ports.
+	// evaluatorPort is the evaluator's local port; probePort the manager's.
 	evaluatorPort, probePort int
 	// namespace receives the samples.
 	namespace string
-	// out receives the instructions; logs receives the manager's output.
+	// out receives the instructions; logs receives the processes' output.
 	out, logs io.Writer
 }
 
 // demo is a running demo.
 type demo struct {
-	env     *envtest.Environment
-	manager *exec.Cmd
-	// exited is closed when the manager process has exited, with exitErr set.
+	env *envtest.Environment
+	// manager and evaluator are the flagops processes.
+	manager, evaluator *process
+	// exited is closed when the first of them has exited.
 	exited     chan struct{}
-	exitErr    error
+	exitOnce   sync.Once
 	kubeconfig string
 	workDir    string
+}
+
+// process is a running flagops process.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	// exited is closed when the process has exited, with err set.
+	exited chan struct{}
+	err    error
+}
+
+// run starts bin with args as the demo's process name.
+func (d *demo) run(name, bin string, logs io.Writer, args ...string) (*process, error) {
+	p := &process{name: name, cmd: exec.Command(bin, args...), exited: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), "KUBECONFIG="+d.kubeconfig)
+	p.cmd.Stdout, p.cmd.Stderr = logs, logs
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("failed to start the %s: %w", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+		d.exitOnce.Do(func() { close(d.exited) })
+	}()
+	return p, nil
+}
+
+// firstExited returns the process that has exited, if any.
+func (d *demo) firstExited() *process {
+	for _, p := range []*process{d.manager, d.evaluator} {
+		if p == nil {
+			continue
+		}
+		select {
+		case <-p.exited:
+			return p
+		default:
+		}
+	}
+	return nil
 }
 
 // start brings the demo up and returns once the manager is ready and the samples applied.
@@ -121,28 +164,33 @@ func start(ctx context.Context, o options) (d *demo, err error) {
 	}
 
 	wh := d.env.WebhookInstallOptions
-	d.manager = exec.Command(bin, "manager",
+	// The manager serves no evaluator (its default): the evaluator does, below.
+	d.manager, err = d.run("manager", bin, o.logs, "manager",
 		"--leader-elect=false",
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(o.probePort),
-		"--evaluator-bind-address=127.0.0.1:"+strconv.Itoa(o.evaluatorPort),
-		// A local demo on loopback: no context tokens (docs/security.md).
-		"--insecure-no-auth",
-		"--default-namespace="+o.namespace,
 		"--webhook-port="+strconv.Itoa(wh.LocalServingPort),
 		"--webhook-cert-dir="+wh.LocalServingCertDir,
 		"--audit-sink=file:"+filepath.Join(d.workDir, "audit.ndjson"),
 	)
-	d.manager.Env = append(os.Environ(), "KUBECONFIG="+d.kubeconfig)
-	d.manager.Stdout, d.manager.Stderr = o.logs, o.logs
-	if err := d.manager.Start(); err != nil {
-		return d, fmt.Errorf("failed to start the manager: %w", err)
+	if err != nil {
+		return d, err
 	}
-	go func() {
-		d.exitErr = d.manager.Wait()
-		close(d.exited)
-	}()
 	if err := waitReady(ctx, "http://127.0.0.1:"+strconv.Itoa(o.probePort)+"/readyz", d); err != nil {
+		return d, err
+	}
+	// The evaluator answers /readyz on its own listener once its initial sync is done.
+	d.evaluator, err = d.run("evaluator", bin, o.logs, "evaluator",
+		"--evaluator-bind-address=127.0.0.1:"+strconv.Itoa(o.evaluatorPort),
+		"--health-probe-bind-address=0",
+		"--default-namespace="+o.namespace,
+		// A local demo on loopback: no context tokens (docs/security.md).
+		"--insecure-no-auth",
+	)
+	if err != nil {
+		return d, err
+	}
+	if err := waitReady(ctx, "http://127.0.0.1:"+strconv.Itoa(o.evaluatorPort)+"/readyz", d); err != nil {
 		return d, err
 	}
 
@@ -170,7 +218,7 @@ func start(ctx context.Context, o options) (d *demo, err error) {
 	return d, nil
 }
 
-// waitReady polls url until it answers 200, the manager exits, or ctx ends.
+// waitReady polls url until it answers 200, a process of the demo exits, or ctx ends.
 func waitReady(ctx context.Context, url string, d *demo) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -184,11 +232,12 @@ func waitReady(ctx context.Context, url string, d *demo) error {
 		}
 		select {
 		case <-d.exited:
-			return fmt.Errorf("the manager exited before it was ready: %v", d.exitErr)
+			p := d.firstExited()
+			return fmt.Errorf("the %s exited before %s was ready: %v", p.name, url, p.err)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline:
-			return fmt.Errorf("the manager was not ready at %s within 2 minutes", url)
+			return fmt.Errorf("%s was not ready within 2 minutes", url)
 		case <-tick.C:
 		}
 	}
@@ -211,15 +260,19 @@ func retry(ctx context.Context, f func() error) error {
 	return err
 }
 
-// stop stops the manager and the control plane, and removes the work directory.
+// stop stops the evaluator, the manager and the control plane, and removes the work
+// directory.
 func (d *demo) stop() {
-	if d.manager != nil && d.manager.Process != nil {
-		_ = d.manager.Process.Signal(os.Interrupt)
+	for _, p := range []*process{d.evaluator, d.manager} {
+		if p == nil {
+			continue
+		}
+		_ = p.cmd.Process.Signal(os.Interrupt)
 		select {
-		case <-d.exited:
+		case <-p.exited:
 		case <-time.After(15 * time.Second):
-			_ = d.manager.Process.Kill()
-			<-d.exited
+			_ = p.cmd.Process.Kill()
+			<-p.exited
 		}
 	}
 	if d.env != nil {
@@ -235,8 +288,9 @@ func (d *demo) instructions(o options) string {
 	base := "http://127.0.0.1:" + strconv.Itoa(o.evaluatorPort)
 	return fmt.Sprintf(`
 flagops demo is running: a local kube-apiserver and etcd, the flagops CRDs, admission policy
-and webhooks, the manager, and the samples in namespace %[2]q. The evaluator runs with
---insecure-no-auth on loopback; in a cluster it needs context tokens (docs/security.md).
+and webhooks, the manager, the evaluator (which serves the commands below), and the samples
+in namespace %[2]q. The evaluator runs with --insecure-no-auth on loopback; in a cluster it
+needs context tokens (docs/security.md).
 
   export KUBECONFIG=%[3]s        # for kubectl, if you have it
 

@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func freePort(t *testing.T) int {
@@ -39,14 +40,14 @@ func freePort(t *testing.T) int {
 }
 
 // TestDemo runs `make demo`'s program end to end: control plane, webhooks, the manager
-// binary and the samples, then checks the values it serves.
+// and evaluator processes and the samples, then checks the values the evaluator serves.
 func TestDemo(t *testing.T) {
 	var logs bytes.Buffer
 	o := options{root: filepath.Join("..", ".."), evaluatorPort: freePort(t), probePort: freePort(t),
 		namespace: "default", out: &bytes.Buffer{}, logs: &logs}
 	d, err := start(context.Background(), o)
 	if err != nil {
-		t.Fatalf("start: %v\nmanager output:\n%s", err, logs.String())
+		t.Fatalf("start: %v\noutput:\n%s", err, logs.String())
 	}
 	defer d.stop()
 
@@ -72,11 +73,21 @@ func TestDemo(t *testing.T) {
 		}
 		return got.Flags
 	}
+	// The evaluator follows the cluster through its own watch: wait (boundedly) until it
+	// serves the user override, one of the last samples applied.
+	pilotCtx := `{"context":{"userId":"user-42","role":"user"}}`
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); <-tick.C {
+		if evaluate(pilotCtx)["beta.new-dashboard"].Source == "user-override:default/pilot-user-42" {
+			break
+		}
+	}
 	staff := evaluate(`{"context":{"userId":"staff-ada","role":"user"}}`)
 	if staff["billing.enabled"].Value != true || staff["billing.enabled"].Source != "allow-list:user" {
 		t.Errorf("billing.enabled for staff-ada = %+v, want true from the allow-list", staff["billing.enabled"])
 	}
-	pilot := evaluate(`{"context":{"userId":"user-42","role":"user"}}`)
+	pilot := evaluate(pilotCtx)
 	if pilot["beta.new-dashboard"].Source != "user-override:default/pilot-user-42" {
 		t.Errorf("beta.new-dashboard for user-42 = %+v, want the sample user override", pilot["beta.new-dashboard"])
 	}
@@ -85,9 +96,11 @@ func TestDemo(t *testing.T) {
 	}
 
 	d.stop()
-	select {
-	case <-d.exited:
-	default:
-		t.Error("the manager is still running after stop")
+	for _, p := range []*process{d.manager, d.evaluator} {
+		select {
+		case <-p.exited:
+		default:
+			t.Errorf("the %s is still running after stop", p.name)
+		}
 	}
 }

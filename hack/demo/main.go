@@ -28,7 +28,7 @@ import (
 func main() {
 	o := options{out: os.Stdout, logs: os.Stderr}
 	flag.StringVar(&o.root, "root", ".", "The repository root.")
-	flag.IntVar(&o.evaluatorPort, "evaluator-port", 8080, "Local port of the evaluator's HTTP API.")
+	flag.IntVar(&o.evaluatorPort, "evaluator-port", 8080, "Local port of the evaluator's HTTP API (flagops evaluator).")
 	flag.IntVar(&o.probePort, "probe-port", 8081, "Local port of the manager's health probes.")
 	flag.StringVar(&o.namespace, "namespace", "default", "Namespace that receives the samples.")
 	flag.Parse()
@@ -46,7 +46,8 @@ func main() {
 		fmt.Fprintln(o.out, "\nStopping the demo.")
 		d.stop()
 	case <-d.exited:
-		fmt.Fprintf(os.Stderr, "flagops demo: the manager exited: %v\n", d.exitErr)
+		p := d.firstExited()
+		fmt.Fprintf(os.Stderr, "flagops demo: the %s exited: %v\n", p.name, p.err)
 		d.stop()
 		os.Exit(1)
 	}

@@ -11,11 +11,28 @@ import (
 	"github.com/flagops/flagops/evaluator"
 )
 
-// writeFile writes name in dir, creating or replacing it.
+// writeFile writes name in dir, creating or replacing it atomically: the content goes to a
+// temporary file (a dot file, which the loader ignores) renamed over name, so that the
+// loader never reads it half written.
 func writeFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		t.Fatalf("write %s: %v", p, err)
+	}
+	_, err = tmp.WriteString(content)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), p)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
 		t.Fatalf("write %s: %v", p, err)
 	}
 	return p

@@ -41,13 +41,15 @@ limitations under the License.
 // applied before, in one Apply batch, so change sets are exact. When any document has any
 // problem nothing is applied: the store keeps the last good state, and Load returns a
 // *LoadError naming the file, the document, the object and the field of each problem.
-// Watch reloads on change.
+// Watch reloads on change, and applies a state only when two reads a debounce apart agree
+// on it, so that a save caught half way is never served.
 package localdir
 
 import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,6 +59,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -70,7 +73,7 @@ import (
 const DefaultNamespace = "default"
 
 // DefaultDebounce is how long Watch waits after the last change in a burst before it
-// reloads.
+// reads the directory, and between the two reads that must agree before it applies them.
 const DefaultDebounce = 100 * time.Millisecond
 
 // Options configure a Loader.
@@ -82,10 +85,12 @@ type Options struct {
 	// applied change. Nil discards them.
 	Logger *slog.Logger
 	// Debounce is how long Watch waits for a burst of changes (an editor writing temporary
-	// files and renaming them) to end. Zero means DefaultDebounce.
+	// files and renaming them) to end, and the least time between the two reads that must
+	// agree before Watch applies a state. Zero means DefaultDebounce.
 	Debounce time.Duration
 	// Now is the clock that decides which overrides are active, for conflicts, and the
-	// creation time of new overrides. Nil means time.Now.
+	// creation time of new overrides. Nil means time.Now. It is called on every read of
+	// the directory, after the files are read, and on every apply.
 	Now func() time.Time
 }
 
@@ -122,6 +127,8 @@ type Loader struct {
 	mu      sync.Mutex
 	applied map[objKey]appliedObj
 	nss     []string
+
+	loaded atomic.Bool
 }
 
 type objKey struct {
@@ -192,46 +199,96 @@ func isManifest(name string) bool {
 // Load reads and validates the directory and, when every document is valid, applies it to
 // the store as a diff against the last good state. On any problem nothing is applied and
 // the error is a *LoadError listing them all (or the error reading the directory).
+//
+// Load applies what one read finds, even a file that an editor is half way through
+// saving; Watch applies only states that two reads agree on.
 func (l *Loader) Load() (Result, error) {
+	files, err := l.readFiles()
+	if err != nil {
+		return Result{}, err
+	}
+	return l.applyFiles(files)
+}
+
+// Loaded reports whether a state of the directory has been applied: by Load, or by Watch
+// once the directory settled with no problem in it.
+func (l *Loader) Loaded() bool { return l.loaded.Load() }
+
+// file is one manifest file as a read of the directory found it.
+type file struct {
+	path string
+	data []byte
+	err  error // from reading it
+}
+
+// readFiles reads every manifest file of the directory, in name order. A file removed
+// while the directory is read is left out: the watcher sees the removal and reads again.
+func (l *Loader) readFiles() ([]file, error) {
+	entries, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("localdir: read directory: %w", err)
+	}
+	var files []file
+	for _, e := range entries {
+		if !isManifest(e.Name()) {
+			continue
+		}
+		path := filepath.Join(l.dir, e.Name())
+		if !e.Type().IsRegular() {
+			// Follow symbolic links to files; skip directories and the like.
+			fi, err := os.Stat(path)
+			if err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+		}
+		data, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		files = append(files, file{path: path, data: data, err: err})
+	}
+	return files, nil
+}
+
+// digest identifies the contents of a read: two reads with the same digest found the same
+// files with the same bytes (or the same read errors).
+func digest(files []file) [sha256.Size]byte {
+	h := sha256.New()
+	for _, f := range files {
+		body := f.data
+		if f.err != nil {
+			body = []byte("error: " + f.err.Error())
+		}
+		// Lengths first, so that no two different sets of files hash the same input.
+		fmt.Fprintf(h, "%d:%s%d:", len(f.path), f.path, len(body))
+		h.Write(body)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// applyFiles validates files and, when they have no problem, applies them.
+func (l *Loader) applyFiles(files []file) (Result, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-
-	objs, err := l.read(context.Background())
+	objs, err := l.parse(context.Background(), files)
 	if err != nil {
 		return Result{}, err
 	}
 	return l.apply(objs)
 }
 
-// read reads, decodes and validates every file.
-func (l *Loader) read(ctx context.Context) ([]*object, error) {
-	entries, err := os.ReadDir(l.dir)
-	if err != nil {
-		return nil, fmt.Errorf("localdir: read directory: %w", err)
-	}
+// parse decodes and validates the files of one read.
+func (l *Loader) parse(ctx context.Context, files []file) ([]*object, error) {
 	var docs []*document
 	var errs []FileError
-	for _, e := range entries {
-		if !isManifest(e.Name()) {
+	for _, f := range files {
+		if f.err != nil {
+			errs = append(errs, FileError{File: f.path, Err: fmt.Errorf("read: %w", f.err)})
 			continue
 		}
-		file := filepath.Join(l.dir, e.Name())
-		if !e.Type().IsRegular() {
-			// Follow symbolic links to files; skip directories and the like.
-			fi, err := os.Stat(file)
-			if err != nil || !fi.Mode().IsRegular() {
-				continue
-			}
-		}
-		data, err := os.ReadFile(file)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue // removed while reading; the watcher reloads again
-			}
-			errs = append(errs, FileError{File: file, Err: fmt.Errorf("read: %w", err)})
-			continue
-		}
-		d, fe := decodeFile(file, data)
+		d, fe := decodeFile(f.path, f.data)
 		docs = append(docs, d...)
 		errs = append(errs, fe...)
 	}
@@ -450,6 +507,7 @@ func (l *Loader) apply(objs []*object) (Result, error) {
 		l.nss = append(l.nss, ns)
 	}
 	slices.Sort(l.nss)
+	l.loaded.Store(true)
 	return res, nil
 }
 

@@ -1,0 +1,285 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
+
+	"github.com/flagops/flagops/test/testenv"
+)
+
+// manifest decodes the object of kind named name from the YAML files of config/<dir> into
+// out.
+func manifest(t *testing.T, dir, kind, name string, out any) {
+	t.Helper()
+	files, err := testenv.YAMLFiles(filepath.Join("..", "..", "config", dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := testenv.ReadObjects(files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name {
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, out); err != nil {
+				t.Fatalf("%s %s in config/%s: %v", kind, name, dir, err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no %s %s in config/%s", kind, name, dir)
+}
+
+// flagValue returns the value of --name=value in args, and whether it is there.
+func flagValue(args []string, name string) (string, bool) {
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func container(t *testing.T, d *appsv1.Deployment, name string) *corev1.Container {
+	t.Helper()
+	for i := range d.Spec.Template.Spec.Containers {
+		if c := &d.Spec.Template.Spec.Containers[i]; c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("Deployment %s has no container %s", d.Name, name)
+	return nil
+}
+
+// TestSidecarPatch checks the sidecar of config/sidecar: its evaluator listens on the
+// loopback interface only, and the kubelet probes a separate probe server.
+func TestSidecarPatch(t *testing.T) {
+	var d appsv1.Deployment
+	manifest(t, "sidecar", "Deployment", "my-app", &d)
+	c := container(t, &d, "flagops")
+	addr, set := flagValue(c.Args, "evaluator-bind-address")
+	if !set {
+		addr = "127.0.0.1:8080" // the default, pinned by TestBindDefaults
+	}
+	probes, _ := flagValue(c.Args, "health-probe-bind-address")
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"runs the sidecar", len(c.Args) > 0 && c.Args[0] == "sidecar"},
+		{fmt.Sprintf("the evaluator binds 127.0.0.1 (%s)", addr), strings.HasPrefix(addr, "127.0.0.1:")},
+		{"a probe server for the kubelet", probes != "" && probes != "0" && !strings.HasPrefix(probes, "127.")},
+		{"probes on the probe server", c.ReadinessProbe != nil && c.LivenessProbe != nil &&
+			c.ReadinessProbe.HTTPGet.Port.String() == "flagops-probes" && c.LivenessProbe.HTTPGet.Port.String() == "flagops-probes"},
+		{"no port for the evaluator", !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == 8080 })},
+	}
+	for _, tt := range tests {
+		if !tt.ok {
+			t.Errorf("config/sidecar: %s: no", tt.name)
+		}
+	}
+}
+
+// TestManagerManifest checks that the shipped manager serves no evaluator.
+func TestManagerManifest(t *testing.T) {
+	var d appsv1.Deployment
+	manifest(t, "manager", "Deployment", "flagops-controller-manager", &d)
+	c := container(t, &d, "manager")
+	if addr, _ := flagValue(c.Args, "evaluator-bind-address"); addr != "0" {
+		t.Errorf("the manager's --evaluator-bind-address = %q, want 0 (its args: %q)", addr, c.Args)
+	}
+	for _, p := range c.Ports {
+		if p.Name == "http" || p.ContainerPort == 8080 {
+			t.Errorf("the manager exposes the evaluator's port %s/%d", p.Name, p.ContainerPort)
+		}
+	}
+}
+
+// TestEvaluatorManifests checks the Deployment, Service, NetworkPolicy and RBAC of
+// config/evaluator, and that config/default deploys them.
+func TestEvaluatorManifests(t *testing.T) {
+	var (
+		d       appsv1.Deployment
+		manager appsv1.Deployment
+		svc     corev1.Service
+		np      networkingv1.NetworkPolicy
+		role    rbacv1.ClusterRole
+		binding rbacv1.ClusterRoleBinding
+		sa      corev1.ServiceAccount
+	)
+	manifest(t, "evaluator", "Deployment", "flagops-evaluator", &d)
+	manifest(t, "manager", "Deployment", "flagops-controller-manager", &manager)
+	manifest(t, "evaluator", "Service", "flagops-evaluator", &svc)
+	manifest(t, "evaluator", "NetworkPolicy", "flagops-evaluator", &np)
+	manifest(t, "evaluator", "ClusterRole", "flagops-evaluator", &role)
+	manifest(t, "evaluator", "ClusterRoleBinding", "flagops-evaluator", &binding)
+	manifest(t, "evaluator", "ServiceAccount", "flagops-evaluator", &sa)
+
+	pod := &d.Spec.Template.Spec
+	c := container(t, &d, "evaluator")
+	podLabels := labels.Set(d.Spec.Template.Labels)
+	port := func(name string) int32 {
+		for _, p := range c.Ports {
+			if p.Name == name {
+				return p.ContainerPort
+			}
+		}
+		return 0
+	}
+	addr, _ := flagValue(c.Args, "evaluator-bind-address")
+	_, addrPort, _ := net.SplitHostPort(addr)
+	keysFile, _ := flagValue(c.Args, "context-token-keys-file")
+	gomemlimit := func() bool {
+		for _, e := range c.Env {
+			if e.Name == "GOMEMLIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil {
+				r := e.ValueFrom.ResourceFieldRef
+				return r.Resource == "limits.memory" && (r.Divisor.IsZero() || r.Divisor.Cmp(resource.MustParse("1")) == 0)
+			}
+		}
+		return false
+	}
+	keysVolume := func() bool {
+		for _, v := range pod.Volumes {
+			s := v.Secret
+			if s == nil || s.SecretName != "flagops-evaluator-keys" {
+				continue
+			}
+			mounted := slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+				return m.Name == v.Name && m.ReadOnly && filepath.Join(m.MountPath, "jwks.json") == keysFile
+			})
+			return mounted && (s.Optional == nil || !*s.Optional) &&
+				slices.ContainsFunc(s.Items, func(k corev1.KeyToPath) bool { return k.Key == "jwks.json" && k.Path == "jwks.json" })
+		}
+		return false
+	}
+	// clientsOnly: every rule admitting the http port admits only pods labelled
+	// flagops.dev/evaluator-client=true (of any namespace), and one such rule exists.
+	clientsOnly := func() bool {
+		found := false
+		for _, r := range np.Spec.Ingress {
+			http := len(r.Ports) == 0 || slices.ContainsFunc(r.Ports, func(p networkingv1.NetworkPolicyPort) bool {
+				return p.Port != nil && (p.Port.String() == "http" || p.Port.IntValue() == int(port("http")))
+			})
+			if !http {
+				continue
+			}
+			if len(r.From) == 0 {
+				return false
+			}
+			for _, from := range r.From {
+				if from.IPBlock != nil || from.PodSelector == nil || from.NamespaceSelector == nil ||
+					len(from.NamespaceSelector.MatchLabels)+len(from.NamespaceSelector.MatchExpressions) != 0 ||
+					len(from.PodSelector.MatchExpressions) != 0 ||
+					!maps.Equal(from.PodSelector.MatchLabels, map[string]string{"flagops.dev/evaluator-client": "true"}) {
+					return false
+				}
+			}
+			found = true
+		}
+		return found
+	}
+	readOnly := len(role.Rules) == 1 &&
+		slices.Equal(role.Rules[0].APIGroups, []string{"flagops.dev"}) &&
+		slices.Equal(slices.Sorted(slices.Values(role.Rules[0].Resources)), []string{"deviceflagoverrides", "featureflags", "userflagoverrides"}) &&
+		slices.Equal(slices.Sorted(slices.Values(role.Rules[0].Verbs)), []string{"get", "list", "watch"})
+
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"2 replicas", d.Spec.Replicas != nil && *d.Spec.Replicas == 2},
+		{"runs flagops evaluator", len(c.Args) > 0 && c.Args[0] == "evaluator"},
+		{"as the ServiceAccount flagops-evaluator", pod.ServiceAccountName == sa.Name},
+		{"non-root", pod.SecurityContext != nil && pod.SecurityContext.RunAsNonRoot != nil && *pod.SecurityContext.RunAsNonRoot},
+		{"seccomp RuntimeDefault", pod.SecurityContext != nil && pod.SecurityContext.SeccompProfile != nil &&
+			pod.SecurityContext.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault},
+		{"read-only root file system, no privilege escalation, no capabilities", c.SecurityContext != nil &&
+			c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem &&
+			c.SecurityContext.AllowPrivilegeEscalation != nil && !*c.SecurityContext.AllowPrivilegeEscalation &&
+			c.SecurityContext.Capabilities != nil && slices.Equal(c.SecurityContext.Capabilities.Drop, []corev1.Capability{"ALL"})},
+		{"a memory limit", !c.Resources.Limits.Memory().IsZero()},
+		{"GOMEMLIMIT from the memory limit", gomemlimit()},
+		{"the http port is the evaluator's", port("http") != 0 && addrPort == fmt.Sprint(port("http"))},
+		{"probes on the probe port", c.LivenessProbe != nil && c.ReadinessProbe != nil &&
+			c.LivenessProbe.HTTPGet.Path == "/healthz" && c.ReadinessProbe.HTTPGet.Path == "/readyz" &&
+			c.LivenessProbe.HTTPGet.Port.String() == "probes" && c.ReadinessProbe.HTTPGet.Port.String() == "probes" && port("probes") != 0},
+		{"context tokens checked against /etc/flagops/keys/jwks.json", keysFile == "/etc/flagops/keys/jwks.json"},
+		{"which the Secret flagops-evaluator-keys provides, not optionally", keysVolume()},
+		{"the Service selects the evaluator's pods", labels.SelectorFromSet(svc.Spec.Selector).Matches(podLabels) && len(svc.Spec.Selector) > 0},
+		{"the Service does not select the manager's pods", !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(manager.Spec.Template.Labels))},
+		{"the Service's http port", len(svc.Spec.Ports) == 1 && svc.Spec.Ports[0].TargetPort.String() == "http"},
+		{"the NetworkPolicy selects the evaluator's pods", labels.SelectorFromSet(np.Spec.PodSelector.MatchLabels).Matches(podLabels) &&
+			len(np.Spec.PodSelector.MatchExpressions) == 0},
+		{"the NetworkPolicy isolates ingress", slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress)},
+		{"the NetworkPolicy admits the http port from evaluator clients only", clientsOnly()},
+		{"the ClusterRole only reads flags and overrides", readOnly},
+		{"bound to the ServiceAccount", binding.RoleRef.Name == role.Name && binding.RoleRef.Kind == "ClusterRole" &&
+			len(binding.Subjects) == 1 && binding.Subjects[0].Kind == "ServiceAccount" &&
+			binding.Subjects[0].Name == sa.Name && binding.Subjects[0].Namespace == sa.Namespace},
+		{"in the namespace of the manager", d.Namespace == manager.Namespace && svc.Namespace == d.Namespace && np.Namespace == d.Namespace},
+	}
+	for _, tt := range tests {
+		if !tt.ok {
+			t.Errorf("config/evaluator: %s: no", tt.name)
+		}
+	}
+
+	// Every file is in the kustomization, and config/default includes it.
+	kustomization := func(dir string) []string {
+		b, err := os.ReadFile(filepath.Join("..", "..", "config", dir, "kustomization.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var k struct {
+			Resources []string `json:"resources"`
+		}
+		if err := yaml.Unmarshal(b, &k); err != nil {
+			t.Fatal(err)
+		}
+		return k.Resources
+	}
+	files, err := testenv.YAMLFiles(filepath.Join("..", "..", "config", "evaluator"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := kustomization("evaluator")
+	for _, f := range files {
+		if !slices.Contains(listed, filepath.Base(f)) {
+			t.Errorf("config/evaluator/kustomization.yaml does not list %s", filepath.Base(f))
+		}
+	}
+	if !slices.Contains(kustomization("default"), "../evaluator") {
+		t.Error("config/default does not include ../evaluator")
+	}
+}
