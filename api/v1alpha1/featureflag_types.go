@@ -240,7 +240,9 @@ type FeatureFlagSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(i, s, i == 0 || self[i - 1].at < s.at)",message="schedule steps must be in strictly increasing order of at"
 	Schedule []ScheduleStep `json:"schedule,omitempty"`
 
-	// deviceClasses lists the device classes eligible for device overrides and device push.
+	// deviceClasses lists the device classes eligible for overrides and device push: on a
+	// device (a context with a deviceId or deviceClass), device and user overrides of this
+	// flag apply only when its deviceClass is listed.
 	// Omitted means phone, tablet and laptop (chargers are excluded).
 	// +optional
 	// +listType=set

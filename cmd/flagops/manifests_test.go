@@ -18,6 +18,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"os"
@@ -103,12 +104,54 @@ func TestSidecarPatch(t *testing.T) {
 		{"probes on the probe server", c.ReadinessProbe != nil && c.LivenessProbe != nil &&
 			c.ReadinessProbe.HTTPGet.Port.String() == "flagops-probes" && c.LivenessProbe.HTTPGet.Port.String() == "flagops-probes"},
 		{"no port for the evaluator", !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == 8080 })},
+		{"authentication on: no --insecure-no-auth", !slices.ContainsFunc(c.Args, func(a string) bool { return strings.Contains(a, "insecure-no-auth") })},
+		{"the keys file is in the mounted keys Secret", keysFromSecret(&d, c, "flagops-sidecar-keys")},
 	}
 	for _, tt := range tests {
 		if !tt.ok {
 			t.Errorf("config/sidecar: %s: no", tt.name)
 		}
 	}
+
+	// The shipped arguments start the sidecar once the keys file exists.
+	keys, _ := flagValue(c.Args, "context-token-keys-file")
+	args := slices.Clone(c.Args[1:])
+	for i, a := range args {
+		if strings.Contains(a, "context-token-keys-file") {
+			jwks := filepath.Join(t.TempDir(), "jwks.json")
+			writeAtomic(t, jwks, jwksOf(t, newTestKey(t, "k1")))
+			args[i] = "--context-token-keys-file=" + jwks
+		}
+	}
+	if keys == "" {
+		t.Fatal("config/sidecar: no --context-token-keys-file")
+	}
+	t.Setenv("POD_NAMESPACE", "shop")
+	if o, err := parseSidecarFlags(args, osSidecarEnv, io.Discard, io.Discard); err != nil || o.access.auth == nil {
+		t.Errorf("the shipped sidecar arguments (keys at a test path): %v; want a sidecar that requires tokens", err)
+	}
+}
+
+// keysFromSecret reports whether the container's --context-token-keys-file lies in a
+// directory mounted, without subPath (so that rotation reaches it), from the Secret named
+// secret, which the pod does not start without.
+func keysFromSecret(d *appsv1.Deployment, c *corev1.Container, secret string) bool {
+	file, ok := flagValue(c.Args, "context-token-keys-file")
+	if !ok {
+		return false
+	}
+	for _, m := range c.VolumeMounts {
+		if m.SubPath != "" || !strings.HasPrefix(file, strings.TrimSuffix(m.MountPath, "/")+"/") {
+			continue
+		}
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Name == m.Name && v.Secret != nil && v.Secret.SecretName == secret &&
+				(v.Secret.Optional == nil || !*v.Secret.Optional) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // TestManagerManifest checks that the shipped manager serves no evaluator.
@@ -281,5 +324,19 @@ func TestEvaluatorManifests(t *testing.T) {
 	}
 	if !slices.Contains(kustomization("default"), "../evaluator") {
 		t.Error("config/default does not include ../evaluator")
+	}
+
+	// The shipped arguments start an evaluator that requires tokens, once the keys file
+	// exists (here at a test path).
+	args := slices.Clone(c.Args[1:])
+	for i, a := range args {
+		if strings.Contains(a, "context-token-keys-file") {
+			jwks := filepath.Join(t.TempDir(), "jwks.json")
+			writeAtomic(t, jwks, jwksOf(t, newTestKey(t, "k1")))
+			args[i] = "--context-token-keys-file=" + jwks
+		}
+	}
+	if o, err := parseEvaluatorFlags(args, io.Discard, io.Discard); err != nil || o.access.auth == nil {
+		t.Errorf("the shipped evaluator arguments %q: %v; want an evaluator that requires tokens", args, err)
 	}
 }
