@@ -282,40 +282,6 @@ var _ = Describe("Override lifecycle", func() {
 		Expect(exp.After).To(HaveKeyWithValue("beta.dash", MatchJSON(`null`)))
 	})
 
-	DescribeTable("keeps an expired override with Expired=True",
-		func(mutate func(*v1.UserFlagOverride), wantMessage string) {
-			Expect(k8sClient.Create(ctx, boolFlag(ns, "beta.dash", false))).To(Succeed())
-			o := userOverride(ns, "kept", "user-1", entry("beta.dash", true))
-			o.Spec.ExpiresAt = &metav1.Time{Time: time.Now().Add(time.Second)}
-			mutate(o)
-			Expect(k8sClient.Create(ctx, o)).To(Succeed())
-
-			got := &v1.UserFlagOverride{}
-			Eventually(func(g Gomega) {
-				g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), got)).To(Succeed())
-				c := condition(got.Status.Conditions, v1.ConditionExpired)
-				g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
-				g.Expect(c.Message).To(ContainSubstring(wantMessage))
-				g.Expect(condition(got.Status.Conditions, v1.ConditionReady).Status).To(Equal(metav1.ConditionFalse))
-			}).Should(Succeed())
-			Consistently(func(g Gomega) {
-				g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), got)).To(Succeed())
-				g.Expect(got.DeletionTimestamp).To(BeNil())
-				g.Expect(actionsOf(auditSink, ns, "kept")).To(Equal([]audit.Action{
-					audit.ActionUserOverrideCreated, audit.ActionUserOverrideExpired,
-				}))
-			}).Should(Succeed())
-			Expect(store.Evaluate(ns, evaluator.Context{UserID: "user-1"}, "beta.dash").Value).To(Equal(false))
-		},
-		Entry("onExpiry Retain", func(o *v1.UserFlagOverride) { o.Spec.OnExpiry = v1.OnExpiryRetain }, "spec.onExpiry is Retain"),
-		Entry("managed by Argo CD", func(o *v1.UserFlagOverride) {
-			o.Annotations = map[string]string{ArgoCDTrackingAnnotation: "app:flagops.dev/UserFlagOverride:ns/kept"}
-		}, "GitOps"),
-		Entry("managed by Flux", func(o *v1.UserFlagOverride) {
-			o.Labels = map[string]string{FluxKustomizationLabel: "flags"}
-		}, "GitOps"),
-	)
-
 	It("audits a device override's whole life with the device as subject, and counts it in metrics", func() {
 		Expect(k8sClient.Create(ctx, boolFlag(ns, "metrics.device-life", false))).To(Succeed())
 		o := deviceOverride(ns, "tablet", "tablet-9", entry("metrics.device-life", true))

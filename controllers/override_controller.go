@@ -44,13 +44,6 @@ import (
 	"github.com/flagops/flagops/internal/audit"
 )
 
-// GitOps markers: objects that carry one are managed from git and are never deleted at
-// expiry, so that the GitOps tool does not re-create them in a loop.
-const (
-	ArgoCDTrackingAnnotation = "argocd.argoproj.io/tracking-id"
-	FluxKustomizationLabel   = "kustomize.toolkit.fluxcd.io/name"
-)
-
 // +kubebuilder:rbac:groups=flagops.dev,resources=userflagoverrides;deviceflagoverrides,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=flagops.dev,resources=userflagoverrides/status;deviceflagoverrides/status,verbs=patch
 // +kubebuilder:rbac:groups=flagops.dev,resources=userflagoverrides/finalizers;deviceflagoverrides/finalizers,verbs=update
@@ -95,13 +88,6 @@ func (o override) metricKind() string {
 		return "device"
 	}
 	return "user"
-}
-
-// managedByGitOps reports whether a GitOps tool owns the object.
-func managedByGitOps(obj client.Object) bool {
-	_, argo := obj.GetAnnotations()[ArgoCDTrackingAnnotation]
-	_, flux := obj.GetLabels()[FluxKustomizationLabel]
-	return argo || flux
 }
 
 // OverrideReconciler runs on the elected leader. It holds the audit finalizer, audits every
@@ -196,7 +182,7 @@ func (r *OverrideReconciler) ensureFinalizer(ctx context.Context, o override, ex
 }
 
 func (r *OverrideReconciler) deletesAtExpiry(o override) bool {
-	return o.spec.OnExpiry != v1.OnExpiryRetain && !managedByGitOps(o.obj)
+	return !onExpiryOf(o.obj, o.spec.OnExpiry).retain
 }
 
 // reconcileAudit records a created or updated change when the generation differs from the
@@ -316,17 +302,15 @@ func (r *OverrideReconciler) reconcileStatus(ctx context.Context, o override, ol
 	}
 	apimeta.SetStatusCondition(&o.status.Conditions, ready)
 	if apimeta.FindStatusCondition(o.status.Conditions, v1.ConditionExpired) == nil || o.spec.ExpiresAt == nil || r.now().Before(o.spec.ExpiresAt.Time) {
+		msg := "the override does not expire"
+		if at := o.spec.ExpiresAt; at != nil {
+			msg = onExpiryOf(o.obj, o.spec.OnExpiry).message(at.UTC().Format(time.RFC3339), false)
+		}
 		apimeta.SetStatusCondition(&o.status.Conditions, metav1.Condition{Type: v1.ConditionExpired, Status: metav1.ConditionFalse,
-			Reason: v1.ReasonNotExpired, Message: expiryMessage(o.spec.ExpiresAt), ObservedGeneration: gen})
+			Reason: v1.ReasonNotExpired, Message: msg, ObservedGeneration: gen})
+		apimeta.RemoveStatusCondition(&o.status.Conditions, v1.ConditionStalled)
 	}
 	return nil
-}
-
-func expiryMessage(at *metav1.Time) string {
-	if at == nil {
-		return "the override does not expire"
-	}
-	return "the override expires at " + at.UTC().Format(time.RFC3339)
 }
 
 // syncRelated makes sure the store holds the cached versions of the flags this override
@@ -358,9 +342,12 @@ func (r *OverrideReconciler) syncRelated(ctx context.Context, o override) error 
 }
 
 // reconcileExpiry records the expiry once, then deletes the override, or keeps it with
-// Expired=True when onExpiry is Retain or a GitOps tool manages it.
+// Expired=True, Ready=False and Stalled=True when onExpiryOf says so. A kept override is not
+// served: the evaluator ignores expired overrides.
 func (r *OverrideReconciler) reconcileExpiry(ctx context.Context, o override, old v1.FlagOverrideStatus, base client.Object) error {
 	gen := o.obj.GetGeneration()
+	policy := onExpiryOf(o.obj, o.spec.OnExpiry)
+	msg := policy.message(o.spec.ExpiresAt.UTC().Format(time.RFC3339), true)
 	if !apimeta.IsStatusConditionTrue(old.Conditions, v1.ConditionExpired) {
 		action := o.action("expired")
 		rec, err := writeRecord(ctx, r.Audit, o.spec.ExpiresAt.Time, audit.Change{Action: action, Actor: r.Actors.Self,
@@ -369,25 +356,21 @@ func (r *OverrideReconciler) reconcileExpiry(ctx context.Context, o override, ol
 			return err
 		}
 		countOverrideChange(o.metricKind(), action, rec.ChangedKeys)
-		r.Recorder.Eventf(o.obj, nil, corev1.EventTypeNormal, v1.EventReasonOverrideExpired, "Expire",
-			"the override expired at %s", o.spec.ExpiresAt.UTC().Format(time.RFC3339))
+		r.Recorder.Eventf(o.obj, nil, corev1.EventTypeNormal, v1.EventReasonOverrideExpired, "Expire", "%s", msg)
 	}
-	msg := "the override expired at " + o.spec.ExpiresAt.UTC().Format(time.RFC3339) + " and is kept"
-	switch {
-	case managedByGitOps(o.obj):
-		msg += " because a GitOps tool manages it; remove it from git to delete it"
-	case o.spec.OnExpiry == v1.OnExpiryRetain:
-		msg += " because spec.onExpiry is Retain"
-	default:
-		msg = "the override expired at " + o.spec.ExpiresAt.UTC().Format(time.RFC3339) + " and is being deleted"
+	set := func(t string, status metav1.ConditionStatus) {
+		apimeta.SetStatusCondition(&o.status.Conditions, metav1.Condition{Type: t, Status: status,
+			Reason: v1.ReasonExpired, Message: msg, ObservedGeneration: gen})
 	}
-	apimeta.SetStatusCondition(&o.status.Conditions, metav1.Condition{Type: v1.ConditionExpired, Status: metav1.ConditionTrue,
-		Reason: v1.ReasonOverrideExpired, Message: msg, ObservedGeneration: gen})
-	apimeta.SetStatusCondition(&o.status.Conditions, metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionFalse,
-		Reason: v1.ReasonOverrideExpired, Message: msg, ObservedGeneration: gen})
-	if !r.deletesAtExpiry(o) {
+	set(v1.ConditionExpired, metav1.ConditionTrue)
+	set(v1.ConditionReady, metav1.ConditionFalse)
+	if policy.retain {
+		// Stalled: nothing changes until a person acts, so kstatus reads Failed rather than
+		// InProgress forever.
+		set(v1.ConditionStalled, metav1.ConditionTrue)
 		return nil
 	}
+	apimeta.RemoveStatusCondition(&o.status.Conditions, v1.ConditionStalled)
 	// Persist Expired=True before deleting, so that a crash in between never records the
 	// expiry twice; then release the finalizer so that the deletion is not audited again.
 	if err := patchStatus(ctx, r.Client, o.obj, base); err != nil {

@@ -30,6 +30,9 @@ const (
 	// ConditionConflict is True when another override object sets the same (subject, key)
 	// pair and wins; the message names the winning object.
 	ConditionConflict = "Conflict"
+	// ConditionStalled is True when the object cannot make progress without a change by a
+	// person: an expired override that is kept. kstatus reads Stalled=True as Failed.
+	ConditionStalled = "Stalled"
 )
 
 // Condition reasons.
@@ -40,8 +43,8 @@ const (
 	ReasonInvalidSpec = "InvalidSpec"
 	// ReasonPartiallyApplied means some override entries were applied and others were not.
 	ReasonPartiallyApplied = "PartiallyApplied"
-	// ReasonOverrideExpired means an override passed spec.expiresAt.
-	ReasonOverrideExpired = "OverrideExpired"
+	// ReasonExpired means an override passed spec.expiresAt (Ready, Expired and Stalled).
+	ReasonExpired = "Expired"
 	// ReasonNotExpired means an override has no expiry or has not reached it.
 	ReasonNotExpired = "NotExpired"
 	// ReasonOverrideConflict means another override object wins for at least one key.
@@ -76,6 +79,10 @@ const (
 	// deleted cannot be mutated by admission, so the webhook patches it on the deleter's
 	// behalf; the audit trail reads it when it records the deletion.
 	AnnotationDeletedBy = "flagops.dev/deleted-by"
+	// AnnotationOnExpiry, Retain or Delete, says what happens to an override at
+	// spec.expiresAt. It wins over spec.onExpiry and over GitOps markers; any other value
+	// is reported in the override's conditions and treated as Retain.
+	AnnotationOnExpiry = "flagops.dev/on-expiry"
 	// FinalizerAudit holds an object until its deletion has been audited.
 	FinalizerAudit = "flagops.dev/audit"
 )
@@ -132,8 +139,10 @@ type FlagOverrideSpec struct {
 	Reason string `json:"reason,omitempty"`
 
 	// onExpiry says what happens at expiresAt: Delete removes the object, Retain keeps it
-	// with the condition Expired=True. Objects managed by GitOps (Argo CD or Flux) are
-	// always retained so that the GitOps tool does not re-create them in a loop.
+	// with the conditions Expired=True, Ready=False and Stalled=True. Objects that a GitOps
+	// tool or Helm manages (Argo CD, Flux or Helm labels and annotations) are retained even
+	// with Delete, so that the tool does not re-create them in a loop; the annotation
+	// flagops.dev/on-expiry (Retain or Delete) wins over both.
 	// +optional
 	// +kubebuilder:default=Delete
 	OnExpiry OnExpiry `json:"onExpiry,omitempty"`
@@ -175,7 +184,8 @@ type FlagOverrideStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions hold Ready, Expired and Conflict.
+	// conditions hold Ready, Expired, Conflict and, for an expired override that is kept,
+	// Stalled.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
