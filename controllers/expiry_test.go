@@ -76,7 +76,10 @@ var _ = Describe("Override expiry with GitOps markers", func() {
 				g.Expect(actionsOf(auditSink, ns, "marked")).To(Equal([]audit.Action{
 					audit.ActionUserOverrideCreated, audit.ActionUserOverrideExpired,
 				}))
-				g.Expect(eventsFor(g, ns, "marked", v1.EventReasonOverrideExpired)).To(HaveLen(1))
+				evs := eventsFor(g, ns, "marked", v1.EventReasonOverrideExpired)
+				g.Expect(evs).To(HaveLen(1))
+				g.Expect(evs[0].Note).To(ContainSubstring("is kept because"))
+				g.Expect(evs[0].Note).To(ContainSubstring(wantMessage))
 				// In the store, but not served.
 				st, ok := store.Snapshot().OverrideStatus(evaluator.SubjectUser, ns, "marked")
 				g.Expect(ok).To(BeTrue())
@@ -163,6 +166,26 @@ var _ = Describe("Override expiry with GitOps markers", func() {
 		Consistently(func() []audit.Action { return actionsOf(auditSink, ns, "marked") }).Should(Equal([]audit.Action{
 			audit.ActionUserOverrideCreated, audit.ActionUserOverrideExpired,
 		}))
+	})
+
+	It("serves a kept override again once its expiry moves into the future, and says in advance what expiry will do", func() {
+		o := expiredOverride(func(o *v1.UserFlagOverride) { o.Annotations = map[string]string{"flagops.dev/on-expiry": "Keep"} })
+		Eventually(func(g Gomega) {
+			got := &v1.UserFlagOverride{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), got)).To(Succeed())
+			g.Expect(condition(got.Status.Conditions, "Stalled").Status).To(Equal(metav1.ConditionTrue))
+		}).Should(Succeed())
+		patchSpec(o, func(o *v1.UserFlagOverride) { o.Spec.ExpiresAt = &metav1.Time{Time: time.Now().Add(time.Hour)} })
+		Eventually(func(g Gomega) {
+			got := &v1.UserFlagOverride{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), got)).To(Succeed())
+			g.Expect(got.Status.Conditions).NotTo(ContainElement(HaveField("Type", "Stalled")))
+			g.Expect(condition(got.Status.Conditions, v1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+			expired := condition(got.Status.Conditions, v1.ConditionExpired)
+			g.Expect(expired.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(expired.Message).To(ContainSubstring(`will then be kept because the annotation flagops.dev/on-expiry has the invalid value "Keep"`))
+		}).Should(Succeed())
+		Eventually(func() any { return store.Evaluate(ns, user, "beta.dash").Value }).Should(Equal(true))
 	})
 
 	It("causes no delete loop when a GitOps tool re-applies or re-creates an expired override", func() {
