@@ -38,13 +38,11 @@ import (
 	"github.com/go-logr/logr"
 )
 
-// ContentType is the media type of the HTTP sink's request bodies: one record per line.
-const ContentType = "application/x-ndjson"
-
-// HTTPSink delivers records to an HTTP(S) receiver in batches, through a spool on disk.
-// Write returns once the record is fsynced in the spool; a background sender POSTs the
-// spooled records in order and removes them when the receiver answers 2xx. See the package
-// documentation for the retry rules and the spool layout.
+// HTTPSink delivers records to an HTTP(S) receiver as CloudEvents (see NewEvent), through
+// a spool on disk. Write returns once the record is fsynced in the spool; a background
+// sender POSTs the spooled records in order, one event per request (structured mode) or
+// in batches (Options.EventBatch), and removes them when the receiver answers 2xx. See the
+// package documentation for the retry rules and the spool layout.
 type HTTPSink struct {
 	name     string
 	endpoint string
@@ -72,6 +70,14 @@ func NewHTTP(endpoint string, opts Options) (*HTTPSink, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
+	if err := CheckEventSource(opts.EventSource); err != nil {
+		return nil, err
+	}
+	if !opts.EventBatch {
+		// Structured mode: one event per request. The sender's batch logic then works on
+		// batches of one, so ordering, retries and dead letters stay the same.
+		opts.BatchMaxRecords = 1
+	}
 	name := redactURL(u)
 	fi, err := os.Stat(opts.SpoolDir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -411,14 +417,14 @@ func (h *HTTPSink) ackOrLog(b batch) {
 	}
 }
 
-// send POSTs the batch and classifies the answer.
+// send POSTs the batch as CloudEvents and classifies the answer. A record that cannot be
+// made into an event is rejected without a request, so that it goes to the dead-letter file.
 func (h *HTTPSink) send(b batch) sendResult {
-	var body bytes.Buffer
-	for _, p := range b.payloads {
-		body.Write(p)
-		body.WriteByte('\n')
+	body, contentType, err := encodeEvents(b.payloads, h.opts.EventSource, h.opts.EventBatch)
+	if err != nil {
+		return sendResult{outcome: outcomeRejected, err: fmt.Errorf("make cloudevents of %d records: %w", len(b.payloads), err)}
 	}
-	req, err := http.NewRequestWithContext(h.runCtx, http.MethodPost, h.endpoint, bytes.NewReader(body.Bytes()))
+	req, err := http.NewRequestWithContext(h.runCtx, http.MethodPost, h.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return sendResult{outcome: outcomeRetry, err: fmt.Errorf("build request: %w", err)}
 	}
@@ -427,7 +433,7 @@ func (h *HTTPSink) send(b batch) sendResult {
 			req.Header.Add(k, v)
 		}
 	}
-	req.Header.Set("Content-Type", ContentType)
+	req.Header.Set("Content-Type", contentType)
 	if h.opts.BearerTokenFile != "" {
 		tok, err := os.ReadFile(h.opts.BearerTokenFile)
 		if err != nil {
