@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -136,15 +137,7 @@ func TestHTTPDeliversOldSpoolAsEvents(t *testing.T) {
 			rc := newModeReceiver(t, batch, always(http.StatusOK))
 			opts := httpOptions(t, newFakeClock())
 			opts.EventBatch = batch
-			u, err := url.Parse(rc.srv.URL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := filepath.Join(opts.SpoolDir, spoolDirName(redactURL(u)))
-			if err := os.Mkdir(dir, 0o700); err != nil {
-				t.Fatal(err)
-			}
-			writeFileAtomic(t, filepath.Join(dir, segmentName(1)), fixture)
+			spoolSegment(t, opts, rc.srv.URL, fixture)
 
 			s := newHTTPSink(t, rc.srv.URL, opts)
 			if n := s.Pending(); n != 5 {
@@ -172,14 +165,6 @@ func TestHTTPDeliversOldSpoolAsEvents(t *testing.T) {
 func TestHTTPRejectsUndecodableSpooledRecord(t *testing.T) {
 	rc := newReceiver(t, always(http.StatusOK))
 	opts := httpOptions(t, newFakeClock())
-	u, err := url.Parse(rc.srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(opts.SpoolDir, spoolDirName(redactURL(u)))
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	good := testRecord(1)
 	payload, err := good.encode()
 	if err != nil {
@@ -188,7 +173,7 @@ func TestHTTPRejectsUndecodableSpooledRecord(t *testing.T) {
 	var seg []byte
 	seg = appendFrame(seg, []byte(`{"id":"x","time":"yesterday"}`))
 	seg = appendFrame(seg, payload)
-	writeFileAtomic(t, filepath.Join(dir, segmentName(1)), seg)
+	spoolSegment(t, opts, rc.srv.URL, seg)
 
 	s := newHTTPSink(t, rc.srv.URL, opts)
 	eventually(t, "the spool to drain", func() bool { return s.Pending() == 0 })
@@ -211,5 +196,68 @@ func writeFileAtomic(t *testing.T, path string, data []byte) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// spoolSegment writes seg as the first segment of the spool that an HTTP sink for
+// endpoint will open, as an earlier sink would have left it.
+func spoolSegment(t *testing.T, opts Options, endpoint string, seg []byte) {
+	t.Helper()
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(opts.SpoolDir, spoolDirName(redactURL(u)))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFileAtomic(t, filepath.Join(dir, segmentName(1)), seg)
+}
+
+// spoolRecords spools records as one segment, so that the sender reads them in one batch.
+func spoolRecords(t *testing.T, opts Options, endpoint string, records []Record) {
+	t.Helper()
+	var seg []byte
+	for _, r := range records {
+		p, err := r.encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seg = appendFrame(seg, p)
+	}
+	spoolSegment(t, opts, endpoint, seg)
+}
+
+// TestHTTPStructuredFailureInsideABatch: in structured mode a batch goes one event per
+// request; when one fails, the events before it are acknowledged at once (they are not
+// sent again), and the sender retries from the failed one, so each record arrives once,
+// in order.
+func TestHTTPStructuredFailureInsideABatch(t *testing.T) {
+	records := testRecords(10)
+	var failed atomic.Bool
+	rc := newReceiver(t, func(_ http.ResponseWriter, batch []Record) int {
+		if len(batch) != 1 {
+			t.Errorf("structured request with %d records", len(batch))
+		}
+		if batch[0].ID == records[4].ID && failed.CompareAndSwap(false, true) {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	clock := newFakeClock()
+	opts := httpOptions(t, clock)
+	opts.BatchMaxRecords = 100
+	spoolRecords(t, opts, rc.srv.URL, records)
+	s := newHTTPSink(t, rc.srv.URL, opts)
+	receive(t, "the retry wait", clock.waited)
+	if n := s.Pending(); n != 6 {
+		t.Fatalf("%d records pending while the fifth is retried, want 6 (the first four acknowledged)", n)
+	}
+	assertSameIDs(t, rc.records(), records[:4])
+	clock.fire()
+	eventually(t, "the spool to drain", func() bool { return s.Pending() == 0 })
+	assertSameIDs(t, rc.records(), records)
+	if n := rc.requestCount(); n != 11 {
+		t.Errorf("%d requests, want 11 (ten records, one retried)", n)
 	}
 }

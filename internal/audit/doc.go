@@ -77,7 +77,7 @@ Parse and ParseAll turn --audit-sink values into sinks:
     sender POSTs them as CloudEvents 1.0 (see NewEvent for the attributes; data is the
     record line). By default each request holds one event in structured mode (Content-Type
     application/cloudevents+json); with Options.EventBatch (--audit-cloudevents-batch) a
-    request holds up to Options.BatchMaxRecords events as a JSON array (Content-Type
+    request holds a batch of events as a JSON array (Content-Type
     application/cloudevents-batch+json). The spool holds record lines, not events, so a
     spool left by an earlier version is delivered as events.
 
@@ -93,10 +93,12 @@ fails has not taken the record, except in rare I/O failure cases (a failed fsync
 may have; the caller retries, and a retried record has the same id. A caller that retries
 after an error therefore never loses a record, and duplicates are recognisable.
 
-The HTTP sender delivers the spool in order, one request at a time (a batch is one record
-in structured mode), and removes a batch from the spool only after a 2xx answer, so
-delivery is at least once: a crash between the answer and the removal resends that batch,
-with the same event ids. Failed deliveries are retried with exponential
+The HTTP sender delivers the spool in order, one batch (up to Options.BatchMaxRecords
+records) at a time, and removes a batch from the spool only after a 2xx answer for all of
+it, so delivery is at least once: a crash between the answer and the removal resends that
+batch, with the same event ids. In batch mode a batch is one request; in structured mode it
+is one request per record, in order, and when one of them fails the records before it are
+removed and the sender goes on from the failed one. Failed deliveries are retried with exponential
 backoff and jitter (Options.Backoff), at least as long as a Retry-After header asks for (up
 to Options.MaxRetryAfter), after network errors and any answer other than 2xx and the
 permanent ones. Permanent answers are the 4xx statuses except 408, 429, 401 and 403 (bad

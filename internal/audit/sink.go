@@ -102,9 +102,10 @@ type Options struct {
 	// Content-Type application/cloudevents-batch+json (--audit-cloudevents-batch). By
 	// default each request carries one event in structured mode.
 	EventBatch bool
-	// BatchMaxRecords and BatchMaxBytes bound one HTTP request in batch mode (EventBatch);
-	// BatchMaxBytes counts the records, not the event attributes around them. A batch
-	// always holds at least one record. Without EventBatch a request holds one record.
+	// BatchMaxRecords and BatchMaxBytes bound a batch: the records read from the spool
+	// together, sent in one request in batch mode (EventBatch) or one request per record
+	// in structured mode, and acknowledged together. BatchMaxBytes counts the records, not
+	// the event attributes around them. A batch always holds at least one record.
 	BatchMaxRecords int
 	BatchMaxBytes   int
 	// HTTPClient sends the batches. Default: a client with HTTPTimeout. Redirects that
