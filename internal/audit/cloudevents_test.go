@@ -18,9 +18,11 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -28,6 +30,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 )
 
 // TestNewEvent: the attributes of a record's CloudEvent, and its data, which is the
@@ -260,4 +266,48 @@ func TestHTTPStructuredFailureInsideABatch(t *testing.T) {
 	if n := rc.requestCount(); n != 11 {
 		t.Errorf("%d requests, want 11 (ten records, one retried)", n)
 	}
+}
+
+// TestHTTPSinkToCloudEventsClient: a receiver built with the CloudEvents SDK's own client
+// (as Knative-style consumers are) gets every record, in order, as events it accepts.
+func TestHTTPSinkToCloudEventsClient(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := cehttp.New(cehttp.WithListener(ln))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cloudevents.NewClient(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan event.Event, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() {
+		stopped <- c.StartReceiver(ctx, func(e event.Event) { got <- e })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := receive(t, "the receiver to stop", stopped); err != nil {
+			t.Errorf("StartReceiver: %v", err)
+		}
+	})
+
+	s := newHTTPSink(t, "http://"+ln.Addr().String()+"/", httpOptions(t, newFakeClock()))
+	records := testRecords(3)
+	writeAll(t, s, records)
+	for _, want := range records {
+		e := receive(t, "an event", got)
+		rec, err := checkEvent(e, DefaultEventSource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.ID != want.ID {
+			t.Fatalf("event for record %s, want %s", rec.ID, want.ID)
+		}
+	}
+	eventually(t, "the spool to drain", func() bool { return s.Pending() == 0 })
 }
