@@ -18,8 +18,11 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
+
+	"github.com/flagops/flagops/internal/audit"
 )
 
 func TestRun(t *testing.T) {
@@ -38,6 +41,9 @@ func TestRun(t *testing.T) {
 		{name: "manager unknown flag", args: []string{"manager", "--bogus"}, wantCode: 2, wantStderr: "flag provided but not defined: -bogus"},
 		{name: "manager stray argument", args: []string{"manager", "extra"}, wantCode: 2, wantStderr: `unexpected argument "extra"`},
 		{name: "manager bad audit sink", args: []string{"manager", "--insecure-no-auth", "--audit-sink=ftp://audit.example"}, wantCode: 2, wantStderr: `--audit-sink "ftp://audit.example"`},
+		{name: "manager help lists CloudEvents flags", args: []string{"manager", "--help"}, wantCode: 0, wantStdout: "-audit-cloudevents-batch"},
+		{name: "manager empty event source", args: []string{"manager", "--insecure-no-auth", "--audit-event-source="}, wantCode: 2, wantStderr: "--audit-event-source: empty source"},
+		{name: "manager event source with a query", args: []string{"manager", "--insecure-no-auth", "--audit-event-source=flagops.dev/x?c=1"}, wantCode: 2, wantStderr: `--audit-event-source "flagops.dev/x?c=1": has a query`},
 		{name: "manager empty namespace", args: []string{"manager", "--insecure-no-auth", "--watch-namespaces=a,,b"}, wantCode: 2, wantStderr: "--watch-namespaces: empty namespace"},
 		{name: "manager help lists webhook flags", args: []string{"manager", "--help"}, wantCode: 0, wantStdout: "-webhook-cert-dir"},
 		{name: "manager bad webhook port", args: []string{"manager", "--webhook-port=70000"}, wantCode: 2, wantStderr: "--webhook-port: 70000 is not a port number"},
@@ -86,6 +92,30 @@ func TestNamespaces(t *testing.T) {
 				if _, ok := got[ns]; !ok {
 					t.Errorf("namespace %q missing from %v", ns, got)
 				}
+			}
+		})
+	}
+}
+
+func TestAuditEventFlags(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantSource string
+		wantBatch  bool
+	}{
+		{name: "defaults", wantSource: audit.DefaultEventSource},
+		{name: "set", args: []string{"--audit-event-source=https://flagops.example.com/prod-eu", "--audit-cloudevents-batch"},
+			wantSource: "https://flagops.example.com/prod-eu", wantBatch: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseManagerFlags(append([]string{"--insecure-no-auth"}, tt.args...), io.Discard, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.auditEventSource != tt.wantSource || o.auditEventBatch != tt.wantBatch {
+				t.Errorf("source %q, batch %v; want %q, %v", o.auditEventSource, o.auditEventBatch, tt.wantSource, tt.wantBatch)
 			}
 		})
 	}

@@ -74,6 +74,8 @@ type managerOptions struct {
 	watchNamespaces  string
 	auditSinks       stringList
 	auditSpoolDir    string
+	auditEventSource string
+	auditEventBatch  bool
 	enableWebhooks   bool
 	webhookPort      int
 	webhookCertDir   string
@@ -121,6 +123,10 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 		"Where audit records go; repeat for several: stdout, file:PATH or http(s)://URL. Default stdout.")
 	fs.StringVar(&o.auditSpoolDir, "audit-spool-dir", audit.DefaultSpoolDir,
 		"Existing directory where HTTP audit sinks spool records until the receiver acknowledges them. Mount a persistent volume here so that records survive a restart.")
+	fs.StringVar(&o.auditEventSource, "audit-event-source", audit.DefaultEventSource,
+		"CloudEvents source of the records that HTTP audit sinks send, a URI reference; each event's source is this followed by /<namespace>. Set one per cluster, e.g. flagops.dev/prod-eu.")
+	fs.BoolVar(&o.auditEventBatch, "audit-cloudevents-batch", false,
+		"Send HTTP audit records as batches of CloudEvents (application/cloudevents-batch+json) rather than one structured event (application/cloudevents+json) per request.")
 	fs.BoolVar(&o.enableWebhooks, "enable-webhooks", true,
 		"Serve the admission webhooks (changed-by and deleted-by stamps, validation). Disable when the webhook configurations are not installed, e.g. when running outside the cluster.")
 	fs.IntVar(&o.webhookPort, "webhook-port", webhook.DefaultPort,
@@ -145,6 +151,9 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 	}
 	if strings.TrimSpace(o.defaultNamespace) == "" {
 		return nil, errors.New("--default-namespace: empty namespace")
+	}
+	if err := audit.CheckEventSource(o.auditEventSource); err != nil {
+		return nil, err
 	}
 	// The evaluator serves devices from the cluster: it needs keys unless
 	// it is disabled or --insecure-no-auth says otherwise.
@@ -203,10 +212,12 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		sinks = []string{"stdout"}
 	}
 	sink, err := audit.ParseAll(sinks, audit.Options{
-		Stdout:     stdout,
-		SpoolDir:   o.auditSpoolDir,
-		Registerer: ctrlmetrics.Registry,
-		Logger:     ctrl.Log.WithName("audit"),
+		Stdout:      stdout,
+		SpoolDir:    o.auditSpoolDir,
+		EventSource: o.auditEventSource,
+		EventBatch:  o.auditEventBatch,
+		Registerer:  ctrlmetrics.Registry,
+		Logger:      ctrl.Log.WithName("audit"),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "flagops manager: %v\n", err)

@@ -50,6 +50,11 @@ A record is one line of compact JSON (map keys sorted, no HTML escaping):
     DeviceFlagOverride and must match the action.
   - subject: {"userId": …} for user overrides, {"deviceId": …} for device overrides;
     absent for flags.
+  - request: {"route","sourceIP","userAgent"}, each present only when known, for a change
+    made through flagops' own clients (the kubectl plugin and the console, which fill it
+    from the request they served). The object is absent for writes made with kubectl, a
+    GitOps tool or any other Kubernetes client: the API server does not pass a client's
+    IP address or route to the manager, so there is nothing trustworthy to record.
   - changedKeys: the sorted keys whose value changed. For overrides the keys are the flag
     keys of the entries; for flags they are spec field names such as enabled, value or
     rollout.percentage.
@@ -69,7 +74,12 @@ Parse and ParseAll turn --audit-sink values into sinks:
     file is created with mode 0600; its directory must exist. If the file is renamed or
     removed (rotation), the next record creates it again.
   - http://URL, https://URL: records are appended to a spool on disk and a background
-    sender POSTs them in batches (Content-Type application/x-ndjson, one record per line).
+    sender POSTs them as CloudEvents 1.0 (see NewEvent for the attributes; data is the
+    record line). By default each request holds one event in structured mode (Content-Type
+    application/cloudevents+json); with Options.EventBatch (--audit-cloudevents-batch) a
+    request holds a batch of events as a JSON array (Content-Type
+    application/cloudevents-batch+json). The spool holds record lines, not events, so a
+    spool left by an earlier version is delivered as events.
 
 ParseAll wraps each sink in Dedup, which drops a record whose id the sink accepted within
 its last Options.DedupWindow records, and combines several sinks with Multi, which writes
@@ -83,16 +93,21 @@ fails has not taken the record, except in rare I/O failure cases (a failed fsync
 may have; the caller retries, and a retried record has the same id. A caller that retries
 after an error therefore never loses a record, and duplicates are recognisable.
 
-The HTTP sender delivers the spool in order, one batch at a time, and removes a batch from
-the spool only after a 2xx answer, so delivery is at least once: a crash between the
-answer and the removal resends that batch. Failed deliveries are retried with exponential
+The HTTP sender delivers the spool in order, one batch (up to Options.BatchMaxRecords
+records) at a time, and removes a batch from the spool only after a 2xx answer for all of
+it, so delivery is at least once: a crash between the answer and the removal resends that
+batch, with the same event ids. In batch mode a batch is one request; in structured mode it
+is one request per record, in order, and when one of them fails the records before it are
+removed and the sender goes on from the failed one. Failed deliveries are retried with exponential
 backoff and jitter (Options.Backoff), at least as long as a Retry-After header asks for (up
 to Options.MaxRetryAfter), after network errors and any answer other than 2xx and the
 permanent ones. Permanent answers are the 4xx statuses except 408, 429, 401 and 403 (bad
 credentials are fixed by an operator, and the records must wait for that rather than be
 thrown out). A permanently refused batch is split in halves until the refused records are
-found; each refused record is appended to the dead-letter file and the queue moves on.
-Redirects are followed only if they keep the POST (307, 308).
+found; each refused record is appended to the dead-letter file and the queue moves on. A
+spooled record that cannot be made into an event (it does not decode as a record) is
+dead-lettered the same way, without a request. Redirects are followed only if they keep
+the POST (307, 308).
 
 When a spool holds Options.SpoolMaxRecords records or Options.SpoolMaxBytes bytes waiting
 for delivery, Write fails with an error wrapping ErrSpoolFull: the record is not taken and

@@ -21,7 +21,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -31,6 +30,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 )
 
 // testDeadline bounds every wait in the tests. It is a guard against hangs, not a timing
@@ -137,11 +140,13 @@ func (c *fakeClock) fire() {
 	c.pending = nil
 }
 
-// receiver is an HTTP audit receiver. respond decides the answer to each request from the
-// records in it; accepted records (2xx) are kept in order.
+// receiver is an HTTP audit receiver that parses requests with the CloudEvents SDK.
+// respond decides the answer to each request from the records in it; accepted records
+// (2xx) are kept in order.
 type receiver struct {
-	t   *testing.T
-	srv *httptest.Server
+	t     *testing.T
+	srv   *httptest.Server
+	batch bool // expect application/cloudevents-batch+json rather than one structured event
 
 	mu       sync.Mutex
 	respond  func(w http.ResponseWriter, batch []Record) int
@@ -150,27 +155,29 @@ type receiver struct {
 	headers  []http.Header
 }
 
+// newReceiver returns a receiver of structured events.
 func newReceiver(t *testing.T, respond func(w http.ResponseWriter, batch []Record) int) *receiver {
-	rc := &receiver{t: t, respond: respond}
+	return newModeReceiver(t, false, respond)
+}
+
+// newModeReceiver returns a receiver of batches if batch is set, of structured events if not.
+func newModeReceiver(t *testing.T, batch bool, respond func(w http.ResponseWriter, batch []Record) int) *receiver {
+	rc := &receiver{t: t, respond: respond, batch: batch}
 	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
 	t.Cleanup(rc.srv.Close)
 	return rc
 }
 
 func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		rc.t.Errorf("receiver: read body: %v", err)
-		w.WriteHeader(http.StatusInternalServerError)
-		return
-	}
-	if ct := r.Header.Get("Content-Type"); ct != ContentType {
-		rc.t.Errorf("receiver: Content-Type %q, want %q", ct, ContentType)
-	}
 	if r.Method != http.MethodPost {
 		rc.t.Errorf("receiver: method %s, want POST", r.Method)
 	}
-	batch := decodeLines(rc.t, body)
+	batch, err := parseEvents(r, rc.batch)
+	if err != nil {
+		rc.t.Errorf("receiver: %v", err)
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	rc.requests++
@@ -204,27 +211,87 @@ func always(code int) func(http.ResponseWriter, []Record) int {
 	return func(http.ResponseWriter, []Record) int { return code }
 }
 
-// decodeLines decodes NDJSON: one record per line, every line terminated.
-func decodeLines(t *testing.T, body []byte) []Record {
-	t.Helper()
-	if len(body) > 0 && body[len(body)-1] != '\n' {
-		t.Errorf("body does not end with a line feed: %q", body)
-	}
-	var out []Record
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(nil, maxFrameBytes)
-	for sc.Scan() {
-		var r Record
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Errorf("decode line %q: %v", sc.Text(), err)
-			continue
+// parseEvents reads the CloudEvents of an HTTP sink's request with the CloudEvents SDK,
+// checks the content type and each event's attributes against its record, and returns the
+// records.
+func parseEvents(r *http.Request, batch bool) ([]Record, error) {
+	msg := cehttp.NewMessageFromHttpRequest(r)
+	var events []event.Event
+	if batch {
+		if ct := r.Header.Get("Content-Type"); ct != BatchContentType {
+			return nil, fmt.Errorf("Content-Type %q, want %q", ct, BatchContentType)
 		}
-		out = append(out, r)
+		es, err := binding.ToEvents(r.Context(), msg, msg.BodyReader)
+		if err != nil {
+			return nil, fmt.Errorf("parse a batch of events: %w", err)
+		}
+		events = es
+	} else {
+		if ct := r.Header.Get("Content-Type"); ct != EventContentType {
+			return nil, fmt.Errorf("Content-Type %q, want %q", ct, EventContentType)
+		}
+		if enc := msg.ReadEncoding(); enc != binding.EncodingStructured {
+			return nil, fmt.Errorf("message encoding %v, want structured", enc)
+		}
+		e, err := binding.ToEvent(r.Context(), msg)
+		if err != nil {
+			return nil, fmt.Errorf("parse a structured event: %w", err)
+		}
+		events = []event.Event{*e}
 	}
-	if err := sc.Err(); err != nil {
-		t.Errorf("scan body: %v", err)
+	out := make([]Record, 0, len(events))
+	for _, e := range events {
+		rec, err := checkEvent(e, DefaultEventSource)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
 	}
-	return out
+	return out, nil
+}
+
+// checkEvent validates e, decodes its record and checks that the attributes match it.
+func checkEvent(e event.Event, source string) (Record, error) {
+	if err := e.Validate(); err != nil {
+		return Record{}, fmt.Errorf("event %q: %w", e.ID(), err)
+	}
+	var rec Record
+	if err := rec.UnmarshalJSON(e.Data()); err != nil {
+		return Record{}, fmt.Errorf("event %q data: %w", e.ID(), err)
+	}
+	line, err := rec.MarshalJSON()
+	if err != nil {
+		return Record{}, err
+	}
+	want := map[string]string{
+		"specversion":     "1.0",
+		"id":              rec.ID,
+		"source":          source + "/" + rec.Object.Namespace,
+		"type":            "dev.flagops.audit." + string(rec.Action),
+		"subject":         rec.Object.Kind + "/" + rec.Object.Namespace + "/" + rec.Object.Name,
+		"time":            rec.Time.Format(time.RFC3339Nano),
+		"datacontenttype": "application/json",
+		"data":            string(line),
+	}
+	got := map[string]string{
+		"specversion":     e.SpecVersion(),
+		"id":              e.ID(),
+		"source":          e.Source(),
+		"type":            e.Type(),
+		"subject":         e.Subject(),
+		"time":            e.Time().UTC().Format(time.RFC3339Nano),
+		"datacontenttype": e.DataContentType(),
+		"data":            string(e.Data()),
+	}
+	for k, w := range want {
+		if got[k] != w {
+			return Record{}, fmt.Errorf("event %q: %s is %q, want %q", e.ID(), k, got[k], w)
+		}
+	}
+	if len(e.Extensions()) != 0 {
+		return Record{}, fmt.Errorf("event %q has extensions %v", e.ID(), e.Extensions())
+	}
+	return rec, nil
 }
 
 // assertSameIDs fails unless got has exactly the IDs of want, in order.
@@ -278,6 +345,30 @@ func readDeadLetters(t *testing.T, path string) []deadLetterEntry {
 			t.Fatalf("decode dead letter %q: %v", line, err)
 		}
 		out = append(out, e)
+	}
+	return out
+}
+
+// decodeLines decodes JSON lines (stdout and file sinks): one record per line, every line
+// terminated.
+func decodeLines(t *testing.T, body []byte) []Record {
+	t.Helper()
+	if len(body) > 0 && body[len(body)-1] != '\n' {
+		t.Errorf("body does not end with a line feed: %q", body)
+	}
+	var out []Record
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(nil, maxFrameBytes)
+	for sc.Scan() {
+		var r Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Errorf("decode line %q: %v", sc.Text(), err)
+			continue
+		}
+		out = append(out, r)
+	}
+	if err := sc.Err(); err != nil {
+		t.Errorf("scan body: %v", err)
 	}
 	return out
 }

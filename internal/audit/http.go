@@ -38,13 +38,11 @@ import (
 	"github.com/go-logr/logr"
 )
 
-// ContentType is the media type of the HTTP sink's request bodies: one record per line.
-const ContentType = "application/x-ndjson"
-
-// HTTPSink delivers records to an HTTP(S) receiver in batches, through a spool on disk.
-// Write returns once the record is fsynced in the spool; a background sender POSTs the
-// spooled records in order and removes them when the receiver answers 2xx. See the package
-// documentation for the retry rules and the spool layout.
+// HTTPSink delivers records to an HTTP(S) receiver as CloudEvents (see NewEvent), through
+// a spool on disk. Write returns once the record is fsynced in the spool; a background
+// sender POSTs the spooled records in order, one event per request (structured mode) or
+// in batches (Options.EventBatch), and removes them when the receiver answers 2xx. See the
+// package documentation for the retry rules and the spool layout.
 type HTTPSink struct {
 	name     string
 	endpoint string
@@ -72,6 +70,9 @@ func NewHTTP(endpoint string, opts Options) (*HTTPSink, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
+	if err := CheckEventSource(opts.EventSource); err != nil {
+		return nil, err
+	}
 	name := redactURL(u)
 	fi, err := os.Stat(opts.SpoolDir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -355,7 +356,7 @@ func (h *HTTPSink) run() {
 			h.ackOrLog(b)
 			continue
 		}
-		res := h.send(b)
+		b, res := h.deliver(b)
 		switch res.outcome {
 		case outcomeDelivered:
 			attempt = 0
@@ -411,14 +412,39 @@ func (h *HTTPSink) ackOrLog(b batch) {
 	}
 }
 
-// send POSTs the batch and classifies the answer.
-func (h *HTTPSink) send(b batch) sendResult {
-	var body bytes.Buffer
-	for _, p := range b.payloads {
-		body.Write(p)
-		body.WriteByte('\n')
+// deliver sends the batch and returns the part of it that res is about. In batch mode
+// that is the whole batch, in one request. In structured mode the records go one per
+// request, in order; if one is not delivered, the records before it are acknowledged and
+// that record alone is returned with its result. Either way the spool cursor moves once
+// per batch when all goes well, which spares an fsync per record; a crash before it moves
+// resends the batch, with the same ids.
+func (h *HTTPSink) deliver(b batch) (batch, sendResult) {
+	if h.opts.EventBatch {
+		return b, h.send(b)
 	}
-	req, err := http.NewRequestWithContext(h.runCtx, http.MethodPost, h.endpoint, bytes.NewReader(body.Bytes()))
+	for i := range b.payloads {
+		one := b.sub(i, i+1)
+		res := h.send(one)
+		if res.outcome == outcomeDelivered {
+			continue
+		}
+		if i > 0 {
+			h.m.add(h.name, ResultDelivered, i)
+			h.ackOrLog(b.sub(0, i))
+		}
+		return one, res
+	}
+	return b, sendResult{outcome: outcomeDelivered}
+}
+
+// send POSTs the batch as CloudEvents and classifies the answer. A record that cannot be
+// made into an event is rejected without a request, so that it goes to the dead-letter file.
+func (h *HTTPSink) send(b batch) sendResult {
+	body, contentType, err := encodeEvents(b.payloads, h.opts.EventSource, h.opts.EventBatch)
+	if err != nil {
+		return sendResult{outcome: outcomeRejected, err: fmt.Errorf("make cloudevents of %d records: %w", len(b.payloads), err)}
+	}
+	req, err := http.NewRequestWithContext(h.runCtx, http.MethodPost, h.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return sendResult{outcome: outcomeRetry, err: fmt.Errorf("build request: %w", err)}
 	}
@@ -427,7 +453,7 @@ func (h *HTTPSink) send(b batch) sendResult {
 			req.Header.Add(k, v)
 		}
 	}
-	req.Header.Set("Content-Type", ContentType)
+	req.Header.Set("Content-Type", contentType)
 	if h.opts.BearerTokenFile != "" {
 		tok, err := os.ReadFile(h.opts.BearerTokenFile)
 		if err != nil {

@@ -19,6 +19,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -48,66 +49,80 @@ func counter(t *testing.T, m *metrics, sink, result string) float64 {
 }
 
 // TestHTTPOutageLosesNothing: the receiver answers 503 for a while and then recovers; every
-// record arrives exactly once, in order.
+// record arrives exactly once, in order, one event per request or in batches.
 func TestHTTPOutageLosesNothing(t *testing.T) {
-	var down atomic.Bool
-	down.Store(true)
-	failures := 0
-	rc := newReceiver(t, func(http.ResponseWriter, []Record) int {
-		if down.Load() {
-			failures++
-			return http.StatusServiceUnavailable
-		}
-		return http.StatusOK
-	})
-	clock := newFakeClock()
-	opts := httpOptions(t, clock)
-	opts.BatchMaxRecords = 16
-	opts.SegmentBytes = 8 << 10 // several segments
-	opts.Registerer = prometheus.NewRegistry()
-	s := newHTTPSink(t, rc.srv.URL+"/ingest", opts)
+	tests := []struct {
+		name  string
+		batch bool
+		// The first attempt carries the first record, or 1 to 16 records in batch mode
+		// (however many were spooled when it started); the three others 1 or 16 each.
+		minRetried, maxRetried float64
+	}{
+		{name: "structured", minRetried: 4, maxRetried: 4},
+		{name: "batch", batch: true, minRetried: 49, maxRetried: 64},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var down atomic.Bool
+			down.Store(true)
+			failures := 0
+			rc := newModeReceiver(t, tc.batch, func(http.ResponseWriter, []Record) int {
+				if down.Load() {
+					failures++
+					return http.StatusServiceUnavailable
+				}
+				return http.StatusOK
+			})
+			clock := newFakeClock()
+			opts := httpOptions(t, clock)
+			opts.EventBatch = tc.batch
+			opts.BatchMaxRecords = 16
+			opts.SegmentBytes = 8 << 10 // several segments
+			opts.Registerer = prometheus.NewRegistry()
+			s := newHTTPSink(t, rc.srv.URL+"/ingest", opts)
 
-	records := testRecords(200)
-	writeAll(t, s, records)
+			records := testRecords(200)
+			writeAll(t, s, records)
 
-	// Four failed attempts, each followed by the backoff wait of its attempt number.
-	for attempt := 1; attempt <= 4; attempt++ {
-		if d := receive(t, "a backoff wait", clock.waited); d != time.Duration(attempt)*time.Second {
-			t.Fatalf("wait %d is %v, want %ds", attempt, d, attempt)
-		}
-		if attempt == 4 {
-			down.Store(false)
-		}
-		clock.fire()
-	}
-	eventually(t, "all records delivered", func() bool { return len(rc.records()) >= len(records) })
-	eventually(t, "the spool to drain", func() bool { return s.Pending() == 0 })
+			// Four failed attempts, each followed by the backoff wait of its attempt number.
+			for attempt := 1; attempt <= 4; attempt++ {
+				if d := receive(t, "a backoff wait", clock.waited); d != time.Duration(attempt)*time.Second {
+					t.Fatalf("wait %d is %v, want %ds", attempt, d, attempt)
+				}
+				if attempt == 4 {
+					down.Store(false)
+				}
+				clock.fire()
+			}
+			eventually(t, "all records delivered", func() bool { return len(rc.records()) >= len(records) })
+			eventually(t, "the spool to drain", func() bool { return s.Pending() == 0 })
 
-	assertSameIDs(t, rc.records(), records)
-	rc.mu.Lock()
-	if failures != 4 {
-		t.Errorf("%d failed requests, want 4", failures)
-	}
-	rc.mu.Unlock()
-	m := s.m
-	if got := counter(t, m, s.Name(), ResultDelivered); got != 200 {
-		t.Errorf("delivered = %v, want 200", got)
-	}
-	if got := counter(t, m, s.Name(), ResultSpooled); got != 200 {
-		t.Errorf("spooled = %v, want 200", got)
-	}
-	// The first attempt carried between 1 and 16 records, the three others 16 each.
-	if got := counter(t, m, s.Name(), ResultRetried); got < 49 || got > 64 {
-		t.Errorf("retried = %v, want between 49 and 64", got)
-	}
-	if got := testutil.ToFloat64(m.depth.WithLabelValues(s.Name())); got != 0 {
-		t.Errorf("spool depth = %v, want 0", got)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if segs := segmentFiles(t, s.SpoolDir()); len(segs) > 1 {
-		t.Errorf("delivered segments were kept: %v", segs)
+			assertSameIDs(t, rc.records(), records)
+			rc.mu.Lock()
+			if failures != 4 {
+				t.Errorf("%d failed requests, want 4", failures)
+			}
+			rc.mu.Unlock()
+			m := s.m
+			if got := counter(t, m, s.Name(), ResultDelivered); got != 200 {
+				t.Errorf("delivered = %v, want 200", got)
+			}
+			if got := counter(t, m, s.Name(), ResultSpooled); got != 200 {
+				t.Errorf("spooled = %v, want 200", got)
+			}
+			if got := counter(t, m, s.Name(), ResultRetried); got < tc.minRetried || got > tc.maxRetried {
+				t.Errorf("retried = %v, want between %v and %v", got, tc.minRetried, tc.maxRetried)
+			}
+			if got := testutil.ToFloat64(m.depth.WithLabelValues(s.Name())); got != 0 {
+				t.Errorf("spool depth = %v, want 0", got)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if segs := segmentFiles(t, s.SpoolDir()); len(segs) > 1 {
+				t.Errorf("delivered segments were kept: %v", segs)
+			}
+		})
 	}
 }
 
@@ -223,11 +238,17 @@ func TestHTTPRestartAfterTornWrite(t *testing.T) {
 	}
 }
 
-// TestHTTPPermanentRejection: a 400 for a batch isolates the records the receiver refuses,
+// TestHTTPPermanentRejection: a 400 for a request isolates the records the receiver refuses,
 // moves them to the dead-letter file, and delivers the others in order.
 func TestHTTPPermanentRejection(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) { testPermanentRejection(t, batch) })
+	}
+}
+
+func testPermanentRejection(t *testing.T, batchMode bool) {
 	isPoison := func(r Record) bool { return strings.HasSuffix(r.Object.Name, "7") }
-	rc := newReceiver(t, func(_ http.ResponseWriter, batch []Record) int {
+	rc := newModeReceiver(t, batchMode, func(_ http.ResponseWriter, batch []Record) int {
 		if slices.ContainsFunc(batch, isPoison) {
 			return http.StatusBadRequest
 		}
@@ -236,6 +257,7 @@ func TestHTTPPermanentRejection(t *testing.T) {
 	clock := newFakeClock()
 	opts := httpOptions(t, clock)
 	opts.Registerer = prometheus.NewRegistry()
+	opts.EventBatch = batchMode
 	opts.BatchMaxRecords = 8
 	s := newHTTPSink(t, rc.srv.URL, opts)
 	records := testRecords(40)
@@ -297,12 +319,12 @@ func TestHTTPEverythingRejected(t *testing.T) {
 	}
 }
 
-// TestHTTPPayloadTooLargeSplits: 413 for big batches splits them; nothing is dead-lettered.
+// TestHTTPPayloadTooLargeSplits: in batch mode, 413 for big batches splits them; nothing is dead-lettered.
 func TestHTTPPayloadTooLargeSplits(t *testing.T) {
 	var down atomic.Bool
 	down.Store(true)
 	tooLarge := 0
-	rc := newReceiver(t, func(_ http.ResponseWriter, batch []Record) int {
+	rc := newModeReceiver(t, true, func(_ http.ResponseWriter, batch []Record) int {
 		switch {
 		case down.Load():
 			return http.StatusServiceUnavailable
@@ -314,6 +336,7 @@ func TestHTTPPayloadTooLargeSplits(t *testing.T) {
 	})
 	clock := newFakeClock()
 	opts := httpOptions(t, clock)
+	opts.EventBatch = true
 	opts.BatchMaxRecords = 20
 	s := newHTTPSink(t, rc.srv.URL, opts)
 	// Spool everything while the receiver is down, so that the next batch is a big one.

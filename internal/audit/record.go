@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -117,6 +118,28 @@ type Subject struct {
 	DeviceID string `json:"deviceId,omitempty"`
 }
 
+// Request describes the HTTP request through which one of flagops' own clients (the
+// kubectl plugin, the console) made a change (seed 000: route, client IP and user agent).
+// Each field is empty when unknown. Writes made with kubectl, a GitOps tool or any other
+// Kubernetes client reach the API server directly and carry no request information.
+type Request struct {
+	// Route is the client's route that made the change, e.g. "PUT /api/v1/flags/{name}".
+	Route string `json:"route,omitempty"`
+	// SourceIP is the IP address of the end user's client, as that client's server saw it.
+	SourceIP string `json:"sourceIP,omitempty"`
+	// UserAgent is the User-Agent of the end user's client.
+	UserAgent string `json:"userAgent,omitempty"`
+}
+
+// orNil returns r, or nil if r holds nothing, so that an empty request is omitted.
+func (r *Request) orNil() *Request {
+	if r == nil || *r == (Request{}) {
+		return nil
+	}
+	c := *r
+	return &c
+}
+
 // Record is one audit record: one change to one flag or override. It is written as one
 // JSON line; see the package documentation for the format.
 type Record struct {
@@ -130,6 +153,9 @@ type Record struct {
 	Object ObjectRef
 	// Subject is set for override actions and nil for flag actions.
 	Subject *Subject
+	// Request is set for changes made through flagops' own clients, and nil otherwise (see
+	// Request). An empty Request is written as none.
+	Request *Request
 	// ChangedKeys is the sorted list of the keys whose value differs between Before and After.
 	ChangedKeys []string
 	// Before and After map each changed key to its JSON value before and after the change.
@@ -154,6 +180,7 @@ type recordJSON struct {
 	Actor       Actor                      `json:"actor"`
 	Object      ObjectRef                  `json:"object"`
 	Subject     *Subject                   `json:"subject,omitempty"`
+	Request     *Request                   `json:"request,omitempty"`
 	ChangedKeys []string                   `json:"changedKeys"`
 	Before      map[string]json.RawMessage `json:"before"`
 	After       map[string]json.RawMessage `json:"after"`
@@ -169,6 +196,7 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		Actor:       r.Actor,
 		Object:      r.Object,
 		Subject:     r.Subject,
+		Request:     r.Request.orNil(),
 		ChangedKeys: r.ChangedKeys,
 		Before:      r.Before,
 		After:       r.After,
@@ -212,6 +240,7 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 		Actor:       w.Actor,
 		Object:      w.Object,
 		Subject:     w.Subject,
+		Request:     w.Request.orNil(),
 		ChangedKeys: w.ChangedKeys,
 		Before:      w.Before,
 		After:       w.After,
@@ -269,6 +298,11 @@ func (r Record) Validate() error {
 			add("subject must have deviceId and no userId for %q", r.Action)
 		}
 	}
+	if r.Request != nil && r.Request.SourceIP != "" {
+		if _, err := netip.ParseAddr(r.Request.SourceIP); err != nil {
+			add("request.sourceIP %q is not an IP address", r.Request.SourceIP)
+		}
+	}
 	for i, k := range r.ChangedKeys {
 		if i > 0 && r.ChangedKeys[i-1] >= k {
 			add("changedKeys are not sorted and unique at %q", k)
@@ -314,6 +348,7 @@ func (r Record) clone() Record {
 		s := *r.Subject
 		c.Subject = &s
 	}
+	c.Request = r.Request.orNil()
 	c.ChangedKeys = slices.Clone(r.ChangedKeys)
 	c.Before = cloneValues(r.Before)
 	c.After = cloneValues(r.After)
@@ -373,6 +408,8 @@ type Change struct {
 	Actor   Actor
 	Object  ObjectRef
 	Subject *Subject
+	// Request is set for changes made through flagops' own clients; see Request.
+	Request *Request
 	// Discriminator is passed to NewID; see there.
 	Discriminator string
 	// Before and After are the full values on each side, keyed by flag key (overrides) or
@@ -396,6 +433,7 @@ func NewRecord(at time.Time, c Change) Record {
 		Actor:       c.Actor,
 		Object:      obj,
 		Subject:     c.Subject,
+		Request:     c.Request,
 		ChangedKeys: changed,
 		Before:      before,
 		After:       after,

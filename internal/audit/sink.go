@@ -95,8 +95,17 @@ type Options struct {
 	// dead-letter.ndjson.1, replacing the previous one.
 	DeadLetterMaxBytes int64
 
-	// BatchMaxRecords and BatchMaxBytes bound one HTTP request. A batch always holds at
-	// least one record.
+	// EventSource starts the CloudEvents source attribute of the HTTP sinks' events, which
+	// is EventSource/<namespace> (--audit-event-source). Default DefaultEventSource.
+	EventSource string
+	// EventBatch makes the HTTP sinks send batches of events, as a JSON array with
+	// Content-Type application/cloudevents-batch+json (--audit-cloudevents-batch). By
+	// default each request carries one event in structured mode.
+	EventBatch bool
+	// BatchMaxRecords and BatchMaxBytes bound a batch: the records read from the spool
+	// together, sent in one request in batch mode (EventBatch) or one request per record
+	// in structured mode, and acknowledged together. BatchMaxBytes counts the records, not
+	// the event attributes around them. A batch always holds at least one record.
 	BatchMaxRecords int
 	BatchMaxBytes   int
 	// HTTPClient sends the batches. Default: a client with HTTPTimeout. Redirects that
@@ -135,6 +144,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SpoolDir == "" {
 		o.SpoolDir = DefaultSpoolDir
+	}
+	if o.EventSource == "" {
+		o.EventSource = DefaultEventSource
 	}
 	if o.SpoolMaxBytes <= 0 {
 		o.SpoolMaxBytes = DefaultSpoolMaxBytes

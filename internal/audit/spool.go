@@ -89,11 +89,22 @@ type batch struct {
 	seg        uint64
 	start, end int64
 	payloads   [][]byte
+	// ends[i] is the offset just past the frame of payloads[i].
+	ends []int64
 	// corrupt is set, alone, when the first pending frame cannot be read back.
 	corrupt *frame
 }
 
 func (b batch) empty() bool { return len(b.payloads) == 0 && b.corrupt == nil }
+
+// sub returns the batch of payloads i to j-1 (0 <= i < j <= len(b.payloads)).
+func (b batch) sub(i, j int) batch {
+	start := b.start
+	if i > 0 {
+		start = b.ends[i-1]
+	}
+	return batch{seg: b.seg, start: start, end: b.ends[j-1], payloads: b.payloads[i:j], ends: b.ends[i:j]}
+}
 
 func (b batch) count() int {
 	if b.corrupt != nil {
@@ -445,6 +456,7 @@ func (s *spool) peek(maxRecords, maxBytes int) (batch, error) {
 			break
 		}
 		b.payloads = append(b.payloads, fm.payload)
+		b.ends = append(b.ends, fm.end)
 		size += len(fm.payload) + 1
 		b.end = fm.end
 	}
