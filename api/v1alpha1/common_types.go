@@ -64,6 +64,9 @@ const (
 	EventReasonOverrideExpired = "OverrideExpired"
 	// EventReasonScheduleApplied is Normal: a scheduled step of a FeatureFlag took effect.
 	EventReasonScheduleApplied = "ScheduleApplied"
+	// EventReasonUnverifiedChange is a Warning: the audit trail recorded a change whose
+	// actor stamp is missing or does not verify, so the actor is only a hint.
+	EventReasonUnverifiedChange = "UnverifiedChange"
 )
 
 // Well-known annotations, labels and finalizers.
@@ -76,6 +79,12 @@ const (
 	// deleted cannot be mutated by admission, so the webhook patches it on the deleter's
 	// behalf; the audit trail reads it when it records the deletion.
 	AnnotationDeletedBy = "flagops.dev/deleted-by"
+	// AnnotationChangedByStamp is the webhook's signature over flagops.dev/changed-by: an
+	// HMAC over the user, the object and a hash of its spec (package internal/stamp). The
+	// audit trail trusts changed-by only when the stamp verifies.
+	AnnotationChangedByStamp = "flagops.dev/changed-by-stamp"
+	// AnnotationDeletedByStamp is the webhook's signature over flagops.dev/deleted-by.
+	AnnotationDeletedByStamp = "flagops.dev/deleted-by-stamp"
 	// FinalizerAudit holds an object until its deletion has been audited.
 	FinalizerAudit = "flagops.dev/audit"
 )
