@@ -30,9 +30,9 @@ import (
 	"github.com/flagops/flagops/internal/stamp"
 )
 
-// The changed-by webhook only ever adds a JSON Patch for one annotation, and never denies a
-// request: when it is down (failurePolicy Ignore), edits still go through and the audit
-// trail falls back to managedFields for the actor.
+// The changed-by webhook only ever adds a JSON Patch for its two annotations, and never
+// denies a request: when it is down (failurePolicy Ignore), edits still go through, and the
+// audit trail records them with an unverified actor (managedFields as a hint).
 //
 // +kubebuilder:webhook:path=/mutate-flagops-dev-v1alpha1-changed-by,mutating=true,failurePolicy=ignore,sideEffects=None,groups=flagops.dev,resources=featureflags;userflagoverrides;deviceflagoverrides,verbs=create;update,versions=v1alpha1,name=mchangedby.flagops.dev,admissionReviewVersions=v1,timeoutSeconds=5,reinvocationPolicy=Never,serviceName=flagops-webhook-service,serviceNamespace=flagops-system
 
