@@ -44,6 +44,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/controllers"
@@ -181,6 +182,7 @@ func startManager() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(Setup(mgr, Options{StampKeys: stampKeys})).To(Succeed())
+	mgr.GetWebhookServer().Register(observePath, &admission.Webhook{Handler: observed})
 
 	mgrCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
