@@ -17,6 +17,7 @@ limitations under the License.
 package controllers
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -31,6 +32,7 @@ import (
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/internal/audit"
+	"github.com/flagops/flagops/internal/stamp"
 )
 
 // FieldOwner is the field manager of every write the controllers make. The fallback actor
@@ -139,46 +141,99 @@ func objectRef(kind Kind, obj client.Object) audit.ObjectRef {
 	}
 }
 
-// Actors resolves who made a change.
+// Actors resolves who made a change, and whether that is known for certain.
+//
+// The webhooks write the name of whoever changed or deleted an object into an annotation
+// and sign it with a stamp (package internal/stamp). A name is trusted (Verified) only when
+// its stamp verifies for the object version being audited: the same kind, namespace, name,
+// spec and, for an update, the UID and the generation it replaced; for a deletion, the
+// UID. Anything else (no stamp, a stamp made with another key, a name written by hand while
+// the webhooks were down, a stamp left behind from an earlier spec) gives an unverified
+// actor: the field manager of the last spec write as a hint, and the annotation's name in
+// Claimed.
 type Actors struct {
 	// APIReader reads objects without the cache, whose objects have no managedFields.
 	APIReader client.Reader
 	// Self is the actor of automatic changes: expiry cleanup and schedule steps.
 	Self audit.Actor
+	// Keys verify the stamps; nil verifies none, so that every actor but Self is unverified.
+	Keys *stamp.Keys
 }
 
-// Of returns the actor of the latest change to obj: the user the mutating webhook stamped in
-// flagops.dev/changed-by, or else the manager of the latest write in managedFields, other
-// than this controller.
+// SpecHash returns the hash of obj's spec that the actor stamps cover (stamp.SpecHash).
+func SpecHash(obj client.Object) (string, error) {
+	var spec any
+	switch o := obj.(type) {
+	case *v1.FeatureFlag:
+		spec = &o.Spec
+	case *v1.UserFlagOverride:
+		spec = &o.Spec
+	case *v1.DeviceFlagOverride:
+		spec = &o.Spec
+	default:
+		return "", fmt.Errorf("%T is not a flagops object", obj)
+	}
+	return stamp.SpecHash(spec)
+}
+
+// Of returns the actor of the latest spec write to obj: the user the mutating webhook
+// stamped in flagops.dev/changed-by when its stamp verifies for this version of obj, or
+// else, unverified, the manager of the latest write in managedFields other than this
+// controller.
 func (a Actors) Of(ctx context.Context, kind Kind, obj client.Object) audit.Actor {
-	if name := obj.GetAnnotations()[v1.AnnotationChangedBy]; name != "" {
-		return audit.Actor{Username: name}
+	annotations := obj.GetAnnotations()
+	claimed := annotations[v1.AnnotationChangedBy]
+	if claimed != "" && a.Keys != nil {
+		hash, err := SpecHash(obj)
+		if err == nil && a.Keys.Verify(stamp.ForWrite(string(kind), obj.GetNamespace(), obj.GetName(), string(obj.GetUID()),
+			obj.GetGeneration(), hash, claimed), annotations[v1.AnnotationChangedByStamp]) {
+			return audit.Actor{Username: claimed, Verified: true}
+		}
 	}
-	fresh := kind.NewObject()
-	if err := a.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
-		return audit.Actor{Username: "unknown"}
-	}
-	return audit.Actor{Username: lastManager(fresh.GetManagedFields())}
+	return audit.Actor{Username: a.hint(ctx, kind, obj), Claimed: claimed}
 }
 
 // OfDeletion returns the actor of obj's deletion: the user the DELETE webhook stamped in
-// flagops.dev/deleted-by, or else whoever Of names (the last modifier), since the API does
-// not record who deleted an object.
+// flagops.dev/deleted-by when its stamp verifies for obj's UID, or else, unverified, the
+// manager of the latest write (the API does not record who deleted an object).
 func (a Actors) OfDeletion(ctx context.Context, kind Kind, obj client.Object) audit.Actor {
-	if name := obj.GetAnnotations()[v1.AnnotationDeletedBy]; name != "" {
-		return audit.Actor{Username: name}
+	annotations := obj.GetAnnotations()
+	claimed := annotations[v1.AnnotationDeletedBy]
+	if claimed != "" && a.Keys.Verify(stamp.ForDelete(string(kind), obj.GetNamespace(), obj.GetName(), string(obj.GetUID()), claimed),
+		annotations[v1.AnnotationDeletedByStamp]) {
+		return audit.Actor{Username: claimed, Verified: true}
 	}
-	return a.Of(ctx, kind, obj)
+	return audit.Actor{Username: a.hint(ctx, kind, obj), Claimed: claimed}
 }
 
-// lastManager returns the manager of the latest non-status write, other than FieldOwner.
+// hint names the field manager of the last write to obj, reading obj again without the
+// cache when it has no managedFields.
+func (a Actors) hint(ctx context.Context, kind Kind, obj client.Object) string {
+	if entries := obj.GetManagedFields(); len(entries) > 0 {
+		return lastManager(entries)
+	}
+	fresh := kind.NewObject()
+	if err := a.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
+		return "unknown"
+	}
+	return lastManager(fresh.GetManagedFields())
+}
+
+// lastManager returns the manager of the latest non-status write, other than FieldOwner,
+// preferring the writers that own spec fields.
 func lastManager(entries []metav1.ManagedFieldsEntry) string {
-	var candidates []metav1.ManagedFieldsEntry
+	var candidates, spec []metav1.ManagedFieldsEntry
 	for _, e := range entries {
 		if e.Manager == FieldOwner || e.Subresource != "" || e.Time == nil {
 			continue
 		}
 		candidates = append(candidates, e)
+		if e.FieldsV1 != nil && bytes.Contains(e.FieldsV1.Raw, []byte(`"f:spec"`)) {
+			spec = append(spec, e)
+		}
+	}
+	if len(spec) > 0 {
+		candidates = spec
 	}
 	if len(candidates) == 0 {
 		return "unknown"

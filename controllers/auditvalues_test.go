@@ -19,9 +19,11 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -30,6 +32,7 @@ import (
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/internal/audit"
+	"github.com/flagops/flagops/internal/stamp"
 )
 
 func TestLastManager(t *testing.T) {
@@ -53,6 +56,10 @@ func TestLastManager(t *testing.T) {
 		{name: "same time breaks ties by name", entries: []metav1.ManagedFieldsEntry{
 			{Manager: "a", Time: at(2)}, {Manager: "b", Time: at(2)},
 		}, want: "b"},
+		{name: "the last spec writer wins over a later metadata writer", entries: []metav1.ManagedFieldsEntry{
+			{Manager: "kubectl", Time: at(1), FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:enabled":{}}}`)}},
+			{Manager: "labeller", Time: at(5), FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{}}}`)}},
+		}, want: "kubectl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,36 +74,99 @@ func TestActorsOf(t *testing.T) {
 	stored := &v1.FeatureFlag{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "stored", ManagedFields: []metav1.ManagedFieldsEntry{
 		{Manager: "kubectl-client-side-apply", Operation: metav1.ManagedFieldsOperationUpdate, Time: &metav1.Time{Time: time.Unix(10, 0)}},
 	}}}
-	actors := Actors{APIReader: stubReader{stored}}
+	keys, err := stamp.ParseKeys([]byte("unit-test-stamp-key-0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// flag returns a flag at generation gen stamped for alice's write of spec.
+	flag := func(name string, gen int64, spec v1.FeatureFlagSpec, stampedSpec v1.FeatureFlagSpec) *v1.FeatureFlag {
+		f := &v1.FeatureFlag{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, UID: "uid-1", Generation: gen}, Spec: stampedSpec}
+		hash, err := SpecHash(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Annotations = map[string]string{
+			v1.AnnotationChangedBy:      "alice",
+			v1.AnnotationChangedByStamp: keys.Sign(stamp.ForWrite(string(KindFeatureFlag), "ns", name, "uid-1", gen, hash, "alice")),
+		}
+		f.Spec = spec
+		return f
+	}
+	on := v1.FeatureFlagSpec{Type: v1.FlagTypeBoolean, Enabled: true}
+	off := v1.FeatureFlagSpec{Type: v1.FlagTypeBoolean}
+	renamed := flag("stored", 1, on, on)
+	renamed.Name = "other"
 	tests := []struct {
-		name string
-		obj  *v1.FeatureFlag
-		want string
+		name   string
+		actors Actors
+		obj    *v1.FeatureFlag
+		want   audit.Actor
 	}{
-		{name: "stamped by the webhook", obj: &v1.FeatureFlag{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "x",
-			Annotations: map[string]string{v1.AnnotationChangedBy: "alice"}}}, want: "alice"},
-		{name: "falls back to managedFields read without the cache", obj: &v1.FeatureFlag{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "stored"}}, want: "kubectl-client-side-apply"},
-		{name: "unknown when the object cannot be read", obj: &v1.FeatureFlag{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "gone"}}, want: "unknown"},
+		{name: "a valid create stamp", actors: Actors{Keys: keys}, obj: flag("x", 1, on, on), want: audit.Actor{Username: "alice", Verified: true}},
+		{name: "a valid update stamp", actors: Actors{Keys: keys}, obj: flag("x", 4, on, on), want: audit.Actor{Username: "alice", Verified: true}},
+		{name: "a stamp for an earlier spec", actors: Actors{APIReader: stubReader{stored}, Keys: keys}, obj: flag("stored", 4, off, on),
+			want: audit.Actor{Username: "kubectl-client-side-apply", Claimed: "alice"}},
+		{name: "a stamp copied to another object", actors: Actors{APIReader: stubReader{stored}, Keys: keys}, obj: renamed,
+			want: audit.Actor{Username: "unknown", Claimed: "alice"}},
+		{name: "no keys verify nothing", actors: Actors{APIReader: stubReader{stored}}, obj: flag("stored", 1, on, on),
+			want: audit.Actor{Username: "kubectl-client-side-apply", Claimed: "alice"}},
+		{name: "a name without a stamp falls back to managedFields read without the cache", actors: Actors{APIReader: stubReader{stored}, Keys: keys},
+			obj:  &v1.FeatureFlag{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "stored", Annotations: map[string]string{v1.AnnotationChangedBy: "mallory"}}},
+			want: audit.Actor{Username: "kubectl-client-side-apply", Claimed: "mallory"}},
+		{name: "managedFields on the object itself", actors: Actors{Keys: keys},
+			obj:  &v1.FeatureFlag{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "x", ManagedFields: stored.ManagedFields}},
+			want: audit.Actor{Username: "kubectl-client-side-apply"}},
+		{name: "unknown when the object cannot be read", actors: Actors{APIReader: stubReader{stored}, Keys: keys},
+			obj:  &v1.FeatureFlag{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "gone"}},
+			want: audit.Actor{Username: "unknown"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := actors.Of(context.Background(), KindFeatureFlag, tt.obj).Username; got != tt.want {
-				t.Errorf("Of() = %q, want %q", got, tt.want)
+			if got := tt.actors.Of(context.Background(), KindFeatureFlag, tt.obj); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Of() = %+v, want %+v", got, tt.want)
 			}
 		})
 	}
+}
 
-	deleted := &v1.FeatureFlag{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "x", Annotations: map[string]string{
-		v1.AnnotationChangedBy: "alice", v1.AnnotationDeletedBy: "bob"}}}
-	if got := actors.OfDeletion(context.Background(), KindFeatureFlag, deleted).Username; got != "bob" {
-		t.Errorf("OfDeletion() = %q, want the deleter bob", got)
+func TestActorsOfDeletion(t *testing.T) {
+	keys, err := stamp.ParseKeys([]byte("unit-test-stamp-key-0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := actors.Of(context.Background(), KindFeatureFlag, deleted).Username; got != "alice" {
-		t.Errorf("Of() = %q, want the last modifier alice", got)
+	meta := metav1.ObjectMeta{Namespace: "ns", Name: "x", UID: "uid-1", ManagedFields: []metav1.ManagedFieldsEntry{
+		{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationUpdate, Time: &metav1.Time{Time: time.Unix(10, 0)}},
+	}}
+	deleted := func(uid, user, signedUser string) *v1.UserFlagOverride {
+		o := &v1.UserFlagOverride{ObjectMeta: *meta.DeepCopy()}
+		o.Annotations = map[string]string{
+			v1.AnnotationChangedBy:      "carol",
+			v1.AnnotationDeletedBy:      user,
+			v1.AnnotationDeletedByStamp: keys.Sign(stamp.ForDelete(string(KindUserFlagOverride), "ns", "x", uid, signedUser)),
+		}
+		return o
 	}
-	deleted.Annotations = map[string]string{v1.AnnotationChangedBy: "alice"}
-	if got := actors.OfDeletion(context.Background(), KindFeatureFlag, deleted).Username; got != "alice" {
-		t.Errorf("OfDeletion() without deleted-by = %q, want the last modifier alice", got)
+	tests := []struct {
+		name string
+		obj  *v1.UserFlagOverride
+		want audit.Actor
+	}{
+		{name: "a valid stamp", obj: deleted("uid-1", "bob", "bob"), want: audit.Actor{Username: "bob", Verified: true}},
+		{name: "a forged name", obj: deleted("uid-1", "mallory", "bob"), want: audit.Actor{Username: "kubectl", Claimed: "mallory"}},
+		{name: "a stamp of an earlier object of the same name", obj: deleted("uid-0", "bob", "bob"), want: audit.Actor{Username: "kubectl", Claimed: "bob"}},
+		{name: "no deleted-by: never the last modifier's name", obj: &v1.UserFlagOverride{ObjectMeta: *meta.DeepCopy()},
+			want: audit.Actor{Username: "kubectl"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Actors{Keys: keys}.OfDeletion(context.Background(), KindUserFlagOverride, tt.obj)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("OfDeletion() = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+	if _, err := SpecHash(&corev1.ConfigMap{}); err == nil {
+		t.Error("SpecHash(ConfigMap) succeeded, want an error")
 	}
 }
 

@@ -45,10 +45,15 @@ var (
 		Name: "flagops_overrides_active",
 		Help: "Override entries the evaluator currently serves, by subject kind and flag.",
 	}, []string{"kind", "flag"})
+
+	unverifiedChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flagops_audit_unverified_changes_total",
+		Help: "Audit records written with an unverified actor (no valid webhook stamp), by object kind.",
+	}, []string{"kind"})
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(storeRevision, storeApplySeconds, overridesTotal, overridesActive)
+	ctrlmetrics.Registry.MustRegister(storeRevision, storeApplySeconds, overridesTotal, overridesActive, unverifiedChanges)
 }
 
 // activeByNamespace holds the active override counts per (kind, flag) and namespace, so that

@@ -25,6 +25,7 @@ import (
 
 	"github.com/flagops/flagops/evaluator"
 	"github.com/flagops/flagops/internal/audit"
+	"github.com/flagops/flagops/internal/stamp"
 )
 
 // Options configure the flagops controllers.
@@ -37,6 +38,9 @@ type Options struct {
 	Self audit.Actor
 	// Now is the lifecycle controllers' clock; nil means time.Now.
 	Now func() time.Time
+	// StampKeys verify the webhooks' actor stamps; nil verifies none, and every record but
+	// the manager's own changes then has actor.verified false.
+	StampKeys *stamp.Keys
 }
 
 // DedupWindow is how many recent audit record IDs the controllers remember to drop
@@ -63,9 +67,13 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Syncer, error)
 	// A record is written before the status that says it was written, so that a crash never
 	// loses one. A reconcile that runs again before the cache has the new status therefore
 	// rebuilds the same record, with the same deterministic ID: Dedup drops it.
-	sink := audit.Dedup(opts.Audit, DedupWindow)
+	// Unverified actors are reported under Dedup, once per record written.
 	recorder := mgr.GetEventRecorder(EventSource)
-	actors := Actors{APIReader: mgr.GetAPIReader(), Self: opts.Self}
+	sink := audit.Dedup(unverifiedSink{Sink: opts.Audit, recorder: recorder}, DedupWindow)
+	// The manager's own changes are known for certain.
+	self := opts.Self
+	self.Verified = true
+	actors := Actors{APIReader: mgr.GetAPIReader(), Self: self, Keys: opts.StampKeys}
 	flags := &FlagReconciler{Client: mgr.GetClient(), Syncer: s, Recorder: recorder, Audit: sink, Actors: actors, Now: opts.Now}
 	if err := flags.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the FeatureFlag controller: %w", err)

@@ -44,6 +44,7 @@ import (
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/evaluator"
 	"github.com/flagops/flagops/internal/audit"
+	"github.com/flagops/flagops/internal/stamp"
 	"github.com/flagops/flagops/test/testenv"
 )
 
@@ -65,8 +66,18 @@ var (
 // no webhook stamps flagops.dev/changed-by.
 const testActor = "alice-kubectl"
 
-// managerActor is the actor of automatic changes.
-var managerActor = audit.Actor{Username: "system:serviceaccount:flagops-system:flagops-controller-manager"}
+// managerActor is the actor of automatic changes, which are always verified.
+var managerActor = audit.Actor{Username: "system:serviceaccount:flagops-system:flagops-controller-manager", Verified: true}
+
+// testStampKeys are the actor stamp keys of the test managers. No webhooks run in this
+// suite, so only stamps that a spec signs itself verify.
+var testStampKeys = func() *stamp.Keys {
+	k, err := stamp.ParseKeys([]byte("controllers-suite-stamp-key-0123456789abcdef"))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
 
 func TestControllers(t *testing.T) {
 	RegisterFailHandler(Fail)
@@ -164,7 +175,7 @@ func startManager(ctx context.Context, mc managerConfig) *testManager {
 	if m.audit == nil {
 		m.audit = audit.NewMemory()
 	}
-	m.syncer, err = Setup(ctx, mgr, Options{Store: m.store, Audit: m.audit, Self: managerActor})
+	m.syncer, err = Setup(ctx, mgr, Options{Store: m.store, Audit: m.audit, Self: managerActor, StampKeys: testStampKeys})
 	Expect(err).NotTo(HaveOccurred())
 
 	mgrCtx, cancel := context.WithCancel(ctx)

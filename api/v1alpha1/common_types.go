@@ -67,6 +67,9 @@ const (
 	EventReasonOverrideExpired = "OverrideExpired"
 	// EventReasonScheduleApplied is Normal: a scheduled step of a FeatureFlag took effect.
 	EventReasonScheduleApplied = "ScheduleApplied"
+	// EventReasonUnverifiedChange is a Warning: the audit trail recorded a change whose
+	// actor stamp is missing or does not verify, so the actor is only a hint.
+	EventReasonUnverifiedChange = "UnverifiedChange"
 )
 
 // Well-known annotations, labels and finalizers.
@@ -83,6 +86,12 @@ const (
 	// spec.expiresAt. It wins over spec.onExpiry and over GitOps markers; any other value
 	// is reported in the override's conditions and treated as Retain.
 	AnnotationOnExpiry = "flagops.dev/on-expiry"
+	// AnnotationChangedByStamp is the webhook's signature over flagops.dev/changed-by: an
+	// HMAC over the user, the object and a hash of its spec (package internal/stamp). The
+	// audit trail trusts changed-by only when the stamp verifies.
+	AnnotationChangedByStamp = "flagops.dev/changed-by-stamp"
+	// AnnotationDeletedByStamp is the webhook's signature over flagops.dev/deleted-by.
+	AnnotationDeletedByStamp = "flagops.dev/deleted-by-stamp"
 	// FinalizerAudit holds an object until its deletion has been audited.
 	FinalizerAudit = "flagops.dev/audit"
 )

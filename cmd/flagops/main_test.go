@@ -19,6 +19,8 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -26,6 +28,10 @@ import (
 )
 
 func TestRun(t *testing.T) {
+	shortKey := filepath.Join(t.TempDir(), "stamp-key")
+	if err := os.WriteFile(shortKey, []byte("too short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name       string
 		args       []string
@@ -48,6 +54,9 @@ func TestRun(t *testing.T) {
 		{name: "manager help lists webhook flags", args: []string{"manager", "--help"}, wantCode: 0, wantStdout: "-webhook-cert-dir"},
 		{name: "manager bad webhook port", args: []string{"manager", "--webhook-port=70000"}, wantCode: 2, wantStderr: "--webhook-port: 70000 is not a port number"},
 		{name: "manager zero webhook port", args: []string{"manager", "--webhook-port=0"}, wantCode: 2, wantStderr: "--webhook-port: 0 is not a port number"},
+		{name: "manager webhooks without a stamp key", args: []string{"manager"}, wantCode: 2, wantStderr: "--audit-stamp-key-file is required when the webhooks are enabled"},
+		{name: "manager missing stamp key file", args: []string{"manager", "--audit-stamp-key-file=/nonexistent/key"}, wantCode: 2, wantStderr: "failed to read the stamp key file"},
+		{name: "manager short stamp key", args: []string{"manager", "--audit-stamp-key-file=" + shortKey}, wantCode: 2, wantStderr: "is 9 bytes, need at least 32"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -45,6 +45,7 @@ import (
 	"github.com/flagops/flagops/controllers"
 	"github.com/flagops/flagops/evaluator"
 	"github.com/flagops/flagops/internal/audit"
+	"github.com/flagops/flagops/internal/stamp"
 	flagopswebhook "github.com/flagops/flagops/internal/webhook"
 )
 
@@ -77,6 +78,7 @@ type managerOptions struct {
 	auditEventSource string
 	auditEventBatch  bool
 	enableWebhooks   bool
+	stampKeyFile     string
 	webhookPort      int
 	webhookCertDir   string
 	evaluatorAddr    string
@@ -129,6 +131,8 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 		"Send HTTP audit records as batches of CloudEvents (application/cloudevents-batch+json) rather than one structured event (application/cloudevents+json) per request.")
 	fs.BoolVar(&o.enableWebhooks, "enable-webhooks", true,
 		"Serve the admission webhooks (changed-by and deleted-by stamps, validation). Disable when the webhook configurations are not installed, e.g. when running outside the cluster.")
+	fs.StringVar(&o.stampKeyFile, "audit-stamp-key-file", "",
+		"File of the key that signs and verifies the audit actor stamps (flagops.dev/changed-by-stamp, deleted-by-stamp): one key of at least 32 bytes per line; the first signs, all verify. Required with --enable-webhooks. Without it the audit trail marks every actor unverified (docs/audit.md).")
 	fs.IntVar(&o.webhookPort, "webhook-port", webhook.DefaultPort,
 		"Port the admission webhook server listens on.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "",
@@ -164,6 +168,25 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 		return nil, err
 	}
 	return o, nil
+}
+
+// errNoStampKey is returned when the webhooks are on without a stamp key.
+var errNoStampKey = errors.New("--audit-stamp-key-file is required when the webhooks are enabled: " +
+	"without a key the audit trail cannot tell a name the webhook stamped from one written by hand " +
+	"(create the Secret flagops-audit-stamp-key, docs/audit.md), or run with --enable-webhooks=false")
+
+// stampKeys loads the actor stamp keys. The webhooks need them: they are the only writers
+// of the stamps, so serving them without a key would write names that nothing can verify.
+// Without webhooks (outside the cluster) no stamps are made, and no key is needed: every
+// audited actor is then unverified, which the caller warns about.
+func (o *managerOptions) stampKeys() (*stamp.Keys, error) {
+	if o.stampKeyFile == "" {
+		if o.enableWebhooks {
+			return nil, errNoStampKey
+		}
+		return nil, nil
+	}
+	return stamp.LoadKeys(o.stampKeyFile)
 }
 
 // namespaces returns the cache's namespaces of --watch-namespaces: nil for every namespace.
@@ -229,6 +252,15 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
+	keys, err := o.stampKeys()
+	if err != nil {
+		fmt.Fprintf(stderr, "flagops manager: %v\n", err)
+		return 2
+	}
+	if keys == nil {
+		log.Info("WARNING: no --audit-stamp-key-file: every audit record's actor is unverified (actor.verified false, the field manager as a hint)")
+	}
+
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		log.Error(err, "Unable to load the Kubernetes client configuration")
@@ -263,7 +295,7 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx := ctrl.SetupSignalHandler()
 	store := evaluator.NewStore()
-	syncer, err := controllers.Setup(ctx, mgr, controllers.Options{Store: store, Audit: sink, Self: selfActor(ctx, cfg)})
+	syncer, err := controllers.Setup(ctx, mgr, controllers.Options{Store: store, Audit: sink, Self: selfActor(ctx, cfg), StampKeys: keys})
 	if err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		return 1
@@ -278,7 +310,7 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.enableWebhooks {
 		// After controllers.Setup, which registers the cache indexes the webhooks query.
-		if err := flagopswebhook.Setup(mgr, flagopswebhook.Options{}); err != nil {
+		if err := flagopswebhook.Setup(mgr, flagopswebhook.Options{StampKeys: keys}); err != nil {
 			log.Error(err, "Unable to set up the webhooks")
 			return 1
 		}

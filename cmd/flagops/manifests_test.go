@@ -167,6 +167,27 @@ func TestManagerManifest(t *testing.T) {
 			t.Errorf("the manager exposes the evaluator's port %s/%d", p.Name, p.ContainerPort)
 		}
 	}
+	// The manager runs the webhooks, so it needs the audit stamp key, from its Secret.
+	keyFile, _ := flagValue(c.Args, "audit-stamp-key-file")
+	mounted := false
+	for _, m := range c.VolumeMounts {
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Name == m.Name && v.Secret != nil && v.Secret.SecretName == "flagops-audit-stamp-key" &&
+				strings.HasPrefix(keyFile, m.MountPath+"/") && m.ReadOnly {
+				mounted = true
+			}
+		}
+	}
+	if !mounted {
+		t.Errorf("--audit-stamp-key-file = %q is not in a read-only mount of the Secret flagops-audit-stamp-key", keyFile)
+	}
+	var evaluator appsv1.Deployment
+	manifest(t, "evaluator", "Deployment", "flagops-evaluator", &evaluator)
+	for _, v := range evaluator.Spec.Template.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == "flagops-audit-stamp-key" {
+			t.Error("the evaluator mounts the audit stamp key; only the manager may")
+		}
+	}
 }
 
 // TestEvaluatorManifests checks the Deployment, Service, NetworkPolicy and RBAC of

@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -91,6 +92,18 @@ func TestDemo(t *testing.T) {
 	if pilot["beta.new-dashboard"].Source != "user-override:default/pilot-user-42" {
 		t.Errorf("beta.new-dashboard for user-42 = %+v, want the sample user override", pilot["beta.new-dashboard"])
 	}
+	// The samples were applied through the webhooks: their audit records name the demo
+	// user, verified by the stamp.
+	var verified, unverified []string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); <-tick.C {
+		verified, unverified = auditActors(t, filepath.Join(d.workDir, "audit.ndjson"))
+		if len(verified)+len(unverified) > 0 {
+			break
+		}
+	}
+	if len(verified) == 0 || len(unverified) > 0 {
+		t.Errorf("audit actors: verified %q, unverified %q; want every sample verified", verified, unverified)
+	}
 	if !strings.Contains(d.instructions(o), "curl -N '"+base+"/v1/stream") {
 		t.Errorf("the instructions do not show the stream command:\n%s", d.instructions(o))
 	}
@@ -103,4 +116,38 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the %s is still running after stop", p.name)
 		}
 	}
+}
+
+// auditActors reads the audit file and returns the actors of its create records, verified
+// and not.
+func auditActors(t *testing.T, path string) (verified, unverified []string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if line == "" {
+			continue
+		}
+		var rec struct {
+			Action string `json:"action"`
+			Actor  struct {
+				Username string `json:"username"`
+				Verified bool   `json:"verified"`
+			} `json:"actor"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		if !strings.HasSuffix(rec.Action, ".created") {
+			continue
+		}
+		if rec.Actor.Verified {
+			verified = append(verified, rec.Actor.Username)
+		} else {
+			unverified = append(unverified, rec.Actor.Username)
+		}
+	}
+	return verified, unverified
 }

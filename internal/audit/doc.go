@@ -26,7 +26,7 @@ stores and delivers them.
 A record is one line of compact JSON (map keys sorted, no HTML escaping):
 
 	{"id":"5f0c…","time":"2026-03-01T12:00:00.123456789Z","action":"user_override.updated",
-	 "actor":{"username":"alice@example.com","groups":["platform"]},
+	 "actor":{"username":"alice@example.com","groups":["platform"],"verified":true},
 	 "object":{"kind":"UserFlagOverride","namespace":"billing","name":"pilot-user-42",
 	           "uid":"6d1c…","generation":3,"resourceVersion":"48213"},
 	 "subject":{"userId":"user-42"},
@@ -45,7 +45,10 @@ A record is one line of compact JSON (map keys sorted, no HTML escaping):
     flag.schedule_applied, user_override.{created,updated,deleted,expired} and
     device_override.{created,updated,deleted,expired}.
   - actor: the Kubernetes user who made the change, or the manager's own identity for
-    automatic changes. groups is always a list.
+    automatic changes. groups is always a list. verified is true when the admission
+    webhook's signed stamp verified for the recorded object version (or the manager made
+    the change itself); when false, username is only a hint (a field manager) and claimed,
+    if present, is the unverified name the object's annotation gave.
   - object: the changed object; kind is FeatureFlag, UserFlagOverride or
     DeviceFlagOverride and must match the action.
   - subject: {"userId": …} for user overrides, {"deviceId": …} for device overrides;

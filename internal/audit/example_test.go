@@ -37,7 +37,7 @@ func Example() {
 
 	rec := audit.NewRecord(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), audit.Change{
 		Action: audit.ActionFlagScheduleApplied,
-		Actor:  audit.Actor{Username: "system:serviceaccount:flagops-system:flagops-manager"},
+		Actor:  audit.Actor{Username: "system:serviceaccount:flagops-system:flagops-manager", Verified: true},
 		Object: audit.ObjectRef{
 			Namespace: "default", Name: "beta.new-dashboard", UID: "0b7e", Generation: 4, ResourceVersion: "812",
 		},
@@ -56,7 +56,7 @@ func Example() {
 		fmt.Println(err)
 	}
 	// Output:
-	// {"id":"5e452922eb44fbb807da71f90c5e65a1","time":"2026-03-01T12:00:00.000000000Z","action":"flag.schedule_applied","actor":{"username":"system:serviceaccount:flagops-system:flagops-manager","groups":[]},"object":{"kind":"FeatureFlag","namespace":"default","name":"beta.new-dashboard","uid":"0b7e","generation":4,"resourceVersion":"812"},"changedKeys":["rollout.percentage"],"before":{"rollout.percentage":5},"after":{"rollout.percentage":25}}
+	// {"id":"5e452922eb44fbb807da71f90c5e65a1","time":"2026-03-01T12:00:00.000000000Z","action":"flag.schedule_applied","actor":{"username":"system:serviceaccount:flagops-system:flagops-manager","groups":[],"verified":true},"object":{"kind":"FeatureFlag","namespace":"default","name":"beta.new-dashboard","uid":"0b7e","generation":4,"resourceVersion":"812"},"changedKeys":["rollout.percentage"],"before":{"rollout.percentage":5},"after":{"rollout.percentage":25}}
 }
 
 // Parse reports a bad --audit-sink value with the value and the accepted forms.

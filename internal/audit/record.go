@@ -99,6 +99,14 @@ func (a Action) Kind() string { return actionKinds[a] }
 type Actor struct {
 	Username string   `json:"username"`
 	Groups   []string `json:"groups"`
+	// Verified is true when the actor is known for certain: the admission webhook's signed
+	// stamp verified against the recorded object version, or the change was made by the
+	// manager itself. When false, Username is only a hint (the field manager of the last
+	// write) and Claimed holds the name the object's annotation claimed, if any.
+	Verified bool `json:"verified"`
+	// Claimed is the unverified name from the object's changed-by or deleted-by annotation.
+	// It is set only when Verified is false.
+	Claimed string `json:"claimed,omitempty"`
 }
 
 // ObjectRef identifies the changed object and the version of it that the record describes.

@@ -38,7 +38,7 @@ func goldenRecord() Record {
 	at := time.Date(2026, 3, 1, 13, 0, 0, 120000000, time.FixedZone("CET", 3600))
 	return NewRecord(at, Change{
 		Action: ActionUserOverrideUpdated,
-		Actor:  Actor{Username: "alice@example.com", Groups: []string{"platform", "system:authenticated"}},
+		Actor:  Actor{Username: "alice@example.com", Groups: []string{"platform", "system:authenticated"}, Verified: true},
 		Object: ObjectRef{
 			Namespace:       "billing",
 			Name:            "pilot-user-42",

@@ -18,6 +18,7 @@ package webhook
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 
@@ -64,14 +65,46 @@ func annotationPath(key string) string {
 	return "/metadata/annotations/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(key)
 }
 
-// setAnnotation returns the operation that sets an annotation, creating the annotations map
-// when the object has none.
-func setAnnotation(annotations map[string]string, key, value string) patchOp {
-	if annotations == nil {
-		return patchOp{Op: "add", Path: "/metadata/annotations", Value: map[string]string{key: value}}
+// setAnnotations returns the operations that give the annotations in want their values,
+// creating the annotations map when the object has none. Annotations that already have
+// their value need no operation.
+func setAnnotations(annotations map[string]string, want map[string]string) []patchOp {
+	changed := map[string]string{}
+	for k, v := range want {
+		if cur, ok := annotations[k]; !ok || cur != v {
+			changed[k] = v
+		}
 	}
-	// "add" replaces the member when it exists.
-	return patchOp{Op: "add", Path: annotationPath(key), Value: value}
+	if len(changed) == 0 {
+		return nil
+	}
+	if annotations == nil {
+		return []patchOp{{Op: "add", Path: "/metadata/annotations", Value: changed}}
+	}
+	ops := make([]patchOp, 0, len(changed))
+	for _, k := range slices.Sorted(maps.Keys(changed)) {
+		// "add" replaces the member when it exists.
+		ops = append(ops, patchOp{Op: "add", Path: annotationPath(k), Value: changed[k]})
+	}
+	return ops
+}
+
+// restoreAnnotations returns the operations that give each of keys in cur the value it has
+// in old, or remove it when old does not have it.
+func restoreAnnotations(old, cur map[string]string, keys ...string) []patchOp {
+	want := map[string]string{}
+	var ops []patchOp
+	for _, k := range keys {
+		was, had := old[k]
+		_, has := cur[k]
+		switch {
+		case had:
+			want[k] = was
+		case has:
+			ops = append(ops, patchOp{Op: "remove", Path: annotationPath(k)})
+		}
+	}
+	return append(ops, setAnnotations(cur, want)...)
 }
 
 // patched allows a request with a JSON Patch. The patch is set as raw bytes so that the

@@ -21,15 +21,18 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/controllers"
+	"github.com/flagops/flagops/internal/stamp"
 )
 
-// The changed-by webhook only ever adds a JSON Patch for one annotation, and never denies a
-// request: when it is down (failurePolicy Ignore), edits still go through and the audit
-// trail falls back to managedFields for the actor.
+// The changed-by webhook only ever adds a JSON Patch for its two annotations, and never
+// denies a request: when it is down (failurePolicy Ignore), edits still go through, and the
+// audit trail records them with an unverified actor (managedFields as a hint).
 //
 // +kubebuilder:webhook:path=/mutate-flagops-dev-v1alpha1-changed-by,mutating=true,failurePolicy=ignore,sideEffects=None,groups=flagops.dev,resources=featureflags;userflagoverrides;deviceflagoverrides,verbs=create;update,versions=v1alpha1,name=mchangedby.flagops.dev,admissionReviewVersions=v1,timeoutSeconds=5,reinvocationPolicy=Never,serviceName=flagops-webhook-service,serviceNamespace=flagops-system
 
@@ -39,9 +42,20 @@ import (
 // controllers' own finalizer patches or a label added by a tool, keeps the stamp of the
 // last spec change; if such an update edits or removes the annotation itself, the webhook
 // puts it back, so that the stamp cannot be changed without a spec change.
+//
+// With stamp keys it also writes flagops.dev/changed-by-stamp, the signature of
+// stamp.ForWrite: the user, the object's kind, namespace and name, the SHA-256 of the spec
+// being written and, at update, the UID and generation of the object being replaced. (At
+// create the API server assigns the UID and generation only after admission.) The
+// signature is kept and restored with the name.
 type changedByStamper struct {
 	decoder admission.Decoder
+	// keys sign the stamps; nil writes the name only.
+	keys *stamp.Keys
 }
+
+// changedByAnnotations are the annotations the changed-by webhook owns.
+var changedByAnnotations = []string{v1.AnnotationChangedBy, v1.AnnotationChangedByStamp}
 
 // Handle implements admission.Handler.
 func (h *changedByStamper) Handle(ctx context.Context, req admission.Request) admission.Response {
@@ -64,7 +78,7 @@ func (h *changedByStamper) Handle(ctx context.Context, req admission.Request) ad
 
 	switch req.Operation {
 	case admissionv1.Create:
-		return stampChangedBy(annotations, user)
+		return h.stampChangedBy(ctx, annotations, kind, req, "", 1, obj, user)
 	case admissionv1.Update:
 		old := kind.NewObject()
 		if err := h.decoder.DecodeRaw(req.OldObject, old); err != nil {
@@ -72,7 +86,8 @@ func (h *changedByStamper) Handle(ctx context.Context, req admission.Request) ad
 			return admission.Allowed("the old object could not be decoded; not stamped")
 		}
 		if !equality.Semantic.DeepEqual(specOf(old), specOf(obj)) {
-			return stampChangedBy(annotations, user)
+			// The API server moves the generation on by one for this write.
+			return h.stampChangedBy(ctx, annotations, kind, req, string(old.GetUID()), old.GetGeneration()+1, obj, user)
 		}
 		return keepChangedBy(old.GetAnnotations(), annotations)
 	default:
@@ -80,25 +95,33 @@ func (h *changedByStamper) Handle(ctx context.Context, req admission.Request) ad
 	}
 }
 
-// stampChangedBy sets the annotation to user.
-func stampChangedBy(annotations map[string]string, user string) admission.Response {
-	if cur, ok := annotations[v1.AnnotationChangedBy]; ok && cur == user {
+// stampChangedBy sets the annotation to user and, with keys, its stamp for the write that
+// produces generation of obj.
+func (h *changedByStamper) stampChangedBy(ctx context.Context, annotations map[string]string, kind controllers.Kind, req admission.Request,
+	uid string, generation int64, obj client.Object, user string) admission.Response {
+	want := map[string]string{v1.AnnotationChangedBy: user}
+	if h.keys != nil {
+		hash, err := controllers.SpecHash(obj)
+		if err != nil {
+			// Typed specs always marshal; stamp the name alone rather than block the edit.
+			logf.FromContext(ctx).Error(err, "Unable to hash the spec; not signing the stamp")
+		} else {
+			want[v1.AnnotationChangedByStamp] = h.keys.Sign(stamp.ForWrite(string(kind), req.Namespace, req.Name, uid, generation, hash, user))
+		}
+	}
+	ops := setAnnotations(annotations, want)
+	if len(ops) == 0 {
 		return admission.Allowed("already stamped")
 	}
-	return patched("stamped "+v1.AnnotationChangedBy, setAnnotation(annotations, v1.AnnotationChangedBy, user))
+	return patched("stamped "+v1.AnnotationChangedBy, ops...)
 }
 
-// keepChangedBy undoes a change to the annotation made by an update that leaves the spec
-// alone.
+// keepChangedBy undoes a change to the webhook's annotations made by an update that leaves
+// the spec alone.
 func keepChangedBy(old, cur map[string]string) admission.Response {
-	was, had := old[v1.AnnotationChangedBy]
-	is, has := cur[v1.AnnotationChangedBy]
-	switch {
-	case had && (!has || is != was):
-		return patched("restored "+v1.AnnotationChangedBy, setAnnotation(cur, v1.AnnotationChangedBy, was))
-	case !had && has:
-		return patched("removed "+v1.AnnotationChangedBy, patchOp{Op: "remove", Path: annotationPath(v1.AnnotationChangedBy)})
-	default:
+	ops := restoreAnnotations(old, cur, changedByAnnotations...)
+	if len(ops) == 0 {
 		return admission.Allowed("the spec did not change")
 	}
+	return patched("restored "+v1.AnnotationChangedBy, ops...)
 }

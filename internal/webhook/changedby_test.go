@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/internal/audit"
 )
 
 var _ = Describe("The changed-by stamp", func() {
@@ -120,7 +121,9 @@ var _ = Describe("The changed-by stamp", func() {
 		base = flag.DeepCopy()
 		flag.Annotations = nil
 		Expect(carol.Patch(ctx, flag, client.MergeFrom(base))).To(Succeed())
-		Expect(flag.Annotations).To(Equal(map[string]string{v1.AnnotationChangedBy: "alice"}))
+		Expect(flag.Annotations).To(HaveKeyWithValue(v1.AnnotationChangedBy, "alice"))
+		Expect(flag.Annotations).To(HaveKey(v1.AnnotationChangedByStamp))
+		Expect(flag.Annotations).To(HaveLen(2))
 	})
 
 	It("stamps dry-run requests without persisting anything", func() {
@@ -131,5 +134,72 @@ var _ = Describe("The changed-by stamp", func() {
 		err := k8sClient.Get(ctx, client.ObjectKeyFromObject(flag), &v1.FeatureFlag{})
 		Expect(client.IgnoreNotFound(err)).To(Succeed())
 		Expect(err).To(HaveOccurred(), "a dry-run create persists nothing")
+	})
+})
+
+// auditActor waits for the audit record of obj with the given action and returns its actor.
+func auditActor(obj client.Object, action audit.Action) audit.Actor {
+	GinkgoHelper()
+	var actor audit.Actor
+	Eventually(func(g Gomega) {
+		found := false
+		for _, r := range auditLog.Records() {
+			if r.Object.Namespace == obj.GetNamespace() && r.Object.Name == obj.GetName() && r.Action == action {
+				actor, found = r.Actor, true
+			}
+		}
+		g.Expect(found).To(BeTrue(), "no %s record for %s", action, obj.GetName())
+	}).Should(Succeed())
+	return actor
+}
+
+var _ = Describe("Actor stamps from the real webhooks", func() {
+	It("verify in the audit trail at create, update and delete", func() {
+		ns := newNamespace()
+		Expect(k8sClient.Create(ctx, boolFlag(ns, "beta.target"))).To(Succeed())
+		o := userOverride(ns, "pilot", "user-1", on("beta.target"))
+		Expect(alice.Create(ctx, o)).To(Succeed())
+		Expect(o.Annotations).To(HaveKey(v1.AnnotationChangedByStamp))
+		Expect(auditActor(o, audit.ActionUserOverrideCreated)).To(Equal(audit.Actor{Username: "alice", Verified: true}))
+
+		// carol only labels it: the stamp stays valid; bob changes the spec: a new stamp.
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), o)).To(Succeed())
+			g.Expect(o.Finalizers).To(ContainElement(v1.FinalizerAudit))
+		}).Should(Succeed())
+		base := o.DeepCopy()
+		o.Labels = map[string]string{"team": "billing"}
+		Expect(carol.Patch(ctx, o, client.MergeFrom(base))).To(Succeed())
+		base = o.DeepCopy()
+		o.Spec.Reason = "pilot customer"
+		Expect(bob.Patch(ctx, o, client.MergeFrom(base))).To(Succeed())
+		Expect(o.Generation).To(BeEquivalentTo(2))
+		Expect(auditActor(o, audit.ActionUserOverrideUpdated)).To(Equal(audit.Actor{Username: "bob", Verified: true}))
+
+		Expect(dave.Delete(ctx, o)).To(Succeed())
+		Expect(auditActor(o, audit.ActionUserOverrideDeleted)).To(Equal(audit.Actor{Username: "dave", Verified: true}))
+	})
+
+	It("verify for an Object flag with a schema (raw JSON in the spec)", func() {
+		ns := newNamespace()
+		f := limitsFlag(ns, "billing.limits")
+		Expect(alice.Create(ctx, f)).To(Succeed())
+		Expect(auditActor(f, audit.ActionFlagCreated)).To(Equal(audit.Actor{Username: "alice", Verified: true}))
+	})
+
+	It("replace a forged deleted-by and its stamp at deletion", func() {
+		ns := newNamespace()
+		f := boolFlag(ns, "beta.forged")
+		Expect(alice.Create(ctx, f)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(f), f)).To(Succeed())
+			g.Expect(f.Finalizers).To(ContainElement(v1.FinalizerAudit))
+		}).Should(Succeed())
+		base := f.DeepCopy()
+		f.Annotations[v1.AnnotationDeletedBy] = "dave"
+		f.Annotations[v1.AnnotationDeletedByStamp] = "v1.forged"
+		Expect(carol.Patch(ctx, f, client.MergeFrom(base))).To(Succeed())
+		Expect(dave.Delete(ctx, f)).To(Succeed())
+		Expect(auditActor(f, audit.ActionFlagDeleted)).To(Equal(audit.Actor{Username: "dave", Verified: true}))
 	})
 })

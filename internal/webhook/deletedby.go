@@ -33,6 +33,7 @@ import (
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/controllers"
+	"github.com/flagops/flagops/internal/stamp"
 )
 
 // The deleted-by webhook never denies a deletion: it is a separate webhook with
@@ -46,7 +47,9 @@ import (
 const deletedByPatchTimeout = 5 * time.Second
 
 // deletedByStamper records who deletes a flagops object. Admission cannot mutate an object
-// that is being deleted, so on DELETE it patches flagops.dev/deleted-by onto the object with
+// that is being deleted, so on DELETE it patches flagops.dev/deleted-by (and, with keys,
+// flagops.dev/deleted-by-stamp, the signature of stamp.ForDelete: the user, the object's
+// kind, namespace, name and UID) onto the object with
 // the manager's client (field owner flagops-manager) before the API server goes on with the
 // deletion. The audit finalizer keeps the object until the controllers have recorded the
 // deletion, so they read the annotation from the object they audit.
@@ -60,6 +63,8 @@ type deletedByStamper struct {
 	client client.Client
 	// reader reads the object from the API server after a conflict.
 	reader client.Reader
+	// keys sign flagops.dev/deleted-by-stamp; nil writes the name only.
+	keys *stamp.Keys
 }
 
 // Handle implements admission.Handler.
@@ -81,7 +86,7 @@ func (h *deletedByStamper) Handle(ctx context.Context, req admission.Request) ad
 		log.Error(err, "Unable to decode the object being deleted; not stamping it", "annotation", v1.AnnotationDeletedBy)
 		return admission.Allowed("the object could not be decoded; not stamped")
 	}
-	if reason := skipStamp(obj, user); reason != "" {
+	if reason := h.skipStamp(kind, obj, user); reason != "" {
 		return admission.Allowed(reason)
 	}
 	if req.Options.Raw != nil {
@@ -105,16 +110,35 @@ func (h *deletedByStamper) Handle(ctx context.Context, req admission.Request) ad
 }
 
 // skipStamp says why obj needs no stamp, or returns "".
-func skipStamp(obj client.Object, user string) string {
+func (h *deletedByStamper) skipStamp(kind controllers.Kind, obj client.Object, user string) string {
 	switch {
 	case !obj.GetDeletionTimestamp().IsZero():
 		// A deletion is already under way; the first deleter is the one on record.
 		return "already being deleted"
-	case obj.GetAnnotations()[v1.AnnotationDeletedBy] == user:
+	case hasAll(obj.GetAnnotations(), h.want(kind, obj, user)):
 		return "already stamped"
 	default:
 		return ""
 	}
+}
+
+// want returns the annotations that record user as the deleter of obj.
+func (h *deletedByStamper) want(kind controllers.Kind, obj client.Object, user string) map[string]string {
+	m := map[string]string{v1.AnnotationDeletedBy: user}
+	if h.keys != nil {
+		m[v1.AnnotationDeletedByStamp] = h.keys.Sign(stamp.ForDelete(string(kind), obj.GetNamespace(), obj.GetName(), string(obj.GetUID()), user))
+	}
+	return m
+}
+
+// hasAll reports whether annotations has every member of want with its value.
+func hasAll(annotations, want map[string]string) bool {
+	for k, v := range want {
+		if cur, ok := annotations[k]; !ok || cur != v {
+			return false
+		}
+	}
+	return true
 }
 
 // stamp patches the annotation onto obj. The patch carries the resourceVersion, so it never
@@ -129,7 +153,7 @@ func (h *deletedByStamper) stamp(ctx context.Context, kind controllers.Kind, obj
 			if err := h.reader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
 				return client.IgnoreNotFound(err)
 			}
-			if fresh.GetUID() != uid || skipStamp(fresh, user) != "" {
+			if fresh.GetUID() != uid || h.skipStamp(kind, fresh, user) != "" {
 				return nil
 			}
 			obj = fresh
@@ -137,7 +161,7 @@ func (h *deletedByStamper) stamp(ctx context.Context, kind controllers.Kind, obj
 		first = false
 		patch := map[string]any{"metadata": map[string]any{
 			"resourceVersion": obj.GetResourceVersion(),
-			"annotations":     map[string]string{v1.AnnotationDeletedBy: user},
+			"annotations":     h.want(kind, obj, user),
 		}}
 		raw, err := json.Marshal(patch)
 		if err != nil {

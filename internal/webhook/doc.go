@@ -23,6 +23,10 @@ limitations under the License.
 //     values that fail the flag's type or JSON Schema, or that conflict with another override;
 //   - a validating webhook on DELETE that records the deleter in flagops.dev/deleted-by.
 //
+// With stamp keys (Options.StampKeys), both stamps come with a signature, in
+// flagops.dev/changed-by-stamp and flagops.dev/deleted-by-stamp (package internal/stamp),
+// that the controllers verify before they trust the name (controllers.Actors).
+//
 // Setup registers them with a manager. docs/webhooks.md describes the failure policies and
 // the certificates.
 //

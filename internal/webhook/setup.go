@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/internal/stamp"
 )
 
 // The paths the webhooks are served on. They match the +kubebuilder:webhook markers, from
@@ -47,6 +48,9 @@ const (
 type Options struct {
 	// Now is the clock of the expiry checks; nil means time.Now.
 	Now func() time.Time
+	// StampKeys sign the actor stamps (flagops.dev/changed-by-stamp and deleted-by-stamp);
+	// nil writes the names without stamps, which the audit trail then marks unverified.
+	StampKeys *stamp.Keys
 }
 
 // Setup registers every flagops webhook on the webhook server of mgr.
@@ -82,11 +86,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 
 	decoder := admission.NewDecoder(mgr.GetScheme())
 	server := mgr.GetWebhookServer()
-	server.Register(PathChangedBy, &admission.Webhook{Handler: &changedByStamper{decoder: decoder}})
+	server.Register(PathChangedBy, &admission.Webhook{Handler: &changedByStamper{decoder: decoder, keys: opts.StampKeys}})
 	server.Register(PathDeletedBy, &admission.Webhook{Handler: &deletedByStamper{
 		decoder: decoder,
 		client:  mgr.GetClient(),
 		reader:  mgr.GetAPIReader(),
+		keys:    opts.StampKeys,
 	}})
 	return nil
 }

@@ -44,11 +44,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/controllers"
 	"github.com/flagops/flagops/evaluator"
 	"github.com/flagops/flagops/internal/audit"
+	"github.com/flagops/flagops/internal/stamp"
 	"github.com/flagops/flagops/test/testenv"
 )
 
@@ -63,6 +65,17 @@ var (
 	k8sClient client.Client
 	// Clients of people, each a member of system:masters under their own name.
 	alice, bob, carol, dave client.Client
+
+	// auditLog receives the audit records of the manager under test.
+	auditLog = audit.NewMemory()
+	// stampKeys sign and verify the actor stamps, in the webhooks and controllers alike.
+	stampKeys = func() *stamp.Keys {
+		k, err := stamp.ParseKeys([]byte("webhook-suite-stamp-key-0123456789abcdef"))
+		if err != nil {
+			panic(err)
+		}
+		return k
+	}()
 )
 
 func TestWebhook(t *testing.T) {
@@ -162,12 +175,14 @@ func startManager() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	_, err = controllers.Setup(ctx, mgr, controllers.Options{
-		Store: evaluator.NewStore(),
-		Audit: audit.NewMemory(),
-		Self:  audit.Actor{Username: "system:serviceaccount:flagops-system:flagops-controller-manager"},
+		Store:     evaluator.NewStore(),
+		Audit:     auditLog,
+		Self:      audit.Actor{Username: "system:serviceaccount:flagops-system:flagops-controller-manager"},
+		StampKeys: stampKeys,
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(Setup(mgr, Options{})).To(Succeed())
+	Expect(Setup(mgr, Options{StampKeys: stampKeys})).To(Succeed())
+	mgr.GetWebhookServer().Register(observePath, &admission.Webhook{Handler: observed})
 
 	mgrCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
