@@ -111,6 +111,7 @@ type Syncer struct {
 	flags   map[types.NamespacedName]FlagState
 
 	synced atomic.Bool
+	syncs  atomic.Uint64
 }
 
 // NewSyncer returns a Syncer that reads objects through reader (the manager's cache).
@@ -130,6 +131,8 @@ func (s *Syncer) Store() *evaluator.Store { return s.store }
 // exists and is not being deleted, a delete otherwise. It returns the object it applied, or
 // nil when the object is gone.
 func (s *Syncer) Sync(ctx context.Context, kind Kind, nn types.NamespacedName) (client.Object, error) {
+	s.syncs.Add(1)
+	syncsTotal.Inc()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
@@ -252,6 +255,9 @@ func (s *Syncer) InitialSync(ctx context.Context) error {
 	ctrl.LoggerFrom(ctx).Info("Initial sync complete", "objects", len(ops), "revision", s.store.Snapshot().Revision())
 	return nil
 }
+
+// Syncs returns how many times Sync was called, whoever called it.
+func (s *Syncer) Syncs() uint64 { return s.syncs.Load() }
 
 // Synced reports whether the initial sync is complete.
 func (s *Syncer) Synced() bool { return s.synced.Load() }
