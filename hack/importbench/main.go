@@ -40,6 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -79,6 +80,8 @@ func main() {
 }
 
 func run(n, workers int, timeout time.Duration, root string) (retErr error) {
+	// Errors only: reconcile errors would make the run slower or time out, and should show.
+	ctrl.SetLogger(funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{Verbosity: -1}))
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
