@@ -104,8 +104,10 @@ type FlagState struct {
 }
 
 // Syncer applies flagops objects from the informer cache to the evaluator store. It is the
-// only writer of the store. Every write re-reads the object from the cache under one lock, so
-// the store only moves forward, whichever reconciler asks for the sync.
+// only writer of the store, and only the sync controllers call it: the lifecycle controllers
+// read the store, and learn of its changes through OnSync and the store's change feed (see
+// storeSource). Every write re-reads the object from the cache under one lock, so the store
+// only moves forward.
 //
 // A FeatureFlag whose spec does not compile is not applied: the store keeps serving the
 // last valid version, and FlagState reports why.
