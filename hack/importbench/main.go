@@ -80,8 +80,14 @@ func main() {
 }
 
 func run(n, workers int, timeout time.Duration, root string) (retErr error) {
-	// Errors only: reconcile errors would make the run slower or time out, and should show.
-	ctrl.SetLogger(funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{Verbosity: -1}))
+	// Errors only, until the report: reconcile errors would slow the run down and should show;
+	// the ones of the shutdown after it (cancelled requests) would not say anything.
+	var quiet atomic.Bool
+	ctrl.SetLogger(funcr.New(func(prefix, args string) {
+		if !quiet.Load() {
+			fmt.Fprintln(os.Stderr, prefix, args)
+		}
+	}, funcr.Options{Verbosity: -1}))
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
@@ -126,6 +132,7 @@ func run(n, workers int, timeout time.Duration, root string) (retErr error) {
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Start(mgrCtx) }()
 	defer func() {
+		quiet.Store(true)
 		stopMgr()
 		if err := <-mgrDone; err != nil && retErr == nil {
 			retErr = fmt.Errorf("the manager failed: %w", err)
