@@ -27,16 +27,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/internal/audit"
@@ -63,11 +57,14 @@ func (r *FlagReconciler) now() time.Time { return nowOr(r.Now) }
 
 // Reconcile brings one flag's finalizer, audit trail and status up to date.
 func (r *FlagReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	cached, err := r.Syncer.Sync(ctx, KindFeatureFlag, req.NamespacedName)
-	if err != nil || cached == nil {
-		return ctrl.Result{}, err
+	if !r.Syncer.Synced() {
+		// The store is not complete yet; the store source enqueues every flag once it is.
+		return ctrl.Result{}, nil
 	}
-	f := cached.(*v1.FeatureFlag).DeepCopy()
+	f := &v1.FeatureFlag{}
+	if err := r.Client.Get(ctx, req.NamespacedName, f); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
 	if r.auditDue(f) {
 		// See OverrideReconciler.Reconcile: audit decisions use the API server's copy.
 		fresh, err := refetch(ctx, r.Actors.APIReader, f)
@@ -270,8 +267,14 @@ func describeChange(keys []string, after map[string]json.RawMessage) string {
 	return out
 }
 
-// reconcileStatus reports whether the spec is served, and the active override counts.
+// reconcileStatus reports whether the spec is served, and the active override counts, as the
+// store has them. It leaves the status alone until the store has seen the flag's generation:
+// the Syncer's notification enqueues the flag again then.
 func (r *FlagReconciler) reconcileStatus(ctx context.Context, f *v1.FeatureFlag, old *v1.FeatureFlagStatus) error {
+	st, ok := r.Syncer.FlagState(client.ObjectKeyFromObject(f))
+	if !ok || st.Generation != f.Generation {
+		return nil
+	}
 	users, err := r.activeOverrides(ctx, f, KindUserFlagOverride)
 	if err != nil {
 		return err
@@ -286,7 +289,7 @@ func (r *FlagReconciler) reconcileStatus(ctx context.Context, f *v1.FeatureFlag,
 
 	ready := metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1.ReasonReconciled,
 		ObservedGeneration: f.Generation, Message: fmt.Sprintf("serving generation %d", f.Generation)}
-	if st, ok := r.Syncer.FlagState(client.ObjectKeyFromObject(f)); ok && st.Err != nil && st.Generation == f.Generation {
+	if st.Err != nil {
 		ready.Status, ready.Reason = metav1.ConditionFalse, v1.ReasonInvalidSpec
 		ready.Message = fmt.Sprintf("generation %d is not served: %v", f.Generation, st.Err)
 		if st.ServingGeneration > 0 {
@@ -303,22 +306,23 @@ func (r *FlagReconciler) reconcileStatus(ctx context.Context, f *v1.FeatureFlag,
 	return nil
 }
 
-// activeOverrides counts the override objects of kind whose entry for the flag is served.
+// activeOverrides counts the override objects of kind whose entry for the flag the store
+// serves. It only reads the store: the sync controllers keep it current, and the store source
+// enqueues the flag again when a store write changes an effective override of the flag.
 func (r *FlagReconciler) activeOverrides(ctx context.Context, f *v1.FeatureFlag, kind Kind) (int32, error) {
 	list := kind.NewList()
-	if err := r.Client.List(ctx, list, client.InNamespace(f.Namespace), client.MatchingFields{IndexFlagKey: f.Name}); err != nil {
+	if err := r.Client.List(ctx, list, client.InNamespace(f.Namespace), client.MatchingFields{IndexFlagKey: f.Name},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return 0, fmt.Errorf("failed to list the %s objects of flag %s: %w", kind, f.Name, err)
 	}
 	objs, err := objectsOf(list)
 	if err != nil {
 		return 0, err
 	}
+	snap := r.Syncer.Store().Snapshot()
 	var n int32
 	for _, o := range objs {
-		if _, err := r.Syncer.Sync(ctx, kind, client.ObjectKeyFromObject(o)); err != nil {
-			return 0, err
-		}
-		st, ok := r.Syncer.Store().Snapshot().OverrideStatus(kind.subjectKind(), o.GetNamespace(), o.GetName())
+		st, ok := snap.OverrideStatus(kind.subjectKind(), o.GetNamespace(), o.GetName())
 		if ok && slices.Contains(st.Applied, f.Name) {
 			n++
 		}
@@ -326,32 +330,10 @@ func (r *FlagReconciler) activeOverrides(ctx context.Context, f *v1.FeatureFlag,
 	return n, nil
 }
 
-// SetupWithManager registers the reconciler. It watches flags and the overrides that name
-// them, whose changes move the counts.
+// SetupWithManager registers the reconciler. It watches flags, and follows the store, whose
+// changes move the override counts (see storeSource).
 func (r *FlagReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	b := ctrl.NewControllerManagedBy(mgr).For(&v1.FeatureFlag{}).Named("featureflag")
-	for _, kind := range []Kind{KindUserFlagOverride, KindDeviceFlagOverride} {
-		b = b.Watches(kind.NewObject(), handler.EnqueueRequestsFromMapFunc(flagsOfOverride),
-			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, conditionChanged(v1.ConditionExpired))))
-	}
-	return b.Complete(r)
-}
-
-// flagsOfOverride maps an override to the flags it names.
-func flagsOfOverride(_ context.Context, obj client.Object) []reconcile.Request {
-	o := wrapOverride(obj)
-	out := make([]reconcile.Request, 0, len(o.spec.Flags))
-	for _, e := range o.spec.Flags {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: e.Key}})
-	}
-	return out
-}
-
-// conditionChanged passes updates that change the status of the condition t of an override.
-func conditionChanged(t string) predicate.Funcs {
-	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-		was := apimeta.IsStatusConditionTrue(wrapOverride(e.ObjectOld).status.Conditions, t)
-		is := apimeta.IsStatusConditionTrue(wrapOverride(e.ObjectNew).status.Conditions, t)
-		return was != is
-	}}
+	return ctrl.NewControllerManagedBy(mgr).For(&v1.FeatureFlag{}).Named("featureflag").
+		WatchesRawSource(&storeSource{syncer: r.Syncer, kind: KindFeatureFlag, reader: mgr.GetCache(), requests: flagsOfChange}).
+		Complete(r)
 }

@@ -31,6 +31,10 @@ var (
 		Name: "flagops_store_revision",
 		Help: "Revision of the evaluator store's current snapshot.",
 	})
+	syncsTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flagops_syncer_syncs_total",
+		Help: "Calls of the syncer, which applies one object from the cache to the evaluator store under one lock.",
+	})
 	storeApplySeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "flagops_store_apply_seconds",
 		Help:    "Time to apply a write to the evaluator store.",
@@ -53,7 +57,7 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(storeRevision, storeApplySeconds, overridesTotal, overridesActive, unverifiedChanges)
+	ctrlmetrics.Registry.MustRegister(storeRevision, syncsTotal, storeApplySeconds, overridesTotal, overridesActive, unverifiedChanges)
 }
 
 // activeByNamespace holds the active override counts per (kind, flag) and namespace, so that

@@ -29,15 +29,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/evaluator"
@@ -107,11 +102,15 @@ func (r *OverrideReconciler) now() time.Time { return nowOr(r.Now) }
 
 // Reconcile brings one override's finalizer, audit trail, status and expiry up to date.
 func (r *OverrideReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	cached, err := r.Syncer.Sync(ctx, r.Kind, req.NamespacedName)
-	if err != nil || cached == nil {
-		return ctrl.Result{}, err
+	if !r.Syncer.Synced() {
+		// The store is not complete yet; the store source enqueues every override once it is.
+		return ctrl.Result{}, nil
 	}
-	o := wrapOverride(cached.DeepCopyObject().(client.Object))
+	cached := r.Kind.NewObject()
+	if err := r.Client.Get(ctx, req.NamespacedName, cached); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	o := wrapOverride(cached)
 	if r.auditDue(o) {
 		// About to write an audit record: decide on the object as the API server has it, not
 		// as the cache has it, so that a new leader never repeats a record that the previous
@@ -243,13 +242,15 @@ func (r *OverrideReconciler) removeFinalizer(ctx context.Context, obj client.Obj
 }
 
 // reconcileStatus reports what the evaluator serves from the override, and records events
-// for new invalid entries and conflicts.
-func (r *OverrideReconciler) reconcileStatus(ctx context.Context, o override, old v1.FlagOverrideStatus) error {
-	if err := r.syncRelated(ctx, o); err != nil {
-		return err
+// for new invalid entries and conflicts. It only reads the store, and leaves the status alone
+// until the store holds the override's generation: the Syncer's notification enqueues the
+// override again then.
+func (r *OverrideReconciler) reconcileStatus(_ context.Context, o override, old v1.FlagOverrideStatus) error {
+	gen := o.obj.GetGeneration()
+	if synced, ok := r.Syncer.SyncedGeneration(o.kind, client.ObjectKeyFromObject(o.obj)); !ok || synced != gen {
+		return nil
 	}
 	st, _ := r.Syncer.Store().Snapshot().OverrideStatus(o.kind.subjectKind(), o.obj.GetNamespace(), o.obj.GetName())
-	gen := o.obj.GetGeneration()
 
 	o.status.ObservedGeneration = gen
 	o.status.FlagCount = int32(len(o.spec.Flags))
@@ -309,34 +310,6 @@ func (r *OverrideReconciler) reconcileStatus(ctx context.Context, o override, ol
 		apimeta.SetStatusCondition(&o.status.Conditions, metav1.Condition{Type: v1.ConditionExpired, Status: metav1.ConditionFalse,
 			Reason: v1.ReasonNotExpired, Message: msg, ObservedGeneration: gen})
 		apimeta.RemoveStatusCondition(&o.status.Conditions, v1.ConditionStalled)
-	}
-	return nil
-}
-
-// syncRelated makes sure the store holds the cached versions of the flags this override
-// names and of the other overrides for the same subject, before its status is read.
-func (r *OverrideReconciler) syncRelated(ctx context.Context, o override) error {
-	ns := o.obj.GetNamespace()
-	for _, e := range o.spec.Flags {
-		if _, err := r.Syncer.Sync(ctx, KindFeatureFlag, types.NamespacedName{Namespace: ns, Name: e.Key}); err != nil {
-			return err
-		}
-	}
-	list := o.kind.NewList()
-	if err := r.Client.List(ctx, list, client.InNamespace(ns), client.MatchingFields{IndexSubject: o.subject}); err != nil {
-		return fmt.Errorf("failed to list the overrides of %s: %w", o.subject, err)
-	}
-	others, err := objectsOf(list)
-	if err != nil {
-		return err
-	}
-	for _, other := range others {
-		if other.GetName() == o.obj.GetName() {
-			continue
-		}
-		if _, err := r.Syncer.Sync(ctx, o.kind, client.ObjectKeyFromObject(other)); err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -417,42 +390,13 @@ func refetch(ctx context.Context, reader client.Reader, obj client.Object) (clie
 	return fresh, nil
 }
 
-// SetupWithManager registers the reconciler. It watches its kind, the flags its overrides
-// name, and the other overrides of the same subject (whose changes can start or end a
-// conflict).
+// SetupWithManager registers the reconciler. It watches its kind, and follows the store,
+// whose changes to other objects (the flags its overrides name, the other overrides of the
+// same subject, which can start or end a conflict) move its status (see storeSource).
 func (r *OverrideReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(r.Kind.NewObject()).
 		Named(strings.ToLower(string(r.Kind))).
-		Watches(&v1.FeatureFlag{}, handler.EnqueueRequestsFromMapFunc(r.overridesOfFlag),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(r.Kind.NewObject(), handler.EnqueueRequestsFromMapFunc(r.overridesOfSameSubject),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(&storeSource{syncer: r.Syncer, kind: r.Kind, reader: mgr.GetCache(), requests: overridesOfChange(mgr.GetCache(), r.Kind)}).
 		Complete(r)
-}
-
-// overridesOfFlag maps a flag to the overrides of this kind that name it.
-func (r *OverrideReconciler) overridesOfFlag(ctx context.Context, flag client.Object) []reconcile.Request {
-	return r.requests(ctx, flag.GetNamespace(), IndexFlagKey, flag.GetName(), "")
-}
-
-// overridesOfSameSubject maps an override to the other overrides of the same subject.
-func (r *OverrideReconciler) overridesOfSameSubject(ctx context.Context, obj client.Object) []reconcile.Request {
-	return r.requests(ctx, obj.GetNamespace(), IndexSubject, wrapOverride(obj).subject, obj.GetName())
-}
-
-func (r *OverrideReconciler) requests(ctx context.Context, ns, index, value, skip string) []reconcile.Request {
-	list := r.Kind.NewList()
-	if err := r.Client.List(ctx, list, client.InNamespace(ns), client.MatchingFields{index: value}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Unable to list overrides to requeue", "index", index, "value", value)
-		return nil
-	}
-	objs, _ := objectsOf(list)
-	var out []reconcile.Request
-	for _, o := range objs {
-		if o.GetName() != skip {
-			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
-		}
-	}
-	return out
 }

@@ -86,6 +86,13 @@ type objKey struct {
 	nn   types.NamespacedName
 }
 
+// appliedVersion is the version of an object the syncer has applied (or, for a flag that does
+// not compile, considered).
+type appliedVersion struct {
+	resourceVersion string
+	generation      int64
+}
+
 // FlagState is what the store holds for a FeatureFlag, as the lifecycle controller reports it.
 type FlagState struct {
 	// Generation is the newest generation the syncer has seen.
@@ -97,8 +104,10 @@ type FlagState struct {
 }
 
 // Syncer applies flagops objects from the informer cache to the evaluator store. It is the
-// only writer of the store. Every write re-reads the object from the cache under one lock, so
-// the store only moves forward, whichever reconciler asks for the sync.
+// only writer of the store, and only the sync controllers call it: the lifecycle controllers
+// read the store, and learn of its changes through OnSync and the store's change feed (see
+// storeSource). Every write re-reads the object from the cache under one lock, so the store
+// only moves forward.
 //
 // A FeatureFlag whose spec does not compile is not applied: the store keeps serving the
 // last valid version, and FlagState reports why.
@@ -107,19 +116,26 @@ type Syncer struct {
 	store  *evaluator.Store
 
 	mu      sync.Mutex
-	applied map[objKey]string // resourceVersion applied per object
+	applied map[objKey]appliedVersion
 	flags   map[types.NamespacedName]FlagState
+	// observers are called, under mu, after each Sync that moved an object forward.
+	observers map[int]func(Kind, types.NamespacedName)
+	nextObs   int
 
-	synced atomic.Bool
+	synced     atomic.Bool
+	syncedDone chan struct{} // closed when the initial sync is complete
+	syncs      atomic.Uint64
 }
 
 // NewSyncer returns a Syncer that reads objects through reader (the manager's cache).
 func NewSyncer(reader client.Reader, store *evaluator.Store) *Syncer {
 	return &Syncer{
-		reader:  reader,
-		store:   store,
-		applied: map[objKey]string{},
-		flags:   map[types.NamespacedName]FlagState{},
+		reader:     reader,
+		store:      store,
+		applied:    map[objKey]appliedVersion{},
+		flags:      map[types.NamespacedName]FlagState{},
+		observers:  map[int]func(Kind, types.NamespacedName){},
+		syncedDone: make(chan struct{}),
 	}
 }
 
@@ -130,6 +146,8 @@ func (s *Syncer) Store() *evaluator.Store { return s.store }
 // exists and is not being deleted, a delete otherwise. It returns the object it applied, or
 // nil when the object is gone.
 func (s *Syncer) Sync(ctx context.Context, kind Kind, nn types.NamespacedName) (client.Object, error) {
+	s.syncs.Add(1)
+	syncsTotal.Inc()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
@@ -144,25 +162,60 @@ func (s *Syncer) Sync(ctx context.Context, kind Kind, nn types.NamespacedName) (
 	if obj == nil || !obj.GetDeletionTimestamp().IsZero() {
 		if _, ok := s.applied[key]; ok {
 			s.apply(deleteOp(kind, nn))
+			delete(s.applied, key)
+			s.notify(kind, nn)
 		}
-		delete(s.applied, key)
 		if kind == KindFeatureFlag {
 			delete(s.flags, nn)
 		}
 		return obj, nil
 	}
-	if s.applied[key] == obj.GetResourceVersion() {
+	if s.applied[key].resourceVersion == obj.GetResourceVersion() {
 		return obj, nil
 	}
 	op, err := s.op(kind, obj)
-	s.applied[key] = obj.GetResourceVersion()
+	s.applied[key] = appliedVersion{obj.GetResourceVersion(), obj.GetGeneration()}
 	if err != nil {
 		// Not retried: the spec itself is invalid. The lifecycle controller reports it.
 		ctrl.LoggerFrom(ctx).V(1).Info("Keeping the last valid version of an invalid flag", "flag", nn, "reason", err.Error())
-		return obj, nil
+	} else {
+		s.apply(op)
 	}
-	s.apply(op)
+	s.notify(kind, nn)
 	return obj, nil
+}
+
+// notify tells the observers that the store now reflects the cached version of one object.
+// Callers hold s.mu.
+func (s *Syncer) notify(kind Kind, nn types.NamespacedName) {
+	for _, fn := range s.observers {
+		fn(kind, nn)
+	}
+}
+
+// OnSync registers fn, which is called after every Sync that applied a new version of an
+// object (or its deletion) to the store, with the syncer's lock held: fn must not block and
+// must not call the syncer. The returned function unregisters fn.
+func (s *Syncer) OnSync(fn func(Kind, types.NamespacedName)) (cancel func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.nextObs
+	s.nextObs++
+	s.observers[id] = fn
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.observers, id)
+	}
+}
+
+// SyncedGeneration returns the generation of the object that the store reflects, and false
+// when the store does not hold it.
+func (s *Syncer) SyncedGeneration(kind Kind, nn types.NamespacedName) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.applied[objKey{kind, nn}]
+	return v.generation, ok
 }
 
 // op builds the store operation for obj, compiling flags so that an invalid spec never
@@ -239,7 +292,7 @@ func (s *Syncer) InitialSync(ctx context.Context) error {
 			if !obj.GetDeletionTimestamp().IsZero() {
 				continue
 			}
-			s.applied[objKey{kind, client.ObjectKeyFromObject(obj)}] = obj.GetResourceVersion()
+			s.applied[objKey{kind, client.ObjectKeyFromObject(obj)}] = appliedVersion{obj.GetResourceVersion(), obj.GetGeneration()}
 			op, err := s.op(kind, obj)
 			if err != nil {
 				continue
@@ -249,9 +302,16 @@ func (s *Syncer) InitialSync(ctx context.Context) error {
 	}
 	s.apply(ops...)
 	s.synced.Store(true)
+	close(s.syncedDone)
 	ctrl.LoggerFrom(ctx).Info("Initial sync complete", "objects", len(ops), "revision", s.store.Snapshot().Revision())
 	return nil
 }
+
+// Syncs returns how many times Sync was called, whoever called it.
+func (s *Syncer) Syncs() uint64 { return s.syncs.Load() }
+
+// WhenSynced returns a channel that is closed when the initial sync is complete.
+func (s *Syncer) WhenSynced() <-chan struct{} { return s.syncedDone }
 
 // Synced reports whether the initial sync is complete.
 func (s *Syncer) Synced() bool { return s.synced.Load() }
