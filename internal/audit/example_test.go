@@ -73,7 +73,7 @@ func ExampleParse() {
 func ExampleNewEvent() {
 	rec := audit.NewRecord(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), audit.Change{
 		Action:  audit.ActionUserOverrideCreated,
-		Actor:   audit.Actor{Username: "alice@example.com", Groups: []string{"support"}},
+		Actor:   audit.Actor{Username: "alice@example.com", Groups: []string{"support"}, Verified: true},
 		Object:  audit.ObjectRef{Namespace: "shop", Name: "pilot-user-42", UID: "6d1c", Generation: 1, ResourceVersion: "48213"},
 		Subject: &audit.Subject{UserID: "user-42"},
 		Request: &audit.Request{Route: "POST /api/v1/overrides", SourceIP: "203.0.113.7", UserAgent: "flagops-console/0.1"},
@@ -91,5 +91,5 @@ func ExampleNewEvent() {
 	}
 	fmt.Println(string(out))
 	// Output:
-	// {"specversion":"1.0","id":"2d5f5847c9f1d990f3e877b8ff0fbd73","source":"flagops.dev/prod-eu/shop","type":"dev.flagops.audit.user_override.created","subject":"UserFlagOverride/shop/pilot-user-42","datacontenttype":"application/json","time":"2026-03-01T12:00:00Z","data":{"id":"2d5f5847c9f1d990f3e877b8ff0fbd73","time":"2026-03-01T12:00:00.000000000Z","action":"user_override.created","actor":{"username":"alice@example.com","groups":["support"]},"object":{"kind":"UserFlagOverride","namespace":"shop","name":"pilot-user-42","uid":"6d1c","generation":1,"resourceVersion":"48213"},"subject":{"userId":"user-42"},"request":{"route":"POST /api/v1/overrides","sourceIP":"203.0.113.7","userAgent":"flagops-console/0.1"},"changedKeys":["beta.new-dashboard"],"before":{"beta.new-dashboard":null},"after":{"beta.new-dashboard":{"enabled":true}}}}
+	// {"specversion":"1.0","id":"2d5f5847c9f1d990f3e877b8ff0fbd73","source":"flagops.dev/prod-eu/shop","type":"dev.flagops.audit.user_override.created","subject":"UserFlagOverride/shop/pilot-user-42","datacontenttype":"application/json","time":"2026-03-01T12:00:00Z","data":{"id":"2d5f5847c9f1d990f3e877b8ff0fbd73","time":"2026-03-01T12:00:00.000000000Z","action":"user_override.created","actor":{"username":"alice@example.com","groups":["support"],"verified":true},"object":{"kind":"UserFlagOverride","namespace":"shop","name":"pilot-user-42","uid":"6d1c","generation":1,"resourceVersion":"48213"},"subject":{"userId":"user-42"},"request":{"route":"POST /api/v1/overrides","sourceIP":"203.0.113.7","userAgent":"flagops-console/0.1"},"changedKeys":["beta.new-dashboard"],"before":{"beta.new-dashboard":null},"after":{"beta.new-dashboard":{"enabled":true}}}}
 }

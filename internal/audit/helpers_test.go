@@ -273,6 +273,11 @@ func checkEvent(e event.Event, source string) (Record, error) {
 		"datacontenttype": "application/json",
 		"data":            string(line),
 	}
+	if !bytes.Contains(e.Data(), []byte(`"verified"`)) {
+		// A record spooled before actors were verified has no verified field, and is
+		// delivered as it was written.
+		want["data"] = strings.Replace(want["data"], `,"verified":false`, "", 1)
+	}
 	got := map[string]string{
 		"specversion":     e.SpecVersion(),
 		"id":              e.ID(),

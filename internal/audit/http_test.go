@@ -226,11 +226,15 @@ func TestHTTPRestartAfterTornWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	down.Store(false)
+	// The receiver is still down, so nothing can be delivered before the count: the torn
+	// write neither loses a record nor adds one.
 	second := newHTTPSink(t, url, opts)
 	if n := second.Pending(); n != 10 {
 		t.Fatalf("%d pending records, want 10", n)
 	}
+	receive(t, "a failed delivery by the second sink", clock.waited)
+	down.Store(false)
+	clock.fire()
 	eventually(t, "all records delivered", func() bool { return second.Pending() == 0 })
 	assertSameIDs(t, rc.records(), records)
 	if _, err := os.Stat(filepath.Join(second.SpoolDir(), deadLetterFileName)); !errors.Is(err, os.ErrNotExist) {
