@@ -15,9 +15,11 @@ limitations under the License.
 */
 
 /*
-Package audit writes the flagops audit trail: exactly one record for every change to a
-FeatureFlag, UserFlagOverride or DeviceFlagOverride, whether made through the Kubernetes
-API or automatically (an override expiring, a schedule step taking effect). Controllers
+Package audit writes the flagops audit trail: one record for every state of a
+FeatureFlag, UserFlagOverride or DeviceFlagOverride that the controllers reconcile,
+whether changed through the Kubernetes API or automatically (an override expiring, a
+schedule step taking effect). Edits that land before a reconcile are recorded together
+(docs/audit.md). Controllers
 build records, usually with NewRecord, and write them to a Sink; this package encodes,
 stores and delivers them.
 
