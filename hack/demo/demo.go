@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -49,7 +50,8 @@ import (
 type options struct {
 	// root is the repository root.
 	root string
-	// evaluatorPort is the evaluator's local port; probePort the manager's.
+	// evaluatorPort is the evaluator's local port; probePort the manager's. 0 picks a free
+	// port just before the process starts (after the control plane has taken its own).
 	evaluatorPort, probePort int
 	// namespace receives the samples.
 	namespace string
@@ -67,6 +69,23 @@ type demo struct {
 	exitOnce   sync.Once
 	kubeconfig string
 	workDir    string
+	// evaluatorPort and probePort are the ports in use.
+	evaluatorPort, probePort int
+}
+
+// port returns p, or a free local port when p is 0. A port found free may still be taken
+// before the process binds it; picking it only just before the start keeps that window
+// small, and waitReady reports the process's exit if it happens.
+func port(p int) (int, error) {
+	if p != 0 {
+		return p, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("failed to find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // process is a running flagops process.
@@ -172,11 +191,14 @@ func start(ctx context.Context, o options) (d *demo, err error) {
 	}
 
 	wh := d.env.WebhookInstallOptions
+	if d.probePort, err = port(o.probePort); err != nil {
+		return d, err
+	}
 	// The manager serves no evaluator (its default): the evaluator does, below.
 	d.manager, err = d.run("manager", bin, o.logs, "manager",
 		"--leader-elect=false",
 		"--metrics-bind-address=0",
-		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(o.probePort),
+		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(d.probePort),
 		"--webhook-port="+strconv.Itoa(wh.LocalServingPort),
 		"--webhook-cert-dir="+wh.LocalServingCertDir,
 		"--audit-sink=file:"+filepath.Join(d.workDir, "audit.ndjson"),
@@ -185,12 +207,15 @@ func start(ctx context.Context, o options) (d *demo, err error) {
 	if err != nil {
 		return d, err
 	}
-	if err := waitReady(ctx, "http://127.0.0.1:"+strconv.Itoa(o.probePort)+"/readyz", d); err != nil {
+	if err := waitReady(ctx, "http://127.0.0.1:"+strconv.Itoa(d.probePort)+"/readyz", d); err != nil {
 		return d, err
 	}
 	// The evaluator answers /readyz on its own listener once its initial sync is done.
+	if d.evaluatorPort, err = port(o.evaluatorPort); err != nil {
+		return d, err
+	}
 	d.evaluator, err = d.run("evaluator", bin, o.logs, "evaluator",
-		"--evaluator-bind-address=127.0.0.1:"+strconv.Itoa(o.evaluatorPort),
+		"--evaluator-bind-address=127.0.0.1:"+strconv.Itoa(d.evaluatorPort),
 		"--health-probe-bind-address=0",
 		"--default-namespace="+o.namespace,
 		// A local demo on loopback: no context tokens (docs/security.md).
@@ -199,7 +224,7 @@ func start(ctx context.Context, o options) (d *demo, err error) {
 	if err != nil {
 		return d, err
 	}
-	if err := waitReady(ctx, "http://127.0.0.1:"+strconv.Itoa(o.evaluatorPort)+"/readyz", d); err != nil {
+	if err := waitReady(ctx, "http://127.0.0.1:"+strconv.Itoa(d.evaluatorPort)+"/readyz", d); err != nil {
 		return d, err
 	}
 
@@ -294,7 +319,7 @@ func (d *demo) stop() {
 
 // instructions are the commands printed once the demo is up.
 func (d *demo) instructions(o options) string {
-	base := "http://127.0.0.1:" + strconv.Itoa(o.evaluatorPort)
+	base := "http://127.0.0.1:" + strconv.Itoa(d.evaluatorPort)
 	return fmt.Sprintf(`
 flagops demo is running: a local kube-apiserver and etcd, the flagops CRDs, admission policy
 and webhooks, the manager, the evaluator (which serves the commands below), and the samples

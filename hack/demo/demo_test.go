@@ -20,39 +20,48 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+// syncBuffer collects the output of the demo's processes, which exec copies from two
+// goroutines at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // TestDemo runs `make demo`'s program end to end: control plane, webhooks, the manager
 // and evaluator processes and the samples, then checks the values the evaluator serves.
 func TestDemo(t *testing.T) {
-	var logs bytes.Buffer
-	o := options{root: filepath.Join("..", ".."), evaluatorPort: freePort(t), probePort: freePort(t),
-		namespace: "default", out: &bytes.Buffer{}, logs: &logs}
+	var logs syncBuffer
+	// Ports 0: the demo picks free ports just before each process starts.
+	o := options{root: filepath.Join("..", ".."), namespace: "default", out: &bytes.Buffer{}, logs: &logs}
 	d, err := start(context.Background(), o)
 	if err != nil {
 		t.Fatalf("start: %v\noutput:\n%s", err, logs.String())
 	}
 	defer d.stop()
 
-	base := "http://127.0.0.1:" + strconv.Itoa(o.evaluatorPort)
+	base := "http://127.0.0.1:" + strconv.Itoa(d.evaluatorPort)
 	evaluate := func(body string) map[string]struct {
 		Value  any    `json:"value"`
 		Source string `json:"source"`
