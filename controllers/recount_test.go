@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onsi/gomega"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -222,19 +223,11 @@ func TestStoreSource(t *testing.T) {
 
 	// Stopping a source unregisters its Syncer observer.
 	cancel()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	gomega.NewWithT(t).Eventually(func() int {
 		syncer.mu.Lock()
-		n := len(syncer.observers)
-		syncer.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d observers still registered after the sources stopped", n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer syncer.mu.Unlock()
+		return len(syncer.observers)
+	}, 20*time.Second, 10*time.Millisecond).Should(gomega.BeZero(), "observers still registered after the sources stopped")
 }
 
 func TestStoreSourceStopsBeforeTheInitialSync(t *testing.T) {
