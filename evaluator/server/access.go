@@ -46,8 +46,7 @@ type tokenCtxKey struct{}
 // deviceClass is eligible for no flag of the namespace gets 403. On every
 // route, with or without Options.Auth, access_token is refused outside the
 // stream routes and removed from the query of stream routes (whose
-// responses then get Cache-Control: no-store); an open stream whose query
-// has deviceId without deviceClass gets 400.
+// responses then get Cache-Control: no-store).
 func (s *server) withAuth(access routeAccess, prefixed bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		queryTok, inQuery, err := accessTokenParam(r.URL.RawQuery)
@@ -66,12 +65,6 @@ func (s *server) withAuth(access routeAccess, prefixed bool, next http.Handler) 
 			r = withoutAccessToken(r)
 		}
 		if s.opts.Auth == nil {
-			if access == accessStream {
-				if err := deviceNeedsClass(r.URL.RawQuery); err != nil {
-					s.writeError(w, http.StatusBadRequest, "", codeInvalidQuery, err.Error())
-					return
-				}
-			}
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -160,21 +153,6 @@ func withoutAccessToken(r *http.Request) *http.Request {
 	r2.URL = &u
 	r2.RequestURI = u.RequestURI()
 	return r2
-}
-
-// deviceNeedsClass rejects a stream query naming a device without its
-// class: without it no override of either tier could apply (seed 000),
-// which a device would silently mistake for the flags' defaults.
-func deviceNeedsClass(rawQuery string) error {
-	if !strings.Contains(rawQuery, evaluator.AttrDeviceID) {
-		return nil
-	}
-	q, err := url.ParseQuery(rawQuery)
-	if err != nil || q.Get(evaluator.AttrDeviceID) == "" || q.Get(evaluator.AttrDeviceClass) != "" {
-		return nil
-	}
-	return fmt.Errorf("query parameter %q is required with %q: name the device's class (for example phone)",
-		evaluator.AttrDeviceClass, evaluator.AttrDeviceID)
 }
 
 // noStoreWriter forces Cache-Control: no-store on a response.

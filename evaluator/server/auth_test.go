@@ -492,6 +492,11 @@ func TestOpenStreams(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `query parameter \"deviceClass\" is required with \"deviceId\"`) {
 		t.Errorf("device without class: status %d, body %s; want 400 naming deviceClass", resp.StatusCode, body)
 	}
+	// The same with the context as one JSON parameter, as the advertised OFREP stream URI has it.
+	resp, body = streamStart(t, srv, "/ofrep/v1/sse?context="+url.QueryEscape(`{"userId":"alice","deviceId":"p1"}`))
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `query parameter \"deviceClass\" is required with \"deviceId\"`) {
+		t.Errorf("device without class in the context parameter: status %d, body %s; want 400 naming deviceClass", resp.StatusCode, body)
+	}
 	// An access_token is ignored when serving is open, but still kept out
 	// of caches.
 	resp, data := streamStart(t, srv, "/v1/stream?userId=alice&deviceId=p1&deviceClass=phone&access_token=x")

@@ -64,9 +64,10 @@
 // the cache. The token of a request is available to handlers through
 // requestToken.
 //
-// Without Options.Auth, a stream whose query has deviceId without
-// deviceClass gets 400 INVALID_QUERY: a device context without its class
-// gets no override of either tier.
+// Without Options.Auth, a stream whose context (its parameters or its
+// context JSON) has a deviceId without a deviceClass gets 400
+// INVALID_QUERY: a device context without its class gets no override of
+// either tier.
 //
 // # CORS
 //

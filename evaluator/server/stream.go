@@ -80,7 +80,6 @@ func (noMetrics) Evaluated(string)          {}
 
 // Error codes of the stream endpoints.
 const (
-	codeDeviceNotEligible  = "DEVICE_CLASS_NOT_ELIGIBLE"
 	codeTooManySubscribers = "TOO_MANY_SUBSCRIBERS"
 )
 
@@ -140,8 +139,17 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, ns evaluator.Nam
 		return
 	}
 	s.applyClaims(r, &ctx)
+	if ctx.DeviceID != "" && ctx.DeviceClass == "" {
+		// Without its class no override of either tier could apply to the device (seed
+		// 000), which it would silently mistake for the flags' defaults. (A token with a
+		// deviceId and no deviceClass is refused before this.)
+		s.writeError(w, http.StatusBadRequest, "", codeInvalidQuery,
+			fmt.Sprintf("query parameter %q is required with %q: name the device's class (for example phone)",
+				evaluator.AttrDeviceClass, evaluator.AttrDeviceID))
+		return
+	}
 	if !ns.EligibleDeviceClass(ctx.DeviceClass) {
-		s.writeError(w, http.StatusForbidden, "", codeDeviceNotEligible,
+		s.writeError(w, http.StatusForbidden, "", codeDeviceClassNotEligible,
 			"device class "+strconv.Quote(ctx.DeviceClass)+" is not eligible for any flag of namespace "+
 				strconv.Quote(ns.Name()))
 		return

@@ -571,9 +571,9 @@ func TestStreamRejections(t *testing.T) {
 		code       string
 		details    []string
 	}{
-		{"ineligible device class", "/v1/stream?deviceId=c1&deviceClass=charger", nil, 403, codeDeviceNotEligible,
+		{"ineligible device class", "/v1/stream?deviceId=c1&deviceClass=charger", nil, 403, codeDeviceClassNotEligible,
 			[]string{`device class "charger" is not eligible for any flag of namespace "shop"`}},
-		{"ineligible on OFREP", "/ofrep/v1/sse?deviceClass=charger", nil, 403, codeDeviceNotEligible, []string{`"charger"`}},
+		{"ineligible on OFREP", "/ofrep/v1/sse?deviceClass=charger", nil, 403, codeDeviceClassNotEligible, []string{`"charger"`}},
 		{"unknown parameters", "/v1/stream?userId=a&foo=1&attr.plan=pro", nil, 400, codeInvalidQuery,
 			[]string{`unknown query parameters "attr.plan", "foo"`}},
 		{"repeated parameter", "/v1/stream?userId=a&userId=b", nil, 400, codeInvalidQuery, []string{`"userId" is given 2 times`}},
