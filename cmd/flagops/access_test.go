@@ -27,7 +27,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -123,25 +122,6 @@ func TestSecureDefaults(t *testing.T) {
 	}
 }
 
-// writeAtomic replaces path with content through a temporary file and a
-// rename, as Kubernetes updates a mounted Secret.
-func writeAtomic(t *testing.T, path, content string) {
-	t.Helper()
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tmp.WriteString(content); err != nil {
-		t.Fatal(err)
-	}
-	if err := tmp.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // testKey is an Ed25519 key with its key ID.
 type testKey struct {
 	kid  string
@@ -215,7 +195,7 @@ func TestKeyRotation(t *testing.T) {
 	g.SetDefaultEventuallyPollingInterval(10 * time.Millisecond)
 	a, b := newTestKey(t, "key-a"), newTestKey(t, "key-b")
 	path := filepath.Join(t.TempDir(), "jwks.json")
-	writeAtomic(t, path, jwksOf(t, a))
+	writeFileAtomic(t, path, jwksOf(t, a))
 
 	d := &deviceAccess{keysFile: path, maxLifetime: time.Hour, keysPoll: 10 * time.Millisecond}
 	g.Expect(d.load(true)).To(Succeed())
@@ -250,17 +230,17 @@ func TestKeyRotation(t *testing.T) {
 	g.Expect(call(tokA)()).To(Equal(http.StatusOK))
 	g.Expect(call(tokB)()).To(Equal(http.StatusUnauthorized), "key-b is not in the file yet")
 
-	writeAtomic(t, path, jwksOf(t, a, b))
+	writeFileAtomic(t, path, jwksOf(t, a, b))
 	g.Eventually(call(tokB)).Should(Equal(http.StatusOK), "key-b added")
 	g.Expect(call(tokA)()).To(Equal(http.StatusOK))
 
 	// key-a's token is verified and cached; removing key-a must refuse it.
-	writeAtomic(t, path, jwksOf(t, b))
+	writeFileAtomic(t, path, jwksOf(t, b))
 	g.Eventually(call(tokA)).Should(Equal(http.StatusUnauthorized), "key-a removed")
 	g.Expect(call(tokB)()).To(Equal(http.StatusOK))
 
 	// A broken file is logged and the keys in use stay.
-	writeAtomic(t, path, `{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`)
+	writeFileAtomic(t, path, `{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`)
 	g.Eventually(logs.String).Should(ContainSubstring("Unable to reload the context-token keys"))
 	g.Expect(call(tokB)()).To(Equal(http.StatusOK))
 	g.Expect(logs.String()).To(And(ContainSubstring(`"kids"=["key-a" "key-b"]`), ContainSubstring(`"kids"=["key-b"]`)))
@@ -271,13 +251,13 @@ func TestDeviceAccessFlags(t *testing.T) {
 	dir := t.TempDir()
 	k := newTestKey(t, "k1")
 	keys := filepath.Join(dir, "jwks.json")
-	writeAtomic(t, keys, jwksOf(t, k))
+	writeFileAtomic(t, keys, jwksOf(t, k))
 	bad := filepath.Join(dir, "bad.pem")
-	writeAtomic(t, bad, "not a key")
+	writeFileAtomic(t, bad, "not a key")
 	short := filepath.Join(dir, "short")
-	writeAtomic(t, short, "  0123456789\n")
+	writeFileAtomic(t, short, "  0123456789\n")
 	secret := filepath.Join(dir, "secret")
-	writeAtomic(t, secret, strings.Repeat("s", 32)+"\n")
+	writeFileAtomic(t, secret, strings.Repeat("s", 32)+"\n")
 	missing := filepath.Join(dir, "absent")
 
 	tests := []struct {
@@ -371,7 +351,7 @@ func TestDeviceAccessFlags(t *testing.T) {
 func TestGuardedEvaluatorHTTPServer(t *testing.T) {
 	k := newTestKey(t, "k1")
 	keys := filepath.Join(t.TempDir(), "jwks.json")
-	writeAtomic(t, keys, jwksOf(t, k))
+	writeFileAtomic(t, keys, jwksOf(t, k))
 	access := &deviceAccess{keysFile: keys, maxLifetime: time.Hour, corsOrigins: "https://app.example"}
 	if err := access.load(true); err != nil {
 		t.Fatal(err)

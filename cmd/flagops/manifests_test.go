@@ -119,7 +119,7 @@ func TestSidecarPatch(t *testing.T) {
 	for i, a := range args {
 		if strings.Contains(a, "context-token-keys-file") {
 			jwks := filepath.Join(t.TempDir(), "jwks.json")
-			writeAtomic(t, jwks, jwksOf(t, newTestKey(t, "k1")))
+			writeFileAtomic(t, jwks, jwksOf(t, newTestKey(t, "k1")))
 			args[i] = "--context-token-keys-file=" + jwks
 		}
 	}
@@ -353,7 +353,7 @@ func TestEvaluatorManifests(t *testing.T) {
 	for i, a := range args {
 		if strings.Contains(a, "context-token-keys-file") {
 			jwks := filepath.Join(t.TempDir(), "jwks.json")
-			writeAtomic(t, jwks, jwksOf(t, newTestKey(t, "k1")))
+			writeFileAtomic(t, jwks, jwksOf(t, newTestKey(t, "k1")))
 			args[i] = "--context-token-keys-file=" + jwks
 		}
 	}

@@ -219,7 +219,8 @@ func TestServeDirectory(t *testing.T) {
 }
 
 // writeFileAtomic writes path through a temporary file in the same directory (a dot file,
-// which serve --dir ignores) renamed over it, so that no reader sees it half written.
+// which serve --dir ignores) renamed over it, so that no reader sees it half written, as
+// Kubernetes updates a mounted Secret.
 func writeFileAtomic(t *testing.T, path, content string) {
 	t.Helper()
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -297,61 +296,4 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
-}
-
-// fnv64a hashes with FNV-1a, 64 bit, without allocating.
-type fnv64a uint64
-
-const (
-	fnvOffset fnv64a = 14695981039346656037
-	fnvPrime  fnv64a = 1099511628211
-)
-
-func (h fnv64a) bytes(b []byte) fnv64a {
-	for _, c := range b {
-		h ^= fnv64a(c)
-		h *= fnvPrime
-	}
-	return h
-}
-
-func (h fnv64a) str(s string) fnv64a {
-	for i := 0; i < len(s); i++ {
-		h ^= fnv64a(s[i])
-		h *= fnvPrime
-	}
-	// Terminate each field so that ("ab","c") and ("a","bc") differ.
-	h ^= 0xff
-	h *= fnvPrime
-	return h
-}
-
-// hashContext hashes a context canonically: well-known fields in a fixed
-// order, then free attributes sorted by name with a type tag.
-func hashContext(h fnv64a, c *evaluator.Context) fnv64a {
-	h = h.str(c.TargetingKey).str(c.UserID).str(c.OrgID).str(c.Role).str(c.DeviceID).str(c.DeviceClass)
-	if len(c.Attributes) == 0 {
-		return h
-	}
-	keys := make([]string, 0, len(c.Attributes))
-	for k := range c.Attributes {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		h = h.str(k)
-		switch v := c.Attributes[k].(type) {
-		case string:
-			h = h.str("s").str(v)
-		case json.Number:
-			h = h.str("n").str(string(v))
-		case bool:
-			h = h.str("b").str(strconv.FormatBool(v))
-		case nil:
-			h = h.str("z")
-		default:
-			h = h.str("o").str(fmt.Sprint(v))
-		}
-	}
-	return h
 }

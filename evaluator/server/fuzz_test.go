@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/flagops/flagops/evaluator"
@@ -165,4 +167,62 @@ func FuzzOFREPResult(f *testing.F) {
 			t.Fatalf("appendString(%q) = %s, encoding/json writes %s", key, q, appendStringStd(nil, key))
 		}
 	})
+}
+
+// fnv64a hashes with FNV-1a (a canonical context hash the round-trip fuzzer
+// compares), 64 bit, without allocating.
+type fnv64a uint64
+
+const (
+	fnvOffset fnv64a = 14695981039346656037
+	fnvPrime  fnv64a = 1099511628211
+)
+
+func (h fnv64a) bytes(b []byte) fnv64a {
+	for _, c := range b {
+		h ^= fnv64a(c)
+		h *= fnvPrime
+	}
+	return h
+}
+
+func (h fnv64a) str(s string) fnv64a {
+	for i := 0; i < len(s); i++ {
+		h ^= fnv64a(s[i])
+		h *= fnvPrime
+	}
+	// Terminate each field so that ("ab","c") and ("a","bc") differ.
+	h ^= 0xff
+	h *= fnvPrime
+	return h
+}
+
+// hashContext hashes a context canonically: well-known fields in a fixed
+// order, then free attributes sorted by name with a type tag.
+func hashContext(h fnv64a, c *evaluator.Context) fnv64a {
+	h = h.str(c.TargetingKey).str(c.UserID).str(c.OrgID).str(c.Role).str(c.DeviceID).str(c.DeviceClass)
+	if len(c.Attributes) == 0 {
+		return h
+	}
+	keys := make([]string, 0, len(c.Attributes))
+	for k := range c.Attributes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		h = h.str(k)
+		switch v := c.Attributes[k].(type) {
+		case string:
+			h = h.str("s").str(v)
+		case json.Number:
+			h = h.str("n").str(string(v))
+		case bool:
+			h = h.str("b").str(strconv.FormatBool(v))
+		case nil:
+			h = h.str("z")
+		default:
+			h = h.str("o").str(fmt.Sprint(v))
+		}
+	}
+	return h
 }
