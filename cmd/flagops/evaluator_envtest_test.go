@@ -22,7 +22,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,22 +48,14 @@ const evaluatorIdentity = "system:serviceaccount:flagops-system:flagops-evaluato
 // the flags of every namespace (or of --namespaces only), follows later writes, and that
 // its identity may not write flags or overrides, nor read Secrets.
 func TestEvaluatorOnEnvtest(t *testing.T) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run the tests with `make test`")
-	}
 	g := NewWithT(t)
 	g.SetDefaultEventuallyTimeout(30 * time.Second)
 	g.SetDefaultEventuallyPollingInterval(20 * time.Millisecond)
 	root := filepath.Join("..", "..")
-	env := testenv.New(root)
-	cfg, err := env.Start()
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { g.Expect(env.Stop()).To(Succeed()) })
+	cfg, admin := startEnvtest(t, g)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	admin, err := client.New(cfg, client.Options{Scheme: newScheme()})
-	g.Expect(err).NotTo(HaveOccurred())
 
 	for _, ns := range []string{"flagops-system", "shop", "billing"} {
 		g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
@@ -118,13 +109,7 @@ func TestEvaluatorOnEnvtest(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		mgr, err := newServingManager(evalCfg, o.serving(), ln)
 		g.Expect(err).NotTo(HaveOccurred())
-		mgrCtx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- mgr.Start(mgrCtx) }()
-		t.Cleanup(func() {
-			stop()
-			g.Eventually(done).Should(Receive(BeNil()))
-		})
+		startManager(t, g, ctx, mgr)
 		base := "http://" + ln.Addr().String()
 		// The returned function returns "<status> <body>" of a request.
 		return func(method, path string) func() string {

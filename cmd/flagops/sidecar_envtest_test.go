@@ -34,7 +34,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flagopsv1alpha1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/test/testenv"
@@ -49,22 +48,14 @@ func init() { ctrl.SetLogger(logr.Discard()) }
 // with only the Role granted there, and checks that it serves its own namespace's flags,
 // on the unprefixed routes, and no other namespace's.
 func TestSidecarOnEnvtest(t *testing.T) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run the tests with `make test`")
-	}
 	g := NewWithT(t)
 	g.SetDefaultEventuallyTimeout(20 * time.Second)
 	g.SetDefaultEventuallyPollingInterval(20 * time.Millisecond)
 	root := filepath.Join("..", "..")
-	env := testenv.New(root)
-	cfg, err := env.Start()
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { g.Expect(env.Stop()).To(Succeed()) })
+	cfg, admin := startEnvtest(t, g)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	admin, err := client.New(cfg, client.Options{Scheme: newScheme()})
-	g.Expect(err).NotTo(HaveOccurred())
 
 	for _, ns := range []string{"shop", "billing"} {
 		g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
@@ -104,13 +95,7 @@ func TestSidecarOnEnvtest(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	mgr, err := newSidecarManager(sidecarCfg, o, ln)
 	g.Expect(err).NotTo(HaveOccurred())
-	mgrCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mgrCtx) }()
-	t.Cleanup(func() {
-		stop()
-		g.Eventually(done).Should(Receive(BeNil()))
-	})
+	startManager(t, g, ctx, mgr)
 
 	base := "http://" + ln.Addr().String()
 	// call returns "<status> <body>" of a request.
