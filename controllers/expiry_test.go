@@ -55,9 +55,14 @@ var _ = Describe("Override expiry with GitOps markers", func() {
 	DescribeTable("keeps an expired override that carries a marker, and never serves it",
 		func(mutate func(*v1.UserFlagOverride), wantMessage string) {
 			o := expiredOverride(mutate)
-			got := &v1.UserFlagOverride{}
-			Eventually(func(g Gomega) {
+			// kept holds once the expiry is reported, recorded and announced. The event is
+			// sent by the recorder asynchronously, so it is awaited like the rest before the
+			// state is required to stay.
+			kept := func(g Gomega) {
+				got := &v1.UserFlagOverride{}
 				g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), got)).To(Succeed())
+				g.Expect(got.DeletionTimestamp).To(BeNil())
+				g.Expect(got.UID).To(Equal(o.UID))
 				expired := condition(got.Status.Conditions, v1.ConditionExpired)
 				g.Expect(expired.Status).To(Equal(metav1.ConditionTrue))
 				g.Expect(expired.Message).To(ContainSubstring(wantMessage))
@@ -68,11 +73,6 @@ var _ = Describe("Override expiry with GitOps markers", func() {
 				stalled := condition(got.Status.Conditions, "Stalled")
 				g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
 				g.Expect(stalled.Reason).To(Equal("Expired"))
-			}).Should(Succeed())
-			Consistently(func(g Gomega) {
-				g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), got)).To(Succeed())
-				g.Expect(got.DeletionTimestamp).To(BeNil())
-				g.Expect(got.UID).To(Equal(o.UID))
 				g.Expect(actionsOf(auditSink, ns, "marked")).To(Equal([]audit.Action{
 					audit.ActionUserOverrideCreated, audit.ActionUserOverrideExpired,
 				}))
@@ -86,7 +86,9 @@ var _ = Describe("Override expiry with GitOps markers", func() {
 				g.Expect(st.Expired).To(BeTrue())
 				g.Expect(st.Applied).To(BeEmpty())
 				g.Expect(store.Evaluate(ns, user, "beta.dash").Value).To(Equal(false))
-			}).Should(Succeed())
+			}
+			Eventually(kept).Should(Succeed())
+			Consistently(kept).Should(Succeed())
 		},
 		Entry("Argo CD annotation tracking", func(o *v1.UserFlagOverride) {
 			o.Annotations = map[string]string{"argocd.argoproj.io/tracking-id": "flags:flagops.dev/UserFlagOverride:ns/marked"}
