@@ -96,14 +96,6 @@ func overrideValues(s *v1.FlagOverrideSpec) map[string]json.RawMessage {
 	return m
 }
 
-func toStatusValues(m map[string]json.RawMessage) map[string]apiextensionsv1.JSON {
-	out := make(map[string]apiextensionsv1.JSON, len(m))
-	for k, v := range m {
-		out[k] = apiextensionsv1.JSON{Raw: v}
-	}
-	return out
-}
-
 func fromStatusValues(m map[string]apiextensionsv1.JSON) map[string]json.RawMessage {
 	out := make(map[string]json.RawMessage, len(m))
 	for k, v := range m {
@@ -181,12 +173,19 @@ func SpecHash(obj client.Object) (string, error) {
 // else, unverified, the manager of the latest write in managedFields other than this
 // controller.
 func (a Actors) Of(ctx context.Context, kind Kind, obj client.Object) audit.Actor {
+	return a.OfGeneration(ctx, kind, obj, obj.GetGeneration())
+}
+
+// OfGeneration is Of for the spec that obj holds as of generation gen: the deletion of an
+// object moves its generation on without a spec write, and leaves the stamp of the write
+// before it.
+func (a Actors) OfGeneration(ctx context.Context, kind Kind, obj client.Object, gen int64) audit.Actor {
 	annotations := obj.GetAnnotations()
 	claimed := annotations[v1.AnnotationChangedBy]
 	if claimed != "" && a.Keys != nil {
 		hash, err := SpecHash(obj)
 		if err == nil && a.Keys.Verify(stamp.ForWrite(string(kind), obj.GetNamespace(), obj.GetName(), string(obj.GetUID()),
-			obj.GetGeneration(), hash, claimed), annotations[v1.AnnotationChangedByStamp]) {
+			gen, hash, claimed), annotations[v1.AnnotationChangedByStamp]) {
 			return audit.Actor{Username: claimed, Verified: true}
 		}
 	}

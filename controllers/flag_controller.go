@@ -49,6 +49,9 @@ type FlagReconciler struct {
 	Recorder events.EventRecorder
 	Audit    audit.Sink
 	Actors   Actors
+	// Auditor records the changes themselves; schedule steps wait until it has recorded the
+	// change they apply to. Nil waits for nothing.
+	Auditor *Auditor
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -66,6 +69,9 @@ func (r *FlagReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if r.auditDue(f) {
+		if !auditedUpTo(r.Auditor, f) {
+			return ctrl.Result{RequeueAfter: auditWait}, nil
+		}
 		// See OverrideReconciler.Reconcile: audit decisions use the API server's copy.
 		fresh, err := refetch(ctx, r.Actors.APIReader, f)
 		if err != nil || fresh == nil {
@@ -74,7 +80,8 @@ func (r *FlagReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 		f = fresh.(*v1.FeatureFlag)
 	}
 	if !f.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.finalize(ctx, f)
+		// The Auditor records the deletion and releases the finalizer.
+		return ctrl.Result{}, nil
 	}
 
 	base := f.DeepCopy()
@@ -87,9 +94,6 @@ func (r *FlagReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	}()
 
 	if err := r.ensureFinalizer(ctx, f); err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.reconcileAudit(ctx, f); err != nil {
 		return ctrl.Result{}, err
 	}
 	next, err := r.reconcileSchedule(ctx, f)
@@ -105,13 +109,10 @@ func (r *FlagReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	return ctrl.Result{}, nil
 }
 
-// auditDue reports whether reconciling f may write an audit record.
+// auditDue reports whether reconciling f may write an audit record: a schedule step.
 func (r *FlagReconciler) auditDue(f *v1.FeatureFlag) bool {
 	if !f.DeletionTimestamp.IsZero() {
-		return controllerutil.ContainsFinalizer(f, v1.FinalizerAudit)
-	}
-	if f.Status.Audited == nil || f.Status.Audited.Generation != f.Generation {
-		return true
+		return false
 	}
 	since := f.CreationTimestamp.Time
 	if f.Status.LastScheduleApplied != nil && f.Status.LastScheduleApplied.After(since) {
@@ -134,50 +135,6 @@ func (r *FlagReconciler) ensureFinalizer(ctx context.Context, f *v1.FeatureFlag)
 	controllerutil.AddFinalizer(f, v1.FinalizerAudit)
 	if err := r.Client.Patch(ctx, f, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner)); err != nil {
 		return fmt.Errorf("failed to add the audit finalizer: %w", err)
-	}
-	return nil
-}
-
-// reconcileAudit records flag.created or flag.updated when the generation differs from the
-// last audited one.
-func (r *FlagReconciler) reconcileAudit(ctx context.Context, f *v1.FeatureFlag) error {
-	last := f.Status.Audited
-	if last != nil && last.Generation == f.Generation {
-		return nil
-	}
-	action := audit.ActionFlagCreated
-	var before map[string]json.RawMessage
-	if last != nil {
-		action = audit.ActionFlagUpdated
-		before = fromStatusValues(last.Values)
-	}
-	after := flagValues(f)
-	if changed, _, _ := audit.Diff(before, after); len(changed) > 0 {
-		if _, err := writeRecord(ctx, r.Audit, r.now(), audit.Change{Action: action, Actor: r.Actors.Of(ctx, KindFeatureFlag, f),
-			Object: objectRef(KindFeatureFlag, f), Before: before, After: after}); err != nil {
-			return err
-		}
-	}
-	f.Status.Audited = &v1.AuditState{Generation: f.Generation, Values: toStatusValues(after)}
-	return nil
-}
-
-func (r *FlagReconciler) finalize(ctx context.Context, f *v1.FeatureFlag) error {
-	if !controllerutil.ContainsFinalizer(f, v1.FinalizerAudit) {
-		return nil
-	}
-	before := flagValues(f)
-	if f.Status.Audited != nil {
-		before = fromStatusValues(f.Status.Audited.Values)
-	}
-	if _, err := writeRecord(ctx, r.Audit, f.DeletionTimestamp.Time, audit.Change{Action: audit.ActionFlagDeleted,
-		Actor: r.Actors.OfDeletion(ctx, KindFeatureFlag, f), Object: objectRef(KindFeatureFlag, f), Before: before}); err != nil {
-		return err
-	}
-	base := f.DeepCopy()
-	controllerutil.RemoveFinalizer(f, v1.FinalizerAudit)
-	if err := r.Client.Patch(ctx, f, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner)); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("failed to remove the audit finalizer: %w", err)
 	}
 	return nil
 }

@@ -107,6 +107,20 @@ func eventsFor(g Gomega, ns, name, reason string) []eventsv1.Event {
 	return out
 }
 
+// checkpointOf reads the AuditCheckpoint of obj.
+func checkpointOf(g Gomega, obj client.Object) v1.AuditCheckpoint {
+	kind := KindFeatureFlag
+	switch obj.(type) {
+	case *v1.UserFlagOverride:
+		kind = KindUserFlagOverride
+	case *v1.DeviceFlagOverride:
+		kind = KindDeviceFlagOverride
+	}
+	ck := v1.AuditCheckpoint{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: obj.GetNamespace(), Name: checkpointName(kind, obj.GetUID())}, &ck)).To(Succeed())
+	return ck
+}
+
 func condition(conds []metav1.Condition, t string) metav1.Condition {
 	if c := apimeta.FindStatusCondition(conds, t); c != nil {
 		return *c

@@ -72,14 +72,19 @@ var _ = Describe("Restart", func() {
 		o1 := isolate(userOverride(ns, "o1", "user-1", entry("beta.dash", true)), iso)
 		Expect(k8sClient.Create(ctx, o1)).To(Succeed())
 		Eventually(func(g Gomega) {
-			got := &v1.UserFlagOverride{}
-			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o1), got)).To(Succeed())
-			g.Expect(got.Status.Audited).NotTo(BeNil())
-			f := &v1.FeatureFlag{}
-			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(flag), f)).To(Succeed())
-			g.Expect(f.Status.Audited).NotTo(BeNil())
+			for _, obj := range []client.Object{&v1.UserFlagOverride{}, &v1.FeatureFlag{}} {
+				key := client.ObjectKeyFromObject(o1)
+				if _, ok := obj.(*v1.FeatureFlag); ok {
+					key = client.ObjectKeyFromObject(flag)
+				}
+				g.Expect(k8sClient.Get(ctx, key, obj)).To(Succeed())
+				g.Expect(obj.GetFinalizers()).To(ContainElement(v1.FinalizerAudit))
+				ck := checkpointOf(g, obj)
+				g.Expect(ck.Spec.Generation).To(Equal(obj.GetGeneration()))
+				g.Expect(ck.Spec.Pending).To(BeEmpty())
+			}
+			g.Expect(actionsIn(sink, ns)).To(ConsistOf(audit.ActionFlagCreated, audit.ActionUserOverrideCreated))
 		}).Should(Succeed())
-		Expect(actionsIn(sink, ns)).To(ConsistOf(audit.ActionFlagCreated, audit.ActionUserOverrideCreated))
 		m1.stop()
 
 		// While the manager is down: update o1, delete the flag, create o2.

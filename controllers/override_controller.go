@@ -18,7 +18,6 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -94,6 +93,9 @@ type OverrideReconciler struct {
 	Recorder events.EventRecorder
 	Audit    audit.Sink
 	Actors   Actors
+	// Auditor records the changes themselves; an expiry waits until it has recorded the
+	// change it applies to. Nil waits for nothing.
+	Auditor *Auditor
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -112,6 +114,9 @@ func (r *OverrideReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 	o := wrapOverride(cached)
 	if r.auditDue(o) {
+		if !auditedUpTo(r.Auditor, o.obj) {
+			return ctrl.Result{RequeueAfter: auditWait}, nil
+		}
 		// About to write an audit record: decide on the object as the API server has it, not
 		// as the cache has it, so that a new leader never repeats a record that the previous
 		// one wrote and persisted just before the failover.
@@ -122,7 +127,8 @@ func (r *OverrideReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		o = wrapOverride(fresh)
 	}
 	if !o.obj.GetDeletionTimestamp().IsZero() {
-		return ctrl.Result{}, r.finalize(ctx, o)
+		// The Auditor records the deletion and releases the finalizer.
+		return ctrl.Result{}, nil
 	}
 
 	base := o.obj.DeepCopyObject().(client.Object)
@@ -139,9 +145,6 @@ func (r *OverrideReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if err := r.ensureFinalizer(ctx, o, expired); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.reconcileAudit(ctx, o); err != nil {
-		return ctrl.Result{}, err
-	}
 	if err := r.reconcileStatus(ctx, o, oldStatus); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -154,13 +157,10 @@ func (r *OverrideReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	return ctrl.Result{}, nil
 }
 
-// auditDue reports whether reconciling o may write an audit record.
+// auditDue reports whether reconciling o may write an audit record: its expiry.
 func (r *OverrideReconciler) auditDue(o override) bool {
 	if !o.obj.GetDeletionTimestamp().IsZero() {
-		return controllerutil.ContainsFinalizer(o.obj, v1.FinalizerAudit)
-	}
-	if o.status.Audited == nil || o.status.Audited.Generation != o.obj.GetGeneration() {
-		return true
+		return false
 	}
 	expired := o.spec.ExpiresAt != nil && !r.now().Before(o.spec.ExpiresAt.Time)
 	return expired && !apimeta.IsStatusConditionTrue(o.status.Conditions, v1.ConditionExpired)
@@ -182,52 +182,6 @@ func (r *OverrideReconciler) ensureFinalizer(ctx context.Context, o override, ex
 
 func (r *OverrideReconciler) deletesAtExpiry(o override) bool {
 	return !onExpiryOf(o.obj, o.spec.OnExpiry).retain
-}
-
-// reconcileAudit records a created or updated change when the generation differs from the
-// last audited one, including changes made while the manager was down.
-func (r *OverrideReconciler) reconcileAudit(ctx context.Context, o override) error {
-	gen := o.obj.GetGeneration()
-	last := o.status.Audited
-	if last != nil && last.Generation == gen {
-		return nil
-	}
-	action := o.action("created")
-	var before map[string]json.RawMessage
-	if last != nil {
-		action = o.action("updated")
-		before = fromStatusValues(last.Values)
-	}
-	after := overrideValues(o.spec)
-	if changed, _, _ := audit.Diff(before, after); len(changed) > 0 {
-		rec, err := writeRecord(ctx, r.Audit, r.now(), audit.Change{Action: action, Actor: r.Actors.Of(ctx, o.kind, o.obj),
-			Object: objectRef(o.kind, o.obj), Subject: o.auditSubject(), Before: before, After: after})
-		if err != nil {
-			return err
-		}
-		countOverrideChange(o.metricKind(), action, rec.ChangedKeys)
-	}
-	o.status.Audited = &v1.AuditState{Generation: gen, Values: toStatusValues(after)}
-	return nil
-}
-
-// finalize audits the deletion of an override and releases it.
-func (r *OverrideReconciler) finalize(ctx context.Context, o override) error {
-	if !controllerutil.ContainsFinalizer(o.obj, v1.FinalizerAudit) {
-		return nil
-	}
-	before := overrideValues(o.spec)
-	if o.status.Audited != nil {
-		before = fromStatusValues(o.status.Audited.Values)
-	}
-	action := o.action("deleted")
-	rec, err := writeRecord(ctx, r.Audit, o.obj.GetDeletionTimestamp().Time, audit.Change{Action: action,
-		Actor: r.Actors.OfDeletion(ctx, o.kind, o.obj), Object: objectRef(o.kind, o.obj), Subject: o.auditSubject(), Before: before})
-	if err != nil {
-		return err
-	}
-	countOverrideChange(o.metricKind(), action, rec.ChangedKeys)
-	return r.removeFinalizer(ctx, o.obj)
 }
 
 func (r *OverrideReconciler) removeFinalizer(ctx context.Context, obj client.Object) error {

@@ -74,12 +74,16 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Syncer, error)
 	self := opts.Self
 	self.Verified = true
 	actors := Actors{APIReader: mgr.GetAPIReader(), Self: self, Keys: opts.StampKeys}
-	flags := &FlagReconciler{Client: mgr.GetClient(), Syncer: s, Recorder: recorder, Audit: sink, Actors: actors, Now: opts.Now}
+	auditor := &Auditor{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Informers: mgr.GetCache(), Sink: sink, Actors: actors, Now: opts.Now}
+	if err := mgr.Add(auditor); err != nil {
+		return nil, fmt.Errorf("failed to add the auditor: %w", err)
+	}
+	flags := &FlagReconciler{Client: mgr.GetClient(), Syncer: s, Recorder: recorder, Audit: sink, Actors: actors, Now: opts.Now, Auditor: auditor}
 	if err := flags.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the FeatureFlag controller: %w", err)
 	}
 	for _, kind := range []Kind{KindUserFlagOverride, KindDeviceFlagOverride} {
-		r := &OverrideReconciler{Client: mgr.GetClient(), Syncer: s, Kind: kind, Recorder: recorder, Audit: sink, Actors: actors, Now: opts.Now}
+		r := &OverrideReconciler{Client: mgr.GetClient(), Syncer: s, Kind: kind, Recorder: recorder, Audit: sink, Actors: actors, Now: opts.Now, Auditor: auditor}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("failed to set up the %s controller: %w", kind, err)
 		}

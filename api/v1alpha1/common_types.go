@@ -173,9 +173,9 @@ type InvalidKey struct {
 	Message string `json:"message"`
 }
 
-// AuditState is what the controller last recorded in the audit trail for an object. It lets
-// the controller compute the before-values of the next change, including changes made
-// while the manager was down, which are audited once after it restarts.
+// AuditState is what versions of flagops before AuditCheckpoint kept in status about the audit
+// trail. The manager reads it once, to start an object's AuditCheckpoint from it, and then
+// removes it.
 type AuditState struct {
 	// generation is the metadata.generation that was last audited.
 	Generation int64 `json:"generation"`
@@ -215,7 +215,8 @@ type FlagOverrideStatus struct {
 	// +listMapKey=key
 	InvalidKeys []InvalidKey `json:"invalidKeys,omitempty"`
 
-	// audited is what the controller last recorded in the audit trail for this override.
+	// audited is deprecated: it is left by earlier versions, read once into the object's
+	// AuditCheckpoint, and then removed.
 	// +optional
 	Audited *AuditState `json:"audited,omitempty"`
 }

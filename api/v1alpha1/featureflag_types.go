@@ -283,7 +283,8 @@ type FeatureFlagStatus struct {
 	// +optional
 	LastScheduleApplied *metav1.Time `json:"lastScheduleApplied,omitempty"`
 
-	// audited is what the controller last recorded in the audit trail for this flag.
+	// audited is deprecated: it is left by earlier versions, read once into the object's
+	// AuditCheckpoint, and then removed.
 	// +optional
 	Audited *AuditState `json:"audited,omitempty"`
 }

@@ -148,6 +148,25 @@ func (r *Request) orNil() *Request {
 	return &c
 }
 
+// Coalesced marks a record that stands for several committed versions of an object that no
+// leader saw one by one: versions written while no manager was running, or while its watch
+// had to start again. Before and After are the net change over the whole range, and the
+// record's Actor is Unknown: nobody is named as if they made all of it.
+type Coalesced struct {
+	// FromGeneration and ToGeneration are the first and the last metadata.generation the
+	// record covers. ToGeneration equals Object.Generation.
+	FromGeneration int64 `json:"fromGeneration"`
+	ToGeneration   int64 `json:"toGeneration"`
+	// Actors are the writers known for the range: the actor of the last version (verified
+	// when its webhook stamp verifies), then, unverified, the other field managers that wrote
+	// the spec since the last record.
+	Actors []Actor `json:"actors"`
+}
+
+// Unknown is the actor of a coalesced record; Coalesced.Actors lists who is known to have
+// written in its range.
+var Unknown = Actor{Username: "unknown"}
+
 // Record is one audit record: one change to one flag or override. It is written as one
 // JSON line; see the package documentation for the format.
 type Record struct {
@@ -164,6 +183,8 @@ type Record struct {
 	// Request is set for changes made through flagops' own clients, and nil otherwise (see
 	// Request). An empty Request is written as none.
 	Request *Request
+	// Coalesced is set when the record covers several versions; see Coalesced.
+	Coalesced *Coalesced
 	// ChangedKeys is the sorted list of the keys whose value differs between Before and After.
 	ChangedKeys []string
 	// Before and After map each changed key to its JSON value before and after the change.
@@ -189,6 +210,7 @@ type recordJSON struct {
 	Object      ObjectRef                  `json:"object"`
 	Subject     *Subject                   `json:"subject,omitempty"`
 	Request     *Request                   `json:"request,omitempty"`
+	Coalesced   *Coalesced                 `json:"coalesced,omitempty"`
 	ChangedKeys []string                   `json:"changedKeys"`
 	Before      map[string]json.RawMessage `json:"before"`
 	After       map[string]json.RawMessage `json:"after"`
@@ -205,6 +227,7 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		Object:      r.Object,
 		Subject:     r.Subject,
 		Request:     r.Request.orNil(),
+		Coalesced:   r.Coalesced,
 		ChangedKeys: r.ChangedKeys,
 		Before:      r.Before,
 		After:       r.After,
@@ -249,6 +272,7 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 		Object:      w.Object,
 		Subject:     w.Subject,
 		Request:     w.Request.orNil(),
+		Coalesced:   w.Coalesced,
 		ChangedKeys: w.ChangedKeys,
 		Before:      w.Before,
 		After:       w.After,
@@ -306,6 +330,19 @@ func (r Record) Validate() error {
 			add("subject must have deviceId and no userId for %q", r.Action)
 		}
 	}
+	if c := r.Coalesced; c != nil {
+		if c.FromGeneration < 1 || c.FromGeneration > c.ToGeneration {
+			add("coalesced.fromGeneration %d must be between 1 and coalesced.toGeneration %d", c.FromGeneration, c.ToGeneration)
+		}
+		if c.ToGeneration != r.Object.Generation {
+			add("coalesced.toGeneration %d must equal object.generation %d", c.ToGeneration, r.Object.Generation)
+		}
+		for i, a := range c.Actors {
+			if a.Username == "" {
+				add("coalesced.actors[%d].username is empty", i)
+			}
+		}
+	}
 	if r.Request != nil && r.Request.SourceIP != "" {
 		if _, err := netip.ParseAddr(r.Request.SourceIP); err != nil {
 			add("request.sourceIP %q is not an IP address", r.Request.SourceIP)
@@ -357,6 +394,14 @@ func (r Record) clone() Record {
 		c.Subject = &s
 	}
 	c.Request = r.Request.orNil()
+	if r.Coalesced != nil {
+		co := *r.Coalesced
+		co.Actors = slices.Clone(r.Coalesced.Actors)
+		for i := range co.Actors {
+			co.Actors[i].Groups = slices.Clone(co.Actors[i].Groups)
+		}
+		c.Coalesced = &co
+	}
 	c.ChangedKeys = slices.Clone(r.ChangedKeys)
 	c.Before = cloneValues(r.Before)
 	c.After = cloneValues(r.After)
@@ -420,6 +465,9 @@ type Change struct {
 	Request *Request
 	// Discriminator is passed to NewID; see there.
 	Discriminator string
+	// Coalesced is set when the change covers several versions. NewRecord then makes the
+	// actor Unknown and tells the ID apart from that of the last version alone.
+	Coalesced *Coalesced
 	// Before and After are the full values on each side, keyed by flag key (overrides) or
 	// spec field name (flags). Keys missing on one side count as null. NewRecord keeps only
 	// the keys that differ.
@@ -434,14 +482,20 @@ func NewRecord(at time.Time, c Change) Record {
 	if obj.Kind == "" {
 		obj.Kind = c.Action.Kind()
 	}
+	discriminator := c.Discriminator
+	if c.Coalesced != nil {
+		c.Actor = Unknown
+		discriminator = fmt.Sprintf("coalesced-from-%d/%s", c.Coalesced.FromGeneration, discriminator)
+	}
 	r := Record{
-		ID:          NewID(obj.UID, obj.Generation, c.Action, c.Discriminator),
+		ID:          NewID(obj.UID, obj.Generation, c.Action, discriminator),
 		Time:        at.UTC(),
 		Action:      c.Action,
 		Actor:       c.Actor,
 		Object:      obj,
 		Subject:     c.Subject,
 		Request:     c.Request,
+		Coalesced:   c.Coalesced,
 		ChangedKeys: changed,
 		Before:      before,
 		After:       after,

@@ -166,7 +166,7 @@ func startManager() {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultTransform: controllers.StripForCache},
+		Cache:                  cache.Options{DefaultTransform: controllers.StripForCache, ByObject: isolated("")},
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{
 			Host:    wio.LocalServingHost,
 			Port:    wio.LocalServingPort,
