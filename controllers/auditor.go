@@ -366,7 +366,8 @@ func (a *Auditor) goneRecords(ctx context.Context, v auditVersion, ck *checkpoin
 }
 
 // knownActors names who is known to have written obj's spec in a coalesced range: the
-// actor of the last version, then the other field managers that wrote the spec since ck.
+// actor of the last version, then the other field managers that own spec fields and
+// certainly wrote after ck's record.
 func (a *Auditor) knownActors(ctx context.Context, kind Kind, obj client.Object, specGen int64, ck *checkpoint) []audit.Actor {
 	out := []audit.Actor{a.Actors.OfGeneration(ctx, kind, obj, specGen)}
 	entries := obj.GetManagedFields()
@@ -376,9 +377,12 @@ func (a *Auditor) knownActors(ctx context.Context, kind Kind, obj client.Object,
 			entries = fresh.GetManagedFields()
 		}
 	}
+	// managedFields keeps, per manager, only the fields it still owns and the time of its
+	// latest write, in whole seconds: a manager counts when that time is certainly after the
+	// last record. Writers whose fields later writers took over are not known.
 	var since time.Time
 	if ck != nil {
-		since = ck.auditedAt.Truncate(time.Second)
+		since = ck.auditedAt
 	}
 	for _, e := range entries {
 		if e.Manager == FieldOwner || e.Subresource != "" || e.Time == nil || e.Time.Time.Before(since) ||
@@ -624,7 +628,7 @@ func (ck *checkpoint) encode(kind Kind, obj client.Object) (*v1.AuditCheckpoint,
 			Generation: ck.generation, Values: values, Pending: pending},
 	}
 	if !ck.auditedAt.IsZero() {
-		out.Spec.AuditedAt = &metav1.Time{Time: ck.auditedAt}
+		out.Spec.AuditedAt = &metav1.MicroTime{Time: ck.auditedAt}
 	}
 	return out, nil
 }

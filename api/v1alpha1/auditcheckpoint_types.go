@@ -45,7 +45,7 @@ type AuditCheckpointSpec struct {
 
 	// auditedAt is when the last record was written.
 	// +optional
-	AuditedAt *metav1.Time `json:"auditedAt,omitempty"`
+	AuditedAt *metav1.MicroTime `json:"auditedAt,omitempty"`
 
 	// values are the audited values at generation, as gzip-compressed JSON, keyed as in audit
 	// records.

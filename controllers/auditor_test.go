@@ -1,0 +1,247 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/internal/audit"
+)
+
+// setEnabled sets spec.enabled of f as the field manager owner.
+func setEnabled(f *v1.FeatureFlag, enabled bool, owner string) {
+	GinkgoHelper()
+	Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(f), f)).To(Succeed())
+	base := f.DeepCopy()
+	f.Spec.Enabled = enabled
+	Expect(k8sClient.Patch(ctx, f, client.MergeFrom(base), client.FieldOwner(owner))).To(Succeed())
+}
+
+// settled waits until the checkpoint of obj holds its generation with nothing pending.
+func settled(obj client.Object) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+		g.Expect(obj.GetFinalizers()).To(ContainElement(v1.FinalizerAudit))
+		ck := checkpointOf(g, obj)
+		g.Expect(ck.Spec.Generation).To(Equal(obj.GetGeneration()))
+		g.Expect(ck.Spec.Pending).To(BeEmpty())
+	}).Should(Succeed())
+}
+
+var _ = Describe("The Auditor", func() {
+	It("records the changes made while no leader watched as one coalesced record that names who is known", func() {
+		ns, iso := newNamespace(), "coalesce"
+		sink := audit.NewMemory()
+		m := startManager(ctx, managerConfig{isolation: iso, sink: sink})
+		f := isolate(boolFlag(ns, "beta.dash", false), iso)
+		Expect(k8sClient.Create(ctx, f, client.FieldOwner("creator"))).To(Succeed())
+		settled(f)
+		m.stop()
+
+		setEnabled(f, true, "tool-a")
+		setEnabled(f, false, "tool-b")
+		setEnabled(f, true, "tool-c")
+		Expect(f.Generation).To(BeEquivalentTo(4))
+		startManager(ctx, managerConfig{isolation: iso, sink: sink})
+
+		Eventually(func() []audit.Action { return actionsIn(sink, ns) }).Should(Equal([]audit.Action{audit.ActionFlagCreated, audit.ActionFlagUpdated}))
+		rec := recordOf(sink, ns, audit.ActionFlagUpdated)
+		Expect(rec.Coalesced).NotTo(BeNil())
+		Expect(rec.Coalesced.FromGeneration).To(BeEquivalentTo(2))
+		Expect(rec.Coalesced.ToGeneration).To(BeEquivalentTo(4))
+		Expect(rec.Object.Generation).To(BeEquivalentTo(4))
+		Expect(rec.Actor).To(Equal(audit.Unknown))
+		// The last writer first, as a hint (no webhook stamped it). managedFields may name
+		// others that still own spec fields, never the creator, who wrote before the record.
+		Expect(rec.Coalesced.Actors[0]).To(Equal(audit.Actor{Username: "tool-c"}))
+		for _, a := range rec.Coalesced.Actors {
+			Expect(a.Username).To(BeElementOf("tool-a", "tool-b", "tool-c"))
+		}
+		Expect(rec.Before).To(HaveKeyWithValue("enabled", MatchJSON(`false`)))
+		Expect(rec.After).To(HaveKeyWithValue("enabled", MatchJSON(`true`)))
+		Expect(rec.ID).NotTo(Equal(audit.NewID(string(f.UID), 4, audit.ActionFlagUpdated, "")))
+	})
+
+	It("sends the records that a stopped leader left pending, with the same IDs, once", func() {
+		ns, iso := newNamespace(), "pending"
+		f := isolate(boolFlag(ns, "beta.dash", true), iso)
+		Expect(k8sClient.Create(ctx, f)).To(Succeed())
+		// What a leader stores just before it sends the created record.
+		rec := audit.NewRecord(time.Now(), audit.Change{Action: audit.ActionFlagCreated, Actor: audit.Actor{Username: "alice"},
+			Object: objectRef(KindFeatureFlag, f), After: flagValues(f)})
+		ck := &checkpoint{namespace: ns, name: checkpointName(KindFeatureFlag, f.UID), generation: 1, values: flagValues(f),
+			pending: []audit.Record{rec}, auditedAt: time.Now()}
+		obj, err := ck.encode(KindFeatureFlag, f)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(k8sClient.Create(ctx, obj)).To(Succeed())
+
+		sink := audit.NewMemory()
+		startManager(ctx, managerConfig{isolation: iso, sink: sink})
+		settled(f)
+		Eventually(func() []audit.Record { return recordsIn(sink, ns) }).Should(HaveLen(1))
+		Consistently(func() []audit.Record { return recordsIn(sink, ns) }).Should(HaveLen(1))
+		got := recordsIn(sink, ns)[0]
+		Expect(got.ID).To(Equal(rec.ID))
+		Expect(got.Actor.Username).To(Equal("alice"))
+		Expect(got.ChangedKeys).To(Equal(rec.ChangedKeys))
+		Expect(got.After).To(Equal(rec.After))
+	})
+
+	It("starts from the status.audited that an earlier version left, and removes it", func() {
+		ns, iso := newNamespace(), "migrate"
+		f := isolate(boolFlag(ns, "beta.dash", false), iso)
+		Expect(k8sClient.Create(ctx, f)).To(Succeed())
+		values := map[string]apiextensionsv1.JSON{}
+		for k, v := range flagValues(f) {
+			values[k] = apiextensionsv1.JSON{Raw: v}
+		}
+		base := f.DeepCopy()
+		f.Status.Audited = &v1.AuditState{Generation: 1, Values: values}
+		Expect(k8sClient.Status().Patch(ctx, f, client.MergeFrom(base))).To(Succeed())
+		other := isolate(boolFlag(ns, "beta.other", false), iso)
+		Expect(k8sClient.Create(ctx, other)).To(Succeed())
+		base = other.DeepCopy()
+		other.Status.Audited = &v1.AuditState{Generation: 1, Values: values}
+		Expect(k8sClient.Status().Patch(ctx, other, client.MergeFrom(base))).To(Succeed())
+		setEnabled(other, true, "tool-a")
+
+		sink := audit.NewMemory()
+		startManager(ctx, managerConfig{isolation: iso, sink: sink})
+		settled(f)
+		settled(other)
+		Expect(f.Status.Audited).To(BeNil())
+		Expect(other.Status.Audited).To(BeNil())
+		// Only the change since: nothing for f, and other's update from what status held.
+		Eventually(func() []audit.Action { return actionsIn(sink, ns) }).Should(Equal([]audit.Action{audit.ActionFlagUpdated}))
+		rec := recordOf(sink, ns, audit.ActionFlagUpdated)
+		Expect(rec.Object.Name).To(Equal("beta.other"))
+		Expect(rec.Coalesced).To(BeNil())
+		Expect(rec.Before).To(HaveKeyWithValue("enabled", MatchJSON(`false`)))
+	})
+
+	It("reads a checkpoint again when something else moved it, and still records the change once", func() {
+		ns := newNamespace()
+		f := boolFlag(ns, "beta.dash", false)
+		Expect(k8sClient.Create(ctx, f)).To(Succeed())
+		settled(f)
+		// A previous leader's late write, as far as this leader can tell.
+		Eventually(func(g Gomega) {
+			ck := checkpointOf(g, f)
+			ck.Labels = map[string]string{"touched": "yes"}
+			g.Expect(k8sClient.Update(ctx, &ck)).To(Succeed())
+		}).Should(Succeed())
+		setEnabled(f, true, "tool-a")
+		Eventually(func() []audit.Action { return actionsIn(auditSink, ns) }).Should(Equal([]audit.Action{audit.ActionFlagCreated, audit.ActionFlagUpdated}))
+		settled(f)
+		Consistently(func() []audit.Action { return actionsIn(auditSink, ns) }).Should(HaveLen(2))
+	})
+
+	It("records the deletion of an override whose audit finalizer someone removed", func() {
+		ns := newNamespace()
+		Expect(k8sClient.Create(ctx, boolFlag(ns, "beta.dash", false))).To(Succeed())
+		o := userOverride(ns, "pilot", "user-1", entry("beta.dash", true))
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		settled(o)
+		base := o.DeepCopy()
+		controllerutil.RemoveFinalizer(o, v1.FinalizerAudit)
+		Expect(k8sClient.Patch(ctx, o, client.MergeFrom(base))).To(Succeed())
+		Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+		Eventually(func() []audit.Action { return actionsOf(auditSink, ns, "pilot") }).Should(Equal([]audit.Action{
+			audit.ActionUserOverrideCreated, audit.ActionUserOverrideDeleted,
+		}))
+		Eventually(func() bool {
+			err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: checkpointName(KindUserFlagOverride, o.UID)}, &v1.AuditCheckpoint{})
+			return apierrors.IsNotFound(err)
+		}).Should(BeTrue())
+		rec := recordOf(auditSink, ns, audit.ActionUserOverrideDeleted)
+		Expect(rec.Before).To(HaveKeyWithValue("beta.dash", MatchJSON(`{"enabled":true}`)))
+	})
+})
+
+// hexIDs returns n IDs of prefix followed by width random hex digits.
+func hexIDs(rng *rand.Rand, n int, prefix string, width int) []string {
+	out := make([]string, n)
+	for i := range out {
+		b := []byte(prefix)
+		for range width {
+			b = append(b, "0123456789abcdef"[rng.IntN(16)])
+		}
+		out[i] = string(b)
+	}
+	return out
+}
+
+var _ = Describe("A flag near the object size limit", func() {
+	It("reconciles and audits its creation and a change of a whole allow-list", func() {
+		ns := newNamespace()
+		rng := rand.New(rand.NewPCG(7, 7))
+		f := &v1.FeatureFlag{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "catalog.big"},
+			Spec: v1.FeatureFlagSpec{
+				Type: v1.FlagTypeObject, Enabled: true,
+				AllowList: &v1.AllowList{Users: hexIDs(rng, 1000, "user-", 120), Orgs: hexIDs(rng, 1000, "org-", 120)},
+				Value:     js(map[string]any{"items": hexIDs(rng, 10500, "item-", 64)}),
+			},
+		}
+		Expect(k8sClient.Create(ctx, f)).To(Succeed())
+		stored, err := json.Marshal(f)
+		Expect(err).NotTo(HaveOccurred())
+		// The API server's limit for one object is 1.5 MiB, managedFields included.
+		Expect(len(stored)).To(BeNumerically(">", 1_200_000))
+		Expect(len(stored)).To(BeNumerically("<", 1_572_864))
+		By(fmt.Sprintf("the flag is %d bytes as stored", len(stored)))
+
+		got := &v1.FeatureFlag{}
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(f), got)).To(Succeed())
+			g.Expect(condition(got.Status.Conditions, v1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+		}).WithTimeout(time.Minute).Should(Succeed())
+		Eventually(func() []audit.Action { return actionsIn(auditSink, ns) }).WithTimeout(time.Minute).Should(Equal([]audit.Action{audit.ActionFlagCreated}))
+		settled(f)
+
+		users := hexIDs(rng, 1000, "user-", 120)
+		patchSpec(f, func(f *v1.FeatureFlag) { f.Spec.AllowList.Users = users })
+		Eventually(func() []audit.Action { return actionsIn(auditSink, ns) }).WithTimeout(time.Minute).
+			Should(Equal([]audit.Action{audit.ActionFlagCreated, audit.ActionFlagUpdated}))
+		rec := recordOf(auditSink, ns, audit.ActionFlagUpdated)
+		Expect(rec.ChangedKeys).To(Equal([]string{"allowList"}))
+		var before, after v1.AllowList
+		Expect(json.Unmarshal(rec.Before["allowList"], &before)).To(Succeed())
+		Expect(json.Unmarshal(rec.After["allowList"], &after)).To(Succeed())
+		Expect(after.Users).To(Equal(users))
+		Expect(before.Users).NotTo(Equal(users))
+		settled(f)
+		ck := checkpointOf(Default, f)
+		size, err := json.Marshal(ck)
+		Expect(err).NotTo(HaveOccurred())
+		By(fmt.Sprintf("its audit checkpoint is %d bytes", len(size)))
+	})
+})

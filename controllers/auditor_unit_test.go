@@ -1,0 +1,122 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/internal/audit"
+)
+
+// noise returns n characters that do not compress much.
+func noise(n int) string {
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = "0123456789abcdef"[rng.IntN(16)]
+	}
+	return string(b)
+}
+
+func TestCheckpointRoundTrip(t *testing.T) {
+	f := &v1.FeatureFlag{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "beta.dash", UID: "u-1", Generation: 3},
+		Spec: v1.FeatureFlagSpec{Type: v1.FlagTypeBoolean, Enabled: true, Description: noise(8000)}}
+	values := flagValues(f)
+	before := map[string]json.RawMessage{"type": json.RawMessage(`"Boolean"`), "enabled": json.RawMessage(`false`)}
+	at := time.Date(2026, 12, 4, 10, 0, 0, 123456000, time.UTC)
+	ref := objectRef(KindFeatureFlag, f)
+	update := audit.NewRecord(at, audit.Change{Action: audit.ActionFlagUpdated, Actor: audit.Actor{Username: "alice", Verified: true},
+		Object: ref, Before: before, After: values})
+	coalesced := audit.NewRecord(at, audit.Change{Action: audit.ActionFlagUpdated, Object: ref, Before: before, After: values,
+		Coalesced: &audit.Coalesced{FromGeneration: 2, ToGeneration: 3, Actors: []audit.Actor{{Username: "bob"}}}})
+	deleted := audit.NewRecord(at, audit.Change{Action: audit.ActionFlagDeleted, Actor: audit.Actor{Username: "carol"},
+		Object: ref, Before: values})
+
+	tests := []struct {
+		name    string
+		pending []audit.Record
+	}{
+		{"settled", nil},
+		{"an update", []audit.Record{update}},
+		{"a coalesced update", []audit.Record{coalesced}},
+		{"an update and the deletion", []audit.Record{update, deleted}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ck := &checkpoint{namespace: "ns", name: checkpointName(KindFeatureFlag, f.UID), resourceVersion: "7",
+				generation: 3, auditedAt: at, values: values, pending: tt.pending}
+			obj, err := ck.encode(KindFeatureFlag, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if obj.Spec.Kind != "FeatureFlag" || obj.Spec.Name != "beta.dash" || obj.Spec.UID != "u-1" || obj.Name != "featureflag-u-1" {
+				t.Fatalf("checkpoint names %s %s/%s (uid %s), want FeatureFlag ns/beta.dash (uid u-1)", obj.Spec.Kind, obj.Namespace, obj.Spec.Name, obj.Spec.UID)
+			}
+			// The values are stored once: the pending records add only what they replaced.
+			if len(tt.pending) > 0 && len(obj.Spec.Pending) > len(obj.Spec.Values)/2 {
+				t.Errorf("pending is %d bytes next to %d bytes of values: the values are stored again", len(obj.Spec.Pending), len(obj.Spec.Values))
+			}
+			obj.ResourceVersion = "7"
+			got, err := decodeCheckpoint(obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.namespace != ck.namespace || got.name != ck.name || got.resourceVersion != ck.resourceVersion ||
+				got.generation != ck.generation || !got.auditedAt.Equal(ck.auditedAt) || !reflect.DeepEqual(got.values, ck.values) {
+				t.Errorf("round trip changed the checkpoint: got %s/%s rv %s generation %d at %s", got.namespace, got.name,
+					got.resourceVersion, got.generation, got.auditedAt)
+			}
+			if len(got.pending) != len(ck.pending) {
+				t.Fatalf("round trip gave %d pending records, want %d", len(got.pending), len(ck.pending))
+			}
+			for i := range ck.pending {
+				want, _ := ck.pending[i].MarshalJSON()
+				have, _ := got.pending[i].MarshalJSON()
+				if string(have) != string(want) {
+					t.Errorf("pending record %d changed in the round trip:\n got %.300s\nwant %.300s", i, have, want)
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeCheckpointRejectsDamage(t *testing.T) {
+	tests := []struct {
+		name string
+		spec v1.AuditCheckpointSpec
+		want string
+	}{
+		{"values not gzip", v1.AuditCheckpointSpec{Values: []byte("{}")}, "spec.values"},
+		{"pending not gzip", v1.AuditCheckpointSpec{Pending: []byte("[]")}, "spec.pending"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeCheckpoint(&v1.AuditCheckpoint{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "x"}, Spec: tt.spec})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "ns/x") {
+				t.Errorf("error %v, want one naming ns/x and %s", err, tt.want)
+			}
+		})
+	}
+}
