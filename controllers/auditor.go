@@ -47,7 +47,7 @@ import (
 
 // auditWorkers is how many objects the Auditor audits at once. The versions of one object
 // are always audited one after the other, in commit order.
-const auditWorkers = 4
+const auditWorkers = 16
 
 // Auditor writes the audit trail of every FeatureFlag, UserFlagOverride and
 // DeviceFlagOverride on the elected leader: one record per committed version of the spec,

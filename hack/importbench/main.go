@@ -22,7 +22,8 @@ limitations under the License.
 //   - create: the time the client took to create the N overrides;
 //   - counted: the time from the first create until the flag's status.userOverrides is N;
 //   - syncs: the Syncer.Sync calls (whoever made them) from the first create until then;
-//   - store writes: the revisions the evaluator store published in that time.
+//   - store writes: the revisions the evaluator store published in that time;
+//   - audited: the time from the first create until the audit trail holds a record of each.
 //
 // The API server, etcd, the manager and the client share the machine's cores.
 //
@@ -123,7 +124,8 @@ func run(n, workers int, timeout time.Duration, root string) (retErr error) {
 		return err
 	}
 	store := evaluator.NewStore()
-	syncer, err := controllers.Setup(ctx, mgr, controllers.Options{Store: store, Audit: audit.NewMemory(),
+	sink := audit.NewMemory()
+	syncer, err := controllers.Setup(ctx, mgr, controllers.Options{Store: store, Audit: sink,
 		Self: audit.Actor{Username: "importbench"}})
 	if err != nil {
 		return err
@@ -207,11 +209,17 @@ func run(n, workers int, timeout time.Duration, root string) (retErr error) {
 		return fmt.Errorf("the flag never counted %d overrides: %w", n, err)
 	}
 	counted := time.Since(start)
+	// One created record per override, and the flag's own.
+	if err := waitFor(ctx, func() (bool, error) { return sink.Len() >= n+1, nil }); err != nil {
+		return fmt.Errorf("the audit trail never held %d records: %w", n+1, err)
+	}
+	audited := time.Since(start)
 	syncs, writes := syncer.Syncs()-syncs0, store.Snapshot().Revision()-rev0
 
 	fmt.Printf("overrides          %d (one flag, one user each), %d client workers, GOMAXPROCS %d\n", n, workers, goruntime.GOMAXPROCS(0))
 	fmt.Printf("create             %.1f s (%.0f overrides/s)\n", created.Seconds(), float64(n)/created.Seconds())
 	fmt.Printf("counted            %.1f s after the first create\n", counted.Seconds())
+	fmt.Printf("audited            %.1f s after the first create (%d records)\n", audited.Seconds(), sink.Len())
 	fmt.Printf("syncs              %d (%.1f per override)\n", syncs, float64(syncs)/float64(n))
 	fmt.Printf("store writes       %d\n", writes)
 	return nil
