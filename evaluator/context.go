@@ -32,6 +32,19 @@ const (
 	AttrDeviceClass  = "deviceClass"
 )
 
+// RoleGuest is the role of a context that names none: a guest, not signed in (seed 004's
+// roles are guest, user and admin). Role gating treats an empty Role as RoleGuest, so that
+// allowedRoles can let guests in.
+const RoleGuest = "guest"
+
+// GateRole returns the role that role gating uses: Role, or RoleGuest when it is empty.
+func (c *Context) GateRole() string {
+	if c.Role == "" {
+		return RoleGuest
+	}
+	return c.Role
+}
+
 // EffectiveUserID returns UserID, or TargetingKey when UserID is empty.
 func (c *Context) EffectiveUserID() string {
 	if c.UserID != "" {

@@ -26,7 +26,8 @@
 //     to compile: PARSE_ERROR). The caller's default applies.
 //  2. Role gate: allowedRoles is set and the context role is not in it: off
 //     value, reason DISABLED, source role-gate. Overrides do not apply and
-//     EvaluateAll leaves the flag out.
+//     EvaluateAll leaves the flag out. A context without a role has the role
+//     guest (RoleGuest) here.
 //  3. Device override for (deviceId, key): the context has a deviceId, the
 //     context's deviceClass is eligible for the flag (default classes
 //     phone, tablet, laptop) and an applicable entry exists.

@@ -69,7 +69,7 @@ func (n Namespace) EvaluateAll(ctx Context) []Result {
 	// Size the result exactly: bulk results are the only allocation.
 	visible := 0
 	for _, fe := range n.st.flagList {
-		if fe.flag == nil || fe.flag.roles == nil || slices.Contains(fe.flag.roles, ctx.Role) {
+		if fe.flag == nil || fe.flag.roles == nil || slices.Contains(fe.flag.roles, ctx.GateRole()) {
 			visible++
 		}
 	}
@@ -166,15 +166,16 @@ func (e *evalEnv) evalFlag(r *Result, fe *flagEntry, key string, user, dev *subj
 
 	// 2. Role gate.
 	if f.roles != nil {
-		if !slices.Contains(f.roles, ctx.Role) {
+		role := ctx.GateRole()
+		if !slices.Contains(f.roles, role) {
 			if e.tr != nil {
-				e.tr.add(stageRoleGate, "role-gate", true, "role %q is not in allowedRoles %v", ctx.Role, f.roles)
+				e.tr.add(stageRoleGate, "role-gate", true, "role %q is not in allowedRoles %v", role, f.roles)
 			}
 			fill(r, f, key, f.off, false, VariantOff, ReasonDisabled, SourceRoleGate)
 			return true
 		}
 		if e.tr != nil {
-			e.tr.add(stageRoleGate, "role-gate", false, "role %q is allowed", ctx.Role)
+			e.tr.add(stageRoleGate, "role-gate", false, "role %q is allowed", role)
 		}
 	} else {
 		if e.tr != nil {

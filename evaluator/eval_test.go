@@ -93,6 +93,15 @@ func TestResolutionOrder(t *testing.T) {
 			want: want{value: `"off"`, variant: VariantOff, reason: ReasonDisabled, source: SourceRoleGate}},
 		{name: "role gate without role in context", spec: withRoles(onOff, "admin"), ctx: ctxWith(func(c *Context) { c.Role = "" }),
 			want: want{value: `"off"`, variant: VariantOff, reason: ReasonDisabled, source: SourceRoleGate}},
+		// Seed 004: a context without a role is a guest, signed out.
+		{name: "no role in the context is a guest, let through when guest is allowed", spec: withRoles(onOff, RoleGuest, "user"),
+			overrides: []Override{userOv}, ctx: Context{UserID: "alice"},
+			want: want{value: `"user"`, enabled: true, variant: VariantOverride, reason: ReasonTargetingMatch, source: userSrc}},
+		{name: "a guest is gated out of a flag for signed-in roles, overrides included", spec: withRoles(onOff, "user", "admin"),
+			overrides: []Override{userOv}, ctx: Context{UserID: "alice"},
+			want: want{value: `"off"`, variant: VariantOff, reason: ReasonDisabled, source: SourceRoleGate}},
+		{name: "an explicit role other than guest is gated out of a guest-only flag", spec: withRoles(onOff, RoleGuest), ctx: alice,
+			want: want{value: `"off"`, variant: VariantOff, reason: ReasonDisabled, source: SourceRoleGate}},
 		{name: "allowed role passes the gate", spec: withRoles(onOff, "ops", "admin"), overrides: []Override{devOv}, ctx: alice,
 			want: want{value: `"device"`, enabled: true, variant: VariantOverride, reason: ReasonTargetingMatch, source: devSrc}},
 		{name: "device override beats user override", spec: onOff, overrides: []Override{userOv, devOv}, ctx: alice,
@@ -495,6 +504,7 @@ func TestEvaluateAll(t *testing.T) {
 		UpsertFlag("ns", "a", FlagSpec{Type: TypeString, Enabled: true, Value: raw(`"x"`), AllowedRoles: []string{"admin"}}),
 		UpsertFlag("ns", "b", FlagSpec{Type: TypeNumber, Value: raw(`1`)}),
 		UpsertFlag("ns", "broken", FlagSpec{Type: "Nope"}),
+		UpsertFlag("ns", "guests", FlagSpec{Type: TypeBoolean, Enabled: true, AllowedRoles: []string{"guest", "admin"}}),
 		UpsertFlag("other", "z", boolFlag(true)),
 		UpsertOverride(userOverride("ns", "o", "alice", created, off("c"))),
 	)
@@ -505,7 +515,8 @@ func TestEvaluateAll(t *testing.T) {
 		keys []string
 	}{
 		{"viewer does not see role-gated flags", Context{UserID: "alice", Role: "viewer"}, []string{"b", "broken", "c"}},
-		{"admin sees everything", Context{UserID: "alice", Role: "admin"}, []string{"a", "b", "broken", "c"}},
+		{"admin sees everything", Context{UserID: "alice", Role: "admin"}, []string{"a", "b", "broken", "c", "guests"}},
+		{"a context without a role is a guest", Context{UserID: "alice"}, []string{"b", "broken", "c", "guests"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -532,7 +543,7 @@ func TestEvaluateAll(t *testing.T) {
 	if rs := s.Namespace("missing").EvaluateAllInto([]Result{{Key: "stale"}}, Context{}); len(rs) != 0 {
 		t.Fatalf("EvaluateAllInto must reset dst: %v", rs)
 	}
-	if got := h.Keys(); !reflect.DeepEqual(got, []string{"a", "b", "broken", "c"}) {
+	if got := h.Keys(); !reflect.DeepEqual(got, []string{"a", "b", "broken", "c", "guests"}) {
 		t.Fatalf("keys = %v", got)
 	}
 }

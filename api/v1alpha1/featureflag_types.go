@@ -209,7 +209,8 @@ type FeatureFlagSpec struct {
 
 	// allowedRoles lists the roles (for example guest, user, admin) that may see the flag
 	// on. Other roles get the off value, overrides do not apply to them, and bulk
-	// evaluation leaves the flag out. Omitted means every role.
+	// evaluation leaves the flag out. Omitted means every role. A context without a role
+	// is a guest: list guest to let signed-out users see the flag.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
