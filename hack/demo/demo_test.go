@@ -135,7 +135,10 @@ func auditActors(t *testing.T, path string) (verified, unverified []string) {
 	if err != nil {
 		return nil, nil
 	}
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+	// The manager may be writing a line as it is read: leave out the last one until its
+	// line feed is there.
+	lines := strings.Split(string(data), "\n")
+	for _, line := range lines[:len(lines)-1] {
 		if line == "" {
 			continue
 		}
