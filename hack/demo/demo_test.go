@@ -163,3 +163,20 @@ func auditActors(t *testing.T, path string) (verified, unverified []string) {
 	}
 	return verified, unverified
 }
+
+// TestPort checks that a port given is used as it is, and that a free port is picked below
+// the kernel's range for sockets that name no port.
+func TestPort(t *testing.T) {
+	if p, err := port(8123); err != nil || p != 8123 {
+		t.Errorf("port(8123) = %d, %v; want 8123", p, err)
+	}
+	for range 20 {
+		p, err := port(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p < freePortMin || p >= freePortMin+freePortCount || p >= 32768 {
+			t.Errorf("port(0) = %d, want a port from %d to %d", p, freePortMin, freePortMin+freePortCount-1)
+		}
+	}
+}
