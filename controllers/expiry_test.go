@@ -138,7 +138,8 @@ var _ = Describe("Override expiry with GitOps markers", func() {
 				_, ok := store.Snapshot().OverrideStatus(evaluator.SubjectUser, ns, "marked")
 				return ok
 			}).Should(BeFalse())
-			Expect(store.Evaluate(ns, user, "beta.dash").Value).To(Equal(false))
+			// The flag reaches the store through another controller than the override.
+			Eventually(func() any { return store.Evaluate(ns, user, "beta.dash").Value }).Should(Equal(false))
 		},
 		Entry("no marker", func(*v1.UserFlagOverride) {}),
 		Entry("a managed-by label that is not Helm", func(o *v1.UserFlagOverride) {
@@ -194,7 +195,9 @@ var _ = Describe("Override expiry with GitOps markers", func() {
 		Expect(k8sClient.Create(ctx, boolFlag(ns, "beta.dash", false))).To(Succeed())
 		o := userOverride(ns, "from-git", "user-1", entry("beta.dash", true))
 		o.Labels = map[string]string{"app.kubernetes.io/instance": "flags"}
-		o.Spec.ExpiresAt = &metav1.Time{Time: time.Now().Add(2 * time.Second).Truncate(time.Second)}
+		// Far enough ahead that the override is served before it expires, however slow the
+		// create and the first reconcile.
+		o.Spec.ExpiresAt = &metav1.Time{Time: time.Now().Add(5 * time.Second).Truncate(time.Second)}
 		manifest := gitManifest(o)
 		key := client.ObjectKeyFromObject(o)
 

@@ -179,8 +179,9 @@ var _ = Describe("Override lifecycle", func() {
 		Eventually(func() []audit.Action { return actionsOf(auditSink, ns, "pilot") }).Should(Equal([]audit.Action{
 			audit.ActionUserOverrideCreated, audit.ActionUserOverrideUpdated, audit.ActionUserOverrideDeleted,
 		}))
-		Expect(actionsIn(auditSink, ns)).To(ConsistOf(audit.ActionFlagCreated, audit.ActionUserOverrideCreated,
-			audit.ActionUserOverrideUpdated, audit.ActionUserOverrideDeleted))
+		// The flag's record comes from the flag controller, which nothing above waited for.
+		Eventually(func() []audit.Action { return actionsIn(auditSink, ns) }).Should(ConsistOf(audit.ActionFlagCreated,
+			audit.ActionUserOverrideCreated, audit.ActionUserOverrideUpdated, audit.ActionUserOverrideDeleted))
 		rec = recordOf(auditSink, ns, audit.ActionUserOverrideDeleted)
 		Expect(rec.After).To(HaveKeyWithValue("beta.dash", MatchJSON(`null`)))
 		Expect(rec.Before).To(HaveKeyWithValue("beta.other", MatchJSON(`{"enabled":true}`)))
@@ -270,7 +271,9 @@ var _ = Describe("Override lifecycle", func() {
 
 	It("expires an override on time, records it once, and deletes it", func() {
 		Expect(k8sClient.Create(ctx, boolFlag(ns, "beta.dash", false))).To(Succeed())
-		expires := time.Now().Add(2 * time.Second)
+		// Far enough ahead that the override is served before it expires, however slow the
+		// create and the first reconcile.
+		expires := time.Now().Add(5 * time.Second)
 		o := userOverride(ns, "short", "user-1", entry("beta.dash", true))
 		o.Spec.ExpiresAt = &metav1.Time{Time: expires}
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
@@ -419,7 +422,8 @@ var _ = Describe("Flag lifecycle", func() {
 	})
 
 	It("records each schedule step once, when it takes effect", func() {
-		at := metav1.NewTime(time.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second))
+		// Far enough ahead that the status shows the step as next before it takes effect.
+		at := metav1.NewTime(time.Now().Add(5 * time.Second).Truncate(time.Second).Add(time.Second))
 		f := boolFlag(ns, "beta.scheduled", false)
 		f.Spec.Rollout = &v1.Rollout{Percentage: 0}
 		f.Spec.Schedule = []v1.ScheduleStep{

@@ -19,6 +19,7 @@ package controllers
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -85,6 +86,23 @@ var _ = Describe("Override counts", func() {
 		})
 		Expect(k8sClient.Delete(ctx, deviceOverride(ns, fmt.Sprintf("d-%03d", users), "", entry("bulk", true)))).To(Succeed())
 		Eventually(counts("bulk")).Should(Equal([2]int32{users / 2, devices - 1}))
+
+		// The counts come from the store, ahead of the override controller, which audits and
+		// reports on each of these overrides in turn. Wait until it is done, so that the specs
+		// after this one do not queue behind it on a busy machine; this spec takes the time.
+		Eventually(func(g Gomega) {
+			userList, deviceList := &v1.UserFlagOverrideList{}, &v1.DeviceFlagOverrideList{}
+			g.Expect(k8sClient.List(ctx, userList, client.InNamespace(ns))).To(Succeed())
+			g.Expect(k8sClient.List(ctx, deviceList, client.InNamespace(ns))).To(Succeed())
+			g.Expect(userList.Items).To(HaveLen(users/2+2), "the deleted overrides are finalized")
+			g.Expect(deviceList.Items).To(HaveLen(devices - 1))
+			for _, o := range userList.Items {
+				g.Expect(o.Status.ObservedGeneration).To(Equal(o.Generation), "user override %s", o.Name)
+			}
+			for _, o := range deviceList.Items {
+				g.Expect(o.Status.ObservedGeneration).To(Equal(o.Generation), "device override %s", o.Name)
+			}
+		}).WithTimeout(2 * time.Minute).WithPolling(100 * time.Millisecond).Should(Succeed())
 	})
 
 	It("move when an override changes flag, and when a conflict ends", func() {

@@ -167,7 +167,9 @@ var _ = Describe("Sync controllers", func() {
 
 	It("stops applying an override exactly at expiry and ticks the store then", func() {
 		Expect(k8sClient.Create(ctx, boolFlag(ns, "beta.expiring", false))).To(Succeed())
-		expires := time.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second)
+		// Far enough ahead that the override is served before it expires, however slow the
+		// create.
+		expires := time.Now().Add(5 * time.Second).Truncate(time.Second).Add(time.Second)
 		o := userOverride(ns, "short", "user-1", entry("beta.expiring", true))
 		o.Spec.ExpiresAt = &metav1.Time{Time: expires}
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())

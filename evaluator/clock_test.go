@@ -10,7 +10,10 @@ import (
 func TestRunClockTicksAtExpiry(t *testing.T) {
 	s := NewStore()
 	on := true
-	expires := time.Now().Add(150 * time.Millisecond)
+	// The expiry and the step below are far enough ahead that they are still to come when
+	// the write that sets them is applied, however busy the machine: one already past then
+	// sets no deadline, and the clock would have nothing to tick.
+	expires := time.Now().Add(time.Second)
 	if _, _, err := s.Apply(
 		UpsertFlag("ns", "a.flag", FlagSpec{Type: TypeBoolean}),
 		UpsertOverride(Override{Kind: SubjectUser, SubjectID: "u", Namespace: "ns", Name: "o", UID: "1",
@@ -52,7 +55,7 @@ func TestRunClockTicksAtExpiry(t *testing.T) {
 	}
 
 	// A write with an earlier deadline wakes the clock up.
-	at := time.Now().Add(100 * time.Millisecond)
+	at := time.Now().Add(time.Second)
 	if _, _, err := s.Apply(UpsertFlag("ns", "b.flag", FlagSpec{Type: TypeBoolean,
 		Schedule: []ScheduleStep{{At: at, Enabled: &on}}, Value: json.RawMessage(`true`)})); err != nil {
 		t.Fatal(err)

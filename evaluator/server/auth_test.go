@@ -541,7 +541,10 @@ func TestTokenCache(t *testing.T) {
 	a := newAuth(t, AuthOptions{Now: func() time.Time { return now }, CacheSize: 2})
 	store, _ := newTestStore(t)
 	h := New(store, Options{DefaultNamespace: "shop", Auth: a})
-	tok := edToken(t, with(claims("shop", aliceCtx), "exp", now.Add(time.Minute).Unix()))
+	// issued are claims issued at the authenticator's frozen clock: a token issued at the
+	// wall clock's next second would be refused as issued in the future.
+	issued := func(ctx map[string]any) jwt.MapClaims { return with(claims("shop", ctx), "iat", now.Unix()) }
+	tok := edToken(t, with(issued(aliceCtx), "exp", now.Add(time.Minute).Unix()))
 	call := func(tok string) int { return do(h, http.MethodPost, "/v1/evaluate", `{}`, bearer(tok)...).Code }
 
 	if got := call(tok); got != http.StatusOK || a.cache.len() != 1 {
@@ -551,8 +554,8 @@ func TestTokenCache(t *testing.T) {
 		t.Fatalf("cache entry %+v", v)
 	}
 	// Bounded: a third token evicts one entry.
-	call(edToken(t, claims("shop", map[string]any{"userId": "b"})))
-	call(edToken(t, claims("shop", map[string]any{"userId": "c"})))
+	call(edToken(t, issued(map[string]any{"userId": "b"})))
+	call(edToken(t, issued(map[string]any{"userId": "c"})))
 	if n := a.cache.len(); n != 2 {
 		t.Errorf("cache holds %d tokens, want the bound 2", n)
 	}
@@ -564,7 +567,7 @@ func TestTokenCache(t *testing.T) {
 	}
 	// New keys drop verified tokens signed by a key they no longer hold.
 	now = time.Now()
-	tok = edToken(t, claims("shop", aliceCtx))
+	tok = edToken(t, issued(aliceCtx))
 	if got := call(tok); got != http.StatusOK {
 		t.Fatalf("status %d", got)
 	}

@@ -325,8 +325,11 @@ type server struct {
 	lim   limits
 	log   *slog.Logger
 	known atomic.Pointer[nsCache]
-	// streams counts the stream slots in use (see takeSlot).
-	streams atomic.Int64
+	// slots guards streams, the number of stream slots in use (see
+	// takeSlot), and its report to Options.Metrics: the counts are reported
+	// in the order they are counted, so that the last report is current.
+	slots   sync.Mutex
+	streams int
 }
 
 // nsCache remembers which namespaces of one snapshot have flags, so that

@@ -52,6 +52,8 @@ func StreamMemoryBudget() int64 {
 type Metrics interface {
 	// Subscribers reports the number of stream slots in use (open streams
 	// and stream requests being validated) after one was taken or freed.
+	// Calls do not overlap and come in the order of the counts, so the
+	// last one reported is the current number.
 	Subscribers(n int)
 	// EventSent counts an event written to a stream, by kind: "snapshot",
 	// "changed", "refetch" or "heartbeat".
@@ -249,20 +251,21 @@ func (s *server) follow(w http.ResponseWriter, rc *http.ResponseController, r *h
 // takeSlot takes one of Options.MaxSubscribers stream slots (any number
 // when it is negative); it reports false when none is free.
 func (s *server) takeSlot() bool {
-	for {
-		n := s.streams.Load()
-		if s.opts.MaxSubscribers > 0 && n >= int64(s.opts.MaxSubscribers) {
-			return false
-		}
-		if s.streams.CompareAndSwap(n, n+1) {
-			s.opts.Metrics.Subscribers(int(n + 1))
-			return true
-		}
+	s.slots.Lock()
+	defer s.slots.Unlock()
+	if s.opts.MaxSubscribers > 0 && s.streams >= s.opts.MaxSubscribers {
+		return false
 	}
+	s.streams++
+	s.opts.Metrics.Subscribers(s.streams)
+	return true
 }
 
 func (s *server) freeSlot() {
-	s.opts.Metrics.Subscribers(int(s.streams.Add(-1)))
+	s.slots.Lock()
+	defer s.slots.Unlock()
+	s.streams--
+	s.opts.Metrics.Subscribers(s.streams)
 }
 
 // write writes and flushes b within Options.StreamWriteTimeout (when the

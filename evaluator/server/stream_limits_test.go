@@ -7,7 +7,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime/debug"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -104,6 +107,80 @@ func TestStalledReaderIsDropped(t *testing.T) {
 		defer resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+}
+
+// heldReports records the subscriber counts reported to Metrics. When hold
+// is set, the next report waits inside Subscribers until release is closed,
+// which widens the gap between a slot being freed and its count being
+// reported.
+type heldReports struct {
+	noMetrics
+	hold     atomic.Bool
+	held     chan struct{} // closed once a report is held
+	release  chan struct{}
+	reported chan int
+	mu       sync.Mutex
+	reports  []int
+}
+
+func (m *heldReports) Subscribers(n int) {
+	if m.hold.CompareAndSwap(true, false) {
+		close(m.held)
+		<-m.release
+	}
+	m.mu.Lock()
+	m.reports = append(m.reports, n)
+	m.mu.Unlock()
+	m.reported <- n
+}
+
+// TestSubscriberReportsFollowTheCount: the subscriber counts reach Metrics
+// in the order in which they were counted, so that the last report (the
+// gauge's value) is the number of streams open, even when two streams end
+// at once and the first one's report is slow.
+func TestSubscriberReportsFollowTheCount(t *testing.T) {
+	m := &heldReports{held: make(chan struct{}), release: make(chan struct{}), reported: make(chan int, 16)}
+	srv, _ := newStreamServer(t, Options{Metrics: m}, nil)
+	seen := 0 // reports taken from m.reported
+	report := func() {
+		t.Helper()
+		select {
+		case <-m.reported:
+			seen++
+		case <-time.After(eventWait):
+			t.Fatal("no subscriber count reported")
+		}
+	}
+	a := open(t, srv, "/v1/stream?userId=a")
+	b := open(t, srv, "/v1/stream?userId=b")
+	report()
+	report()
+
+	m.hold.Store(true)
+	a.cancel()
+	select {
+	case <-m.held:
+	case <-time.After(eventWait):
+		t.Fatal("the first stream did not end")
+	}
+	// a's count (1) is held. b ends meanwhile; its count (0) must not be
+	// reported before a's. Absence is asserted over quietWait.
+	b.cancel()
+	select {
+	case n := <-m.reported:
+		seen++
+		t.Errorf("count %d reported while an earlier count was held", n)
+	case <-time.After(quietWait):
+	}
+	close(m.release)
+	for seen < 4 {
+		report()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if want := []int{1, 2, 1, 0}; !slices.Equal(m.reports, want) {
+		t.Errorf("subscriber counts reported %v, want %v: the last report must be the number of open streams", m.reports, want)
+	}
 }
 
 // TestSubscriberCapBeforeWork: a stream request beyond the cap is refused

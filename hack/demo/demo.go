@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -73,19 +74,32 @@ type demo struct {
 	evaluatorPort, probePort int
 }
 
+// Free ports are picked in [freePortMin, freePortMin+freePortCount), below the ranges the
+// kernel assigns to sockets that do not name a port (from 32768 on Linux, 49152 on macOS),
+// so that no outgoing connection of another process takes the port first.
+const (
+	freePortMin   = 20000
+	freePortCount = 12000
+)
+
 // port returns p, or a free local port when p is 0. A port found free may still be taken
-// before the process binds it; picking it only just before the start keeps that window
-// small, and waitReady reports the process's exit if it happens.
+// before the process binds it, but only by a process that names it: picking it only just
+// before the start keeps that window small, and waitReady reports the process's exit if it
+// happens.
 func port(p int) (int, error) {
 	if p != 0 {
 		return p, nil
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("failed to find a free port: %w", err)
+	var err error
+	for range 100 {
+		candidate := freePortMin + mrand.IntN(freePortCount)
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(candidate)); err == nil {
+			_ = ln.Close()
+			return candidate, nil
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("failed to find a free port from %d to %d: %w", freePortMin, freePortMin+freePortCount-1, err)
 }
 
 // process is a running flagops process.

@@ -235,6 +235,13 @@ var _ = Describe("Override validation", func() {
 
 		base = o.DeepCopy()
 		o.Spec.Flags[0].Enabled = ptrTo(false)
+		// The webhook reads flags from the manager's cache first: wait until it has seen the
+		// deletion too.
+		Eventually(func(g Gomega) {
+			err := bob.Patch(ctx, o.DeepCopy(), client.MergeFrom(base), client.DryRunAll)
+			g.Expect(err).To(HaveOccurred())
+			g.Expect(err.Error()).To(ContainSubstring(`spec.flags[0].key: Not found: "beta.doomed"`))
+		}).Should(Succeed())
 		expectInvalid(bob.Patch(ctx, o, client.MergeFrom(base)), "vuserflagoverride.flagops.dev",
 			`spec.flags[0].key: Not found: "beta.doomed"`)
 	})
