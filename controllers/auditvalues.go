@@ -144,7 +144,7 @@ func objectRef(kind Kind, obj client.Object) audit.ObjectRef {
 // actor: the field manager of the last spec write as a hint, and the annotation's name in
 // Claimed.
 type Actors struct {
-	// APIReader reads objects without the cache, whose objects have no managedFields.
+	// APIReader reads an object without the cache when the copy at hand has no managedFields.
 	APIReader client.Reader
 	// Self is the actor of automatic changes: expiry cleanup and schedule steps.
 	Self audit.Actor

@@ -17,24 +17,38 @@ limitations under the License.
 package controllers
 
 import (
+	"bytes"
+
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // LastAppliedAnnotation is the annotation kubectl apply (client-side) writes: a full copy of
 // the object, which the cache does not need.
 const LastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 
-// StripForCache is the cache transform: it drops managedFields and the last-applied
-// annotation, which are often larger than the object itself. Controllers never Update cached
-// objects (they patch), so nothing is lost on the server. The lifecycle controllers read
-// managedFields with an uncached reader when they need the fallback actor.
+// StripForCache is the cache transform: it drops the last-applied annotation, and the field
+// sets of managedFields, which are often larger than the object itself. It keeps, for each
+// manager, when it wrote and whether it owns spec fields (a FieldsV1 of just "f:spec"), which
+// is what the audit trail's actor hints read (lastManager, knownActors), so that a hint
+// describes the version the watch delivered, without reading the object again. Controllers
+// never Update cached objects (they patch), so nothing is lost on the server.
 func StripForCache(in any) (any, error) {
 	obj, err := meta.Accessor(in)
 	if err != nil {
 		// Not an object (for example a tombstone): leave it alone.
 		return in, nil
 	}
-	obj.SetManagedFields(nil)
+	if entries := obj.GetManagedFields(); entries != nil {
+		kept := make([]metav1.ManagedFieldsEntry, len(entries))
+		for i, e := range entries {
+			kept[i] = metav1.ManagedFieldsEntry{Manager: e.Manager, Operation: e.Operation, Time: e.Time, Subresource: e.Subresource}
+			if e.FieldsV1 != nil && bytes.Contains(e.FieldsV1.Raw, []byte(`"f:spec"`)) {
+				kept[i].FieldsType, kept[i].FieldsV1 = "FieldsV1", &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}
+			}
+		}
+		obj.SetManagedFields(kept)
+	}
 	if a := obj.GetAnnotations(); a != nil {
 		if _, ok := a[LastAppliedAnnotation]; ok {
 			delete(a, LastAppliedAnnotation)

@@ -17,7 +17,9 @@ limitations under the License.
 package controllers
 
 import (
+	"reflect"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
@@ -26,7 +28,21 @@ import (
 )
 
 func TestStripForCache(t *testing.T) {
-	managed := []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}}
+	at := metav1.NewTime(time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC))
+	managed := []metav1.ManagedFieldsEntry{
+		{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply, Time: &at, FieldsType: "FieldsV1",
+			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{"f:team":{}}},"f:spec":{"f:enabled":{},"f:value":{}}}`)}},
+		{Manager: "labeller", Operation: metav1.ManagedFieldsOperationUpdate, Time: &at, FieldsType: "FieldsV1",
+			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{"f:tier":{}}}}`)}},
+		{Manager: "flagops-manager", Operation: metav1.ManagedFieldsOperationUpdate, Time: &at, Subresource: "status",
+			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:observedGeneration":{}}}`)}},
+	}
+	wantManaged := []metav1.ManagedFieldsEntry{
+		{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply, Time: &at, FieldsType: "FieldsV1",
+			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}},
+		{Manager: "labeller", Operation: metav1.ManagedFieldsOperationUpdate, Time: &at},
+		{Manager: "flagops-manager", Operation: metav1.ManagedFieldsOperationUpdate, Time: &at, Subresource: "status"},
+	}
 	tests := []struct {
 		name            string
 		annotations     map[string]string
@@ -46,8 +62,11 @@ func TestStripForCache(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := out.(*v1.FeatureFlag)
-			if got.ManagedFields != nil {
-				t.Errorf("managedFields kept: %v", got.ManagedFields)
+			if !reflect.DeepEqual(got.ManagedFields, wantManaged) {
+				t.Errorf("managedFields = %v, want who wrote when, and whether they own spec fields: %v", got.ManagedFields, wantManaged)
+			}
+			if lastManager(got.ManagedFields) != "kubectl" {
+				t.Errorf("lastManager of the cached entries = %q, want kubectl", lastManager(got.ManagedFields))
 			}
 			if len(got.Annotations) != len(tt.wantAnnotations) {
 				t.Fatalf("annotations = %v, want %v", got.Annotations, tt.wantAnnotations)
