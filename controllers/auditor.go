@@ -664,9 +664,15 @@ func decodeCheckpoint(in *v1.AuditCheckpoint) (*checkpoint, error) {
 	return ck, nil
 }
 
+// gzipWriters recycles compressors: each holds about a megabyte of state, and a bulk import
+// writes a checkpoint per object.
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+
 func gzipJSON(v any) ([]byte, error) {
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
 	if err := json.NewEncoder(zw).Encode(v); err != nil {
 		return nil, fmt.Errorf("encode the audit checkpoint: %w", err)
 	}

@@ -37,6 +37,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,7 +70,20 @@ func main() {
 	workers := flag.Int("c", 16, "concurrent client workers")
 	timeout := flag.Duration("timeout", 20*time.Minute, "overall timeout")
 	root := flag.String("root", ".", "repository root (for the CRDs)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (client and manager) to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *n < 1 || *workers < 1 {
 		fmt.Fprintln(os.Stderr, "importbench: -n and -c must be at least 1")
 		os.Exit(2)
