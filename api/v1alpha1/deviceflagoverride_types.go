@@ -39,6 +39,7 @@ type DeviceFlagOverrideSpec struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=dfo,categories=flagops
+// +kubebuilder:selectablefield:JSONPath=`.spec.deviceId`
 // +kubebuilder:printcolumn:name="Device",type=string,JSONPath=`.spec.deviceId`
 // +kubebuilder:printcolumn:name="Flags",type=integer,JSONPath=`.status.flagCount`,description="Number of flag entries"
 // +kubebuilder:printcolumn:name="Expires",type=string,format=date-time,JSONPath=`.spec.expiresAt`

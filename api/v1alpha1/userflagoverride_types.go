@@ -37,6 +37,7 @@ type UserFlagOverrideSpec struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ufo,categories=flagops
+// +kubebuilder:selectablefield:JSONPath=`.spec.userId`
 // +kubebuilder:printcolumn:name="User",type=string,JSONPath=`.spec.userId`
 // +kubebuilder:printcolumn:name="Flags",type=integer,JSONPath=`.status.flagCount`,description="Number of flag entries"
 // +kubebuilder:printcolumn:name="Expires",type=string,format=date-time,JSONPath=`.spec.expiresAt`

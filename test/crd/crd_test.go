@@ -530,3 +530,34 @@ func undocumented(schema map[string]any, path string, missing *[]string) {
 		}
 	}
 }
+
+var _ = Describe("Lookups by user and by device (seed 001)", func() {
+	It("lists one user's or one device's overrides with a server-side field selector", func() {
+		ns := newNamespace()
+		for i, user := range []string{"u-42", "u-7", "u-42"} {
+			o := userOverride(fmt.Sprintf("o%d", i), on("beta.lookup"))
+			o.Namespace, o.Spec.UserID = ns, user
+			Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		}
+		for i, device := range []string{"phone-1", "phone-2"} {
+			o := deviceOverride(fmt.Sprintf("d%d", i), on("beta.lookup"))
+			o.Namespace, o.Spec.DeviceID = ns, device
+			Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		}
+
+		users := &v1.UserFlagOverrideList{}
+		Expect(k8sClient.List(ctx, users, client.InNamespace(ns), client.MatchingFields{"spec.userId": "u-42"})).To(Succeed())
+		Expect(users.Items).To(HaveLen(2))
+		for _, o := range users.Items {
+			Expect(o.Spec.UserID).To(Equal("u-42"))
+		}
+		devices := &v1.DeviceFlagOverrideList{}
+		Expect(k8sClient.List(ctx, devices, client.InNamespace(ns), client.MatchingFields{"spec.deviceId": "phone-2"})).To(Succeed())
+		Expect(devices.Items).To(HaveLen(1))
+		Expect(devices.Items[0].Name).To(Equal("d1"))
+
+		// Any other field is refused by the API server, naming it.
+		err := k8sClient.List(ctx, users, client.InNamespace(ns), client.MatchingFields{"spec.reason": "x"})
+		Expect(err).To(MatchError(ContainSubstring("field label not supported: spec.reason")))
+	})
+})
