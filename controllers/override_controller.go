@@ -70,13 +70,6 @@ func (o override) auditSubject() *audit.Subject {
 	return &audit.Subject{UserID: o.subject}
 }
 
-func (o override) action(verb string) audit.Action {
-	if o.kind == KindDeviceFlagOverride {
-		return audit.Action("device_override." + verb)
-	}
-	return audit.Action("user_override." + verb)
-}
-
 func (o override) metricKind() string {
 	if o.kind == KindDeviceFlagOverride {
 		return "device"
@@ -276,7 +269,7 @@ func (r *OverrideReconciler) reconcileExpiry(ctx context.Context, o override, ol
 	policy := onExpiryOf(o.obj, o.spec.OnExpiry)
 	msg := policy.message(o.spec.ExpiresAt.UTC().Format(time.RFC3339), true)
 	if !apimeta.IsStatusConditionTrue(old.Conditions, v1.ConditionExpired) {
-		action := o.action("expired")
+		action := o.kind.action("expired")
 		rec, err := writeRecord(ctx, r.Audit, o.spec.ExpiresAt.Time, audit.Change{Action: action, Actor: r.Actors.Self,
 			Object: objectRef(o.kind, o.obj), Subject: o.auditSubject(), Before: overrideValues(o.spec)})
 		if err != nil {
