@@ -16,13 +16,9 @@ import (
 	"github.com/flagops/flagops/evaluator"
 )
 
-func TestWatch(t *testing.T) {
-	dir := t.TempDir()
-	writeFile(t, dir, "layout.yaml", stringFlag("checkout.layout", "sidebar"))
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	l, store := newLoader(t, dir, Options{Logger: logger, Debounce: 20 * time.Millisecond})
-
+// startWatch runs l.Watch until the test ends, and then checks that it returns nil.
+func startWatch(t *testing.T, l *Loader) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Watch(ctx) }()
@@ -37,6 +33,16 @@ func TestWatch(t *testing.T) {
 			t.Error("Watch did not return after cancel")
 		}
 	})
+}
+
+func TestWatch(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "layout.yaml", stringFlag("checkout.layout", "sidebar"))
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	l, store := newLoader(t, dir, Options{Logger: logger, Debounce: 20 * time.Millisecond})
+
+	startWatch(t, l)
 	layout := func() any { return store.Evaluate(DefaultNamespace, evaluator.Context{}, "checkout.layout").Value }
 	eventually(t, "the initial load", func() bool { return layout() == "sidebar" })
 
@@ -268,20 +274,7 @@ func TestWatchNeverPublishesTransientState(t *testing.T) {
 			}
 			log := &appliedLog{}
 			l, store := newLoader(t, dir, Options{Logger: slog.New(log), Debounce: 20 * time.Millisecond, Now: now})
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- l.Watch(ctx) }()
-			t.Cleanup(func() {
-				cancel()
-				select {
-				case err := <-done:
-					if err != nil {
-						t.Errorf("Watch returned %v", err)
-					}
-				case <-time.After(10 * time.Second):
-					t.Error("Watch did not return after cancel")
-				}
-			})
+			startWatch(t, l)
 			value := func(key string) any {
 				r := store.Evaluate(DefaultNamespace, evaluator.Context{}, key)
 				if r.ErrorCode == evaluator.ErrorFlagNotFound {
