@@ -330,7 +330,7 @@ func (a *Auditor) records(ctx context.Context, v auditVersion, ck *checkpoint) (
 		return nil, 0, nil, err
 	}
 	var recs []audit.Record
-	if specGen > last && (ck == nil || hasChanges(before, after)) {
+	if specGen > last {
 		verb := "updated"
 		if ck == nil {
 			verb = "created"
@@ -343,7 +343,10 @@ func (a *Auditor) records(ctx context.Context, v auditVersion, ck *checkpoint) (
 		} else {
 			c.Coalesced = &audit.Coalesced{FromGeneration: last + 1, ToGeneration: specGen, Actors: a.knownActors(ctx, v.kind, obj, specGen, ck)}
 		}
-		recs = append(recs, audit.NewRecord(a.now(), c))
+		// A version that changed no audited value has no record; a create always has one.
+		if rec := audit.NewRecord(a.now(), c); ck == nil || len(rec.ChangedKeys) > 0 {
+			recs = append(recs, rec)
+		}
 	}
 	if deleting {
 		recs = append(recs, audit.NewRecord(obj.GetDeletionTimestamp().Time, audit.Change{Action: v.kind.action("deleted"),
@@ -568,11 +571,6 @@ func subjectOf(obj client.Object) *audit.Subject {
 }
 
 func isDeletion(a audit.Action) bool { return strings.HasSuffix(string(a), ".deleted") }
-
-func hasChanges(before, after map[string]json.RawMessage) bool {
-	changed, _, _ := audit.Diff(before, after)
-	return len(changed) > 0
-}
 
 // deprecatedAudited returns the status.audited that earlier versions left on obj, if any.
 func deprecatedAudited(obj client.Object) *v1.AuditState {
