@@ -7,10 +7,17 @@ IMG ?= flagops:dev
 # prerequisite on a new machine is Go itself.
 CONTROLLER_TOOLS_VERSION ?= v0.21.0
 KUSTOMIZE_VERSION ?= v5.8.1
+# kube-api-linter has no tagged versions: this pseudo-version is commit 092fe0c72997
+# (2026-07-16). Its own entry point, cmd/golangci-lint-kube-api-linter, is golangci-lint v2
+# (the version in the linter's go.mod, v2.5.0) with the linter registered as a module plugin:
+# the binary `golangci-lint custom` builds, installed by `go install` from the module proxy
+# instead of a git clone of golangci-lint, and with its own go.mod, not ours.
+KUBE_API_LINTER_VERSION ?= v0.0.0-20260716143926-092fe0c72997
 
 LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+KUBE_API_LINTER ?= $(LOCALBIN)/golangci-lint-kube-api-linter-$(KUBE_API_LINTER_VERSION)
 
 GO ?= go
 # Packages under test: everything in the main module. The modules under hack/envtest are
@@ -51,6 +58,10 @@ fmt: ## Run gofmt on the code.
 .PHONY: vet
 vet: ## Run go vet on the code.
 	$(GO) vet ./...
+
+.PHONY: lint
+lint: kube-api-linter ## Check the API types against the Kubernetes API conventions (kube-api-linter; settings and reasons in hack/kube-api-linter.yaml).
+	$(KUBE_API_LINTER) run -c hack/kube-api-linter.yaml ./api/...
 
 .PHONY: tidy
 tidy: ## Tidy go.mod and go.sum.
@@ -144,6 +155,11 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 kustomize: $(KUSTOMIZE) ## Install kustomize into ./bin.
 $(KUSTOMIZE): | $(LOCALBIN)
 	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+.PHONY: kube-api-linter
+kube-api-linter: $(KUBE_API_LINTER) ## Install golangci-lint with kube-api-linter into ./bin.
+$(KUBE_API_LINTER): | $(LOCALBIN)
+	$(call go-install-tool,$(KUBE_API_LINTER),sigs.k8s.io/kube-api-linter/cmd/golangci-lint-kube-api-linter,$(KUBE_API_LINTER_VERSION))
 
 # go-install-tool installs a pinned Go tool into ./bin under a versioned name, so that a
 # version bump in this file always installs the new version.
