@@ -25,37 +25,41 @@ type AuditCheckpointSpec struct {
 	// kind is the kind of the audited object.
 	// +required
 	// +kubebuilder:validation:Enum=FeatureFlag;UserFlagOverride;DeviceFlagOverride
-	Kind string `json:"kind"`
+	Kind string `json:"kind,omitempty"`
 
 	// name is the name of the audited object, in the checkpoint's namespace.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	Name string `json:"name"`
+	Name string `json:"name,omitempty"`
 
-	// uid is the UID of the audited object.
+	// uid is the UID of the audited object, at most 128 characters (a UID is 36).
 	// +required
 	// +kubebuilder:validation:MinLength=1
-	UID string `json:"uid"`
+	// +kubebuilder:validation:MaxLength=128
+	UID string `json:"uid,omitempty"`
 
 	// generation is the metadata.generation of the audited object that was last recorded.
 	// +required
 	// +kubebuilder:validation:Minimum=0
-	Generation int64 `json:"generation"`
+	Generation int64 `json:"generation"` //nolint:kubeapilinter // requiredfields wants a pointer for the valid zero value; only the manager writes checkpoints, always with the generation it recorded, and Go always sends it (no omitempty), so "unset" never occurs.
 
 	// auditedAt is when the last record was written.
 	// +optional
 	AuditedAt *metav1.MicroTime `json:"auditedAt,omitempty"`
 
 	// values are the audited values at generation, as gzip-compressed JSON, keyed as in audit
-	// records.
+	// records. At most 1.5 MiB in base64, the most etcd stores for a whole object.
 	// +optional
+	// +kubebuilder:validation:MaxLength=1572864
 	Values []byte `json:"values,omitempty"`
 
 	// pending holds the records being written, as a gzip-compressed JSON array. They are
 	// stored before they are sent, and cleared once the sink has them, so that a manager that
 	// stops in between leaves its successor the same records to send, with the same IDs.
+	// At most 1.5 MiB in base64, the most etcd stores for a whole object.
 	// +optional
+	// +kubebuilder:validation:MaxLength=1572864
 	Pending []byte `json:"pending,omitempty"`
 }
 
@@ -79,7 +83,7 @@ type AuditCheckpoint struct {
 
 	// spec is the checkpoint.
 	// +required
-	Spec AuditCheckpointSpec `json:"spec"`
+	Spec AuditCheckpointSpec `json:"spec,omitzero"`
 }
 
 // +kubebuilder:object:root=true

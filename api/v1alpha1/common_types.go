@@ -123,8 +123,8 @@ type FlagOverrideEntry struct {
 	// +optional
 	Value *apiextensionsv1.JSON `json:"value,omitempty"`
 
-	// enabled, when false, serves the flag's off value whatever value says.
-	// When true and value is omitted, the flag's on value is served.
+	// enabled set to false serves the flag's off value whatever value says.
+	// Set to true with value omitted, it serves the flag's on value.
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
 }
@@ -142,8 +142,10 @@ type FlagOverrideSpec struct {
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 
-	// reason says why the override exists, for the audit trail and for operators.
+	// reason says why the override exists, for the audit trail and for operators: 1 to 500
+	// characters.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=500
 	Reason string `json:"reason,omitempty"`
 
@@ -162,15 +164,22 @@ type FlagOverrideSpec struct {
 	// +listMapKey=key
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=32
-	Flags []FlagOverrideEntry `json:"flags"`
+	Flags []FlagOverrideEntry `json:"flags,omitempty"`
 }
 
 // InvalidKey names an override entry that the evaluator does not serve, and why.
 type InvalidKey struct {
 	// key is the flag key of the entry.
-	Key string `json:"key"`
-	// message says why the entry is not served, e.g. an unknown flag or a schema failure.
-	Message string `json:"message"`
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key,omitempty"`
+	// message says why the entry is not served, e.g. an unknown flag or a schema failure. It
+	// has the bound of a condition message (32768 characters): the Ready condition repeats it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32768
+	Message string `json:"message,omitempty"`
 }
 
 // AuditState is what versions of flagops before AuditCheckpoint kept in status about the audit
@@ -178,41 +187,49 @@ type InvalidKey struct {
 // removes it.
 type AuditState struct {
 	// generation is the metadata.generation that was last audited.
-	Generation int64 `json:"generation"`
+	// +required
+	Generation int64 `json:"generation"` //nolint:kubeapilinter // requiredfields wants a pointer for the valid zero value; the field is deprecated and frozen as earlier versions wrote it (always set), and is removed after one read.
 
 	// values are the audited values, keyed as in audit records: spec field names for a
 	// FeatureFlag; flag keys, and override/enabled, override/expiresAt, override/reason and
 	// override/onExpiry, for an override.
 	// +optional
-	Values map[string]apiextensionsv1.JSON `json:"values,omitempty"`
+	Values map[string]apiextensionsv1.JSON `json:"values,omitempty"` //nolint:kubeapilinter // nomaps: the deprecated status.audited, kept in the format earlier versions wrote so that the manager can read it once (into an AuditCheckpoint) and remove it; nothing writes it.
 }
 
 // FlagOverrideStatus is the observed state shared by user and device overrides.
 type FlagOverrideStatus struct {
-	// observedGeneration is the metadata.generation that the status describes.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-
 	// conditions hold Ready, Expired, Conflict and, for an expired override that is kept,
-	// Stalled.
+	// Stalled; at most 16.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the metadata.generation that the status describes.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// flagCount is the number of entries in spec.flags.
 	// +optional
-	FlagCount int32 `json:"flagCount,omitempty"`
+	FlagCount int32 `json:"flagCount,omitempty"` //nolint:kubeapilinter // optionalfields wants a pointer for the valid zero value; 0 and omitted both mean no entries, as the Flags column shows.
 
-	// appliedKeys lists the flag keys that the evaluator serves from this override.
+	// appliedKeys lists the flag keys that the evaluator serves from this override: at most
+	// 32, as spec.flags.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=253
 	AppliedKeys []string `json:"appliedKeys,omitempty"`
 
-	// invalidKeys lists the entries that the evaluator does not serve, with the reason.
+	// invalidKeys lists the entries that the evaluator does not serve, with the reason: at
+	// most 32, as spec.flags.
 	// +optional
 	// +listType=map
 	// +listMapKey=key
+	// +kubebuilder:validation:MaxItems=32
 	InvalidKeys []InvalidKey `json:"invalidKeys,omitempty"`
 
 	// audited is deprecated: it is left by earlier versions, read once into the object's

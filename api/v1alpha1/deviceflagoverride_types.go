@@ -27,7 +27,7 @@ type DeviceFlagOverrideSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="deviceId is immutable; create a new override instead"
-	DeviceID string `json:"deviceId"`
+	DeviceID string `json:"deviceId,omitempty"`
 
 	FlagOverrideSpec `json:",inline"`
 }
@@ -55,11 +55,11 @@ type DeviceFlagOverride struct {
 
 	// spec lists the overridden flags for one device.
 	// +required
-	Spec DeviceFlagOverrideSpec `json:"spec"`
+	Spec DeviceFlagOverrideSpec `json:"spec,omitzero"`
 
 	// status is the observed state of the override, written by the controller.
 	// +optional
-	Status FlagOverrideStatus `json:"status,omitempty"`
+	Status FlagOverrideStatus `json:"status,omitempty"` //nolint:kubeapilinter // optionalfields wants a pointer for the valid zero value ({}); only the controller writes status, through the status subresource, and an empty status means nothing observed yet, as an absent one would.
 }
 
 // DeviceFlagOverrideList contains a list of DeviceFlagOverride.

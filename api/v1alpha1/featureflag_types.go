@@ -71,18 +71,19 @@ type Condition struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
-	Attribute string `json:"attribute"`
+	Attribute string `json:"attribute,omitempty"`
 
 	// operator is how the attribute is compared with values: In, NotIn, StartsWith,
 	// EndsWith, Matches (RE2), Exists, GreaterThan, LessThan or SemVerAtLeast.
 	// +required
-	Operator Operator `json:"operator"`
+	Operator Operator `json:"operator,omitempty"`
 
 	// values are compared with the attribute. Exists takes none; GreaterThan, LessThan and
 	// SemVerAtLeast take exactly one; the others match when any value matches (NotIn: when
 	// none does). A context without the attribute matches no condition: every operator,
 	// NotIn included, is false for a missing attribute.
 	// +optional
+	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=100
 	// +kubebuilder:validation:items:MaxLength=1024
 	Values []string `json:"values,omitempty"`
@@ -95,13 +96,14 @@ type Rule struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
-	Name string `json:"name"`
+	Name string `json:"name,omitempty"`
 
 	// match lists the conditions; all of them must match (logical AND).
 	// +required
+	// +listType=atomic
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=10
-	Match []Condition `json:"match"`
+	Match []Condition `json:"match,omitempty"`
 
 	// value is served when the rule matches. Omitted means the flag's on value.
 	// It must match the flag's type and JSON Schema.
@@ -137,7 +139,7 @@ type Rollout struct {
 	// +required
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
-	Percentage int32 `json:"percentage"`
+	Percentage int32 `json:"percentage"` //nolint:kubeapilinter // requiredfields wants a pointer for the valid zero value; the field is required and Go always sends it (no omitempty), so an explicit 0 (nobody) is never confused with unset.
 
 	// bucketBy is the context attribute whose value is the principal. Omitted means userId,
 	// falling back to orgId. A context without the attribute gets the off value.
@@ -155,7 +157,7 @@ type ScheduleStep struct {
 	// at is the instant (RFC 3339) at which the step takes effect.
 	// +required
 	// +kubebuilder:validation:Format=date-time
-	At metav1.Time `json:"at"`
+	At metav1.Time `json:"at"` //nolint:kubeapilinter // requiredfields sees a valid zero value ({}), but a zero metav1.Time is sent as null, which the API server drops and then rejects as a missing required field (test/crd), so a pointer would add nothing.
 
 	// enabled sets the master switch from this step on.
 	// +optional
@@ -179,10 +181,11 @@ type FeatureFlagSpec struct {
 	// It cannot be changed after creation.
 	// +required
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="type is immutable; create a new flag instead"
-	Type FlagType `json:"type"`
+	Type FlagType `json:"type,omitempty"`
 
-	// description says what the flag controls.
+	// description says what the flag controls: 1 to 1024 characters.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	Description string `json:"description,omitempty"`
 
@@ -190,7 +193,7 @@ type FeatureFlagSpec struct {
 	// everyone except allow-listed principals and override subjects. New flags ship disabled.
 	// +optional
 	// +kubebuilder:default=false
-	Enabled bool `json:"enabled,omitempty"`
+	Enabled bool `json:"enabled,omitempty"` //nolint:kubeapilinter // optionalfields wants a pointer for the valid zero value; the API server defaults the field to false, so false and omitted mean the same.
 
 	// value is the on value. Boolean flags must omit it or set true; every other type
 	// requires it, and it must match type and schema.
@@ -257,23 +260,25 @@ type FeatureFlagSpec struct {
 
 // FeatureFlagStatus is the observed state of a FeatureFlag.
 type FeatureFlagStatus struct {
-	// observedGeneration is the metadata.generation that the status describes.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-
-	// conditions hold Ready, the summary of whether the spec is served as written.
+	// conditions hold Ready, the summary of whether the spec is served as written; at most 16.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the metadata.generation that the status describes.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// userOverrides is the number of active UserFlagOverride entries for this flag.
 	// +optional
-	UserOverrides int32 `json:"userOverrides,omitempty"`
+	UserOverrides int32 `json:"userOverrides,omitempty"` //nolint:kubeapilinter // optionalfields wants a pointer for the valid zero value; 0 and omitted both mean no active override, as the Users column shows.
 
 	// deviceOverrides is the number of active DeviceFlagOverride entries for this flag.
 	// +optional
-	DeviceOverrides int32 `json:"deviceOverrides,omitempty"`
+	DeviceOverrides int32 `json:"deviceOverrides,omitempty"` //nolint:kubeapilinter // optionalfields wants a pointer for the valid zero value; 0 and omitted both mean no active override, as the Devices column shows.
 
 	// nextScheduleAt is when the next schedule step takes effect, if any.
 	// +optional
@@ -313,11 +318,11 @@ type FeatureFlag struct {
 
 	// spec defines the flag.
 	// +required
-	Spec FeatureFlagSpec `json:"spec"`
+	Spec FeatureFlagSpec `json:"spec,omitzero"`
 
 	// status is the observed state of the flag, written by the controller.
 	// +optional
-	Status FeatureFlagStatus `json:"status,omitempty"`
+	Status FeatureFlagStatus `json:"status,omitempty"` //nolint:kubeapilinter // optionalfields wants a pointer for the valid zero value ({}); only the controller writes status, through the status subresource, and an empty status means nothing observed yet, as an absent one would.
 }
 
 // FeatureFlagList contains a list of FeatureFlag.

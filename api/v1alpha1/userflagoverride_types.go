@@ -27,7 +27,7 @@ type UserFlagOverrideSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="userId is immutable; create a new override instead"
-	UserID string `json:"userId"`
+	UserID string `json:"userId,omitempty"`
 
 	FlagOverrideSpec `json:",inline"`
 }
@@ -53,11 +53,11 @@ type UserFlagOverride struct {
 
 	// spec lists the overridden flags for one user.
 	// +required
-	Spec UserFlagOverrideSpec `json:"spec"`
+	Spec UserFlagOverrideSpec `json:"spec,omitzero"`
 
 	// status is the observed state of the override, written by the controller.
 	// +optional
-	Status FlagOverrideStatus `json:"status,omitempty"`
+	Status FlagOverrideStatus `json:"status,omitempty"` //nolint:kubeapilinter // optionalfields wants a pointer for the valid zero value ({}); only the controller writes status, through the status subresource, and an empty status means nothing observed yet, as an absent one would.
 }
 
 // UserFlagOverrideList contains a list of UserFlagOverride.

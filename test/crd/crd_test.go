@@ -296,11 +296,9 @@ var _ = Describe("Invalid objects", func() {
 			f.Spec.Rules = []v1.Rule{rule("r", cond("userId", "Contains", "a"))}
 			return f
 		}(), "spec.rules[0].match[0].operator", `Unsupported value: "Contains"`),
-		Entry("a rule with an empty match list", func() client.Object {
-			f := boolFlag("a.flag")
-			f.Spec.Rules = []v1.Rule{{Name: "r", Match: []v1.Condition{}}}
-			return f
-		}(), "spec.rules[0].match", "should have at least 1 items"),
+		Entry("a rule with an empty match list", unstructuredFlag(map[string]any{"type": "Boolean",
+			"rules": []any{map[string]any{"name": "r", "match": []any{}}}}),
+			"spec.rules[0].match", "should have at least 1 items"),
 		Entry("a rule without match", func() client.Object {
 			f := boolFlag("a.flag")
 			f.Spec.Rules = []v1.Rule{{Name: "r"}}
@@ -375,7 +373,7 @@ var _ = Describe("Invalid objects", func() {
 		// Overrides.
 		Entry("a user override with 33 flag entries", userOverride("o", entries(33)...),
 			"spec.flags", "must have at most 32 items"),
-		Entry("a user override with zero flag entries", userOverride("o", []v1.FlagOverrideEntry{}...),
+		Entry("a user override with zero flag entries", unstructuredUserOverride(map[string]any{"userId": "user-1", "flags": []any{}}),
 			"spec.flags", "should have at least 1 items"),
 		Entry("a user override entry with neither value nor enabled", userOverride("o", v1.FlagOverrideEntry{Key: "a.flag"}),
 			"spec.flags[0]", "should have at least 2 properties"),
@@ -388,11 +386,9 @@ var _ = Describe("Invalid objects", func() {
 			o.Spec.Reason = strings.Repeat("r", 501)
 			return o
 		}(), "spec.reason", "may not be more than 500"),
-		Entry("a user override with an empty userId", func() client.Object {
-			o := userOverride("o", on("a.flag"))
-			o.Spec.UserID = ""
-			return o
-		}(), "spec.userId", "should be at least 1 chars long"),
+		Entry("a user override with an empty userId", unstructuredUserOverride(map[string]any{"userId": "",
+			"flags": []any{map[string]any{"key": "a.flag", "enabled": true}}}),
+			"spec.userId", "should be at least 1 chars long"),
 		Entry("a user override with an unknown onExpiry", func() client.Object {
 			o := userOverride("o", on("a.flag"))
 			o.Spec.OnExpiry = "Archive"
