@@ -42,7 +42,7 @@ type AuditCheckpointSpec struct {
 	// generation is the metadata.generation of the audited object that was last recorded.
 	// +required
 	// +kubebuilder:validation:Minimum=0
-	Generation int64 `json:"generation"` //nolint:kubeapilinter // requiredfields wants a pointer for the valid zero value; only the manager writes checkpoints, always with the generation it recorded, and Go always sends it (no omitempty), so "unset" never occurs.
+	Generation int64 `json:"generation"` //nolint:kubeapilinter // requiredfields wants a pointer with omitempty for the valid zero value; only the manager writes checkpoints, always with the generation it recorded, and Go always sends it (no omitempty), so "unset" never occurs.
 
 	// auditedAt is when the last record was written.
 	// +optional

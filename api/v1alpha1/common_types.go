@@ -188,7 +188,7 @@ type InvalidKey struct {
 type AuditState struct {
 	// generation is the metadata.generation that was last audited.
 	// +required
-	Generation int64 `json:"generation"` //nolint:kubeapilinter // requiredfields wants a pointer for the valid zero value; the field is deprecated and frozen as earlier versions wrote it (always set), and is removed after one read.
+	Generation int64 `json:"generation"` //nolint:kubeapilinter // requiredfields wants a pointer with omitempty for the valid zero value; the field is deprecated and frozen as earlier versions wrote it (always set), and is removed after one read.
 
 	// values are the audited values, keyed as in audit records: spec field names for a
 	// FeatureFlag; flag keys, and override/enabled, override/expiresAt, override/reason and

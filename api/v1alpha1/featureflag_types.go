@@ -139,7 +139,7 @@ type Rollout struct {
 	// +required
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
-	Percentage int32 `json:"percentage"` //nolint:kubeapilinter // requiredfields wants a pointer for the valid zero value; the field is required and Go always sends it (no omitempty), so an explicit 0 (nobody) is never confused with unset.
+	Percentage int32 `json:"percentage"` //nolint:kubeapilinter // requiredfields wants a pointer with omitempty for the valid zero value; the field is required and Go always sends it (no omitempty), so an explicit 0 (nobody) is never confused with unset.
 
 	// bucketBy is the context attribute whose value is the principal. Omitted means userId,
 	// falling back to orgId. A context without the attribute gets the off value.
@@ -157,7 +157,7 @@ type ScheduleStep struct {
 	// at is the instant (RFC 3339) at which the step takes effect.
 	// +required
 	// +kubebuilder:validation:Format=date-time
-	At metav1.Time `json:"at"` //nolint:kubeapilinter // requiredfields sees a valid zero value ({}), but a zero metav1.Time is sent as null, which the API server drops and then rejects as a missing required field (test/crd), so a pointer would add nothing.
+	At metav1.Time `json:"at"` //nolint:kubeapilinter // requiredfields wants a pointer with omitempty for the valid zero value ({}), but a zero metav1.Time is sent as null, which the API server drops and then rejects as a missing required field (test/crd), so a pointer would add nothing.
 
 	// enabled sets the master switch from this step on.
 	// +optional
