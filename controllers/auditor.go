@@ -296,8 +296,9 @@ func (a *Auditor) store(ctx context.Context, v auditVersion, ck, next *checkpoin
 		return err
 	}
 	if ck != nil && ck.resourceVersion == "" && deprecatedAudited(v.obj) != nil {
-		// The checkpoint now holds what status.audited held.
-		if err := a.Client.Status().Patch(ctx, v.obj, client.RawPatch(types.MergePatchType, []byte(`{"status":{"audited":null}}`)),
+		// The checkpoint now holds what status.audited held. v.obj is the informer's cached
+		// object, which must not be written: the patch response is decoded into a copy.
+		if err := a.Client.Status().Patch(ctx, v.obj.DeepCopyObject().(client.Object), client.RawPatch(types.MergePatchType, []byte(`{"status":{"audited":null}}`)),
 			client.FieldOwner(FieldOwner)); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("failed to remove status.audited: %w", err)
 		}
