@@ -51,6 +51,9 @@ const (
 	ReasonOverrideConflict = "OverrideConflict"
 	// ReasonNoConflict means no other override object competes for this object's keys.
 	ReasonNoConflict = "NoConflict"
+	// ReasonDuplicateKey means an older FeatureFlag in the namespace has the same key and is
+	// served instead of this one.
+	ReasonDuplicateKey = "DuplicateKey"
 )
 
 // Event reasons. Events are recorded on transitions, not on every reconcile.
@@ -61,6 +64,9 @@ const (
 	EventReasonInvalidValue = "InvalidValue"
 	// EventReasonInvalidSpec is a Warning: a FeatureFlag's own values fail its schema.
 	EventReasonInvalidSpec = "InvalidSpec"
+	// EventReasonDuplicateKey is a Warning: an older FeatureFlag has the same key and is
+	// served instead.
+	EventReasonDuplicateKey = "DuplicateKey"
 	// EventReasonOverrideConflict is a Warning: another override object wins for a key.
 	EventReasonOverrideConflict = "OverrideConflict"
 	// EventReasonOverrideExpired is Normal: an override reached spec.expiresAt.
@@ -111,11 +117,12 @@ const (
 // At least one of value and enabled must be set; the object is rejected otherwise.
 // +kubebuilder:validation:MinProperties=2
 type FlagOverrideEntry struct {
-	// key is the flag key: the metadata.name of a FeatureFlag in the same namespace.
+	// key is the flag key of a FeatureFlag in the same namespace: its spec.key, or its
+	// metadata.name when spec.key is omitted.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]*$`
 	Key string `json:"key"`
 
 	// value is served for this flag instead of the flag's own evaluation, when enabled is

@@ -26,7 +26,6 @@ import (
 	"io"
 
 	utiljson "k8s.io/apimachinery/pkg/util/json"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	strictjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -76,6 +75,7 @@ type object struct {
 	name      string
 
 	flag     *v1.FeatureFlag
+	key      string // the flag key (adapt.FlagKey)
 	compiled *evaluator.Flag
 
 	// Overrides: the subject kind and ID, and the spec shared by both kinds.
@@ -231,10 +231,10 @@ func (d *document) validate(ctx context.Context, ns string) (*object, []FileErro
 	// 3. The admission policy and the FeatureFlag webhook: the spec compiles.
 	switch t := target.(type) {
 	case *v1.FeatureFlag:
-		o.namespace, o.name = t.Namespace, t.Name
-		o.compiled, err = evaluator.Compile(t.Name, adapt.FlagSpec(t))
+		o.namespace, o.name, o.key = t.Namespace, t.Name, adapt.FlagKey(t)
+		o.compiled, err = evaluator.Compile(o.key, adapt.FlagSpec(t))
 		if err != nil {
-			return nil, compileErrors(d, err)
+			return nil, compileErrors(d, t, err)
 		}
 	case *v1.UserFlagOverride:
 		o.namespace, o.name = t.Namespace, t.Name
@@ -249,11 +249,11 @@ func (d *document) validate(ctx context.Context, ns string) (*object, []FileErro
 }
 
 // compileErrors turns the evaluator's field errors into file errors.
-func compileErrors(d *document, err error) []FileError {
+func compileErrors(d *document, f *v1.FeatureFlag, err error) []FileError {
 	var errs []FileError
 	for _, fe := range evaluator.FieldErrors(err) {
 		if fe.Field == "key" {
-			fe = &evaluator.FieldError{Field: field.NewPath("metadata", "name").String(), Detail: fe.Detail, Err: fe.Err}
+			fe = &evaluator.FieldError{Field: adapt.FlagKeyField(f), Detail: fe.Detail, Err: fe.Err}
 		}
 		errs = append(errs, d.fail(fe.Field, fe))
 	}
@@ -261,4 +261,15 @@ func compileErrors(d *document, err error) []FileError {
 		errs = append(errs, d.fail("spec", fmt.Errorf("spec: %w", err)))
 	}
 	return errs
+}
+
+// flagKey returns the key of a FeatureFlag document that may not be valid: spec.key when it
+// is a string, metadata.name otherwise.
+func (d *document) flagKey() string {
+	if spec, ok := d.obj["spec"].(map[string]any); ok {
+		if k, ok := spec["key"].(string); ok && k != "" {
+			return k
+		}
+	}
+	return d.name
 }
