@@ -35,8 +35,9 @@ import (
 //   - kubectl replace: PUT of the whole object;
 //   - kubectl apply of an existing object, kubectl edit, kubectl patch --type merge: a JSON
 //     merge patch whose flags list replaces the stored one. kubectl apply drops the null
-//     from the list entry itself ({"key":"beta.x"}), and the API server drops it when
-//     applying a merge patch that still has it;
+//     from the list entry itself ({"key":"beta.x"}); kubectl edit and patch send it
+//     ({"key":"beta.x","value":null}), and the API server drops it when it applies the
+//     patch, before admission;
 //   - kubectl patch --type json: a JSON patch;
 //   - kubectl apply --server-side: an apply patch, field manager kubectl.
 
@@ -155,7 +156,7 @@ var _ = Describe("Override entries in the habits of seed 000's PATCH API", func(
 				keyOnlyMessage, "remove the entry")
 		},
 		Entry("as kubectl apply sends it", `{"spec":{"flags":[{"key":"beta.x"}]}}`),
-		Entry("with the null, as kubectl patch --type merge sends it", `{"spec":{"flags":[{"key":"beta.x","value":null}]}}`),
+		Entry("with the null, as kubectl edit and kubectl patch --type merge send it", `{"spec":{"flags":[{"key":"beta.x","value":null}]}}`),
 	)
 
 	It("rejects a repeated key on create, naming both entries (kubectl create, kubectl apply of a new object)", func() {
@@ -173,11 +174,18 @@ var _ = Describe("Override entries in the habits of seed 000's PATCH API", func(
 		expectEntriesDenied(replace(u, duplicateFlags()), duplicateReport)
 	})
 
+	It("rejects a repeated key that a JSON patch adds (kubectl patch --type json)", func() {
+		u := existing("UserFlagOverride", "pilot")
+		patch := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"add","path":"/spec/flags/-","value":{"key":"beta.x","value":false}}]`))
+		expectEntriesDenied(bob.Patch(ctx, u, patch), "spec.flags[1].key: duplicate of spec.flags[0].key")
+	})
+
 	It("leaves a repeated key in a server-side apply to the API server's merge, which fails before admission", func() {
 		u := overrideObject(ns, "UserFlagOverride", "pilot", duplicateFlags()...)
 		err := alice.Patch(ctx, u.DeepCopy(), client.RawPatch(types.ApplyPatchType, mustJSON(u.Object)), client.FieldOwner("kubectl"))
 		Expect(err).To(HaveOccurred())
-		Expect(err.Error()).To(ContainSubstring(`.spec.flags: duplicate entries for key [key="beta.x"]`))
+		Expect(apierrors.IsInternalError(err)).To(BeTrue(), "the API server answers 500, got: %v", err)
+		Expect(err.Error()).To(ContainSubstring(`failed to create typed patch object (` + ns + `/pilot; flagops.dev/v1alpha1, Kind=UserFlagOverride): .spec.flags: duplicate entries for key [key="beta.x"]`))
 	})
 
 	It("admits the fix each message asks for: the entry removed, or one entry per key", func() {
