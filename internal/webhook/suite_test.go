@@ -164,6 +164,8 @@ func installMatchConditions() {
 	patch := &admissionregistrationv1.MutatingWebhookConfiguration{}
 	Expect(utilyaml.Unmarshal(raw, patch)).To(Succeed())
 	Expect(patch.Webhooks).To(HaveLen(1), "the fail-closed mutating webhook")
+	Expect(patch.Webhooks[0].MatchConditions).To(Equal(conditions["vuserflagoverride.flagops.dev"]),
+		"the same condition as the validating webhooks, which the match-conditions spec checks")
 	mutating := &admissionregistrationv1.MutatingWebhookConfiguration{}
 	Expect(k8sClient.Get(ctx, client.ObjectKey{Name: patch.Name}, mutating)).To(Succeed())
 	idx := slices.IndexFunc(mutating.Webhooks, func(w admissionregistrationv1.MutatingWebhook) bool { return w.Name == patch.Webhooks[0].Name })
