@@ -126,8 +126,11 @@ type FlagOverrideEntry struct {
 	Key string `json:"key"`
 
 	// value is served for this flag instead of the flag's own evaluation, when enabled is
-	// not false. It must match the flag's type and JSON Schema.
+	// not false. It must match the flag's type and JSON Schema. null is rejected: it does
+	// not clear an override; to clear one, remove its entry. (The schema lets null through
+	// so that the admission webhook can name it.)
 	// +optional
+	// +nullable
 	Value *apiextensionsv1.JSON `json:"value,omitempty"`
 
 	// enabled, when false, serves the flag's off value whatever value says.
@@ -163,7 +166,9 @@ type FlagOverrideSpec struct {
 	// +kubebuilder:default=Delete
 	OnExpiry OnExpiry `json:"onExpiry,omitempty"`
 
-	// flags lists the overridden flags, at most 32, each key at most once.
+	// flags lists the overridden flags, at most 32, each key at most once: a repeated key is
+	// rejected, not resolved by the last one. To clear the override of one flag, remove its
+	// entry; to clear them all, delete the object.
 	// +required
 	// +listType=map
 	// +listMapKey=key

@@ -33,6 +33,7 @@ import (
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/evaluator"
 	"github.com/flagops/flagops/evaluator/adapt"
+	"github.com/flagops/flagops/internal/entries"
 )
 
 // The kinds a directory may hold.
@@ -161,8 +162,9 @@ func (d *document) decode(raw []byte) (bool, error) {
 
 // validate checks d as the API server, the admission policy and the FeatureFlag webhook
 // would on create, in namespace ns when the document names none. Like the API server it
-// stops after the first stage that fails: strict decoding, then the CRD schema with its CEL
-// rules, then the webhook.
+// stops after the first stage that fails: strict decoding, then for overrides the entries
+// webhook (package internal/entries), then the CRD schema with its CEL rules, then the
+// webhook.
 func (d *document) validate(ctx context.Context, ns string) (*object, []FileError) {
 	all, err := schemas()
 	if err != nil {
@@ -181,6 +183,17 @@ func (d *document) validate(ctx context.Context, ns string) (*object, []FileErro
 	}
 	if len(errs) > 0 {
 		return nil, errs
+	}
+
+	// 1b. The override-entries webhook, which the API server calls before it checks the
+	// schema (the schema would drop a null value, and report a repeated key generically).
+	if d.kind != kindFeatureFlag {
+		for _, e := range entries.Check(d.obj) {
+			errs = append(errs, d.fail(e.Field, e))
+		}
+		if len(errs) > 0 {
+			return nil, errs
+		}
 	}
 
 	// 2. The CRD: defaults, metadata, OpenAPI schema, list types, CEL. Status is ignored on

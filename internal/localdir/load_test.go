@@ -193,7 +193,15 @@ spec:
   flags:
   - {key: billing.enabled, enabled: true}
   - {key: billing.enabled, enabled: false}
-`, 1, "DeviceFlagOverride d1", "spec.flags[1]", "Duplicate value"},
+`, 1, "DeviceFlagOverride d1", "spec.flags[1].key", "DeviceFlagOverride d1): spec.flags[1].key: duplicate of spec.flags[0].key"},
+		{"override key repeated, seed 000's last-wins habit", "ovr.json", `{"apiVersion": "flagops.dev/v1alpha1", "kind": "UserFlagOverride", "metadata": {"name": "o1"},
+ "spec": {"userId": "u1", "flags": [{"key": "billing.enabled", "value": true}, {"key": "billing.limits", "value": {"max": 2}},
+  {"key": "billing.other", "value": 1}, {"key": "billing.limits", "value": {"max": 3}}]}}`,
+			1, "UserFlagOverride o1", "spec.flags[3].key", "UserFlagOverride o1): spec.flags[3].key: duplicate of spec.flags[1].key"},
+		{"override null value, seed 000's clear habit", "ovr.yaml", userOverride("o1", "u1", "billing.enabled", "null"),
+			1, "UserFlagOverride o1", "spec.flags[0].value", "UserFlagOverride o1): spec.flags[0].value: null does not clear an override; remove the entry instead"},
+		{"override null value beside enabled", "ovr.yaml", userOverride("o1", "u1", "billing.enabled", "null") + "    enabled: true\n",
+			1, "UserFlagOverride o1", "spec.flags[0].value", "spec.flags[0].value: null does not clear an override"},
 		{"override entry without value or enabled", "ovr.yaml", `apiVersion: flagops.dev/v1alpha1
 kind: DeviceFlagOverride
 metadata: {name: d1}
@@ -201,7 +209,7 @@ spec:
   deviceId: dev-1
   flags:
   - {key: billing.enabled}
-`, 1, "DeviceFlagOverride d1", "spec.flags[0]", "should have at least 2 properties"},
+`, 1, "DeviceFlagOverride d1", "spec.flags[0]", "spec.flags[0]: has neither value nor enabled; to clear the override, remove the entry"},
 		{"conflict", "ovr.yaml", userOverride("o1", "u1", "billing.limits", "{max: 2}") + "---\n" +
 			userOverride("o2", "u1", "billing.limits", "{max: 3}"),
 			2, "UserFlagOverride o2", "spec.flags[0].key", `UserFlagOverride "o1"`},

@@ -22,7 +22,10 @@ limitations under the License.
 // with a dot, such as editors' lock and swap files, and kustomization.yaml are ignored),
 // several documents per file. A Loader validates them exactly as a cluster would admit them:
 //
-//  1. strict decoding: unknown and duplicate fields are errors;
+//  1. strict decoding: unknown and duplicate fields are errors; then, for overrides, the
+//     checks of the override-entries webhook, which the API server runs before the schema
+//     (package internal/entries): no null value, no entry with its key alone, no repeated
+//     key;
 //  2. the CRD's OpenAPI schema, with defaults applied, its list types and its CEL rules,
 //     using the API server's own libraries against the embedded CRDs (config/crd), and
 //     the metadata rules (metadata.name is a DNS subdomain);
