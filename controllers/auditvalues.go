@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/evaluator/adapt"
 	"github.com/flagops/flagops/internal/audit"
 	"github.com/flagops/flagops/internal/stamp"
 )
@@ -40,8 +41,8 @@ import (
 // the change being audited.
 const FieldOwner = "flagops-manager"
 
-// Keys of an override's own fields in audit records. Flag keys are DNS subdomains and cannot
-// contain "/", so these never collide with a flag key.
+// Keys of an override's own fields in audit records. Flag keys cannot contain "/", so these
+// never collide with a flag key.
 const (
 	auditKeyEnabled   = "override/enabled"
 	auditKeyExpiresAt = "override/expiresAt"
@@ -123,7 +124,7 @@ func writeRecord(ctx context.Context, sink audit.Sink, at time.Time, c audit.Cha
 
 // objectRef identifies obj in an audit record.
 func objectRef(kind Kind, obj client.Object) audit.ObjectRef {
-	return audit.ObjectRef{
+	ref := audit.ObjectRef{
 		Kind:            string(kind),
 		Namespace:       obj.GetNamespace(),
 		Name:            obj.GetName(),
@@ -131,6 +132,10 @@ func objectRef(kind Kind, obj client.Object) audit.ObjectRef {
 		Generation:      obj.GetGeneration(),
 		ResourceVersion: obj.GetResourceVersion(),
 	}
+	if f, ok := obj.(*v1.FeatureFlag); ok {
+		ref.Key = adapt.FlagKey(f)
+	}
+	return ref
 }
 
 // Actors resolves who made a change, and whether that is known for certain.

@@ -96,9 +96,14 @@ func (r *FlagReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	if err := r.ensureFinalizer(ctx, f); err != nil {
 		return ctrl.Result{}, err
 	}
-	next, err := r.reconcileSchedule(ctx, f)
-	if err != nil {
-		return ctrl.Result{}, err
+	var next time.Time
+	if st, ok := r.Syncer.FlagState(req.NamespacedName); !ok || st.ShadowedBy == nil {
+		// A flag that is not served because an older one has its key has no schedule
+		// steps taking effect either.
+		var err error
+		if next, err = r.reconcileSchedule(ctx, f); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	if err := r.reconcileStatus(ctx, f, &base.Status); err != nil {
 		return ctrl.Result{}, err
@@ -232,17 +237,29 @@ func (r *FlagReconciler) reconcileStatus(ctx context.Context, f *v1.FeatureFlag,
 	if !ok || st.Generation != f.Generation {
 		return nil
 	}
-	users, err := r.activeOverrides(ctx, f, KindUserFlagOverride)
+	if st.ShadowedBy != nil {
+		f.Status.UserOverrides, f.Status.DeviceOverrides = 0, 0
+		ready := metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1.ReasonDuplicateKey,
+			ObservedGeneration: f.Generation, Message: fmt.Sprintf("the key %q is also the key of FeatureFlag %s, which is older and served instead; "+
+				"delete this flag, or create it again with another spec.key", st.Key, st.ShadowedBy)}
+		if prev := apimeta.FindStatusCondition(old.Conditions, v1.ConditionReady); prev == nil || prev.Message != ready.Message {
+			r.Recorder.Eventf(f, nil, corev1.EventTypeWarning, v1.EventReasonDuplicateKey, "Validate", "%s", ready.Message)
+		}
+		apimeta.SetStatusCondition(&f.Status.Conditions, ready)
+		f.Status.ObservedGeneration = f.Generation
+		return nil
+	}
+	users, err := r.activeOverrides(ctx, f, st.Key, KindUserFlagOverride)
 	if err != nil {
 		return err
 	}
-	devices, err := r.activeOverrides(ctx, f, KindDeviceFlagOverride)
+	devices, err := r.activeOverrides(ctx, f, st.Key, KindDeviceFlagOverride)
 	if err != nil {
 		return err
 	}
 	f.Status.UserOverrides, f.Status.DeviceOverrides = users, devices
-	setActiveOverrides("user", f.Namespace, f.Name, users)
-	setActiveOverrides("device", f.Namespace, f.Name, devices)
+	setActiveOverrides("user", f.Namespace, st.Key, users)
+	setActiveOverrides("device", f.Namespace, st.Key, devices)
 
 	ready := metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1.ReasonReconciled,
 		ObservedGeneration: f.Generation, Message: fmt.Sprintf("serving generation %d", f.Generation)}
@@ -263,14 +280,14 @@ func (r *FlagReconciler) reconcileStatus(ctx context.Context, f *v1.FeatureFlag,
 	return nil
 }
 
-// activeOverrides counts the override objects of kind whose entry for the flag the store
-// serves. It only reads the store: the sync controllers keep it current, and the store source
-// enqueues the flag again when a store write changes an effective override of the flag.
-func (r *FlagReconciler) activeOverrides(ctx context.Context, f *v1.FeatureFlag, kind Kind) (int32, error) {
+// activeOverrides counts the override objects of kind whose entry for the flag's key the
+// store serves. It only reads the store: the sync controllers keep it current, and the store
+// source enqueues the flag again when a store write changes an effective override of the flag.
+func (r *FlagReconciler) activeOverrides(ctx context.Context, f *v1.FeatureFlag, key string, kind Kind) (int32, error) {
 	list := kind.NewList()
-	if err := r.Client.List(ctx, list, client.InNamespace(f.Namespace), client.MatchingFields{IndexFlagKey: f.Name},
+	if err := r.Client.List(ctx, list, client.InNamespace(f.Namespace), client.MatchingFields{IndexFlagKey: key},
 		client.UnsafeDisableDeepCopy); err != nil {
-		return 0, fmt.Errorf("failed to list the %s objects of flag %s: %w", kind, f.Name, err)
+		return 0, fmt.Errorf("failed to list the %s objects of flag %s: %w", kind, key, err)
 	}
 	objs, err := objectsOf(list)
 	if err != nil {
@@ -280,7 +297,7 @@ func (r *FlagReconciler) activeOverrides(ctx context.Context, f *v1.FeatureFlag,
 	var n int32
 	for _, o := range objs {
 		st, ok := snap.OverrideStatus(kind.subjectKind(), o.GetNamespace(), o.GetName())
-		if ok && slices.Contains(st.Applied, f.Name) {
+		if ok && slices.Contains(st.Applied, key) {
 			n++
 		}
 	}
@@ -291,6 +308,6 @@ func (r *FlagReconciler) activeOverrides(ctx context.Context, f *v1.FeatureFlag,
 // changes move the override counts (see storeSource).
 func (r *FlagReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).For(&v1.FeatureFlag{}).Named("featureflag").
-		WatchesRawSource(&storeSource{syncer: r.Syncer, kind: KindFeatureFlag, reader: mgr.GetCache(), requests: flagsOfChange}).
+		WatchesRawSource(&storeSource{syncer: r.Syncer, kind: KindFeatureFlag, reader: mgr.GetCache(), requests: flagsOfChange(r.Syncer)}).
 		Complete(r)
 }

@@ -23,10 +23,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/evaluator/adapt"
 )
 
-// Cache field indexes on override objects.
+// Cache field indexes.
 const (
+	// IndexKey indexes FeatureFlags by their key (adapt.FlagKey).
+	IndexKey = "flagops.dev/key"
 	// IndexFlagKey indexes overrides by the flag keys of their entries.
 	IndexFlagKey = "flagops.dev/flag-key"
 	// IndexSubject indexes overrides by their subject: userId or deviceId.
@@ -36,6 +39,11 @@ const (
 // SetupIndexes registers the cache field indexes that the lifecycle controllers and webhooks
 // query.
 func SetupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
+	if err := indexer.IndexField(ctx, &v1.FeatureFlag{}, IndexKey, func(obj client.Object) []string {
+		return []string{adapt.FlagKey(obj.(*v1.FeatureFlag))}
+	}); err != nil {
+		return fmt.Errorf("failed to index %s by key: %w", KindFeatureFlag, err)
+	}
 	for _, kind := range []Kind{KindUserFlagOverride, KindDeviceFlagOverride} {
 		if err := indexer.IndexField(ctx, kind.NewObject(), IndexFlagKey, func(obj client.Object) []string {
 			o := wrapOverride(obj)

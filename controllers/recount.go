@@ -115,26 +115,29 @@ func (s *storeSource) enqueueAll(ctx context.Context, q workqueue.TypedRateLimit
 	}
 }
 
-// flagsOfChange maps a change set to the flags whose status it may change: every flag it lists
-// (an upsert, a delete, a schedule step), and every flag whose effective override changed for
-// some subject, which moves that flag's override counts.
-func flagsOfChange(_ context.Context, cs evaluator.ChangeSet) []reconcile.Request {
-	seen := map[types.NamespacedName]bool{}
-	var out []reconcile.Request
-	add := func(ns, key string) {
-		nn := types.NamespacedName{Namespace: ns, Name: key}
-		if !seen[nn] {
-			seen[nn] = true
-			out = append(out, reconcile.Request{NamespacedName: nn})
+// flagsOfChange returns the mapping of a change set to the FeatureFlags whose status it may
+// change: those with a key it lists (an upsert, a delete, a schedule step), and those with a
+// key whose effective override changed for some subject, which moves the override counts.
+func flagsOfChange(s *Syncer) func(context.Context, evaluator.ChangeSet) []reconcile.Request {
+	return func(_ context.Context, cs evaluator.ChangeSet) []reconcile.Request {
+		seen := map[flagKey]bool{}
+		var out []reconcile.Request
+		add := func(ns, key string) {
+			if fk := (flagKey{ns, key}); !seen[fk] {
+				seen[fk] = true
+				for _, nn := range s.FlagsOfKey(ns, key) {
+					out = append(out, reconcile.Request{NamespacedName: nn})
+				}
+			}
 		}
+		for _, f := range cs.Flags {
+			add(f.Namespace, f.Key)
+		}
+		for _, sc := range cs.Subjects {
+			add(sc.Namespace, sc.Key)
+		}
+		return out
 	}
-	for _, f := range cs.Flags {
-		add(f.Namespace, f.Key)
-	}
-	for _, sc := range cs.Subjects {
-		add(sc.Namespace, sc.Key)
-	}
-	return out
 }
 
 // overridesOfChange returns the mapping of a change set to the overrides of kind whose status

@@ -84,25 +84,32 @@ func sortedRequests(rs []reconcile.Request) []string {
 }
 
 func TestFlagsOfChange(t *testing.T) {
+	// The requests name objects, found by key: a/y is the key of object a/why, and two
+	// objects have the key a/x (the second is not served, but its status follows the key).
+	s := NewSyncer(nil, nil)
+	s.claims[flagKey{"a", "x"}] = []keyClaim{{name: "x"}, {name: "x-again"}}
+	s.claims[flagKey{"b", "x"}] = []keyClaim{{name: "x"}}
+	s.claims[flagKey{"a", "y"}] = []keyClaim{{name: "why"}}
 	tests := []struct {
 		name string
 		cs   evaluator.ChangeSet
 		want []string
 	}{
 		{name: "empty", cs: evaluator.ChangeSet{Revision: 3}, want: []string{}},
-		{name: "a flag write", cs: evaluator.ChangeSet{Flags: []evaluator.FlagRef{{Namespace: "a", Key: "x"}}}, want: []string{"a/x"}},
+		{name: "a flag write", cs: evaluator.ChangeSet{Flags: []evaluator.FlagRef{{Namespace: "a", Key: "x"}}}, want: []string{"a/x", "a/x-again"}},
+		{name: "a key no object has", cs: evaluator.ChangeSet{Flags: []evaluator.FlagRef{{Namespace: "a", Key: "gone"}}}, want: []string{}},
 		{name: "override changes of one flag, merged", cs: evaluator.ChangeSet{Subjects: []evaluator.SubjectChange{
 			{Namespace: "a", Kind: evaluator.SubjectUser, SubjectID: "u1", Key: "x"},
 			{Namespace: "a", Kind: evaluator.SubjectDevice, SubjectID: "d1", Key: "x"},
 			{Namespace: "b", Kind: evaluator.SubjectUser, SubjectID: "u1", Key: "x"},
-		}}, want: []string{"a/x", "b/x"}},
+		}}, want: []string{"a/x", "a/x-again", "b/x"}},
 		{name: "flag and subject", cs: evaluator.ChangeSet{Flags: []evaluator.FlagRef{{Namespace: "a", Key: "x"}},
 			Subjects: []evaluator.SubjectChange{{Namespace: "a", Kind: evaluator.SubjectUser, SubjectID: "u1", Key: "y"}}},
-			want: []string{"a/x", "a/y"}},
+			want: []string{"a/why", "a/x", "a/x-again"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := sortedRequests(flagsOfChange(context.Background(), tt.cs)); !slices.Equal(got, tt.want) {
+			if got := sortedRequests(flagsOfChange(s)(context.Background(), tt.cs)); !slices.Equal(got, tt.want) {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
@@ -183,7 +190,7 @@ func TestStoreSource(t *testing.T) {
 	syncer := NewSyncer(c, evaluator.NewStore())
 	flags, overrides := newQueue(t), newQueue(t)
 	sources := []*storeSource{
-		{syncer: syncer, kind: KindFeatureFlag, reader: c, requests: flagsOfChange},
+		{syncer: syncer, kind: KindFeatureFlag, reader: c, requests: flagsOfChange(syncer)},
 		{syncer: syncer, kind: KindUserFlagOverride, reader: c, requests: overridesOfChange(c, KindUserFlagOverride)},
 	}
 	for i, q := range []workqueue.TypedRateLimitingInterface[reconcile.Request]{flags, overrides} {
@@ -233,7 +240,7 @@ func TestStoreSource(t *testing.T) {
 func TestStoreSourceStopsBeforeTheInitialSync(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	syncer := NewSyncer(fakeCache(t), evaluator.NewStore())
-	s := &storeSource{syncer: syncer, kind: KindFeatureFlag, reader: fakeCache(t), requests: flagsOfChange}
+	s := &storeSource{syncer: syncer, kind: KindFeatureFlag, reader: fakeCache(t), requests: flagsOfChange(syncer)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -17,10 +17,13 @@ limitations under the License.
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,12 +98,37 @@ type appliedVersion struct {
 
 // FlagState is what the store holds for a FeatureFlag, as the lifecycle controller reports it.
 type FlagState struct {
+	// Key is the flag key (adapt.FlagKey).
+	Key string
 	// Generation is the newest generation the syncer has seen.
 	Generation int64
 	// Err is why Generation does not compile, or nil.
 	Err error
 	// ServingGeneration is the generation the store serves, 0 when none is served.
 	ServingGeneration int64
+	// ShadowedBy, when set, is the older FeatureFlag with the same key, which the store
+	// serves instead of this one (see Syncer).
+	ShadowedBy *types.NamespacedName
+}
+
+// flagKey is a flag key in a namespace: what the store serves one flag for.
+type flagKey struct{ namespace, key string }
+
+// keyClaim is a FeatureFlag object that claims a flag key.
+type keyClaim struct {
+	name    string
+	created time.Time
+}
+
+// olderClaim orders the claims of a key: the oldest object first, then by name.
+func olderClaim(a, b keyClaim) int {
+	return cmp.Or(a.created.Compare(b.created), strings.Compare(a.name, b.name))
+}
+
+// CompareServed orders FeatureFlags with the same key as the Syncer does: the one it serves
+// first.
+func CompareServed(a, b *v1.FeatureFlag) int {
+	return olderClaim(keyClaim{a.Name, a.CreationTimestamp.Time}, keyClaim{b.Name, b.CreationTimestamp.Time})
 }
 
 // Syncer applies flagops objects from the informer cache to the evaluator store. It is the
@@ -111,6 +139,12 @@ type FlagState struct {
 //
 // A FeatureFlag whose spec does not compile is not applied: the store keeps serving the
 // last valid version, and FlagState reports why.
+//
+// Flag keys are unique in a namespace: the webhook refuses a second flag with a key in use.
+// Two creates that race past it both reach the syncer, which serves the older object (by
+// creationTimestamp, then name) and leaves the other out with FlagState.ShadowedBy set; the
+// order in which the objects arrive does not matter, so every replica picks the same one and
+// nothing flaps. When the served object goes, the next oldest takes its place.
 type Syncer struct {
 	reader client.Reader
 	store  *evaluator.Store
@@ -118,6 +152,8 @@ type Syncer struct {
 	mu      sync.Mutex
 	applied map[objKey]appliedVersion
 	flags   map[types.NamespacedName]FlagState
+	// claims lists, per flag key, the FeatureFlags that have it, the served one first.
+	claims map[flagKey][]keyClaim
 	// observers are called, under mu, after each Sync that moved an object forward.
 	observers map[int]func(Kind, types.NamespacedName)
 	nextObs   int
@@ -134,6 +170,7 @@ func NewSyncer(reader client.Reader, store *evaluator.Store) *Syncer {
 		store:      store,
 		applied:    map[objKey]appliedVersion{},
 		flags:      map[types.NamespacedName]FlagState{},
+		claims:     map[flagKey][]keyClaim{},
 		observers:  map[int]func(Kind, types.NamespacedName){},
 		syncedDone: make(chan struct{}),
 	}
@@ -160,29 +197,112 @@ func (s *Syncer) Sync(ctx context.Context, kind Kind, nn types.NamespacedName) (
 	}
 	key := objKey{kind, nn}
 	if obj == nil || !obj.GetDeletionTimestamp().IsZero() {
+		if kind == KindFeatureFlag {
+			s.removeFlag(ctx, nn)
+			return obj, nil
+		}
 		if _, ok := s.applied[key]; ok {
-			s.apply(deleteOp(kind, nn))
+			s.apply(evaluator.DeleteOverride(kind.subjectKind(), nn.Namespace, nn.Name))
 			delete(s.applied, key)
 			s.notify(kind, nn)
-		}
-		if kind == KindFeatureFlag {
-			delete(s.flags, nn)
 		}
 		return obj, nil
 	}
 	if s.applied[key].resourceVersion == obj.GetResourceVersion() {
 		return obj, nil
 	}
+	if f, ok := obj.(*v1.FeatureFlag); ok && s.flags[nn].Key != "" && s.flags[nn].Key != adapt.FlagKey(f) {
+		// The key is immutable, so this is another object with the same name (deleted and
+		// created again between two reads of the cache): release the old key first.
+		s.removeFlag(ctx, nn)
+	}
 	op, err := s.op(kind, obj)
 	s.applied[key] = appliedVersion{obj.GetResourceVersion(), obj.GetGeneration()}
-	if err != nil {
+	switch {
+	case errors.Is(err, errShadowed):
+	case err != nil:
 		// Not retried: the spec itself is invalid. The lifecycle controller reports it.
 		ctrl.LoggerFrom(ctx).V(1).Info("Keeping the last valid version of an invalid flag", "flag", nn, "reason", err.Error())
-	} else {
+	default:
 		s.apply(op)
 	}
 	s.notify(kind, nn)
 	return obj, nil
+}
+
+// errShadowed is returned by op for a FeatureFlag whose key an older FeatureFlag holds.
+var errShadowed = errors.New("an older flag has the same key")
+
+// claim records that the FeatureFlag nn, created at created, has key, and reports whether it
+// is the one the store serves for that key. Callers hold s.mu.
+func (s *Syncer) claim(nn types.NamespacedName, key string, created time.Time) bool {
+	fk := flagKey{nn.Namespace, key}
+	c := keyClaim{nn.Name, created}
+	claims := slices.DeleteFunc(s.claims[fk], func(k keyClaim) bool { return k.name == nn.Name })
+	i, _ := slices.BinarySearchFunc(claims, c, olderClaim)
+	claims = slices.Insert(claims, i, c)
+	s.claims[fk] = claims
+	if i == 0 && len(claims) > 1 {
+		// An older object arrived after a younger one: tell the younger one it lost.
+		for _, other := range claims[1:] {
+			s.notify(KindFeatureFlag, types.NamespacedName{Namespace: nn.Namespace, Name: other.name})
+		}
+	}
+	return i == 0
+}
+
+// removeFlag takes the FeatureFlag nn out of the store, after it was deleted. When it was
+// served and another flag has the same key, the oldest of those is served instead, as the
+// cache holds it. Callers hold s.mu.
+func (s *Syncer) removeFlag(ctx context.Context, nn types.NamespacedName) {
+	st, known := s.flags[nn]
+	delete(s.flags, nn)
+	delete(s.applied, objKey{KindFeatureFlag, nn})
+	if !known {
+		return
+	}
+	fk := flagKey{nn.Namespace, st.Key}
+	claims := s.claims[fk]
+	served := len(claims) > 0 && claims[0].name == nn.Name
+	claims = slices.DeleteFunc(claims, func(k keyClaim) bool { return k.name == nn.Name })
+	if len(claims) == 0 {
+		delete(s.claims, fk)
+	} else {
+		s.claims[fk] = claims
+	}
+	defer s.notify(KindFeatureFlag, nn)
+	if !served {
+		return
+	}
+	if len(claims) > 0 {
+		next := types.NamespacedName{Namespace: nn.Namespace, Name: claims[0].name}
+		f := &v1.FeatureFlag{}
+		if err := s.reader.Get(ctx, next, f); err == nil && f.DeletionTimestamp.IsZero() && adapt.FlagKey(f) == st.Key {
+			op, err := s.op(KindFeatureFlag, f)
+			s.applied[objKey{KindFeatureFlag, next}] = appliedVersion{f.ResourceVersion, f.Generation}
+			for _, c := range claims {
+				s.notify(KindFeatureFlag, types.NamespacedName{Namespace: nn.Namespace, Name: c.name})
+			}
+			if err == nil {
+				s.apply(op)
+				return
+			}
+		}
+		// Otherwise the next flag is gone or changed too, and its own Sync follows.
+	}
+	s.apply(evaluator.DeleteFlag(nn.Namespace, st.Key))
+}
+
+// FlagsOfKey returns the FeatureFlags of namespace ns that have key, the served one first.
+func (s *Syncer) FlagsOfKey(ns, key string) []types.NamespacedName {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	claims := s.claims[flagKey{ns, key}]
+	out := make([]types.NamespacedName, len(claims))
+	for i, c := range claims {
+		out[i] = types.NamespacedName{Namespace: ns, Name: c.name}
+	}
+	return out
 }
 
 // notify tells the observers that the store now reflects the cached version of one object.
@@ -225,14 +345,22 @@ func (s *Syncer) op(kind Kind, obj client.Object) (evaluator.Op, error) {
 	case *v1.FeatureFlag:
 		nn := client.ObjectKeyFromObject(o)
 		st := s.flags[nn]
-		st.Generation = o.Generation
-		compiled, err := evaluator.Compile(o.Name, adapt.FlagSpec(o))
+		st.Key, st.Generation = adapt.FlagKey(o), o.Generation
+		compiled, err := evaluator.Compile(st.Key, adapt.FlagSpec(o))
 		st.Err = err
-		if err == nil {
+		served := s.claim(nn, st.Key, o.CreationTimestamp.Time)
+		switch {
+		case !served:
+			// Not served, so no version of it is: when it takes over, it starts afresh.
+			st.ServingGeneration = 0
+		case err == nil:
 			st.ServingGeneration = o.Generation
 		}
 		s.flags[nn] = st
-		if err != nil {
+		switch {
+		case !served:
+			return evaluator.Op{}, errShadowed
+		case err != nil:
 			return evaluator.Op{}, fmt.Errorf("flag %s does not compile: %w", nn, err)
 		}
 		return evaluator.UpsertCompiledFlag(o.Namespace, compiled), nil
@@ -243,13 +371,6 @@ func (s *Syncer) op(kind Kind, obj client.Object) (evaluator.Op, error) {
 	default:
 		return evaluator.Op{}, fmt.Errorf("unexpected object type %T for %s", obj, kind)
 	}
-}
-
-func deleteOp(kind Kind, nn types.NamespacedName) evaluator.Op {
-	if kind == KindFeatureFlag {
-		return evaluator.DeleteFlag(nn.Namespace, nn.Name)
-	}
-	return evaluator.DeleteOverride(kind.subjectKind(), nn.Namespace, nn.Name)
 }
 
 // apply writes ops to the store and records metrics. The store's clock wakes on the write by
@@ -270,6 +391,9 @@ func (s *Syncer) FlagState(nn types.NamespacedName) (FlagState, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.flags[nn]
+	if claims := s.claims[flagKey{nn.Namespace, st.Key}]; ok && len(claims) > 0 && claims[0].name != nn.Name {
+		st.ShadowedBy = &types.NamespacedName{Namespace: nn.Namespace, Name: claims[0].name}
+	}
 	return st, ok
 }
 
@@ -287,6 +411,12 @@ func (s *Syncer) InitialSync(ctx context.Context) error {
 		objs, err := objectsOf(list)
 		if err != nil {
 			return err
+		}
+		for _, obj := range objs {
+			if f, ok := obj.(*v1.FeatureFlag); ok && f.DeletionTimestamp.IsZero() {
+				// Every claim first, so that only the oldest flag of each key is applied.
+				s.claim(client.ObjectKeyFromObject(f), adapt.FlagKey(f), f.CreationTimestamp.Time)
+			}
 		}
 		for _, obj := range objs {
 			if !obj.GetDeletionTimestamp().IsZero() {

@@ -51,6 +51,9 @@ const (
 	ReasonOverrideConflict = "OverrideConflict"
 	// ReasonNoConflict means no other override object competes for this object's keys.
 	ReasonNoConflict = "NoConflict"
+	// ReasonDuplicateKey means an older FeatureFlag in the namespace has the same key and is
+	// served instead of this one.
+	ReasonDuplicateKey = "DuplicateKey"
 )
 
 // Event reasons. Events are recorded on transitions, not on every reconcile.
@@ -61,6 +64,9 @@ const (
 	EventReasonInvalidValue = "InvalidValue"
 	// EventReasonInvalidSpec is a Warning: a FeatureFlag's own values fail its schema.
 	EventReasonInvalidSpec = "InvalidSpec"
+	// EventReasonDuplicateKey is a Warning: an older FeatureFlag has the same key and is
+	// served instead.
+	EventReasonDuplicateKey = "DuplicateKey"
 	// EventReasonOverrideConflict is a Warning: another override object wins for a key.
 	EventReasonOverrideConflict = "OverrideConflict"
 	// EventReasonOverrideExpired is Normal: an override reached spec.expiresAt.
@@ -111,16 +117,20 @@ const (
 // At least one of value and enabled must be set; the object is rejected otherwise.
 // +kubebuilder:validation:MinProperties=2
 type FlagOverrideEntry struct {
-	// key is the flag key: the metadata.name of a FeatureFlag in the same namespace.
+	// key is the flag key of a FeatureFlag in the same namespace: its spec.key, or its
+	// metadata.name when spec.key is omitted.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]*$`
 	Key string `json:"key"`
 
 	// value is served for this flag instead of the flag's own evaluation, when enabled is
-	// not false. It must match the flag's type and JSON Schema.
+	// not false. It must match the flag's type and JSON Schema. null is rejected: it does
+	// not clear an override; to clear one, remove its entry. (The schema lets null through
+	// so that the admission webhook can name it.)
 	// +optional
+	// +nullable
 	Value *apiextensionsv1.JSON `json:"value,omitempty"`
 
 	// enabled set to false serves the flag's off value whatever value says.
@@ -158,7 +168,9 @@ type FlagOverrideSpec struct {
 	// +kubebuilder:default=Delete
 	OnExpiry OnExpiry `json:"onExpiry,omitempty"`
 
-	// flags lists the overridden flags, at most 32, each key at most once.
+	// flags lists the overridden flags, at most 32, each key at most once: a repeated key is
+	// rejected, not resolved by the last one. To clear the override of one flag, remove its
+	// entry; to clear them all, delete the object.
 	// +required
 	// +listType=map
 	// +listMapKey=key

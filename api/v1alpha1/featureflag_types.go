@@ -174,9 +174,21 @@ type ScheduleStep struct {
 	Value *apiextensionsv1.JSON `json:"value,omitempty"`
 }
 
-// FeatureFlagSpec defines a feature flag. The flag key is the object's metadata.name, for
-// example billing.enabled or beta.new-dashboard.
+// FeatureFlagSpec defines a feature flag. The flag key is spec.key, or the object's
+// metadata.name when spec.key is omitted.
 type FeatureFlagSpec struct {
+	// key is the flag key that applications evaluate, for example beta.new_dashboard or
+	// newCheckout: letters, digits, '.', '_' and '-', starting with a letter or a digit, at
+	// most 253 characters. Omitted means metadata.name. Keys are unique within a namespace
+	// and cannot be changed after creation. Name the object after the key where the key is
+	// a valid object name, and otherwise lowercase it and replace '_' with '-' (for example
+	// beta.new-dashboard for beta.new_dashboard, new-checkout for newCheckout).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]*$`
+	Key string `json:"key,omitempty"`
+
 	// type is the type of every value the flag serves: Boolean, String, Number or Object.
 	// It cannot be changed after creation.
 	// +required
@@ -295,11 +307,14 @@ type FeatureFlagStatus struct {
 	Audited *AuditState `json:"audited,omitempty"`
 }
 
-// FeatureFlag is a typed feature flag. Its metadata.name is the flag key.
+// FeatureFlag is a typed feature flag. Its key is spec.key, or metadata.name when spec.key
+// is omitted.
 //
 // +kubebuilder:object:root=true
+// +kubebuilder:validation:XValidation:rule="(has(self.spec.key) ? self.spec.key : self.metadata.name) == (has(oldSelf.spec.key) ? oldSelf.spec.key : oldSelf.metadata.name)",message="the flag key is immutable (spec.key, or metadata.name when spec.key is omitted); create a new flag instead",fieldPath=".spec.key"
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=fflag,categories=flagops
+// +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.spec.key`,description="The flag key when it differs from the name; empty means metadata.name"
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
 // +kubebuilder:printcolumn:name="Enabled",type=boolean,JSONPath=`.spec.enabled`
 // +kubebuilder:printcolumn:name="Rollout",type=integer,JSONPath=`.spec.rollout.percentage`
@@ -311,8 +326,8 @@ type FeatureFlagStatus struct {
 type FeatureFlag struct {
 	metav1.TypeMeta `json:",inline"`
 
-	// metadata is standard object metadata. metadata.name is the flag key: lowercase,
-	// dot-namespaced, DNS-subdomain rules (for example billing.enabled).
+	// metadata is standard object metadata. metadata.name is the flag key unless spec.key
+	// sets one (for example billing.enabled).
 	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 

@@ -33,8 +33,25 @@ import (
 	"github.com/flagops/flagops/evaluator"
 )
 
-// FlagSpec converts a FeatureFlag's spec into the evaluator's FlagSpec. The flag key is the
-// object's metadata.name and its flag set is the object's namespace.
+// FlagKey returns a FeatureFlag's key: spec.key, or metadata.name when spec.key is empty.
+func FlagKey(f *v1.FeatureFlag) string {
+	if f.Spec.Key != "" {
+		return f.Spec.Key
+	}
+	return f.Name
+}
+
+// FlagKeyField names the field that sets a FeatureFlag's key, for messages: spec.key, or
+// metadata.name when spec.key is empty.
+func FlagKeyField(f *v1.FeatureFlag) string {
+	if f.Spec.Key != "" {
+		return "spec.key"
+	}
+	return "metadata.name"
+}
+
+// FlagSpec converts a FeatureFlag's spec into the evaluator's FlagSpec. The flag key is
+// FlagKey and its flag set is the object's namespace.
 func FlagSpec(f *v1.FeatureFlag) evaluator.FlagSpec {
 	s := f.Spec
 	out := evaluator.FlagSpec{
@@ -83,7 +100,7 @@ func FlagSpec(f *v1.FeatureFlag) evaluator.FlagSpec {
 
 // UpsertFlag returns the store operation that applies a FeatureFlag.
 func UpsertFlag(f *v1.FeatureFlag) evaluator.Op {
-	return evaluator.UpsertFlag(f.Namespace, f.Name, FlagSpec(f))
+	return evaluator.UpsertFlag(f.Namespace, FlagKey(f), FlagSpec(f))
 }
 
 // UserOverride converts a UserFlagOverride into the evaluator's Override.

@@ -249,18 +249,48 @@ func TestSamples(t *testing.T) {
 		{"kill switch off for everyone", evaluator.Context{UserID: "someone"}, "billing.enabled", false, evaluator.SourceKillSwitch},
 		{"allow-listed staff", evaluator.Context{UserID: "staff-ada"}, "billing.enabled", true, evaluator.SourceAllowListUser},
 		{"user override beats the kill switch", evaluator.Context{UserID: "user-42"}, "billing.enabled", true, "user-override:shop/pilot-user-42"},
-		{"object config", evaluator.Context{UserID: "someone"}, "billing.free-tier-limits", map[string]any{"maxStudents": 1.0, "historyLimit": 5.0}, evaluator.SourceDefault},
-		{"object config by rule", evaluator.Context{UserID: "someone", Attributes: map[string]any{"orgType": "school"}}, "billing.free-tier-limits",
+		{"object config", evaluator.Context{UserID: "someone"}, "billing.free_tier_limits", map[string]any{"maxStudents": 1.0, "historyLimit": 5.0}, evaluator.SourceDefault},
+		{"object config by rule", evaluator.Context{UserID: "someone", Attributes: map[string]any{"orgType": "school"}}, "billing.free_tier_limits",
 			map[string]any{"maxStudents": 30.0, "historyLimit": 50.0}, "rule:education-orgs"},
 		{"string rule", evaluator.Context{UserID: "someone", Role: "user", Attributes: map[string]any{"email": "ada@flagops.dev"}}, "checkout.layout", "single-page", "rule:staff-preview"},
 		{"device override beats user override", evaluator.Context{UserID: "user-42", Role: "user", DeviceID: "tablet-7f3a", DeviceClass: "tablet"}, "checkout.layout", "single-page", "device-override:shop/qa-tablet-7"},
-		{"schedule not yet reached", evaluator.Context{UserID: "someone"}, "beta.new-dashboard", false, evaluator.SourceKillSwitch},
+		{"schedule not yet reached", evaluator.Context{UserID: "someone"}, "beta.new_dashboard", false, evaluator.SourceKillSwitch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := h.Evaluate(tt.ctx, tt.key)
 			if !reflect.DeepEqual(r.Value, tt.wantValue) || r.Source != tt.wantSource {
 				t.Errorf("Evaluate(%s) = %v from %q, want %v from %q (%+v)", tt.key, r.Value, r.Source, tt.wantValue, tt.wantSource, r)
+			}
+		})
+	}
+}
+
+func TestFlagKey(t *testing.T) {
+	tests := []struct {
+		name, objName, specKey string
+		wantKey, wantField     string
+	}{
+		{name: "the name", objName: "billing.enabled", wantKey: "billing.enabled", wantField: "metadata.name"},
+		{name: "spec.key", objName: "beta.new-dashboard", specKey: "beta.new_dashboard", wantKey: "beta.new_dashboard", wantField: "spec.key"},
+		{name: "spec.key equal to the name", objName: "a.b", specKey: "a.b", wantKey: "a.b", wantField: "spec.key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &v1.FeatureFlag{ObjectMeta: metav1.ObjectMeta{Name: tt.objName}, Spec: v1.FeatureFlagSpec{Key: tt.specKey, Type: v1.FlagTypeBoolean}}
+			if got := FlagKey(f); got != tt.wantKey {
+				t.Errorf("FlagKey = %q, want %q", got, tt.wantKey)
+			}
+			if got := FlagKeyField(f); got != tt.wantField {
+				t.Errorf("FlagKeyField = %q, want %q", got, tt.wantField)
+			}
+			f.Namespace = "shop"
+			store := evaluator.NewStore()
+			if _, _, err := store.Apply(UpsertFlag(f)); err != nil {
+				t.Fatal(err)
+			}
+			if r := store.Evaluate("shop", evaluator.Context{}, tt.wantKey); r.ErrorCode != evaluator.ErrorNone {
+				t.Errorf("UpsertFlag does not serve the key %q: %+v", tt.wantKey, r)
 			}
 		})
 	}

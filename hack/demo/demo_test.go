@@ -89,7 +89,7 @@ func TestDemo(t *testing.T) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); <-tick.C {
-		if evaluate(pilotCtx)["beta.new-dashboard"].Source == "user-override:default/pilot-user-42" {
+		if evaluate(pilotCtx)["beta.new_dashboard"].Source == "user-override:default/pilot-user-42" {
 			break
 		}
 	}
@@ -98,8 +98,8 @@ func TestDemo(t *testing.T) {
 		t.Errorf("billing.enabled for staff-ada = %+v, want true from the allow-list", staff["billing.enabled"])
 	}
 	pilot := evaluate(pilotCtx)
-	if pilot["beta.new-dashboard"].Source != "user-override:default/pilot-user-42" {
-		t.Errorf("beta.new-dashboard for user-42 = %+v, want the sample user override", pilot["beta.new-dashboard"])
+	if pilot["beta.new_dashboard"].Source != "user-override:default/pilot-user-42" {
+		t.Errorf("beta.new_dashboard for user-42 = %+v, want the sample user override", pilot["beta.new_dashboard"])
 	}
 	// The samples were applied through the webhooks: their audit records name the demo
 	// user, verified by the stamp.

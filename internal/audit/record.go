@@ -117,6 +117,9 @@ type ObjectRef struct {
 	UID             string `json:"uid"`
 	Generation      int64  `json:"generation"`
 	ResourceVersion string `json:"resourceVersion"`
+	// Key is a FeatureFlag's flag key: spec.key, or the name when spec.key is omitted.
+	// Override records have none; their values are keyed by flag key.
+	Key string `json:"key,omitempty"`
 }
 
 // Subject is the user or device an override applies to. Exactly one field is set. Flag

@@ -26,7 +26,6 @@ import (
 	"io"
 
 	utiljson "k8s.io/apimachinery/pkg/util/json"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	strictjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -34,6 +33,7 @@ import (
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/evaluator"
 	"github.com/flagops/flagops/evaluator/adapt"
+	"github.com/flagops/flagops/internal/entries"
 )
 
 // The kinds a directory may hold.
@@ -76,6 +76,7 @@ type object struct {
 	name      string
 
 	flag     *v1.FeatureFlag
+	key      string // the flag key (adapt.FlagKey)
 	compiled *evaluator.Flag
 
 	// Overrides: the subject kind and ID, and the spec shared by both kinds.
@@ -161,8 +162,9 @@ func (d *document) decode(raw []byte) (bool, error) {
 
 // validate checks d as the API server, the admission policy and the FeatureFlag webhook
 // would on create, in namespace ns when the document names none. Like the API server it
-// stops after the first stage that fails: strict decoding, then the CRD schema with its CEL
-// rules, then the webhook.
+// stops after the first stage that fails: strict decoding, then for overrides the entries
+// webhook (package internal/entries), then the CRD schema with its CEL rules, then the
+// webhook.
 func (d *document) validate(ctx context.Context, ns string) (*object, []FileError) {
 	all, err := schemas()
 	if err != nil {
@@ -181,6 +183,17 @@ func (d *document) validate(ctx context.Context, ns string) (*object, []FileErro
 	}
 	if len(errs) > 0 {
 		return nil, errs
+	}
+
+	// 1b. The override-entries webhook, which the API server calls before it checks the
+	// schema (the schema would drop a null value, and report a repeated key generically).
+	if d.kind != kindFeatureFlag {
+		for _, e := range entries.Check(d.obj) {
+			errs = append(errs, d.fail(e.Field, e))
+		}
+		if len(errs) > 0 {
+			return nil, errs
+		}
 	}
 
 	// 2. The CRD: defaults, metadata, OpenAPI schema, list types, CEL. Status is ignored on
@@ -231,10 +244,10 @@ func (d *document) validate(ctx context.Context, ns string) (*object, []FileErro
 	// 3. The admission policy and the FeatureFlag webhook: the spec compiles.
 	switch t := target.(type) {
 	case *v1.FeatureFlag:
-		o.namespace, o.name = t.Namespace, t.Name
-		o.compiled, err = evaluator.Compile(t.Name, adapt.FlagSpec(t))
+		o.namespace, o.name, o.key = t.Namespace, t.Name, adapt.FlagKey(t)
+		o.compiled, err = evaluator.Compile(o.key, adapt.FlagSpec(t))
 		if err != nil {
-			return nil, compileErrors(d, err)
+			return nil, compileErrors(d, t, err)
 		}
 	case *v1.UserFlagOverride:
 		o.namespace, o.name = t.Namespace, t.Name
@@ -249,11 +262,11 @@ func (d *document) validate(ctx context.Context, ns string) (*object, []FileErro
 }
 
 // compileErrors turns the evaluator's field errors into file errors.
-func compileErrors(d *document, err error) []FileError {
+func compileErrors(d *document, f *v1.FeatureFlag, err error) []FileError {
 	var errs []FileError
 	for _, fe := range evaluator.FieldErrors(err) {
 		if fe.Field == "key" {
-			fe = &evaluator.FieldError{Field: field.NewPath("metadata", "name").String(), Detail: fe.Detail, Err: fe.Err}
+			fe = &evaluator.FieldError{Field: adapt.FlagKeyField(f), Detail: fe.Detail, Err: fe.Err}
 		}
 		errs = append(errs, d.fail(fe.Field, fe))
 	}
@@ -261,4 +274,15 @@ func compileErrors(d *document, err error) []FileError {
 		errs = append(errs, d.fail("spec", fmt.Errorf("spec: %w", err)))
 	}
 	return errs
+}
+
+// flagKey returns the key of a FeatureFlag document that may not be valid: spec.key when it
+// is a string, metadata.name otherwise.
+func (d *document) flagKey() string {
+	if spec, ok := d.obj["spec"].(map[string]any); ok {
+		if k, ok := spec["key"].(string); ok && k != "" {
+			return k
+		}
+	}
+	return d.name
 }

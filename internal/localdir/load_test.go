@@ -70,9 +70,9 @@ func TestLoadSamples(t *testing.T) {
 		{"user override", evaluator.Context{UserID: "user-42"}, "billing.enabled", true},
 		{"device override", evaluator.Context{DeviceID: "tablet-7f3a", DeviceClass: "tablet", Role: "user"}, "checkout.layout", "single-page"},
 		{"rule", evaluator.Context{UserID: "u", Role: "user", Attributes: map[string]any{"email": "a@flagops.dev"}}, "checkout.layout", "single-page"},
-		{"object value", evaluator.Context{UserID: "u"}, "billing.free-tier-limits", map[string]any{"maxStudents": 1.0, "historyLimit": 5.0}},
-		{"object override", evaluator.Context{UserID: "user-42"}, "billing.free-tier-limits", map[string]any{"maxStudents": 10.0, "historyLimit": 20.0}},
-		{"scheduled, before the first step", evaluator.Context{UserID: "u"}, "beta.new-dashboard", false},
+		{"object value", evaluator.Context{UserID: "u"}, "billing.free_tier_limits", map[string]any{"maxStudents": 1.0, "historyLimit": 5.0}},
+		{"object override", evaluator.Context{UserID: "user-42"}, "billing.free_tier_limits", map[string]any{"maxStudents": 10.0, "historyLimit": 20.0}},
+		{"scheduled, before the first step", evaluator.Context{UserID: "u"}, "beta.new_dashboard", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -180,7 +180,7 @@ spec:
 		{"invalid name", "bad.yaml", ff + "metadata: {name: Billing_Enabled}\nspec: {type: Boolean}\n",
 			1, "FeatureFlag Billing_Enabled", "metadata.name", "RFC 1123 subdomain"},
 		{"override for unknown flag", "ovr.yaml", userOverride("o1", "u1", "no.such-flag", "true"),
-			1, "UserFlagOverride o1", "spec.flags[0].key", `no FeatureFlag "no.such-flag" in namespace "default"`},
+			1, "UserFlagOverride o1", "spec.flags[0].key", `no FeatureFlag has the key "no.such-flag" in namespace "default"`},
 		{"override value fails schema", "ovr.yaml", userOverride("o1", "u1", "billing.limits", "{max: 0}"),
 			1, "UserFlagOverride o1", "spec.flags[0].value", "does not match schema"},
 		{"override value fails type", "ovr.yaml", userOverride("o1", "u1", "billing.enabled", `"on"`),
@@ -193,7 +193,15 @@ spec:
   flags:
   - {key: billing.enabled, enabled: true}
   - {key: billing.enabled, enabled: false}
-`, 1, "DeviceFlagOverride d1", "spec.flags[1]", "Duplicate value"},
+`, 1, "DeviceFlagOverride d1", "spec.flags[1].key", "DeviceFlagOverride d1): spec.flags[1].key: duplicate of spec.flags[0].key"},
+		{"override key repeated, seed 000's last-wins habit", "ovr.json", `{"apiVersion": "flagops.dev/v1alpha1", "kind": "UserFlagOverride", "metadata": {"name": "o1"},
+ "spec": {"userId": "u1", "flags": [{"key": "billing.enabled", "value": true}, {"key": "billing.limits", "value": {"max": 2}},
+  {"key": "billing.other", "value": 1}, {"key": "billing.limits", "value": {"max": 3}}]}}`,
+			1, "UserFlagOverride o1", "spec.flags[3].key", "UserFlagOverride o1): spec.flags[3].key: duplicate of spec.flags[1].key"},
+		{"override null value, seed 000's clear habit", "ovr.yaml", userOverride("o1", "u1", "billing.enabled", "null"),
+			1, "UserFlagOverride o1", "spec.flags[0].value", "UserFlagOverride o1): spec.flags[0].value: null does not clear an override; remove the entry instead"},
+		{"override null value beside enabled", "ovr.yaml", userOverride("o1", "u1", "billing.enabled", "null") + "    enabled: true\n",
+			1, "UserFlagOverride o1", "spec.flags[0].value", "spec.flags[0].value: null does not clear an override"},
 		{"override entry without value or enabled", "ovr.yaml", `apiVersion: flagops.dev/v1alpha1
 kind: DeviceFlagOverride
 metadata: {name: d1}
@@ -201,12 +209,22 @@ spec:
   deviceId: dev-1
   flags:
   - {key: billing.enabled}
-`, 1, "DeviceFlagOverride d1", "spec.flags[0]", "should have at least 2 properties"},
+`, 1, "DeviceFlagOverride d1", "spec.flags[0]", "spec.flags[0]: has neither value nor enabled; to clear the override, remove the entry"},
 		{"conflict", "ovr.yaml", userOverride("o1", "u1", "billing.limits", "{max: 2}") + "---\n" +
 			userOverride("o2", "u1", "billing.limits", "{max: 3}"),
 			2, "UserFlagOverride o2", "spec.flags[0].key", `UserFlagOverride "o1"`},
 		{"duplicate object name", "dup.yaml", stringFlag("billing.limits", "x"),
 			1, "FeatureFlag billing.limits", "metadata.name", "also defined in"},
+		{"duplicate flag key", "dup.yaml", ff + "metadata: {name: limits-copy}\nspec: {key: billing.limits, type: Boolean}\n",
+			1, "FeatureFlag limits-copy", "spec.key", "FeatureFlag default/billing.limits ("},
+		{"flag named after another flag's key", "dup.yaml", ff + "metadata: {name: other}\nspec: {key: new.key, type: Boolean}\n---\n" +
+			ff + "metadata: {name: new.key}\nspec: {type: Boolean}\n",
+			2, "FeatureFlag new.key", "metadata.name", "already has this key, so FeatureFlag default/new.key cannot"},
+		{"invalid spec.key", "bad.yaml", ff + "metadata: {name: a.b}\nspec: {key: \"new checkout\", type: Boolean}\n",
+			1, "FeatureFlag a.b", "spec.key", "should match"},
+		{"override for a flag's name, not its key", "ovr.yaml", ff + "metadata: {name: new-checkout}\nspec: {key: newCheckout, type: Boolean}\n---\n" +
+			userOverride("o1", "u1", "new-checkout", "true"),
+			2, "UserFlagOverride o1", "spec.flags[0].key", `no FeatureFlag has the key "new-checkout"`},
 		{"malformed metadata", "bad.yaml", ff + "metadata: {name: false}\nspec: {type: Boolean}\n",
 			1, "FeatureFlag (no name)", "metadata", "cannot unmarshal bool"},
 		{"unknown kind", "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
@@ -374,6 +392,79 @@ spec:
 	}
 }
 
+func TestLoadFlagKeys(t *testing.T) {
+	const flags = `apiVersion: flagops.dev/v1alpha1
+kind: FeatureFlag
+metadata: {name: beta.new-dashboard}
+spec: {key: beta.new_dashboard, type: Boolean, enabled: false}
+---
+apiVersion: flagops.dev/v1alpha1
+kind: FeatureFlag
+metadata: {name: new-checkout}
+spec: {key: newCheckout, type: String, enabled: true, value: classic}
+`
+	dir := t.TempDir()
+	writeFile(t, dir, "flags.yaml", flags)
+	writeFile(t, dir, "users.yaml", `apiVersion: flagops.dev/v1alpha1
+kind: UserFlagOverride
+metadata: {name: u1-pilot}
+spec:
+  userId: u1
+  flags:
+  - {key: beta.new_dashboard, enabled: true}
+  - {key: newCheckout, value: express}
+`)
+	l, store := newLoader(t, dir, Options{})
+	if _, err := l.Load(); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	u1, u2 := evaluator.Context{UserID: "u1"}, evaluator.Context{UserID: "u2"}
+	for _, c := range []struct {
+		ctx  evaluator.Context
+		key  string
+		want any
+	}{
+		{u1, "beta.new_dashboard", true}, {u2, "beta.new_dashboard", false},
+		{u1, "newCheckout", "express"}, {u2, "newCheckout", "classic"},
+	} {
+		if got := store.Evaluate(DefaultNamespace, c.ctx, c.key).Value; got != c.want {
+			t.Errorf("%s for %s = %v, want %v", c.key, c.ctx.UserID, got, c.want)
+		}
+	}
+	if r := store.Evaluate(DefaultNamespace, u1, "new-checkout"); r.ErrorCode != evaluator.ErrorFlagNotFound {
+		t.Errorf("the object name serves %+v, want flag not found", r)
+	}
+
+	// Unlike in a cluster, a file can change a flag's key: the old key goes.
+	writeFile(t, dir, "users.yaml", "# none\n")
+	writeFile(t, dir, "flags.yaml", strings.Replace(flags, "key: newCheckout", "key: checkout.v2", 1))
+	if _, err := l.Load(); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if r := store.Evaluate(DefaultNamespace, u2, "newCheckout"); r.ErrorCode != evaluator.ErrorFlagNotFound {
+		t.Errorf("the old key serves %+v, want flag not found", r)
+	}
+	if got := store.Evaluate(DefaultNamespace, u2, "checkout.v2").Value; got != "classic" {
+		t.Errorf("checkout.v2 = %v, want classic", got)
+	}
+
+	// Another object takes the key over in the same load: the key stays served.
+	writeFile(t, dir, "flags.yaml", `apiVersion: flagops.dev/v1alpha1
+kind: FeatureFlag
+metadata: {name: checkout-v2}
+spec: {key: checkout.v2, type: String, enabled: true, value: renamed}
+`)
+	if _, err := l.Load(); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got := store.Evaluate(DefaultNamespace, u2, "checkout.v2").Value; got != "renamed" {
+		t.Errorf("checkout.v2 = %v, want renamed", got)
+	}
+	if r := store.Evaluate(DefaultNamespace, u2, "beta.new_dashboard"); r.ErrorCode != evaluator.ErrorFlagNotFound {
+		t.Errorf("a removed flag's key serves %+v, want flag not found", r)
+	}
+}
+
 func TestLoadNamespaces(t *testing.T) {
 	withNS := func(ns, doc string) string {
 		return strings.Replace(doc, "metadata:\n", "metadata:\n  namespace: "+ns+"\n", 1)
@@ -423,7 +514,7 @@ func TestLoadNamespaces(t *testing.T) {
 	p := writeFile(t, dir, "o.yaml", withNS("team-b", userOverride("o1", "u1", "a.b", "y")))
 	l, _ := newLoader(t, dir, Options{})
 	_, err := l.Load()
-	if err == nil || !strings.Contains(err.Error(), p+`: document 1 (UserFlagOverride o1): spec.flags[0].key: Not found: "a.b": no FeatureFlag "a.b" in namespace "team-b"`) {
+	if err == nil || !strings.Contains(err.Error(), p+`: document 1 (UserFlagOverride o1): spec.flags[0].key: Not found: "a.b": no FeatureFlag has the key "a.b" in namespace "team-b"`) {
 		t.Errorf("override in another namespace: got %v", err)
 	}
 }

@@ -22,7 +22,10 @@ limitations under the License.
 // with a dot, such as editors' lock and swap files, and kustomization.yaml are ignored),
 // several documents per file. A Loader validates them exactly as a cluster would admit them:
 //
-//  1. strict decoding: unknown and duplicate fields are errors;
+//  1. strict decoding: unknown and duplicate fields are errors; then, for overrides, the
+//     checks of the override-entries webhook, which the API server runs before the schema
+//     (package internal/entries): no null value, no entry with its key alone, no repeated
+//     key;
 //  2. the CRD's OpenAPI schema, with defaults applied, its list types and its CEL rules,
 //     using the API server's own libraries against the embedded CRDs (config/crd), and
 //     the metadata rules (metadata.name is a DNS subdomain);
@@ -66,6 +69,7 @@ import (
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/evaluator"
+	"github.com/flagops/flagops/evaluator/adapt"
 )
 
 // DefaultNamespace is the namespace of objects without metadata.namespace when the files
@@ -138,6 +142,8 @@ type objKey struct {
 type appliedObj struct {
 	fingerprint string
 	created     time.Time
+	// key is a flag's key.
+	key string
 }
 
 // New returns a Loader of dir into store. It checks that dir is a directory and loads
@@ -302,7 +308,7 @@ func (l *Loader) parse(ctx context.Context, files []file) ([]*object, error) {
 		if len(fe) > 0 {
 			errs = append(errs, fe...)
 			if d.kind == kindFeatureFlag {
-				broken[[2]string{cmp.Or(d.namespace, ns), d.name}] = true
+				broken[[2]string{cmp.Or(d.namespace, ns), d.flagKey()}] = true
 			}
 			continue
 		}
@@ -352,7 +358,16 @@ func crossCheck(objs []*object, broken map[[2]string]bool, now time.Time) []File
 		}
 		seen[k] = o
 		if o.kind == kindFeatureFlag {
-			flags[[2]string{o.namespace, o.name}] = o
+			fk := [2]string{o.namespace, o.key}
+			if first := flags[fk]; first != nil {
+				path := adapt.FlagKeyField(o.flag)
+				errs = append(errs, o.doc.fail(path, &field.Error{
+					Type: field.ErrorTypeDuplicate, Field: path, BadValue: o.key,
+					Detail: fmt.Sprintf("FeatureFlag %s/%s (%s, document %d) already has this key, so FeatureFlag %s/%s cannot: keys are unique in a namespace",
+						first.namespace, first.name, first.doc.file, first.doc.index, o.namespace, o.name)}))
+				continue
+			}
+			flags[fk] = o
 		} else {
 			overrides = append(overrides, o)
 		}
@@ -374,7 +389,7 @@ func crossCheck(objs []*object, broken map[[2]string]bool, now time.Time) []File
 				if !broken[fk] {
 					errs = append(errs, o.doc.fail(path.Child("key").String(), &field.Error{
 						Type: field.ErrorTypeNotFound, Field: path.Child("key").String(), BadValue: e.Key,
-						Detail: fmt.Sprintf("no FeatureFlag %q in namespace %q", e.Key, o.namespace)}))
+						Detail: fmt.Sprintf("no FeatureFlag has the key %q in namespace %q", e.Key, o.namespace)}))
 				}
 				continue
 			}
@@ -448,6 +463,7 @@ func (l *Loader) apply(objs []*object) (Result, error) {
 		var op evaluator.Op
 		var err error
 		if o.kind == kindFeatureFlag {
+			cur.key = o.key
 			cur.fingerprint, err = fingerprint(o.flag.Spec)
 			op = evaluator.UpsertCompiledFlag(o.namespace, o.compiled)
 		} else {
@@ -470,10 +486,20 @@ func (l *Loader) apply(objs []*object) (Result, error) {
 			ovOps = append(ovOps, op)
 		}
 	}
+	// A flag key is deleted from the store when no flag has it any more: its object was
+	// removed, or (in a file, unlike in a cluster) its key was edited.
+	keys := map[[2]string]bool{}
+	for k, a := range desired {
+		if k.kind == kindFeatureFlag {
+			keys[[2]string{k.namespace, a.key}] = true
+		}
+	}
 	var removed []objKey
-	for k := range l.applied {
-		if _, ok := desired[k]; !ok {
+	for k, a := range l.applied {
+		if d, ok := desired[k]; !ok {
 			removed = append(removed, k)
+		} else if k.kind == kindFeatureFlag && d.key != a.key && !keys[[2]string{k.namespace, a.key}] {
+			delOps = append(delOps, evaluator.DeleteFlag(k.namespace, a.key))
 		}
 	}
 	slices.SortFunc(removed, func(a, b objKey) int {
@@ -483,7 +509,9 @@ func (l *Loader) apply(objs []*object) (Result, error) {
 		res.Deleted = append(res.Deleted, ObjectRef{Kind: k.kind, Namespace: k.namespace, Name: k.name})
 		switch k.kind {
 		case kindFeatureFlag:
-			delOps = append(delOps, evaluator.DeleteFlag(k.namespace, k.name))
+			if key := l.applied[k].key; !keys[[2]string{k.namespace, key}] {
+				delOps = append(delOps, evaluator.DeleteFlag(k.namespace, key))
+			}
 		case kindUserOverride:
 			delOps = append(delOps, evaluator.DeleteOverride(evaluator.SubjectUser, k.namespace, k.name))
 		default:

@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -29,6 +30,7 @@ import (
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/controllers"
+	"github.com/flagops/flagops/evaluator/adapt"
 )
 
 // lookup reads flags and overrides for the validating webhooks: from the manager's cache
@@ -40,22 +42,54 @@ type lookup struct {
 	api client.Reader
 }
 
-// flag returns the FeatureFlag ns/name, or nil when there is none. A flag just created may
-// not be in the cache yet, and namespaces outside --watch-namespaces are not cached at all, so
-// a miss is confirmed with the API server.
-func (l lookup) flag(ctx context.Context, ns, name string) (*v1.FeatureFlag, error) {
-	key := types.NamespacedName{Namespace: ns, Name: name}
+// flag returns the FeatureFlag of namespace ns that has key, or nil when there is none. When
+// two have it (two creates raced past this webhook), it returns the one the evaluator serves:
+// the older. A flag just created may not be in the cache yet, and namespaces outside
+// --watch-namespaces are not cached at all, so a miss is confirmed with the API server: by
+// name first, as most flags are named after their key, then by listing the namespace.
+func (l lookup) flag(ctx context.Context, ns, key string) (*v1.FeatureFlag, error) {
+	list := &v1.FeatureFlagList{}
+	if err := l.cache.List(ctx, list, client.InNamespace(ns), client.MatchingFields{controllers.IndexKey: key}); err == nil && len(list.Items) > 0 {
+		return served(list.Items), nil
+	}
 	f := &v1.FeatureFlag{}
-	if err := l.cache.Get(ctx, key, f); err == nil {
+	err := l.api.Get(ctx, types.NamespacedName{Namespace: ns, Name: key}, f)
+	switch {
+	case err == nil && adapt.FlagKey(f) == key:
 		return f, nil
+	case err != nil && !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("failed to get FeatureFlag %s/%s: %w", ns, key, err)
 	}
-	if err := l.api.Get(ctx, key, f); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("failed to get FeatureFlag %s: %w", key, err)
+	list = &v1.FeatureFlagList{}
+	if err := l.api.List(ctx, list, client.InNamespace(ns)); err != nil {
+		return nil, fmt.Errorf("failed to list the FeatureFlags of namespace %q: %w", ns, err)
 	}
-	return f, nil
+	list.Items = slices.DeleteFunc(list.Items, func(f v1.FeatureFlag) bool { return adapt.FlagKey(&f) != key })
+	if len(list.Items) == 0 {
+		return nil, nil
+	}
+	return served(list.Items), nil
+}
+
+// flagsWithKey returns the FeatureFlags of namespace ns in the cache that have key. When the
+// cache cannot answer (the namespace is not cached), it lists the namespace from the API
+// server.
+func (l lookup) flagsWithKey(ctx context.Context, ns, key string) ([]v1.FeatureFlag, error) {
+	list := &v1.FeatureFlagList{}
+	if err := l.cache.List(ctx, list, client.InNamespace(ns), client.MatchingFields{controllers.IndexKey: key}); err == nil {
+		return list.Items, nil
+	}
+	if err := l.api.List(ctx, list, client.InNamespace(ns)); err != nil {
+		return nil, fmt.Errorf("failed to list the FeatureFlags of namespace %q: %w", ns, err)
+	}
+	return slices.DeleteFunc(list.Items, func(f v1.FeatureFlag) bool { return adapt.FlagKey(&f) != key }), nil
+}
+
+// served returns the flag the evaluator serves among flags with one key: the oldest, then
+// the first by name (see controllers.Syncer).
+func served(flags []v1.FeatureFlag) *v1.FeatureFlag {
+	f := slices.MinFunc(flags, func(a, b v1.FeatureFlag) int { return controllers.CompareServed(&a, &b) })
+	return &f
 }
 
 // overrides lists the overrides of kind in ns whose field index has value: the cache's

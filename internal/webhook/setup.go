@@ -40,6 +40,9 @@ const (
 	PathUserFlagOverride = "/validate-flagops-dev-v1alpha1-userflagoverride"
 	// PathDeviceFlagOverride validates DeviceFlagOverrides.
 	PathDeviceFlagOverride = "/validate-flagops-dev-v1alpha1-deviceflagoverride"
+	// PathOverrideEntries rejects a null value or a repeated key in an override's
+	// spec.flags, before the CRD schema is checked.
+	PathOverrideEntries = "/mutate-flagops-dev-v1alpha1-override-entries"
 )
 
 // +kubebuilder:rbac:groups=flagops.dev,resources=featureflags;userflagoverrides;deviceflagoverrides,verbs=get;list;watch;patch
@@ -86,6 +89,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 
 	decoder := admission.NewDecoder(mgr.GetScheme())
 	server := mgr.GetWebhookServer()
+	server.Register(PathOverrideEntries, &admission.Webhook{Handler: entriesChecker{}})
 	server.Register(PathChangedBy, &admission.Webhook{Handler: &changedByStamper{decoder: decoder, keys: opts.StampKeys}})
 	server.Register(PathDeletedBy, &admission.Webhook{Handler: &deletedByStamper{
 		decoder: decoder,

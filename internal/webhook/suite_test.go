@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -141,7 +142,8 @@ func matchConditionsPatch() map[string][]admissionregistrationv1.MatchCondition 
 }
 
 // installMatchConditions adds the match conditions from config/default to the installed
-// validating webhooks, as kustomize does for a deployment.
+// validating webhooks and to the fail-closed mutating one, as kustomize does for a
+// deployment.
 func installMatchConditions() {
 	GinkgoHelper()
 	conditions := matchConditionsPatch()
@@ -156,6 +158,21 @@ func installMatchConditions() {
 	}
 	Expect(patched).To(Equal(len(conditions)), "every patched webhook exists in config/webhook")
 	Expect(k8sClient.Update(ctx, cfgObj)).To(Succeed())
+
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "config", "default", "webhook_entries_matchconditions_patch.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	patch := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	Expect(utilyaml.Unmarshal(raw, patch)).To(Succeed())
+	Expect(patch.Webhooks).To(HaveLen(1), "the fail-closed mutating webhook")
+	Expect(patch.Webhooks[0].MatchConditions).To(Equal(conditions["vuserflagoverride.flagops.dev"]),
+		"the same condition as the validating webhooks, which the match-conditions spec checks")
+	mutating := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	Expect(k8sClient.Get(ctx, client.ObjectKey{Name: patch.Name}, mutating)).To(Succeed())
+	idx := slices.IndexFunc(mutating.Webhooks, func(w admissionregistrationv1.MutatingWebhook) bool { return w.Name == patch.Webhooks[0].Name })
+	Expect(idx).To(BeNumerically(">=", 0), "the patched webhook exists in config/webhook")
+	Expect(*mutating.Webhooks[idx].FailurePolicy).To(Equal(admissionregistrationv1.Fail))
+	mutating.Webhooks[idx].MatchConditions = patch.Webhooks[0].MatchConditions
+	Expect(k8sClient.Update(ctx, mutating)).To(Succeed())
 }
 
 // startManager runs the flagops controllers and webhooks, as `flagops manager` does.

@@ -76,9 +76,41 @@ type flagValidator struct{ v *validator }
 
 var _ admission.Validator[*v1.FeatureFlag] = flagValidator{}
 
-// ValidateCreate checks that the spec compiles.
+// ValidateCreate checks that the spec compiles and that no other flag of the namespace has
+// the key.
 func (f flagValidator) ValidateCreate(ctx context.Context, flag *v1.FeatureFlag) (admission.Warnings, error) {
-	return f.v.validateFlag(ctx, flag)
+	warning, err := f.v.uniqueKey(ctx, flag)
+	if err != nil {
+		return nil, err
+	}
+	warnings, err := f.v.validateFlag(ctx, flag)
+	if warning != "" {
+		warnings = append(admission.Warnings{warning}, warnings...)
+	}
+	return warnings, err
+}
+
+// uniqueKey rejects a new flag whose key another flag of the namespace has. It reads the
+// cache, so two creates in quick succession can both pass; the Syncer then serves the older
+// and reports the other as DuplicateKey. For the same reason, a flag whose key cannot be
+// checked is admitted with a warning.
+func (v *validator) uniqueKey(ctx context.Context, flag *v1.FeatureFlag) (string, error) {
+	key := adapt.FlagKey(flag)
+	others, err := v.lookup.flagsWithKey(ctx, flag.Namespace, key)
+	if err != nil {
+		return fmt.Sprintf("unable to check that no other flag has the key %q (%v); if one has, the older flag is served and this one reports DuplicateKey", key, err), nil
+	}
+	for _, o := range others {
+		if o.Name == flag.Name {
+			continue
+		}
+		return "", apierrors.NewInvalid(groupKind(controllers.KindFeatureFlag), flag.Name, field.ErrorList{{
+			Type: field.ErrorTypeDuplicate, Field: adapt.FlagKeyField(flag), BadValue: key,
+			Detail: fmt.Sprintf("FeatureFlag %s/%s already has this key, so FeatureFlag %s/%s cannot: keys are unique in a namespace; "+
+				"set another spec.key, or edit %s instead", o.Namespace, o.Name, flag.Namespace, flag.Name, o.Name),
+		}})
+	}
+	return "", nil
 }
 
 // ValidateUpdate checks that a changed spec compiles. An update that leaves the spec alone
@@ -98,7 +130,7 @@ func (flagValidator) ValidateDelete(context.Context, *v1.FeatureFlag) (admission
 // validateFlag compiles the flag as the evaluator does, and warns about override values
 // that the new spec would make invalid.
 func (v *validator) validateFlag(ctx context.Context, flag *v1.FeatureFlag) (admission.Warnings, error) {
-	compiled, err := evaluator.Compile(flag.Name, adapt.FlagSpec(flag))
+	compiled, err := evaluator.Compile(adapt.FlagKey(flag), adapt.FlagSpec(flag))
 	if err != nil {
 		return nil, apierrors.NewInvalid(groupKind(controllers.KindFeatureFlag), flag.Name, compileErrors(flag, err))
 	}
@@ -115,7 +147,7 @@ func compileErrors(flag *v1.FeatureFlag, err error) field.ErrorList {
 	var errs field.ErrorList
 	for _, fe := range evaluator.FieldErrors(err) {
 		if fe.Field == "key" {
-			errs = append(errs, field.Invalid(field.NewPath("metadata", "name"), flag.Name, fe.Detail))
+			errs = append(errs, &field.Error{Type: field.ErrorTypeInvalid, Field: adapt.FlagKeyField(flag), BadValue: adapt.FlagKey(flag), Detail: fe.Detail})
 			continue
 		}
 		val, found := valueAt(doc, fe.Field)
@@ -177,16 +209,17 @@ func valueAt(doc any, path string) (any, bool) {
 // evaluator ignores them until they are fixed.
 func (v *validator) overrideWarnings(ctx context.Context, flag *v1.FeatureFlag, compiled *evaluator.Flag) admission.Warnings {
 	var warnings []string
+	key := adapt.FlagKey(flag)
 	for _, kind := range []controllers.Kind{controllers.KindUserFlagOverride, controllers.KindDeviceFlagOverride} {
-		overrides, err := v.lookup.overrides(ctx, kind, flag.Namespace, controllers.IndexFlagKey, flag.Name,
-			func(o overrideView) bool { return o.hasKey(flag.Name) })
+		overrides, err := v.lookup.overrides(ctx, kind, flag.Namespace, controllers.IndexFlagKey, key,
+			func(o overrideView) bool { return o.hasKey(key) })
 		if err != nil {
 			warnings = append(warnings, fmt.Sprintf("unable to check the %s objects that override this flag: %v", kind, err))
 			continue
 		}
 		for _, o := range overrides {
 			for i, e := range o.spec.Flags {
-				if e.Key != flag.Name || !servesValue(e) {
+				if e.Key != key || !servesValue(e) {
 					continue
 				}
 				if err := compiled.CheckValue(e.Value.Raw); err != nil {
@@ -274,7 +307,7 @@ func (v *validator) validateOverride(ctx context.Context, old *overrideView, o o
 		}
 		f := resolvedFlag{obj: obj}
 		if f.servable() {
-			f.compiled, f.err = evaluator.Compile(obj.Name, adapt.FlagSpec(obj))
+			f.compiled, f.err = evaluator.Compile(key, adapt.FlagSpec(obj))
 		}
 		flags[key] = f
 		return f, nil
@@ -319,10 +352,10 @@ func checkEntry(path *field.Path, ns string, e v1.FlagOverrideEntry, f resolvedF
 	switch {
 	case f.obj == nil:
 		return &field.Error{Type: field.ErrorTypeNotFound, Field: path.Child("key").String(), BadValue: e.Key,
-			Detail: fmt.Sprintf("no FeatureFlag %q in namespace %q", e.Key, ns)}
+			Detail: fmt.Sprintf("no FeatureFlag has the key %q in namespace %q", e.Key, ns)}
 	case !f.servable():
 		return &field.Error{Type: field.ErrorTypeNotFound, Field: path.Child("key").String(), BadValue: e.Key,
-			Detail: fmt.Sprintf("FeatureFlag %q in namespace %q is being deleted", e.Key, ns)}
+			Detail: fmt.Sprintf("the FeatureFlag with the key %q in namespace %q is being deleted", e.Key, ns)}
 	case !servesValue(e):
 		// The entry serves the flag's own on or off value, which the flag itself checks.
 		return nil

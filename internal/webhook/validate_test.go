@@ -132,7 +132,7 @@ var _ = Describe("Override validation", func() {
 		o := userOverride(ns, "pilot", "user-1", on("beta.dashboard"), on("beta.x"))
 		expectInvalid(alice.Create(ctx, o), "vuserflagoverride.flagops.dev",
 			`UserFlagOverride.flagops.dev "pilot" is invalid`,
-			`spec.flags[1].key: Not found: "beta.x": no FeatureFlag "beta.x" in namespace "`+ns+`"`)
+			`spec.flags[1].key: Not found: "beta.x": no FeatureFlag has the key "beta.x" in namespace "`+ns+`"`)
 	})
 
 	It("rejects an entry for a flag of another namespace", func() {
@@ -140,7 +140,7 @@ var _ = Describe("Override validation", func() {
 		Expect(k8sClient.Create(ctx, boolFlag(other, "beta.elsewhere"))).To(Succeed())
 		o := deviceOverride(ns, "tablet", "device-1", on("beta.elsewhere"))
 		expectInvalid(alice.Create(ctx, o), "vdeviceflagoverride.flagops.dev",
-			`spec.flags[0].key: Not found: "beta.elsewhere": no FeatureFlag "beta.elsewhere" in namespace "`+ns+`"`)
+			`spec.flags[0].key: Not found: "beta.elsewhere": no FeatureFlag has the key "beta.elsewhere" in namespace "`+ns+`"`)
 	})
 
 	It("rejects a value that fails the flag's schema", func() {

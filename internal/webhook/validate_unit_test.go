@@ -94,7 +94,7 @@ func TestOverrideValidation(t *testing.T) {
 			uv := overrideValidator[*v1.UserFlagOverride]{v}
 
 			_, err := uv.ValidateCreate(ctx, userOverride("shop", "a", "u", on("beta.leaving")))
-			expectErr(t, err, `spec.flags[0].key: Not found: "beta.leaving": FeatureFlag "beta.leaving" in namespace "shop" is being deleted`)
+			expectErr(t, err, `spec.flags[0].key: Not found: "beta.leaving": the FeatureFlag with the key "beta.leaving" in namespace "shop" is being deleted`)
 
 			_, err = uv.ValidateCreate(ctx, userOverride("shop", "a", "u", valued("billing.broken", map[string]any{"maxStudents": 1})))
 			expectErr(t, err, `spec.flags[0].value: Invalid value: {"maxStudents":1}: flag "billing.broken": the value cannot be checked because the flag's spec does not compile; fix the flag first: spec.value`)
@@ -295,7 +295,8 @@ func TestFlagValidationWarnings(t *testing.T) {
 	v = unitValidator(t, false, interceptor.Funcs{List: func(context.Context, client.WithWatch, client.ObjectList, ...client.ListOption) error { return boom }})
 	warnings, err = flagValidator{v}.ValidateCreate(ctx, f)
 	expectOK(t, err)
-	if len(warnings) != 2 || !strings.Contains(warnings[0], "unable to check the") || !strings.Contains(warnings[0], "api server unavailable") {
+	if len(warnings) != 3 || !strings.Contains(warnings[0], `unable to check that no other flag has the key "billing.limits"`) ||
+		!strings.Contains(warnings[1], "unable to check the") || !strings.Contains(warnings[1], "api server unavailable") {
 		t.Errorf("warnings = %q", warnings)
 	}
 }
@@ -356,5 +357,64 @@ func TestMessageHelpers(t *testing.T) {
 			}()
 			fn()
 		}()
+	}
+}
+
+func TestLookupFlagByKey(t *testing.T) {
+	ctx := context.Background()
+	keyed := func(name, key string, created int) *v1.FeatureFlag {
+		f := boolFlag("shop", name)
+		f.Spec.Key = key
+		f.CreationTimestamp = metav1.NewTime(time.Date(2026, 1, 1, 0, 0, created, 0, time.UTC))
+		return f
+	}
+	objs := []client.Object{
+		boolFlag("shop", "by.name"),
+		keyed("new-checkout", "newCheckout", 1),
+		// The same key twice: the older is the one served.
+		keyed("dup-young", "dup", 5), keyed("dup-old", "dup", 2),
+		// Named like a key, but with another key.
+		keyed("taken", "other", 1),
+	}
+	boom := errors.New("api server unavailable")
+	tests := []struct {
+		name    string
+		indexed bool
+		api     interceptor.Funcs
+		key     string
+		want    string // the object found, "" for none
+		wantErr string
+	}{
+		{name: "from the cache", indexed: true, key: "newCheckout", want: "new-checkout"},
+		{name: "from the cache, the older of two", indexed: true, key: "dup", want: "dup-old"},
+		{name: "from the API by name", key: "by.name", want: "by.name"},
+		{name: "from the API by listing", key: "newCheckout", want: "new-checkout"},
+		{name: "from the API, the older of two", key: "dup", want: "dup-old"},
+		{name: "a name that is not the key", key: "taken", want: ""},
+		{name: "none", indexed: true, key: "nothing", want: ""},
+		{name: "the API fails to get", key: "x", wantErr: "failed to get FeatureFlag shop/x: api server unavailable",
+			api: interceptor.Funcs{Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
+				return boom
+			}}},
+		{name: "the API fails to list", key: "x", wantErr: `failed to list the FeatureFlags of namespace "shop": api server unavailable`,
+			api: interceptor.Funcs{List: func(context.Context, client.WithWatch, client.ObjectList, ...client.ListOption) error { return boom }}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := unitValidator(t, tt.indexed, tt.api, objs...)
+			f, err := v.lookup.flag(ctx, "shop", tt.key)
+			if tt.wantErr != "" {
+				expectErr(t, err, tt.wantErr)
+				return
+			}
+			expectOK(t, err)
+			got := ""
+			if f != nil {
+				got = f.Name
+			}
+			if got != tt.want {
+				t.Errorf("flag(%q) = %q, want %q", tt.key, got, tt.want)
+			}
+		})
 	}
 }

@@ -55,6 +55,13 @@ func boolFlag(name string) *v1.FeatureFlag {
 	}
 }
 
+// keyedFlag is a Boolean flag named name whose spec.key is key.
+func keyedFlag(name, key string) *v1.FeatureFlag {
+	f := boolFlag(name)
+	f.Spec.Key = key
+	return f
+}
+
 func typedFlag(name string, t v1.FlagType, value any) *v1.FeatureFlag {
 	f := boolFlag(name)
 	f.Spec.Type = t
@@ -217,7 +224,22 @@ var _ = Describe("Valid objects", func() {
 		Entry("an override entry with a value only", userOverride("value-only",
 			v1.FlagOverrideEntry{Key: "a.string", Value: js("red")})),
 		Entry("a device override", deviceOverride("device", on("a.bool"))),
+		Entry("a flag whose spec.key has an underscore", keyedFlag("beta.new-dashboard", "beta.new_dashboard")),
+		Entry("a flag whose spec.key has capitals", keyedFlag("new-checkout", "newCheckout")),
+		Entry("a flag whose spec.key has 253 characters", keyedFlag("long", "K"+strings.Repeat("_", 252))),
+		Entry("override entries for keys with underscores and capitals", userOverride("keys",
+			on("beta.new_dashboard"), on("newCheckout"), on("Billing_Free-Tier.v2"))),
 	)
+
+	It("lets a flag name its own key in spec.key, which changes nothing", func() {
+		f := boolFlag("a.flag")
+		f.Namespace = newNamespace()
+		Expect(k8sClient.Create(ctx, f)).To(Succeed())
+		f.Spec.Key = "a.flag"
+		Expect(k8sClient.Update(ctx, f)).To(Succeed())
+		f.Spec.Key = ""
+		Expect(k8sClient.Update(ctx, f)).To(Succeed())
+	})
 })
 
 var _ = Describe("Invalid objects", func() {
@@ -231,6 +253,16 @@ var _ = Describe("Invalid objects", func() {
 			"metadata.name", "lowercase RFC 1123 subdomain"),
 		Entry("an unknown type", typedFlag("a.flag", "Integer", 1),
 			"spec.type", `Unsupported value: "Integer"`),
+		Entry("a spec.key with a space", keyedFlag("a.flag", "new checkout"),
+			"spec.key", "should match '^[A-Za-z0-9][A-Za-z0-9._-]*$'"),
+		Entry("a spec.key that starts with an underscore", keyedFlag("a.flag", "_private"),
+			"spec.key", "should match '^[A-Za-z0-9][A-Za-z0-9._-]*$'"),
+		Entry("a spec.key with a slash", keyedFlag("a.flag", "team/flag"),
+			"spec.key", "should match '^[A-Za-z0-9][A-Za-z0-9._-]*$'"),
+		Entry("a spec.key of 254 characters", keyedFlag("a.flag", "K"+strings.Repeat("_", 253)),
+			"spec.key", "may not be more than 253"),
+		Entry("an override entry key with a slash", userOverride("o", on("team/flag")),
+			"spec.flags[0].key", "should match '^[A-Za-z0-9][A-Za-z0-9._-]*$'"),
 
 		// FeatureFlag: values against type (admission policy).
 		Entry("a Boolean value of \"yes\"", func() client.Object {
@@ -379,8 +411,6 @@ var _ = Describe("Invalid objects", func() {
 			"spec.flags[0]", "should have at least 2 properties"),
 		Entry("a user override with a duplicate key", userOverride("o", on("a.flag"), on("a.flag")),
 			"spec.flags[1]", "Duplicate value"),
-		Entry("a user override entry with an invalid key", userOverride("o", on("A_Flag")),
-			"spec.flags[0].key", "should match"),
 		Entry("a user override with a reason of 501 characters", func() client.Object {
 			o := userOverride("o", on("a.flag"))
 			o.Spec.Reason = strings.Repeat("r", 501)
@@ -421,6 +451,15 @@ var _ = Describe("Invalid objects", func() {
 		Entry("deviceId changed", deviceOverride("o", on("a.flag")), func(o client.Object) {
 			o.(*v1.DeviceFlagOverride).Spec.DeviceID = "device-2"
 		}, "spec.deviceId", "deviceId is immutable"),
+		Entry("spec.key changed", keyedFlag("new-checkout", "newCheckout"), func(o client.Object) {
+			o.(*v1.FeatureFlag).Spec.Key = "new_checkout"
+		}, "spec.key", "the flag key is immutable"),
+		Entry("spec.key set, to another key than the name", boolFlag("a.flag"), func(o client.Object) {
+			o.(*v1.FeatureFlag).Spec.Key = "a_flag"
+		}, "spec.key", "the flag key is immutable"),
+		Entry("spec.key removed, where the name is another key", keyedFlag("new-checkout", "newCheckout"), func(o client.Object) {
+			o.(*v1.FeatureFlag).Spec.Key = ""
+		}, "spec.key", "the flag key is immutable"),
 		Entry("a Boolean value set to \"yes\"", boolFlag("a.flag"), func(o client.Object) {
 			o.(*v1.FeatureFlag).Spec.Value = js("yes")
 		}, "spec.value", "must be true or omitted for a Boolean flag"),
@@ -500,7 +539,7 @@ var _ = Describe("Published schema", func() {
 			return names
 		}
 		Eventually(func(g Gomega) {
-			g.Expect(columns(g, "featureflags")).To(Equal([]string{"Name", "Type", "Enabled", "Rollout", "Users", "Devices", "Ready", "Status", "Age"}))
+			g.Expect(columns(g, "featureflags")).To(Equal([]string{"Name", "Key", "Type", "Enabled", "Rollout", "Users", "Devices", "Ready", "Status", "Age"}))
 			g.Expect(columns(g, "userflagoverrides")).To(Equal([]string{"Name", "User", "Flags", "Expires", "Ready", "Status", "Age"}))
 			g.Expect(columns(g, "deviceflagoverrides")).To(Equal([]string{"Name", "Device", "Flags", "Expires", "Ready", "Status", "Age"}))
 		}).Should(Succeed())

@@ -60,9 +60,15 @@ type changed struct {
 // are read. The stream is closed when the spec ends.
 func openStream(ns, user string) <-chan sseEvent {
 	GinkgoHelper()
+	return openStreamURL(fmt.Sprintf("%s/namespaces/%s/v1/stream?userId=%s", evaluatorURL, ns, user))
+}
+
+// openStreamURL opens an event stream and returns its events as they are read. The stream is
+// closed when the spec ends.
+func openStreamURL(url string) <-chan sseEvent {
+	GinkgoHelper()
 	reqCtx, cancel := context.WithCancel(ctx)
 	DeferCleanup(cancel)
-	url := fmt.Sprintf("%s/namespaces/%s/v1/stream?userId=%s", evaluatorURL, ns, user)
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, url, nil)
 	Expect(err).NotTo(HaveOccurred())
 	resp, err := http.DefaultClient.Do(req)
