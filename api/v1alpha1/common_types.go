@@ -123,7 +123,7 @@ type FlagOverrideEntry struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]*$`
-	Key string `json:"key"`
+	Key string `json:"key,omitempty"`
 
 	// value is served for this flag instead of the flag's own evaluation, when enabled is
 	// not false. It must match the flag's type and JSON Schema. null is rejected: it does
@@ -131,7 +131,7 @@ type FlagOverrideEntry struct {
 	// so that the admission webhook can name it.)
 	// +optional
 	// +nullable
-	Value *apiextensionsv1.JSON `json:"value,omitempty"`
+	Value *apiextensionsv1.JSON `json:"value,omitempty"` //nolint:kubeapilinter // nonullable: the schema keeps a null value so that the admission webhook, and the admission policy where webhooks are not installed, can reject it with a message that says what to do (remove the entry); pruned, it would fail as "at least 2 properties".
 
 	// enabled set to false serves the flag's off value whatever value says.
 	// Set to true with value omitted, it serves the flag's on value.
