@@ -121,6 +121,16 @@ run: manifests generate fmt vet ## Run the manager against the cluster in ~/.kub
 docker-build: ## Build the container image (needs a Docker engine).
 	docker build -t $(IMG) .
 
+##@ Local cluster
+
+.PHONY: cluster-up
+cluster-up: ## Start a one-node cluster on this machine, offline (root; docs/development.md).
+	hack/cluster/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster and undo its addresses, routes and iptables rules.
+	hack/cluster/cluster.sh down
+
 ##@ Deployment
 
 .PHONY: install
