@@ -127,6 +127,10 @@ docker-build: ## Build the container image (needs a Docker engine).
 cluster-up: ## Start a one-node cluster on this machine, offline (root; docs/development.md).
 	hack/cluster/cluster.sh up
 
+.PHONY: cluster-smoke
+cluster-smoke: ## Bring the local cluster up, run the image $(IMG) in it behind a Service, check, bring it down.
+	hack/cluster/smoke.sh localhost/$(IMG)
+
 .PHONY: cluster-down
 cluster-down: ## Stop the local cluster and undo its addresses, routes and iptables rules.
 	hack/cluster/cluster.sh down
