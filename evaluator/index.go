@@ -10,7 +10,8 @@ import (
 )
 
 // Overrides of a namespace live in sharded, copy-on-write indexes: override
-// objects by name, and candidate entries by subject. Shards sit in a
+// objects by name, candidate entries by subject, and entries by flag key
+// (bykey.go). Shards sit in a
 // three-level directory (16 x 16 x 16 = 4096 leaves), so a write copies three
 // 128-byte arrays and the leaf it touches: one upsert costs O(leaf size +
 // entries) however many overrides the store holds, and every published leaf
@@ -507,6 +508,7 @@ type nsState struct {
 	objs     shardDir[objShard]
 	users    shardDir[subjShard]
 	devices  shardDir[subjShard]
+	keys     shardDir[keyShard] // override entries by flag key (bykey.go)
 	numObjs  int
 }
 
@@ -555,7 +557,10 @@ type nsTxn struct {
 	objDir     dirTxn
 	userDir    dirTxn
 	devDir     dirTxn
+	keyDir     dirTxn
 	seOwned    map[subjKey]bool
+	keyOwned   map[string]bool
+	chunkOwned map[*keyChunk]bool
 	flagsOwned bool
 }
 
@@ -644,6 +649,7 @@ func (t *nsTxn) unindex(obj *overrideObj) {
 	se := t.subjW(obj.subject())
 	for i := range obj.entries {
 		e := &obj.entries[i]
+		t.removeByKey(e)
 		list := se.get(e.key)
 		idx := slices.Index(list, e)
 		if idx < 0 {
@@ -679,6 +685,7 @@ func (t *nsTxn) index(obj *overrideObj) {
 	se := t.subjW(obj.subject())
 	for i := range obj.entries {
 		e := &obj.entries[i]
+		t.addByKey(e)
 		list := se.get(e.key)
 		if len(list) == 0 {
 			se.put(e.key, e.self[:])

@@ -91,3 +91,110 @@ func (n Namespace) overrides(kind SubjectKind, id string) []OverrideInfo {
 	}
 	return out
 }
+
+// OverrideState says whether an override entry naming a flag applies now,
+// and if not, why not.
+type OverrideState string
+
+// Override states, in the order FlagOverrides checks them.
+const (
+	// OverrideInvalid: the entry is never served (FlagOverride.Error says
+	// why, "unknown flag" when the flag does not exist).
+	OverrideInvalid OverrideState = "invalid"
+	// OverrideDisabled: the object has enabled false.
+	OverrideDisabled OverrideState = "disabled"
+	// OverrideExpired: the object's expiresAt has passed.
+	OverrideExpired OverrideState = "expired"
+	// OverrideLost: another object's entry for the same (subject, key)
+	// wins (FlagOverride.Winner).
+	OverrideLost OverrideState = "lost"
+	// OverrideApplies: the entry is the subject's override for the flag.
+	OverrideApplies OverrideState = "applies"
+)
+
+// FlagOverride is one override entry naming a flag, with its state now.
+type FlagOverride struct {
+	OverrideInfo
+	// Enabled is the object's enabled.
+	Enabled bool          `json:"enabled"`
+	State   OverrideState `json:"state"`
+	// Error is why an invalid entry is never served.
+	Error string `json:"error,omitempty"`
+	// Winner is the object whose entry wins when State is lost.
+	Winner *ObjectRef `json:"winner,omitempty"`
+}
+
+// FlagOverridesPage is one page of the overrides naming a flag.
+type FlagOverridesPage struct {
+	// FlagExists reports whether the namespace has the flag (compiled or
+	// not). Overrides may name a key before its flag exists.
+	FlagExists bool
+	// Total is the number of entries naming the key, on every page.
+	Total int
+	// Overrides are the page's entries.
+	Overrides []FlagOverride
+	// Next is the position to continue from, nil on the last page.
+	Next *OverrideCursor
+}
+
+// FlagOverrides lists the override entries of the namespace (user and
+// device) that name key, sorted by kind (device before user), subject id
+// and object name: the entries after the cursor after (nil: from the
+// start), at most limit of them (limit <= 0: all). Each entry's state is
+// decided as of now, as evaluation decides it: invalid, disabled, expired,
+// losing to an older entry for the same (subject, key), or applying. Like
+// UserOverrides it does not consider the role gate or device-class
+// eligibility, which need a context. The look-up uses the index by flag
+// key: it costs O(log n + limit) for a key named by n entries.
+func (n Namespace) FlagOverrides(key string, after *OverrideCursor, limit int) FlagOverridesPage {
+	var page FlagOverridesPage
+	if n.st == nil {
+		return page
+	}
+	page.FlagExists = n.st.flags[key] != nil
+	ki := n.st.byKey(key)
+	if ki == nil {
+		return page
+	}
+	page.Total = ki.n
+	now := n.now()
+	var from OverrideCursor
+	if after != nil {
+		from = *after
+	}
+	var last *objEntry
+	ki.after(from, after == nil, func(e *objEntry) bool {
+		if limit > 0 && len(page.Overrides) == limit {
+			next := cursorOf(last)
+			page.Next = &next
+			return false
+		}
+		page.Overrides = append(page.Overrides, n.flagOverride(e, now))
+		last = e
+		return true
+	})
+	return page
+}
+
+func (n Namespace) flagOverride(e *objEntry, now time.Time) FlagOverride {
+	o := e.obj
+	fo := FlagOverride{OverrideInfo: infoOf(e), Enabled: o.ov.Enabled}
+	if e.mode == modeValue {
+		fo.Value = e.raw // also for an invalid value, which has no parsed form
+	}
+	switch {
+	case e.invalid != "":
+		fo.State, fo.Error = OverrideInvalid, e.invalid
+	case !o.ov.Enabled:
+		fo.State = OverrideDisabled
+	case o.expiredAt(now):
+		fo.State = OverrideExpired
+	default:
+		fo.State = OverrideApplies
+		if w := n.st.effective(o.ov.Kind, o.ov.SubjectID, e.key, now); w != e {
+			ref := w.obj.objectRef()
+			fo.State, fo.Winner = OverrideLost, &ref
+		}
+	}
+	return fo
+}

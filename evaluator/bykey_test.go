@@ -1,0 +1,477 @@
+package evaluator
+
+import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// listing renders a page as "kind/subject/name:state[:winner|error]" lines.
+func listing(p FlagOverridesPage) []string {
+	var out []string
+	for _, fo := range p.Overrides {
+		s := string(fo.Kind) + "/" + fo.SubjectID + "/" + fo.Object.Name + ":" + string(fo.State)
+		switch {
+		case fo.Winner != nil:
+			s += ":" + fo.Winner.Name
+		case fo.Error != "":
+			s += ":" + fo.Error
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestFlagOverrides(t *testing.T) {
+	clk := newFakeClock(t0)
+	s := NewStore(WithClock(clk))
+	past, soon := t0.Add(-time.Minute), t0.Add(time.Hour)
+	disabled := userOverride("ns", "carol-off", "carol", t0, on("f"))
+	disabled.Enabled = false
+	expired := userOverride("ns", "dave-old", "dave", t0.Add(-time.Hour), on("f"))
+	expired.ExpiresAt = &past
+	expiring := deviceOverride("ns", "tab-qa", "tab-1", t0, val("f", `true`))
+	expiring.ExpiresAt = &soon
+	mustApply(t, s,
+		UpsertFlag("ns", "f", boolFlag(false)),
+		UpsertFlag("ns", "g", boolFlag(false)),
+		UpsertFlag("other", "f", boolFlag(false)),
+		UpsertOverride(userOverride("ns", "alice-old", "alice", t0.Add(-2*time.Hour), on("f"), on("g"))),
+		UpsertOverride(userOverride("ns", "alice-new", "alice", t0.Add(-time.Hour), off("f"))),
+		UpsertOverride(userOverride("ns", "bob-bad", "bob", t0, val("f", `"text"`))),
+		UpsertOverride(disabled),
+		UpsertOverride(expired),
+		UpsertOverride(expiring),
+		UpsertOverride(userOverride("ns", "erin", "erin", t0, on("g"), on("ghost"))),
+		UpsertOverride(userOverride("other", "alice-other", "alice", t0, on("f"))),
+	)
+	all := []string{
+		"device/tab-1/tab-qa:applies",
+		"user/alice/alice-new:lost:alice-old",
+		"user/alice/alice-old:applies",
+		"user/bob/bob-bad:invalid:boolean flag needs a json boolean, got string",
+		"user/carol/carol-off:disabled",
+		"user/dave/dave-old:expired",
+	}
+	tests := []struct {
+		name   string
+		ns     string
+		key    string
+		after  *OverrideCursor
+		limit  int
+		want   []string
+		next   *OverrideCursor
+		exists bool
+		total  int
+	}{
+		{name: "all, sorted, with states", ns: "ns", key: "f", want: all, exists: true, total: 6},
+		{name: "first page", ns: "ns", key: "f", limit: 2, want: all[:2], exists: true, total: 6,
+			next: &OverrideCursor{Kind: SubjectUser, SubjectID: "alice", Name: "alice-new"}},
+		{name: "middle page", ns: "ns", key: "f", limit: 3, after: &OverrideCursor{Kind: SubjectUser, SubjectID: "alice", Name: "alice-new"},
+			want: all[2:5], exists: true, total: 6, next: &OverrideCursor{Kind: SubjectUser, SubjectID: "carol", Name: "carol-off"}},
+		{name: "last page exactly", ns: "ns", key: "f", limit: 1, after: &OverrideCursor{Kind: SubjectUser, SubjectID: "carol", Name: "carol-off"},
+			want: all[5:], exists: true, total: 6},
+		{name: "cursor between entries", ns: "ns", key: "f", after: &OverrideCursor{Kind: SubjectUser, SubjectID: "b"},
+			want: all[3:], exists: true, total: 6},
+		{name: "cursor past the end", ns: "ns", key: "f", after: &OverrideCursor{Kind: "zzz"}, exists: true, total: 6},
+		{name: "other namespace", ns: "other", key: "f", want: []string{"user/alice/alice-other:applies"}, exists: true, total: 1},
+		{name: "second key of an object", ns: "ns", key: "g", want: []string{"user/alice/alice-old:applies", "user/erin/erin:applies"}, exists: true, total: 2},
+		{name: "key without a flag", ns: "ns", key: "ghost", want: []string{"user/erin/erin:invalid:" + MessageUnknownFlag}, total: 1},
+		{name: "flag without overrides", ns: "other", key: "none", total: 0},
+		{name: "unknown namespace", ns: "nope", key: "f", total: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := s.Namespace(tc.ns).FlagOverrides(tc.key, tc.after, tc.limit)
+			if got := listing(p); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("listing\n got %q\nwant %q", got, tc.want)
+			}
+			if !reflect.DeepEqual(p.Next, tc.next) {
+				t.Errorf("next = %+v, want %+v", p.Next, tc.next)
+			}
+			if p.FlagExists != tc.exists || p.Total != tc.total {
+				t.Errorf("exists %v total %d, want %v %d", p.FlagExists, p.Total, tc.exists, tc.total)
+			}
+		})
+	}
+
+	t.Run("details of an entry", func(t *testing.T) {
+		p := s.Namespace("ns").FlagOverrides("f", nil, 1)
+		fo := p.Overrides[0]
+		if string(fo.Value) != "true" || fo.Mode != "value" || !fo.Enabled || fo.ExpiresAt == nil || !fo.ExpiresAt.Equal(soon) ||
+			fo.Object != (ObjectRef{Kind: SubjectDevice, Namespace: "ns", Name: "tab-qa", UID: "uid-tab-qa"}) ||
+			fo.Source != "device-override:ns/tab-qa" {
+			t.Errorf("entry %+v", fo)
+		}
+		bad := s.Namespace("ns").FlagOverrides("f", &OverrideCursor{Kind: SubjectUser, SubjectID: "alice", Name: "alice-old"}, 1).Overrides[0]
+		if string(bad.Value) != `"text"` {
+			t.Errorf("an invalid value is listed as given: %s", bad.Value)
+		}
+	})
+
+	t.Run("states follow the clock and writes", func(t *testing.T) {
+		clk.Set(soon)
+		p := s.Namespace("ns").FlagOverrides("f", nil, 1)
+		if got := listing(p); !reflect.DeepEqual(got, []string{"device/tab-1/tab-qa:expired"}) {
+			t.Errorf("at expiry: %q", got)
+		}
+		// The winner goes away: the loser applies; the flag goes away:
+		// every entry is invalid.
+		mustApply(t, s, DeleteOverride(SubjectUser, "ns", "alice-old"))
+		p = s.Namespace("ns").FlagOverrides("f", &OverrideCursor{Kind: SubjectDevice, SubjectID: "tab-1", Name: "tab-qa"}, 1)
+		if got := listing(p); !reflect.DeepEqual(got, []string{"user/alice/alice-new:applies"}) {
+			t.Errorf("after the winner's deletion: %q", got)
+		}
+		mustApply(t, s, DeleteFlag("ns", "f"))
+		p = s.Namespace("ns").FlagOverrides("f", nil, 0)
+		if p.FlagExists || p.Total != 5 {
+			t.Errorf("after the flag's deletion: exists %v, total %d", p.FlagExists, p.Total)
+		}
+		for _, fo := range p.Overrides {
+			if fo.State != OverrideInvalid || fo.Error != MessageUnknownFlag {
+				t.Errorf("%s: %s %q, want invalid: unknown flag", fo.Object.Name, fo.State, fo.Error)
+			}
+		}
+	})
+}
+
+// refOverrides lists what FlagOverrides must return for key, computed from
+// the objects the model holds, without the index.
+func refOverrides(objs map[objKey]Override, flags map[string]bool, key string, now time.Time) []string {
+	type item struct {
+		o     Override
+		entry OverrideEntry
+	}
+	var items []item
+	for _, o := range objs {
+		for _, e := range o.Entries {
+			if e.Key == key {
+				items = append(items, item{o, e})
+				break
+			}
+		}
+	}
+	active := func(it item) bool {
+		return flags[key] && it.o.Enabled && (it.o.ExpiresAt == nil || now.Before(*it.o.ExpiresAt))
+	}
+	var out []string
+	slices.SortFunc(items, func(a, b item) int {
+		return cmp.Or(strings.Compare(string(a.o.Kind), string(b.o.Kind)), strings.Compare(a.o.SubjectID, b.o.SubjectID), strings.Compare(a.o.Name, b.o.Name))
+	})
+	for _, it := range items {
+		s := string(it.o.Kind) + "/" + it.o.SubjectID + "/" + it.o.Name + ":"
+		switch {
+		case !flags[key]:
+			s += "invalid:" + MessageUnknownFlag
+		case !it.o.Enabled:
+			s += "disabled"
+		case !active(it):
+			s += "expired"
+		default:
+			// The oldest active entry of the subject wins (then the lower name).
+			var winner *Override
+			for _, other := range items {
+				if other.o.Kind != it.o.Kind || other.o.SubjectID != it.o.SubjectID || !active(other) {
+					continue
+				}
+				if winner == nil || other.o.CreatedAt.Before(winner.CreatedAt) ||
+					(other.o.CreatedAt.Equal(winner.CreatedAt) && other.o.Name < winner.Name) {
+					w := other.o
+					winner = &w
+				}
+			}
+			if winner.Name == it.o.Name {
+				s += "applies"
+			} else {
+				s += "lost:" + winner.Name
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// checkKeyIndex checks the invariants of the flag-key index of every
+// namespace of a snapshot (see bykey.go).
+func checkKeyIndex(t *testing.T, snap *Snapshot) {
+	t.Helper()
+	for name, st := range snap.nss {
+		named := map[string]int{}
+		st.objs.each(func(sh *objShard) {
+			for _, obj := range sh.m {
+				for i := range obj.entries {
+					named[obj.entries[i].key]++
+				}
+			}
+		})
+		indexed := map[string]int{}
+		st.keys.each(func(sh *keyShard) {
+			for key, ki := range sh.m {
+				n := 0
+				var prev *objEntry
+				for ci, c := range ki.chunks {
+					if len(c.list) == 0 || len(c.list) > maxChunk {
+						t.Fatalf("%s/%s: chunk %d holds %d entries", name, key, ci, len(c.list))
+					}
+					for _, e := range c.list {
+						if e.key != key || st.object(e.obj.ov.Kind, e.obj.ov.Name) != e.obj {
+							t.Fatalf("%s/%s: entry of %s for key %s is not stored", name, key, e.obj.ref, e.key)
+						}
+						if prev != nil && cursorOf(prev).compare(e) >= 0 {
+							t.Fatalf("%s/%s: %v is not before %v", name, key, cursorOf(prev), cursorOf(e))
+						}
+						prev = e
+						n++
+					}
+				}
+				if n != ki.n || n == 0 {
+					t.Fatalf("%s/%s: %d entries, count %d", name, key, n, ki.n)
+				}
+				indexed[key] = n
+			}
+		})
+		if !reflect.DeepEqual(named, indexed) {
+			t.Fatalf("%s: objects name %v, index holds %v", name, named, indexed)
+		}
+	}
+}
+
+// TestFlagKeyIndexMatchesModel drives the store with random batches of
+// override upserts and deletions, flag creations and deletions, and clock
+// steps, and compares every key's listing with one computed from the
+// objects, page by page. Old snapshots must keep their listings.
+func TestFlagKeyIndexMatchesModel(t *testing.T) {
+	tests := []struct {
+		name             string
+		subjects, objs   int
+		keys, batches    int
+		maxBatch, expire int
+	}{
+		// Few keys and many objects: keys get several chunks, which
+		// split and merge.
+		{name: "crowded keys", subjects: 300, objs: 1500, keys: 3, batches: 60, maxBatch: 200, expire: 10},
+		// Many keys, subjects with conflicts, small batches.
+		{name: "conflicts", subjects: 20, objs: 200, keys: 12, batches: 300, maxBatch: 5, expire: 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(7, uint64(tc.objs)))
+			clk := newFakeClock(t0)
+			s := NewStore(WithClock(clk))
+			objs := map[objKey]Override{}
+			flags := map[string]bool{}
+			keyName := func(i int) string { return "k" + strconv.Itoa(i) }
+			expect := func() map[string][]string {
+				m := map[string][]string{}
+				for k := range tc.keys + 1 { // one key more than entries name: never listed
+					m[keyName(k)] = refOverrides(objs, flags, keyName(k), clk.Now())
+				}
+				return m
+			}
+			var oldSnap *Snapshot
+			var oldWant map[string][]string
+			// The last batches only delete, in random order, until no
+			// object is left: chunks shrink, merge and go.
+			drain := tc.batches
+			for b := 0; b < drain || len(objs) > 0; b++ {
+				var ops []Op
+				if b >= drain {
+					var keys []objKey
+					for k := range objs {
+						keys = append(keys, k)
+					}
+					slices.SortFunc(keys, func(a, b objKey) int {
+						return cmp.Or(strings.Compare(string(a.kind), string(b.kind)), strings.Compare(a.name, b.name))
+					})
+					rng.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+					for _, k := range keys[:min(len(keys), 1+rng.IntN(tc.maxBatch))] {
+						ops = append(ops, DeleteOverride(k.kind, "ns", k.name))
+						delete(objs, k)
+					}
+				}
+				for range (1 + rng.IntN(tc.maxBatch)) * btoi(b < drain) {
+					kind := SubjectUser
+					if rng.IntN(4) == 0 {
+						kind = SubjectDevice
+					}
+					name := "o" + strconv.Itoa(rng.IntN(tc.objs))
+					switch r := rng.IntN(10); {
+					case r < 6:
+						o := userOverride("ns", name, "s"+strconv.Itoa(rng.IntN(tc.subjects)), t0.Add(time.Duration(rng.IntN(50))*time.Second))
+						o.Kind = kind
+						o.Enabled = rng.IntN(8) != 0
+						if rng.IntN(tc.expire) == 0 {
+							at := clk.Now().Add(time.Duration(rng.IntN(20)) * time.Second)
+							o.ExpiresAt = &at
+						}
+						for _, k := range rng.Perm(tc.keys)[:rng.IntN(min(tc.keys, 4)+1)] {
+							o.Entries = append(o.Entries, on(keyName(k)))
+						}
+						ops = append(ops, UpsertOverride(o))
+						objs[objKey{kind, name}] = o
+					case r < 9:
+						ops = append(ops, DeleteOverride(kind, "ns", name))
+						delete(objs, objKey{kind, name})
+					default:
+						k := keyName(rng.IntN(tc.keys))
+						if flags[k] {
+							ops = append(ops, DeleteFlag("ns", k))
+						} else {
+							ops = append(ops, UpsertFlag("ns", k, boolFlag(false)))
+						}
+						flags[k] = !flags[k]
+					}
+				}
+				// The index is kept for the anchor flag, so the namespace
+				// never empties.
+				ops = append(ops, UpsertFlag("ns", "anchor", boolFlag(true)))
+				clk.Add(time.Duration(rng.IntN(3)) * time.Second)
+				mustApply(t, s, ops...)
+				snap := s.Snapshot()
+				checkKeyIndex(t, snap)
+				want := expect()
+				for k, w := range want {
+					ns := snap.Namespace("ns")
+					if got := listing(ns.FlagOverrides(k, nil, 0)); !slices.Equal(got, w) {
+						t.Fatalf("batch %d, key %s:\n got %q\nwant %q", b, k, got, w)
+					}
+					// Pages of a random size add up to the whole listing.
+					var paged []string
+					var after *OverrideCursor
+					limit := 1 + rng.IntN(40)
+					for {
+						p := ns.FlagOverrides(k, after, limit)
+						if p.Total != len(w) {
+							t.Fatalf("batch %d, key %s: total %d, want %d", b, k, p.Total, len(w))
+						}
+						paged = append(paged, listing(p)...)
+						if p.Next == nil {
+							break
+						}
+						after = p.Next
+					}
+					if !slices.Equal(paged, w) {
+						t.Fatalf("batch %d, key %s, pages of %d:\n got %q\nwant %q", b, k, limit, paged, w)
+					}
+				}
+				if oldSnap != nil {
+					for k, w := range oldWant {
+						// Old snapshots are evaluated with the clock, so
+						// only the entries (not their states) must be kept.
+						got := listing(oldSnap.Namespace("ns").FlagOverrides(k, nil, 0))
+						if len(got) != len(w) || (len(w) > 0 && names(got) != names(w)) {
+							t.Fatalf("batch %d: the previous snapshot's listing of %s changed:\n got %q\nwant %q", b, k, got, w)
+						}
+					}
+				}
+				oldSnap, oldWant = snap, want
+			}
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// names strips the states off a listing.
+func names(l []string) string {
+	var b strings.Builder
+	for _, s := range l {
+		parts := strings.SplitN(s, ":", 2)
+		fmt.Fprintln(&b, parts[0])
+	}
+	return b.String()
+}
+
+// TestKeyIndexWriteCopiesOneChunk checks that an override write copies only
+// the shard and chunk of the keys it names, not the key's whole listing.
+func TestKeyIndexWriteCopiesOneChunk(t *testing.T) {
+	s := NewStore(WithClock(newFakeClock(t0)))
+	ops := []Op{UpsertFlag("ns", "f", boolFlag(false)), UpsertFlag("ns", "g", boolFlag(false))}
+	for i := range 20_000 {
+		ops = append(ops, UpsertOverride(userOverride("ns", "o-"+strconv.Itoa(i), "user-"+strconv.Itoa(i), t0, on("f"))))
+	}
+	ops = append(ops, UpsertOverride(userOverride("ns", "only-g", "user-g", t0, on("g"))))
+	mustApply(t, s, ops...)
+	before := s.Snapshot().nss["ns"]
+	mustApply(t, s, UpsertOverride(userOverride("ns", "o-7", "user-7", t0, off("f"))))
+	after := s.Snapshot().nss["ns"]
+	shardDiff := 0
+	for i := range numShards {
+		if before.keys.get(i) != after.keys.get(i) {
+			shardDiff++
+		}
+	}
+	if shardDiff != 1 {
+		t.Fatalf("%d key shards copied, want 1", shardDiff)
+	}
+	if before.byKey("g") != after.byKey("g") {
+		t.Fatal("the index of an untouched key in the same namespace was copied")
+	}
+	bf, af := before.byKey("f"), after.byKey("f")
+	if len(bf.chunks) < 20_000/maxChunk || len(af.chunks) != len(bf.chunks) {
+		t.Fatalf("%d chunks before, %d after", len(bf.chunks), len(af.chunks))
+	}
+	chunkDiff := 0
+	for i := range bf.chunks {
+		if bf.chunks[i] != af.chunks[i] {
+			chunkDiff++
+		}
+	}
+	if chunkDiff != 1 {
+		t.Fatalf("%d chunks copied, want 1", chunkDiff)
+	}
+	// The old snapshot still lists the old entry.
+	old := Snapshot{nss: map[string]*nsState{"ns": before}, clock: newFakeClock(t0)}
+	p := old.Namespace("ns").FlagOverrides("f", &OverrideCursor{Kind: SubjectUser, SubjectID: "user-6999", Name: "o-6999"}, 1)
+	if p.Overrides[0].Object.Name != "o-7" || p.Overrides[0].Mode != "on" {
+		t.Fatalf("old snapshot lists %+v", p.Overrides[0])
+	}
+}
+
+// TestRemoveByKeyEdges covers what random writes rarely reach: a chunk
+// emptied between two full ones, and removing entries that are not
+// indexed (which must change nothing).
+func TestRemoveByKeyEdges(t *testing.T) {
+	entry := func(subject string) *objEntry {
+		obj := &overrideObj{ov: Override{Kind: SubjectUser, SubjectID: subject, Name: "o-" + subject}}
+		obj.entries = []objEntry{{obj: obj, key: "k"}}
+		return &obj.entries[0]
+	}
+	txn := newNsTxn(nil, "ns")
+	var all []*objEntry
+	for i := range 2*maxChunk + 1 {
+		e := entry(fmt.Sprintf("s%04d", i))
+		all = append(all, e)
+		txn.addByKey(e)
+	}
+	ki := txn.st.byKey("k")
+	// Lay out [full][one entry][full] by hand.
+	ki.chunks = []*keyChunk{
+		txn.newChunk(slices.Clone(all[:maxChunk])),
+		txn.newChunk([]*objEntry{all[maxChunk]}),
+		txn.newChunk(slices.Clone(all[maxChunk+1:])),
+	}
+	txn.removeByKey(entry("zzz"))   // after every entry
+	txn.removeByKey(entry("s0000")) // equal position, another entry
+	other := entry("x")
+	other.key = "other"
+	txn.removeByKey(other) // a key without an index
+	if ki.n != len(all) || len(ki.chunks) != 3 || txn.st.byKey("other") != nil {
+		t.Fatalf("removing entries that are not indexed changed the index: n %d, %d chunks", ki.n, len(ki.chunks))
+	}
+	txn.removeByKey(all[maxChunk])
+	if ki.n != len(all)-1 || len(ki.chunks) != 2 || len(ki.chunks[0].list) != maxChunk || len(ki.chunks[1].list) != maxChunk {
+		t.Fatalf("after emptying the middle chunk: n %d, %d chunks", ki.n, len(ki.chunks))
+	}
+}
