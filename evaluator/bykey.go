@@ -1,7 +1,6 @@
 package evaluator
 
 import (
-	"cmp"
 	"slices"
 	"strings"
 )
@@ -14,34 +13,76 @@ import (
 //   - keyIdx of key k holds exactly the entries e of the namespace's
 //     stored objects with e.key == k, each once; a key without entries has
 //     no keyIdx;
-//   - entries are sorted by entryPos (kind, subject id, object name),
-//     which is unique per key because an object has at most one entry per
-//     key;
-//   - entries sit in chunks of 1 to maxChunk entries; the chunks, read in
-//     order, are the sorted list;
+//   - entries are sorted by (kind, subject id, object name), which is
+//     unique per key because an object has at most one entry per key; each
+//     item carries its object's posKey, which sorts the same way;
+//   - the entries of a key sit in a B+ tree: leaves hold 1 to fan items,
+//     inner nodes 1 to fan children with the greatest position of each;
+//     read left to right, the leaves are the sorted list;
 //   - like the other indexes it is copy-on-write: nsTxn.index and
-//     nsTxn.unindex maintain it, copying the key's shard, its chunk
-//     directory and the one chunk they change, once per transaction.
+//     nsTxn.unindex maintain it, copying the key's shard and the nodes on
+//     the path to the leaf they change, once per transaction; a keyIdx or
+//     node may be changed in place only by the transaction whose id it
+//     carries, which is never one that published it.
 //
 // A write of an object with E entries therefore costs, per entry, a
-// binary search and copies of one chunk (at most maxChunk pointers) and of
-// the key's chunk directory (about n/maxChunk to 2n/maxChunk pointers for
-// a key named by n objects).
-const maxChunk = 256
+// search and copies of about log_fan(n) nodes of at most fan items for a
+// key named by n entries (two levels up to about 1,000 entries, three up
+// to about 30,000, four up to about a million).
+const fan = 32
 
 // keyShard maps the flag keys of one shard to their entries.
 type keyShard struct {
 	m map[string]*keyIdx
 }
 
-// keyIdx is the sorted list of the entries naming one flag key.
+// keyIdx holds the entries naming one flag key.
 type keyIdx struct {
-	chunks []*keyChunk
-	n      int
+	root *bnode
+	n    int
+	txn  uint64 // the transaction that created it, which may change it
 }
 
-type keyChunk struct {
-	list []*objEntry
+// bnode is a node of a keyIdx tree: a leaf (kids nil) or an inner node.
+type bnode struct {
+	items []keyItem // leaf: sorted entries
+	kids  []*bnode  // inner: children, in order
+	maxs  []string  // inner: the greatest position under each child
+	txn   uint64    // as keyIdx.txn
+}
+
+// keyItem is an entry with its object's position, kept beside the
+// pointer so that searches compare strings without visiting the objects.
+type keyItem struct {
+	pos string
+	e   *objEntry
+}
+
+func (nd *bnode) leaf() bool { return nd.kids == nil }
+
+func (nd *bnode) size() int {
+	if nd.leaf() {
+		return len(nd.items)
+	}
+	return len(nd.kids)
+}
+
+// max returns the greatest position under a non-empty node.
+func (nd *bnode) max() string {
+	if nd.leaf() {
+		return nd.items[len(nd.items)-1].pos
+	}
+	return nd.maxs[len(nd.maxs)-1]
+}
+
+// kidFor returns the first child whose greatest position is at or after
+// pos (orEqual) or after it; len(kids) when there is none.
+func (nd *bnode) kidFor(pos string, orEqual bool) int {
+	i, found := slices.BinarySearch(nd.maxs, pos)
+	if found && !orEqual {
+		i++
+	}
+	return i
 }
 
 // OverrideCursor is a position in the overrides of one flag: the listing
@@ -53,58 +94,71 @@ type OverrideCursor struct {
 	Name      string      `json:"name"`
 }
 
+func (c OverrideCursor) pos() string { return posKey(c.Kind, c.SubjectID, c.Name) }
+
+// posKey encodes (kind, subject, name) as a string that sorts like the
+// tuple: each part ends with "\x00\x00", and a NUL inside a part becomes
+// "\x00\xff", so a part that is a prefix of another sorts first and no two
+// tuples share an encoding.
+func posKey(kind SubjectKind, subject, name string) string {
+	var b strings.Builder
+	b.Grow(len(kind) + len(subject) + len(name) + 6)
+	for _, part := range [3]string{string(kind), subject, name} {
+		if strings.IndexByte(part, 0) < 0 {
+			b.WriteString(part)
+		} else {
+			b.WriteString(strings.ReplaceAll(part, "\x00", "\x00\xff"))
+		}
+		b.WriteString("\x00\x00")
+	}
+	return b.String()
+}
+
 // cursorOf returns the position of an entry.
 func cursorOf(e *objEntry) OverrideCursor {
 	return OverrideCursor{Kind: e.obj.ov.Kind, SubjectID: e.obj.ov.SubjectID, Name: e.obj.ov.Name}
 }
 
-// compare orders a cursor against an entry's position.
-func (c OverrideCursor) compare(e *objEntry) int {
-	o := &e.obj.ov
-	return cmp.Or(
-		strings.Compare(string(c.Kind), string(o.Kind)),
-		strings.Compare(c.SubjectID, o.SubjectID),
-		strings.Compare(c.Name, o.Name),
-	)
+// itemAt returns where pos is or would be in a leaf.
+func itemAt(list []keyItem, pos string) (int, bool) {
+	return slices.BinarySearchFunc(list, pos, func(it keyItem, pos string) int { return strings.Compare(it.pos, pos) })
 }
 
-// chunkAfter returns the index of the first chunk whose last entry is after
-// c (len(ki.chunks) when there is none).
-func (ki *keyIdx) chunkAfter(c OverrideCursor, orEqual bool) int {
-	i, _ := slices.BinarySearchFunc(ki.chunks, c, func(ch *keyChunk, c OverrideCursor) int {
-		d := -c.compare(ch.list[len(ch.list)-1])
-		if d == 0 && !orEqual {
-			return -1 // an equal last entry is not after c
-		}
-		return d
-	})
-	return i
-}
-
-// after calls fn for the entries after c in order until fn returns false.
-func (ki *keyIdx) after(c OverrideCursor, start bool, fn func(*objEntry) bool) {
-	ci := 0
-	if !start {
-		ci = ki.chunkAfter(c, false)
-	}
-	for ; ci < len(ki.chunks); ci++ {
-		list := ki.chunks[ci].list
+// walk calls fn for the entries under nd after pos (all of them when
+// start) in order, and reports whether fn wants more.
+func (nd *bnode) walk(pos string, start bool, fn func(*objEntry) bool) bool {
+	if nd.leaf() {
 		j := 0
 		if !start {
-			j, _ = slices.BinarySearchFunc(list, c, func(e *objEntry, c OverrideCursor) int {
-				if c.compare(e) >= 0 {
-					return -1
-				}
-				return 1
-			})
-			start = true
-		}
-		for _, e := range list[j:] {
-			if !fn(e) {
-				return
+			var found bool
+			if j, found = itemAt(nd.items, pos); found {
+				j++
 			}
 		}
+		for _, it := range nd.items[j:] {
+			if !fn(it.e) {
+				return false
+			}
+		}
+		return true
 	}
+	i := 0
+	if !start {
+		i = nd.kidFor(pos, false)
+	}
+	for ; i < len(nd.kids); i++ {
+		if !nd.kids[i].walk(pos, start, fn) {
+			return false
+		}
+		start = true // the first child visited holds the first entry after pos
+	}
+	return true
+}
+
+// after calls fn for the entries after pos (from the first when start) in
+// order until fn returns false.
+func (ki *keyIdx) after(pos string, start bool, fn func(*objEntry) bool) {
+	ki.root.walk(pos, start, fn)
 }
 
 // byKey returns the entries naming key, or nil.
@@ -133,62 +187,84 @@ func (t *nsTxn) keyShardW(i int) *keyShard {
 // keyIdxW returns a writable index of key, creating it when missing.
 func (t *nsTxn) keyIdxW(sh *keyShard, key string) *keyIdx {
 	ki := sh.m[key]
-	if ki != nil && t.keyOwned[key] {
+	if ki != nil && ki.txn == t.id {
 		return ki
 	}
-	n := &keyIdx{}
+	n := &keyIdx{txn: t.id}
 	if ki != nil {
-		n.chunks, n.n = slices.Clone(ki.chunks), ki.n
+		n.root, n.n = ki.root, ki.n
 	}
 	sh.m[key] = n
-	if t.keyOwned == nil {
-		t.keyOwned = make(map[string]bool)
-	}
-	t.keyOwned[key] = true
 	return n
 }
 
-// chunkW makes chunk i of a writable index writable.
-func (t *nsTxn) chunkW(ki *keyIdx, i int) *keyChunk {
-	c := ki.chunks[i]
-	if t.chunkOwned[c] {
-		return c
+// nodeW returns nd if the transaction may change it, else a copy it may.
+func (t *nsTxn) nodeW(nd *bnode) *bnode {
+	if nd.txn == t.id {
+		return nd
 	}
-	n := t.newChunk(make([]*objEntry, len(c.list), len(c.list)+1))
-	copy(n.list, c.list)
-	ki.chunks[i] = n
+	n := &bnode{txn: t.id}
+	if nd.leaf() {
+		n.items = make([]keyItem, len(nd.items), len(nd.items)+1)
+		copy(n.items, nd.items)
+	} else {
+		n.kids = make([]*bnode, len(nd.kids), len(nd.kids)+1)
+		copy(n.kids, nd.kids)
+		n.maxs = make([]string, len(nd.maxs), len(nd.maxs)+1)
+		copy(n.maxs, nd.maxs)
+	}
 	return n
-}
-
-func (t *nsTxn) newChunk(list []*objEntry) *keyChunk {
-	c := &keyChunk{list: list}
-	if t.chunkOwned == nil {
-		t.chunkOwned = make(map[*keyChunk]bool)
-	}
-	t.chunkOwned[c] = true
-	return c
 }
 
 // addByKey inserts an entry into the index of its key.
 func (t *nsTxn) addByKey(e *objEntry) {
 	ki := t.keyIdxW(t.keyShardW(shardOf(e.key)), e.key)
-	pos := cursorOf(e)
+	it := keyItem{pos: e.obj.pos, e: e}
 	ki.n++
-	if len(ki.chunks) == 0 {
-		ki.chunks = append(ki.chunks, t.newChunk([]*objEntry{e}))
+	if ki.root == nil {
+		ki.root = &bnode{items: []keyItem{it}, txn: t.id}
 		return
 	}
-	ci := min(ki.chunkAfter(pos, true), len(ki.chunks)-1)
-	c := t.chunkW(ki, ci)
-	j, _ := slices.BinarySearchFunc(c.list, pos, func(x *objEntry, p OverrideCursor) int { return -p.compare(x) })
-	c.list = slices.Insert(c.list, j, e)
-	if len(c.list) > maxChunk {
-		half := len(c.list) / 2
-		right := t.newChunk(slices.Clone(c.list[half:]))
-		clear(c.list[half:])
-		c.list = c.list[:half]
-		ki.chunks = slices.Insert(ki.chunks, ci+1, right)
+	root, right := t.insert(ki.root, it)
+	if right != nil {
+		root = &bnode{kids: []*bnode{root, right}, maxs: []string{root.max(), right.max()}, txn: t.id}
 	}
+	ki.root = root
+}
+
+// insert adds it under nd and returns nd's writable copy and, when it
+// overflowed, the new node holding its upper half.
+func (t *nsTxn) insert(nd *bnode, it keyItem) (*bnode, *bnode) {
+	nd = t.nodeW(nd)
+	if nd.leaf() {
+		j, _ := itemAt(nd.items, it.pos)
+		nd.items = slices.Insert(nd.items, j, it)
+		if len(nd.items) <= fan {
+			return nd, nil
+		}
+		h := len(nd.items) / 2
+		right := &bnode{items: slices.Clone(nd.items[h:]), txn: t.id}
+		clear(nd.items[h:])
+		nd.items = nd.items[:h]
+		return nd, right
+	}
+	i := min(nd.kidFor(it.pos, true), len(nd.kids)-1)
+	kid, split := t.insert(nd.kids[i], it)
+	nd.kids[i], nd.maxs[i] = kid, kid.max()
+	if split == nil {
+		return nd, nil
+	}
+	nd.kids = slices.Insert(nd.kids, i+1, split)
+	nd.maxs = slices.Insert(nd.maxs, i+1, split.max())
+	if len(nd.kids) <= fan {
+		return nd, nil
+	}
+	h := len(nd.kids) / 2
+	right := &bnode{kids: slices.Clone(nd.kids[h:]), maxs: slices.Clone(nd.maxs[h:]), txn: t.id}
+	clear(nd.kids[h:])
+	clear(nd.maxs[h:])
+	nd.kids, nd.maxs = nd.kids[:h], nd.maxs[:h]
+	return nd, right
 }
 
 // removeByKey removes an entry from the index of its key.
@@ -198,42 +274,72 @@ func (t *nsTxn) removeByKey(e *objEntry) {
 		return
 	}
 	ki := t.keyIdxW(sh, e.key)
-	pos := cursorOf(e)
-	ci := ki.chunkAfter(pos, true)
-	if ci == len(ki.chunks) {
-		return
-	}
-	j, found := slices.BinarySearchFunc(ki.chunks[ci].list, pos, func(x *objEntry, p OverrideCursor) int { return -p.compare(x) })
-	if !found || ki.chunks[ci].list[j] != e {
+	root, ok := t.remove(ki.root, e.obj.pos, e)
+	if !ok {
 		return
 	}
 	ki.n--
 	if ki.n == 0 {
 		delete(sh.m, e.key)
-		delete(t.keyOwned, e.key)
 		return
 	}
-	c := t.chunkW(ki, ci)
-	c.list = slices.Delete(c.list, j, j+1)
-	switch {
-	case len(c.list) == 0:
-		ki.chunks = slices.Delete(ki.chunks, ci, ci+1)
-	case len(c.list) < maxChunk/4:
-		t.mergeChunk(ki, ci)
+	for !root.leaf() && len(root.kids) == 1 {
+		root = root.kids[0]
 	}
+	ki.root = root
 }
 
-// mergeChunk merges the small chunk ci into a neighbour when they fit in
-// one chunk, so that deletions do not leave a directory of tiny chunks.
-func (t *nsTxn) mergeChunk(ki *keyIdx, ci int) {
-	for _, l := range [2]int{ci - 1, ci} { // (left, ci) or (ci, right)
+// remove deletes e (at pos) under nd. It copies nothing when e is not
+// there; otherwise it returns nd's writable copy, which may be empty.
+func (t *nsTxn) remove(nd *bnode, pos string, e *objEntry) (*bnode, bool) {
+	if nd.leaf() {
+		j, found := itemAt(nd.items, pos)
+		if !found || nd.items[j].e != e {
+			return nd, false
+		}
+		nd = t.nodeW(nd)
+		nd.items = slices.Delete(nd.items, j, j+1)
+		return nd, true
+	}
+	i := nd.kidFor(pos, true)
+	if i == len(nd.kids) {
+		return nd, false
+	}
+	kid, ok := t.remove(nd.kids[i], pos, e)
+	if !ok {
+		return nd, false
+	}
+	nd = t.nodeW(nd)
+	nd.kids[i] = kid
+	switch {
+	case kid.size() == 0:
+		nd.kids = slices.Delete(nd.kids, i, i+1)
+		nd.maxs = slices.Delete(nd.maxs, i, i+1)
+	default:
+		nd.maxs[i] = kid.max()
+		if kid.size() < fan/4 {
+			t.mergeKid(nd, i)
+		}
+	}
+	return nd, true
+}
+
+// mergeKid merges the small child i of a writable node into a neighbour
+// when both fit in one node, so that deletions do not leave a tree of
+// tiny nodes.
+func (t *nsTxn) mergeKid(nd *bnode, i int) {
+	for _, l := range [2]int{i - 1, i} { // (left, i) or (i, right)
 		r := l + 1
-		if l < 0 || r >= len(ki.chunks) || len(ki.chunks[l].list)+len(ki.chunks[r].list) > maxChunk {
+		if l < 0 || r >= len(nd.kids) || nd.kids[l].size()+nd.kids[r].size() > fan {
 			continue
 		}
-		left := t.chunkW(ki, l)
-		left.list = append(left.list, ki.chunks[r].list...)
-		ki.chunks = slices.Delete(ki.chunks, r, r+1)
+		left, right := t.nodeW(nd.kids[l]), nd.kids[r]
+		left.items = append(left.items, right.items...)
+		left.kids = append(left.kids, right.kids...)
+		left.maxs = append(left.maxs, right.maxs...)
+		nd.kids[l], nd.maxs[l] = left, left.max()
+		nd.kids = slices.Delete(nd.kids, r, r+1)
+		nd.maxs = slices.Delete(nd.maxs, r, r+1)
 		return
 	}
 }

@@ -213,21 +213,22 @@ func checkKeyIndex(t *testing.T, snap *Snapshot) {
 		indexed := map[string]int{}
 		st.keys.each(func(sh *keyShard) {
 			for key, ki := range sh.m {
-				n := 0
-				var prev *objEntry
-				for ci, c := range ki.chunks {
-					if len(c.list) == 0 || len(c.list) > maxChunk {
-						t.Fatalf("%s/%s: chunk %d holds %d entries", name, key, ci, len(c.list))
+				var items []keyItem
+				depth := checkNode(t, name+"/"+key, ki.root, &items)
+				if depth > 1 && ki.root.size() < 2 {
+					t.Fatalf("%s/%s: an inner root with %d children", name, key, ki.root.size())
+				}
+				n := len(items)
+				for i, it := range items {
+					e := it.e
+					if it.pos != e.obj.pos || e.obj.pos != cursorOf(e).pos() {
+						t.Fatalf("%s/%s: item of %s has position %q", name, key, e.obj.ref, it.pos)
 					}
-					for _, e := range c.list {
-						if e.key != key || st.object(e.obj.ov.Kind, e.obj.ov.Name) != e.obj {
-							t.Fatalf("%s/%s: entry of %s for key %s is not stored", name, key, e.obj.ref, e.key)
-						}
-						if prev != nil && cursorOf(prev).compare(e) >= 0 {
-							t.Fatalf("%s/%s: %v is not before %v", name, key, cursorOf(prev), cursorOf(e))
-						}
-						prev = e
-						n++
+					if e.key != key || st.object(e.obj.ov.Kind, e.obj.ov.Name) != e.obj {
+						t.Fatalf("%s/%s: entry of %s for key %s is not stored", name, key, e.obj.ref, e.key)
+					}
+					if i > 0 && compareTuple(cursorOf(items[i-1].e), cursorOf(e)) >= 0 {
+						t.Fatalf("%s/%s: %v is not before %v", name, key, cursorOf(items[i-1].e), cursorOf(e))
 					}
 				}
 				if n != ki.n || n == 0 {
@@ -242,6 +243,32 @@ func checkKeyIndex(t *testing.T, snap *Snapshot) {
 	}
 }
 
+// checkNode checks a tree node: sizes, the recorded greatest positions
+// and equal depth of the leaves; it appends the leaves' items to items
+// and returns the node's height.
+func checkNode(t *testing.T, where string, nd *bnode, items *[]keyItem) int {
+	t.Helper()
+	if nd.size() == 0 || nd.size() > fan || (!nd.leaf() && len(nd.maxs) != len(nd.kids)) {
+		t.Fatalf("%s: a node of %d items and %d children", where, len(nd.items), len(nd.kids))
+	}
+	if nd.leaf() {
+		*items = append(*items, nd.items...)
+		return 1
+	}
+	height := 0
+	for i, kid := range nd.kids {
+		h := checkNode(t, where, kid, items)
+		if height != 0 && h != height {
+			t.Fatalf("%s: leaves at different depths", where)
+		}
+		height = h
+		if nd.maxs[i] != kid.max() {
+			t.Fatalf("%s: child %d records max %q, holds %q", where, i, nd.maxs[i], kid.max())
+		}
+	}
+	return height + 1
+}
+
 // TestFlagKeyIndexMatchesModel drives the store with random batches of
 // override upserts and deletions, flag creations and deletions, and clock
 // steps, and compares every key's listing with one computed from the
@@ -253,7 +280,7 @@ func TestFlagKeyIndexMatchesModel(t *testing.T) {
 		keys, batches    int
 		maxBatch, expire int
 	}{
-		// Few keys and many objects: keys get several chunks, which
+		// Few keys and many objects: keys get trees of three levels, which
 		// split and merge.
 		{name: "crowded keys", subjects: 300, objs: 1500, keys: 3, batches: 60, maxBatch: 200, expire: 10},
 		// Many keys, subjects with conflicts, small batches.
@@ -277,7 +304,7 @@ func TestFlagKeyIndexMatchesModel(t *testing.T) {
 			var oldSnap *Snapshot
 			var oldWant map[string][]string
 			// The last batches only delete, in random order, until no
-			// object is left: chunks shrink, merge and go.
+			// object is left: nodes shrink, merge and go.
 			drain := tc.batches
 			for b := 0; b < drain || len(objs) > 0; b++ {
 				var ops []Op
@@ -393,9 +420,9 @@ func names(l []string) string {
 	return b.String()
 }
 
-// TestKeyIndexWriteCopiesOneChunk checks that an override write copies only
-// the shard and chunk of the keys it names, not the key's whole listing.
-func TestKeyIndexWriteCopiesOneChunk(t *testing.T) {
+// TestKeyIndexWriteCopiesOnePath checks that an override write copies only
+// the shard and the tree path of the keys it names, not their listings.
+func TestKeyIndexWriteCopiesOnePath(t *testing.T) {
 	s := NewStore(WithClock(newFakeClock(t0)))
 	ops := []Op{UpsertFlag("ns", "f", boolFlag(false)), UpsertFlag("ns", "g", boolFlag(false))}
 	for i := range 20_000 {
@@ -418,60 +445,105 @@ func TestKeyIndexWriteCopiesOneChunk(t *testing.T) {
 	if before.byKey("g") != after.byKey("g") {
 		t.Fatal("the index of an untouched key in the same namespace was copied")
 	}
+	// Only the path to the changed leaf is new: one node per level.
 	bf, af := before.byKey("f"), after.byKey("f")
-	if len(bf.chunks) < 20_000/maxChunk || len(af.chunks) != len(bf.chunks) {
-		t.Fatalf("%d chunks before, %d after", len(bf.chunks), len(af.chunks))
-	}
-	chunkDiff := 0
-	for i := range bf.chunks {
-		if bf.chunks[i] != af.chunks[i] {
-			chunkDiff++
+	var items []keyItem
+	height := checkNode(t, "f", af.root, &items)
+	old := map[*bnode]bool{}
+	var mark func(nd *bnode)
+	mark = func(nd *bnode) {
+		old[nd] = true
+		for _, k := range nd.kids {
+			mark(k)
 		}
 	}
-	if chunkDiff != 1 {
-		t.Fatalf("%d chunks copied, want 1", chunkDiff)
+	mark(bf.root)
+	copied := 0
+	var count func(nd *bnode)
+	count = func(nd *bnode) {
+		if !old[nd] {
+			copied++
+		}
+		for _, k := range nd.kids {
+			count(k)
+		}
+	}
+	count(af.root)
+	if height < 3 || copied != height {
+		t.Fatalf("%d nodes copied in a tree of height %d, want one per level", copied, height)
 	}
 	// The old snapshot still lists the old entry.
-	old := Snapshot{nss: map[string]*nsState{"ns": before}, clock: newFakeClock(t0)}
-	p := old.Namespace("ns").FlagOverrides("f", &OverrideCursor{Kind: SubjectUser, SubjectID: "user-6999", Name: "o-6999"}, 1)
+	oldSnap := Snapshot{nss: map[string]*nsState{"ns": before}, clock: newFakeClock(t0)}
+	p := oldSnap.Namespace("ns").FlagOverrides("f", &OverrideCursor{Kind: SubjectUser, SubjectID: "user-6999", Name: "o-6999"}, 1)
 	if p.Overrides[0].Object.Name != "o-7" || p.Overrides[0].Mode != "on" {
 		t.Fatalf("old snapshot lists %+v", p.Overrides[0])
 	}
 }
 
-// TestRemoveByKeyEdges covers what random writes rarely reach: a chunk
+// TestRemoveByKeyEdges covers what random writes rarely reach: a leaf
 // emptied between two full ones, and removing entries that are not
-// indexed (which must change nothing).
+// indexed (which must copy and change nothing).
 func TestRemoveByKeyEdges(t *testing.T) {
 	entry := func(subject string) *objEntry {
-		obj := &overrideObj{ov: Override{Kind: SubjectUser, SubjectID: subject, Name: "o-" + subject}}
+		obj := &overrideObj{ov: Override{Kind: SubjectUser, SubjectID: subject, Name: "o-" + subject}, pos: posKey(SubjectUser, subject, "o-"+subject)}
 		obj.entries = []objEntry{{obj: obj, key: "k"}}
 		return &obj.entries[0]
 	}
-	txn := newNsTxn(nil, "ns")
+	leaf := func(es ...*objEntry) *bnode {
+		nd := &bnode{}
+		for _, e := range es {
+			nd.items = append(nd.items, keyItem{pos: e.obj.pos, e: e})
+		}
+		return nd
+	}
 	var all []*objEntry
-	for i := range 2*maxChunk + 1 {
-		e := entry(fmt.Sprintf("s%04d", i))
-		all = append(all, e)
-		txn.addByKey(e)
+	for i := range 2*fan + 1 {
+		all = append(all, entry(fmt.Sprintf("s%04d", i)))
 	}
-	ki := txn.st.byKey("k")
-	// Lay out [full][one entry][full] by hand.
-	ki.chunks = []*keyChunk{
-		txn.newChunk(slices.Clone(all[:maxChunk])),
-		txn.newChunk([]*objEntry{all[maxChunk]}),
-		txn.newChunk(slices.Clone(all[maxChunk+1:])),
-	}
+	// Lay out [full][one entry][full] by hand, published (txn 0).
+	kids := []*bnode{leaf(all[:fan]...), leaf(all[fan]), leaf(all[fan+1:]...)}
+	root := &bnode{kids: kids, maxs: []string{kids[0].max(), kids[1].max(), kids[2].max()}}
+	st := &nsState{name: "ns"}
+	txn := newNsTxn(st, "ns")
+	txn.keyShardW(shardOf("k")).m["k"] = &keyIdx{root: root, n: len(all)}
 	txn.removeByKey(entry("zzz"))   // after every entry
 	txn.removeByKey(entry("s0000")) // equal position, another entry
 	other := entry("x")
 	other.key = "other"
 	txn.removeByKey(other) // a key without an index
-	if ki.n != len(all) || len(ki.chunks) != 3 || txn.st.byKey("other") != nil {
-		t.Fatalf("removing entries that are not indexed changed the index: n %d, %d chunks", ki.n, len(ki.chunks))
+	ki := txn.st.byKey("k")
+	if ki.n != len(all) || ki.root != root || len(root.kids) != 3 || txn.st.byKey("other") != nil {
+		t.Fatalf("removing entries that are not indexed changed the index: n %d, root copied %v", ki.n, ki.root != root)
 	}
-	txn.removeByKey(all[maxChunk])
-	if ki.n != len(all)-1 || len(ki.chunks) != 2 || len(ki.chunks[0].list) != maxChunk || len(ki.chunks[1].list) != maxChunk {
-		t.Fatalf("after emptying the middle chunk: n %d, %d chunks", ki.n, len(ki.chunks))
+	txn.removeByKey(all[fan])
+	if ki.n != len(all)-1 || len(ki.root.kids) != 2 || ki.root.kids[0] != kids[0] || ki.root.kids[1] != kids[2] || len(root.kids) != 3 {
+		t.Fatalf("after emptying the middle leaf: n %d, %d leaves", ki.n, len(ki.root.kids))
+	}
+}
+
+// compareTuple orders positions part by part.
+func compareTuple(a, b OverrideCursor) int {
+	return cmp.Or(strings.Compare(string(a.Kind), string(b.Kind)), strings.Compare(a.SubjectID, b.SubjectID), strings.Compare(a.Name, b.Name))
+}
+
+// TestPosKeySortsLikeTheTuple checks that position strings sort like
+// (kind, subject, name), also for parts that contain NUL bytes or are
+// prefixes of each other, and that distinct tuples never share one.
+func TestPosKeySortsLikeTheTuple(t *testing.T) {
+	parts := []string{"", "a", "a\x00", "a\x00b", "a\x01", "ab", "b", "\x00", "\x00\xff", "\xff", "a\x00\x00"}
+	var cs []OverrideCursor
+	for _, k := range []SubjectKind{SubjectDevice, SubjectUser} {
+		for _, s := range parts {
+			for _, n := range parts {
+				cs = append(cs, OverrideCursor{Kind: k, SubjectID: s, Name: n})
+			}
+		}
+	}
+	for _, a := range cs {
+		for _, b := range cs {
+			if got, want := strings.Compare(a.pos(), b.pos()), compareTuple(a, b); got != want {
+				t.Fatalf("%q vs %q: position strings compare %d, tuples %d", a, b, got, want)
+			}
+		}
 	}
 }

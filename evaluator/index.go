@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"maps"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -168,6 +169,7 @@ type overrideObj struct {
 	ov      Override
 	gen     uint64 // identity of the upsert, kept across re-validation
 	ref     string // namespace/name
+	pos     string // position in the flag-key index (posKey)
 	source  string // user-override:ns/name or device-override:ns/name
 	expires bool
 	expAt   time.Time
@@ -209,7 +211,7 @@ func buildObj(o Override, gen uint64, flags flagLookup) *overrideObj {
 		prefix = SourceDeviceOverride
 	}
 	source := prefix + o.Namespace + "/" + o.Name
-	obj := &overrideObj{ov: o, gen: gen, source: source, ref: source[len(prefix):]}
+	obj := &overrideObj{ov: o, gen: gen, source: source, ref: source[len(prefix):], pos: posKey(o.Kind, o.SubjectID, o.Name)}
 	obj.ov.Entries = nil
 	if o.ExpiresAt != nil {
 		at := *o.ExpiresAt
@@ -558,18 +560,20 @@ type nsTxn struct {
 	userDir    dirTxn
 	devDir     dirTxn
 	keyDir     dirTxn
+	id         uint64 // unique per transaction: marks what it may change in place
 	seOwned    map[subjKey]bool
-	keyOwned   map[string]bool
-	chunkOwned map[*keyChunk]bool
 	flagsOwned bool
 }
+
+// txnSeq numbers namespace transactions (nsTxn.id) across all stores.
+var txnSeq atomic.Uint64
 
 func newNsTxn(old *nsState, name string) *nsTxn {
 	st := &nsState{name: name}
 	if old != nil {
 		*st = *old
 	}
-	return &nsTxn{st: st, seOwned: make(map[subjKey]bool)}
+	return &nsTxn{st: st, id: txnSeq.Add(1), seOwned: make(map[subjKey]bool)}
 }
 
 func (t *nsTxn) flagsW() map[string]*flagEntry {

@@ -158,9 +158,9 @@ func (n Namespace) FlagOverrides(key string, after *OverrideCursor, limit int) F
 	}
 	page.Total = ki.n
 	now := n.now()
-	var from OverrideCursor
+	var from string
 	if after != nil {
-		from = *after
+		from = after.pos()
 	}
 	var last *objEntry
 	ki.after(from, after == nil, func(e *objEntry) bool {

@@ -1,0 +1,55 @@
+package evaluator
+
+import (
+	"testing"
+)
+
+// BenchmarkFlagOverrides lists the overrides of one flag in the store of
+// manyKeysOps (10,000 flags, 100,000 overrides, about 165 entries per
+// flag): through the index, and, for reference, by scanning every
+// override object, which is what the index saves.
+func BenchmarkFlagOverrides(b *testing.B) {
+	s := NewStore(WithClock(newFakeClock(t0)))
+	mustApply(b, s, manyKeysOps()...)
+	ns := s.Namespace("ns")
+	const key = "flag-4242"
+	want := ns.FlagOverrides(key, nil, 0).Total
+	if want < 100 {
+		b.Fatalf("%s is named by %d entries", key, want)
+	}
+	b.Run("index-first-100", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if p := ns.FlagOverrides(key, nil, 100); len(p.Overrides) != 100 {
+				b.Fatal(len(p.Overrides))
+			}
+		}
+	})
+	b.Run("index-all", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if p := ns.FlagOverrides(key, nil, 0); len(p.Overrides) != want {
+				b.Fatal(len(p.Overrides))
+			}
+		}
+	})
+	b.Run("scan-all-objects", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var found []*objEntry
+			ns.st.objs.each(func(sh *objShard) {
+				for _, obj := range sh.m {
+					for i := range obj.entries {
+						if obj.entries[i].key == key {
+							found = append(found, &obj.entries[i])
+							break
+						}
+					}
+				}
+			})
+			if len(found) != want {
+				b.Fatal(len(found))
+			}
+		}
+	})
+}
