@@ -20,10 +20,10 @@ import (
 //     inner nodes 1 to fan children with the greatest position of each;
 //     read left to right, the leaves are the sorted list;
 //   - like the other indexes it is copy-on-write: nsTxn.index and
-//     nsTxn.unindex maintain it, copying the key's shard and the nodes on
-//     the path to the leaf they change, once per transaction; a keyIdx or
-//     node may be changed in place only by the transaction whose id it
-//     carries, which is never one that published it.
+//     nsTxn.unindex maintain it, copying the key's shard (a sorted slice
+//     of keys) and the nodes on the path to the leaf they change, once per
+//     transaction; a node may be changed in place only by the transaction
+//     whose id it carries, which is never one that published it.
 //
 // A write of an object with E entries therefore costs, per entry, a
 // search and copies of about log_fan(n) nodes of at most fan items for a
@@ -31,16 +31,22 @@ import (
 // to about 30,000, four up to about a million).
 const fan = 32
 
-// keyShard maps the flag keys of one shard to their entries.
+// keyShard holds the flag keys of one shard, sorted. A transaction copies
+// the slice once and then changes its elements in place.
 type keyShard struct {
-	m map[string]*keyIdx
+	keys []keyIdx
 }
 
-// keyIdx holds the entries naming one flag key.
+// keyIdx holds the entries naming one flag key: n entries under root.
 type keyIdx struct {
+	key  string
 	root *bnode
 	n    int
-	txn  uint64 // the transaction that created it, which may change it
+}
+
+// find returns where key is or would be.
+func (sh *keyShard) find(key string) (int, bool) {
+	return slices.BinarySearchFunc(sh.keys, key, func(ki keyIdx, key string) int { return strings.Compare(ki.key, key) })
 }
 
 // bnode is a node of a keyIdx tree: a leaf (kids nil) or an inner node.
@@ -167,7 +173,10 @@ func (st *nsState) byKey(key string) *keyIdx {
 	if sh == nil {
 		return nil
 	}
-	return sh.m[key]
+	if i, ok := sh.find(key); ok {
+		return &sh.keys[i]
+	}
+	return nil
 }
 
 func (t *nsTxn) keyShardW(i int) *keyShard {
@@ -176,25 +185,9 @@ func (t *nsTxn) keyShardW(i int) *keyShard {
 	}
 	n := &keyShard{}
 	if old := t.st.keys.get(i); old != nil {
-		n.m = cloneMap(old.m)
-	} else {
-		n.m = make(map[string]*keyIdx, 1)
+		n.keys = slices.Clone(old.keys)
 	}
 	setLeaf(&t.keyDir, &t.st.keys, i, n)
-	return n
-}
-
-// keyIdxW returns a writable index of key, creating it when missing.
-func (t *nsTxn) keyIdxW(sh *keyShard, key string) *keyIdx {
-	ki := sh.m[key]
-	if ki != nil && ki.txn == t.id {
-		return ki
-	}
-	n := &keyIdx{txn: t.id}
-	if ki != nil {
-		n.root, n.n = ki.root, ki.n
-	}
-	sh.m[key] = n
 	return n
 }
 
@@ -218,7 +211,12 @@ func (t *nsTxn) nodeW(nd *bnode) *bnode {
 
 // addByKey inserts an entry into the index of its key.
 func (t *nsTxn) addByKey(e *objEntry) {
-	ki := t.keyIdxW(t.keyShardW(shardOf(e.key)), e.key)
+	sh := t.keyShardW(shardOf(e.key))
+	i, found := sh.find(e.key)
+	if !found {
+		sh.keys = slices.Insert(sh.keys, i, keyIdx{key: e.key})
+	}
+	ki := &sh.keys[i]
 	it := keyItem{pos: e.obj.pos, e: e}
 	ki.n++
 	if ki.root == nil {
@@ -242,10 +240,11 @@ func (t *nsTxn) insert(nd *bnode, it keyItem) (*bnode, *bnode) {
 		if len(nd.items) <= fan {
 			return nd, nil
 		}
+		// Both halves get slices of their own size, so that a node
+		// never keeps more than twice the room it needs.
 		h := len(nd.items) / 2
 		right := &bnode{items: slices.Clone(nd.items[h:]), txn: t.id}
-		clear(nd.items[h:])
-		nd.items = nd.items[:h]
+		nd.items = slices.Clone(nd.items[:h])
 		return nd, right
 	}
 	i := min(nd.kidFor(it.pos, true), len(nd.kids)-1)
@@ -261,26 +260,29 @@ func (t *nsTxn) insert(nd *bnode, it keyItem) (*bnode, *bnode) {
 	}
 	h := len(nd.kids) / 2
 	right := &bnode{kids: slices.Clone(nd.kids[h:]), maxs: slices.Clone(nd.maxs[h:]), txn: t.id}
-	clear(nd.kids[h:])
-	clear(nd.maxs[h:])
-	nd.kids, nd.maxs = nd.kids[:h], nd.maxs[:h]
+	nd.kids, nd.maxs = slices.Clone(nd.kids[:h]), slices.Clone(nd.maxs[:h])
 	return nd, right
 }
 
 // removeByKey removes an entry from the index of its key.
 func (t *nsTxn) removeByKey(e *objEntry) {
-	sh := t.keyShardW(shardOf(e.key))
-	if sh.m[e.key] == nil {
+	sh := t.st.keys.get(shardOf(e.key))
+	if sh == nil {
 		return
 	}
-	ki := t.keyIdxW(sh, e.key)
-	root, ok := t.remove(ki.root, e.obj.pos, e)
+	i, found := sh.find(e.key)
+	if !found {
+		return
+	}
+	root, ok := t.remove(sh.keys[i].root, e.obj.pos, e)
 	if !ok {
 		return
 	}
+	sh = t.keyShardW(shardOf(e.key))
+	ki := &sh.keys[i]
 	ki.n--
 	if ki.n == 0 {
-		delete(sh.m, e.key)
+		sh.keys = slices.Delete(sh.keys, i, i+1)
 		return
 	}
 	for !root.leaf() && len(root.kids) == 1 {

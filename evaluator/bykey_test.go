@@ -212,7 +212,11 @@ func checkKeyIndex(t *testing.T, snap *Snapshot) {
 		})
 		indexed := map[string]int{}
 		st.keys.each(func(sh *keyShard) {
-			for key, ki := range sh.m {
+			for i, ki := range sh.keys {
+				key := ki.key
+				if i > 0 && sh.keys[i-1].key >= key {
+					t.Fatalf("%s: shard keys %q and %q out of order", name, sh.keys[i-1].key, key)
+				}
 				var items []keyItem
 				depth := checkNode(t, name+"/"+key, ki.root, &items)
 				if depth > 1 && ki.root.size() < 2 {
@@ -505,12 +509,17 @@ func TestRemoveByKeyEdges(t *testing.T) {
 	root := &bnode{kids: kids, maxs: []string{kids[0].max(), kids[1].max(), kids[2].max()}}
 	st := &nsState{name: "ns"}
 	txn := newNsTxn(st, "ns")
-	txn.keyShardW(shardOf("k")).m["k"] = &keyIdx{root: root, n: len(all)}
+	txn.keyShardW(shardOf("k")).keys = []keyIdx{{key: "k", root: root, n: len(all)}}
 	txn.removeByKey(entry("zzz"))   // after every entry
 	txn.removeByKey(entry("s0000")) // equal position, another entry
 	other := entry("x")
 	other.key = "other"
 	txn.removeByKey(other) // a key without an index
+	sibling := entry("x")
+	for i := 0; shardOf(sibling.key) != shardOf("k") || sibling.key == "k"; i++ {
+		sibling.key = "k" + strconv.Itoa(i)
+	}
+	txn.removeByKey(sibling) // a key without an index in the shard of k
 	ki := txn.st.byKey("k")
 	if ki.n != len(all) || ki.root != root || len(root.kids) != 3 || txn.st.byKey("other") != nil {
 		t.Fatalf("removing entries that are not indexed changed the index: n %d, root copied %v", ki.n, ki.root != root)
