@@ -90,3 +90,21 @@ func BenchmarkApplyManyKeys(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFlagChangeManyKeys changes the type of one flag in the store of
+// manyKeysOps per write, which re-validates the overrides naming it
+// (about 165 objects; their entries serve the on value, so all stay
+// valid).
+func BenchmarkFlagChangeManyKeys(b *testing.B) {
+	s := NewStore(WithClock(newFakeClock(t0)))
+	mustApply(b, s, manyKeysOps()...)
+	specs := [2]FlagSpec{{Type: TypeString, Value: raw(`"on"`)}, boolFlag(false)}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		if _, cs, err := s.Apply(UpsertFlag("ns", "flag-4242", specs[i%2])); err != nil || len(cs.Flags) != 1 {
+			b.Fatal(err, cs.Flags)
+		}
+	}
+}

@@ -13,7 +13,9 @@
 #
 # Benchmarks: BenchmarkApply (one override upsert into 100,000 overrides of one flag)
 # and BenchmarkApplyManyKeys (one override of 1-32 entries replaced in a store of 10,000
-# flags and 100,000 overrides) with -benchtime=$APPLY_BENCHTIME; BenchmarkLoadManyKeys
+# flags and 100,000 overrides) and BenchmarkFlagChangeManyKeys (the type of one flag of that
+# store changed, which re-validates the overrides naming it) with -benchtime=$APPLY_BENCHTIME;
+# BenchmarkLoadManyKeys
 # (that whole store applied in one batch, as the initial sync does; also reports the heap
 # it holds) once per round.
 set -euo pipefail
@@ -37,7 +39,7 @@ run() { # side pattern benchtime
 }
 for r in $(seq "$ROUNDS"); do
 	for side in BASE HEAD; do
-		run "$side" '^Benchmark(Apply|ApplyManyKeys)$' "$APPLY_BENCHTIME"
+		run "$side" '^Benchmark(Apply|ApplyManyKeys|FlagChangeManyKeys)$' "$APPLY_BENCHTIME"
 		run "$side" '^BenchmarkLoadManyKeys$' 1x
 	done
 done | tee "$tmp/runs.txt"
