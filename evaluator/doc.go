@@ -105,6 +105,12 @@
 // the whole store). It then publishes a new snapshot with the next revision
 // and a ChangeSet.
 //
+// A third index lists the entries of every override object by flag key
+// (Namespace.FlagOverrides); per entry, a write copies that key's shard and
+// the path to one leaf of the key's B+ tree of entries (bykey.go).
+// Re-validation after a flag change visits, through it, only the objects
+// naming the flag.
+//
 // A change set lists every flag key upserted or deleted, every flag whose
 // schedule state changed, and exactly the (subject, key) pairs whose
 // effective override changed between the previous revision (as of its time)
