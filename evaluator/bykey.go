@@ -54,7 +54,7 @@ type bnode struct {
 	items []keyItem // leaf: sorted entries
 	kids  []*bnode  // inner: children, in order
 	maxs  []string  // inner: the greatest position under each child
-	txn   uint64    // as keyIdx.txn
+	txn   uint64    // the nsTxn.id of the transaction that made it, the only one that may change it
 }
 
 // keyItem is an entry with its object's position, kept beside the
