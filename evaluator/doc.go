@@ -105,11 +105,9 @@
 // the whole store). It then publishes a new snapshot with the next revision
 // and a ChangeSet.
 //
-// A third index lists the entries of every override object by flag key
-// (Namespace.FlagOverrides); per entry, a write copies that key's shard and
-// the path to one leaf of the key's B+ tree of entries (bykey.go).
-// Re-validation after a flag change visits, through it, only the objects
-// naming the flag.
+// Namespace.FlagOverrides lists the entries naming one flag key by reading
+// every override object of the namespace: there is no index by flag key,
+// which would cost every write (docs/benchmarks.md).
 //
 // A change set lists every flag key upserted or deleted, every flag whose
 // schedule state changed, and exactly the (subject, key) pairs whose

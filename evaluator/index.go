@@ -6,13 +6,11 @@ import (
 	"hash/maphash"
 	"maps"
 	"slices"
-	"sync/atomic"
 	"time"
 )
 
 // Overrides of a namespace live in sharded, copy-on-write indexes: override
-// objects by name, candidate entries by subject, and entries by flag key
-// (bykey.go). Shards sit in a
+// objects by name, and candidate entries by subject. Shards sit in a
 // three-level directory (16 x 16 x 16 = 4096 leaves), so a write copies three
 // 128-byte arrays and the leaf it touches: one upsert costs O(leaf size +
 // entries) however many overrides the store holds, and every published leaf
@@ -169,7 +167,6 @@ type overrideObj struct {
 	ov      Override
 	gen     uint64 // identity of the upsert, kept across re-validation
 	ref     string // namespace/name
-	pos     string // position in the flag-key index (posKey)
 	source  string // user-override:ns/name or device-override:ns/name
 	expires bool
 	expAt   time.Time
@@ -211,7 +208,7 @@ func buildObj(o Override, gen uint64, flags flagLookup) *overrideObj {
 		prefix = SourceDeviceOverride
 	}
 	source := prefix + o.Namespace + "/" + o.Name
-	obj := &overrideObj{ov: o, gen: gen, source: source, ref: source[len(prefix):], pos: posKey(o.Kind, o.SubjectID, o.Name)}
+	obj := &overrideObj{ov: o, gen: gen, source: source, ref: source[len(prefix):]}
 	obj.ov.Entries = nil
 	if o.ExpiresAt != nil {
 		at := *o.ExpiresAt
@@ -510,7 +507,6 @@ type nsState struct {
 	objs     shardDir[objShard]
 	users    shardDir[subjShard]
 	devices  shardDir[subjShard]
-	keys     shardDir[keyShard] // override entries by flag key (bykey.go)
 	numObjs  int
 }
 
@@ -559,21 +555,16 @@ type nsTxn struct {
 	objDir     dirTxn
 	userDir    dirTxn
 	devDir     dirTxn
-	keyDir     dirTxn
-	id         uint64 // unique per transaction: marks what it may change in place
 	seOwned    map[subjKey]bool
 	flagsOwned bool
 }
-
-// txnSeq numbers namespace transactions (nsTxn.id) across all stores.
-var txnSeq atomic.Uint64
 
 func newNsTxn(old *nsState, name string) *nsTxn {
 	st := &nsState{name: name}
 	if old != nil {
 		*st = *old
 	}
-	return &nsTxn{st: st, id: txnSeq.Add(1), seOwned: make(map[subjKey]bool)}
+	return &nsTxn{st: st, seOwned: make(map[subjKey]bool)}
 }
 
 func (t *nsTxn) flagsW() map[string]*flagEntry {
@@ -653,7 +644,6 @@ func (t *nsTxn) unindex(obj *overrideObj) {
 	se := t.subjW(obj.subject())
 	for i := range obj.entries {
 		e := &obj.entries[i]
-		t.removeByKey(e)
 		list := se.get(e.key)
 		idx := slices.Index(list, e)
 		if idx < 0 {
@@ -689,7 +679,6 @@ func (t *nsTxn) index(obj *overrideObj) {
 	se := t.subjW(obj.subject())
 	for i := range obj.entries {
 		e := &obj.entries[i]
-		t.addByKey(e)
 		list := se.get(e.key)
 		if len(list) == 0 {
 			se.put(e.key, e.self[:])

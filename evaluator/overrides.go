@@ -2,6 +2,8 @@ package evaluator
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -144,35 +146,54 @@ type FlagOverridesPage struct {
 // decided as of now, as evaluation decides it: invalid, disabled, expired,
 // losing to an older entry for the same (subject, key), or applying. Like
 // UserOverrides it does not consider the role gate or device-class
-// eligibility, which need a context. The look-up uses the index by flag
-// key: it costs O(log n + limit) for a key named by n entries.
+// eligibility, which need a context.
+//
+// It reads every override object of the namespace: there is no index by
+// flag key, because keeping one costs every write, and this listing is for
+// operators, not for evaluation (docs/benchmarks.md measures it at 100,000
+// overrides).
 func (n Namespace) FlagOverrides(key string, after *OverrideCursor, limit int) FlagOverridesPage {
 	var page FlagOverridesPage
 	if n.st == nil {
 		return page
 	}
 	page.FlagExists = n.st.flags[key] != nil
-	ki := n.st.byKey(key)
-	if ki == nil {
-		return page
+	type item struct {
+		pos string
+		e   *objEntry
 	}
-	page.Total = ki.n
-	now := n.now()
-	var from string
-	if after != nil {
-		from = after.pos()
-	}
-	var last *objEntry
-	ki.after(from, after == nil, func(e *objEntry) bool {
-		if limit > 0 && len(page.Overrides) == limit {
-			next := cursorOf(last)
-			page.Next = &next
-			return false
+	var items []item
+	n.st.objs.each(func(sh *objShard) {
+		for _, obj := range sh.m {
+			for i := range obj.entries {
+				if e := &obj.entries[i]; e.key == key {
+					// An object has at most one entry per key.
+					items = append(items, item{posKey(obj.ov.Kind, obj.ov.SubjectID, obj.ov.Name), e})
+					break
+				}
+			}
 		}
-		page.Overrides = append(page.Overrides, n.flagOverride(e, now))
-		last = e
-		return true
 	})
+	page.Total = len(items)
+	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.pos, b.pos) })
+	start := 0
+	if after != nil {
+		var found bool
+		start, found = slices.BinarySearchFunc(items, after.pos(), func(it item, pos string) int { return strings.Compare(it.pos, pos) })
+		if found {
+			start++
+		}
+	}
+	end := len(items)
+	if limit > 0 && start+limit < end {
+		end = start + limit
+		next := cursorOf(items[end-1].e)
+		page.Next = &next
+	}
+	now := n.now()
+	for _, it := range items[start:end] {
+		page.Overrides = append(page.Overrides, n.flagOverride(it.e, now))
+	}
 	return page
 }
 

@@ -388,24 +388,19 @@ func (s *Store) commit(now time.Time, ops []Op, comp []compiled) (*Snapshot, Cha
 		n := t.ns(ns)
 		flags := n.st.flags
 		lookup := func(k string) *flagEntry { return flags[k] }
-		// Only objects naming one of the keys, found through the index by
-		// flag key; objects upserted after the last change of the flag
-		// were validated against it already.
 		var redo []*overrideObj
-		seen := map[*overrideObj]bool{}
-		for key, gen := range keys {
-			ki := n.st.byKey(key)
-			if ki == nil {
-				continue
-			}
-			ki.root.walk("", true, func(e *objEntry) bool {
-				if obj := e.obj; obj.gen < gen && !seen[obj] {
-					seen[obj] = true
-					redo = append(redo, obj)
+		n.st.objs.each(func(sh *objShard) {
+			for _, obj := range sh.m {
+				for i := range obj.entries {
+					// Objects upserted after the last change of the flag
+					// were validated against it already.
+					if gen, ok := keys[obj.entries[i].key]; ok && obj.gen < gen {
+						redo = append(redo, obj)
+						break
+					}
 				}
-				return true
-			})
-		}
+			}
+		})
 		for _, obj := range redo {
 			if nobj := revalidated(obj, lookup); nobj != nil {
 				n.putObj(nobj.ov.Kind, nobj.ov.Name, nobj)

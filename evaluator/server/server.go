@@ -188,8 +188,8 @@
 // # Overrides of a flag
 //
 // GET /v1/flags/{key}/overrides lists every user and device override
-// entry of the namespace that names the key, from the evaluator's index by
-// flag key (evaluator.Namespace.FlagOverrides), sorted by kind (device
+// entry of the namespace that names the key (evaluator.Namespace.FlagOverrides,
+// which scans the namespace's overrides), sorted by kind (device
 // first), subject id and object name. Each item has its object, what the
 // entry serves (mode, value), the object's enabled, createdAt, expiresAt
 // and reason, and its state now: invalid (with error), disabled, expired,
