@@ -105,6 +105,10 @@
 // the whole store). It then publishes a new snapshot with the next revision
 // and a ChangeSet.
 //
+// Namespace.FlagOverrides lists the entries naming one flag key by reading
+// every override object of the namespace: there is no index by flag key,
+// which would cost every write (docs/benchmarks.md).
+//
 // A change set lists every flag key upserted or deleted, every flag whose
 // schedule state changed, and exactly the (subject, key) pairs whose
 // effective override changed between the previous revision (as of its time)

@@ -2,6 +2,8 @@ package evaluator
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -90,4 +92,130 @@ func (n Namespace) overrides(kind SubjectKind, id string) []OverrideInfo {
 		}
 	}
 	return out
+}
+
+// OverrideState says whether an override entry naming a flag applies now,
+// and if not, why not.
+type OverrideState string
+
+// Override states, in the order FlagOverrides checks them.
+const (
+	// OverrideInvalid: the entry is never served (FlagOverride.Error says
+	// why, "unknown flag" when the flag does not exist).
+	OverrideInvalid OverrideState = "invalid"
+	// OverrideDisabled: the object has enabled false.
+	OverrideDisabled OverrideState = "disabled"
+	// OverrideExpired: the object's expiresAt has passed.
+	OverrideExpired OverrideState = "expired"
+	// OverrideLost: another object's entry for the same (subject, key)
+	// wins (FlagOverride.Winner).
+	OverrideLost OverrideState = "lost"
+	// OverrideApplies: the entry is the subject's override for the flag.
+	OverrideApplies OverrideState = "applies"
+)
+
+// FlagOverride is one override entry naming a flag, with its state now.
+type FlagOverride struct {
+	OverrideInfo
+	// Enabled is the object's enabled.
+	Enabled bool          `json:"enabled"`
+	State   OverrideState `json:"state"`
+	// Error is why an invalid entry is never served.
+	Error string `json:"error,omitempty"`
+	// Winner is the object whose entry wins when State is lost.
+	Winner *ObjectRef `json:"winner,omitempty"`
+}
+
+// FlagOverridesPage is one page of the overrides naming a flag.
+type FlagOverridesPage struct {
+	// FlagExists reports whether the namespace has the flag (compiled or
+	// not). Overrides may name a key before its flag exists.
+	FlagExists bool
+	// Total is the number of entries naming the key, on every page.
+	Total int
+	// Overrides are the page's entries.
+	Overrides []FlagOverride
+	// Next is the position to continue from, nil on the last page.
+	Next *OverrideCursor
+}
+
+// FlagOverrides lists the override entries of the namespace (user and
+// device) that name key, sorted by kind (device before user), subject id
+// and object name: the entries after the cursor after (nil: from the
+// start), at most limit of them (limit <= 0: all). Each entry's state is
+// decided as of now, as evaluation decides it: invalid, disabled, expired,
+// losing to an older entry for the same (subject, key), or applying. Like
+// UserOverrides it does not consider the role gate or device-class
+// eligibility, which need a context.
+//
+// It reads every override object of the namespace: there is no index by
+// flag key, because keeping one costs every write, and this listing is for
+// operators, not for evaluation (docs/benchmarks.md measures it at 100,000
+// overrides).
+func (n Namespace) FlagOverrides(key string, after *OverrideCursor, limit int) FlagOverridesPage {
+	var page FlagOverridesPage
+	if n.st == nil {
+		return page
+	}
+	page.FlagExists = n.st.flags[key] != nil
+	type item struct {
+		pos string
+		e   *objEntry
+	}
+	var items []item
+	n.st.objs.each(func(sh *objShard) {
+		for _, obj := range sh.m {
+			for i := range obj.entries {
+				if e := &obj.entries[i]; e.key == key {
+					// An object has at most one entry per key.
+					items = append(items, item{posKey(obj.ov.Kind, obj.ov.SubjectID, obj.ov.Name), e})
+					break
+				}
+			}
+		}
+	})
+	page.Total = len(items)
+	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.pos, b.pos) })
+	start := 0
+	if after != nil {
+		var found bool
+		start, found = slices.BinarySearchFunc(items, after.pos(), func(it item, pos string) int { return strings.Compare(it.pos, pos) })
+		if found {
+			start++
+		}
+	}
+	end := len(items)
+	if limit > 0 && start+limit < end {
+		end = start + limit
+		next := cursorOf(items[end-1].e)
+		page.Next = &next
+	}
+	now := n.now()
+	for _, it := range items[start:end] {
+		page.Overrides = append(page.Overrides, n.flagOverride(it.e, now))
+	}
+	return page
+}
+
+func (n Namespace) flagOverride(e *objEntry, now time.Time) FlagOverride {
+	o := e.obj
+	fo := FlagOverride{OverrideInfo: infoOf(e), Enabled: o.ov.Enabled}
+	if e.mode == modeValue {
+		fo.Value = e.raw // also for an invalid value, which has no parsed form
+	}
+	switch {
+	case e.invalid != "":
+		fo.State, fo.Error = OverrideInvalid, e.invalid
+	case !o.ov.Enabled:
+		fo.State = OverrideDisabled
+	case o.expiredAt(now):
+		fo.State = OverrideExpired
+	default:
+		fo.State = OverrideApplies
+		if w := n.st.effective(o.ov.Kind, o.ov.SubjectID, e.key, now); w != e {
+			ref := w.obj.objectRef()
+			fo.State, fo.Winner = OverrideLost, &ref
+		}
+	}
+	return fo
 }

@@ -15,6 +15,7 @@
 //	GET  /v1/users/{userId}/flags         admin: effective flags and overrides of a user
 //	GET  /v1/devices/{deviceId}/flags     admin: effective flags and overrides of a device
 //	GET  /v1/flags/{key}/explain          admin: decision trace
+//	GET  /v1/flags/{key}/overrides        admin: every override naming a flag (see below)
 //	GET  /v1/stream                       server-sent events for devices
 //	GET  /ofrep/v1/sse                    OFREP event stream
 //	GET  /healthz                         liveness (unprefixed only, never authenticated)
@@ -56,9 +57,10 @@
 // is eligible for no flag of the namespace gets 403
 // DEVICE_CLASS_NOT_ELIGIBLE.
 //
-// Explain and the user and device views are admin routes: they need
-// "flagops:admin" in the token's scope claim (a space-separated string or
-// an array), else 403 FORBIDDEN; their context comes from the query.
+// Explain, the user and device views and the overrides of a flag are
+// admin routes: they need "flagops:admin" in the token's scope claim (a
+// space-separated string or an array), else 403 FORBIDDEN; their context
+// comes from the query.
 //
 // Verified tokens are cached by their raw text until exp; new keys drop
 // the cache. The token of a request is available to handlers through
@@ -182,6 +184,26 @@
 // deadline of Options.StreamWriteTimeout: a client that does not take it
 // in time is dropped, which frees its slot. The http.Server's own write
 // timeout does not end streams, since each write sets its own deadline.
+//
+// # Overrides of a flag
+//
+// GET /v1/flags/{key}/overrides lists every user and device override
+// entry of the namespace that names the key (evaluator.Namespace.FlagOverrides,
+// which scans the namespace's overrides), sorted by kind (device
+// first), subject id and object name. Each item has its object, what the
+// entry serves (mode, value), the object's enabled, createdAt, expiresAt
+// and reason, and its state now: invalid (with error), disabled, expired,
+// lost (with the winner) or applies. Pages hold limit items (default
+// DefaultOverridesLimit, at most MaxOverridesLimit); a response with more
+// after it has continue, an opaque token to pass as the continue parameter
+// of the next request. Each page is read from the current snapshot: an
+// entry that exists from the first page to the last is listed exactly
+// once, entries written in between may or may not be. A key that no flag
+// has but overrides name is listed (flagExists false, every entry invalid:
+// unknown flag); a key that neither a flag nor an override names gets 404
+// FLAG_NOT_FOUND, as explain does. Other query parameters, repeated ones,
+// a limit out of range and a token of another flag or namespace get 400
+// INVALID_QUERY naming the parameter.
 //
 // # Errors
 //
@@ -384,6 +406,7 @@ func New(store *evaluator.Store, opts Options) http.Handler {
 		{http.MethodGet, "/v1/users/{userId}/flags", codeNamespaceNotFound, accessAdmin, s.userFlags},
 		{http.MethodGet, "/v1/devices/{deviceId}/flags", codeNamespaceNotFound, accessAdmin, s.deviceFlags},
 		{http.MethodGet, "/v1/flags/{key}/explain", codeNamespaceNotFound, accessAdmin, s.explain},
+		{http.MethodGet, "/v1/flags/{key}/overrides", codeNamespaceNotFound, accessAdmin, s.flagOverrides},
 		{http.MethodGet, "/v1/stream", codeNamespaceNotFound, accessStream, s.nativeStream},
 		{http.MethodGet, "/ofrep/v1/sse", codeNamespaceNotFound, accessStream, s.ofrepStream},
 	}
