@@ -44,7 +44,7 @@ public)
 	;;
 local)
 	bases="$(hack/image-bases.sh)"
-	log "Base images: local stand-ins ($(tr '\n' ' ' <<<"$bases"))"
+	log "Base images: local stand-ins ($(paste -sd ' ' <<<"$bases"))"
 	while read -r arg; do args+=(--build-arg "$arg"); done <<<"$bases"
 	;;
 *)
