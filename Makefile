@@ -1,7 +1,8 @@
 # flagops Makefile. `make help` lists the targets.
 
-# Image to build and deploy.
+# Image to build and deploy, and the version `flagops version` prints in it.
 IMG ?= flagops:dev
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 # Pinned tool versions. Tools are installed into ./bin by `go install`, so the only
 # prerequisite on a new machine is Go itself.
@@ -118,8 +119,26 @@ run: manifests generate fmt vet ## Run the manager against the cluster in ~/.kub
 	$(GO) run ./cmd/flagops manager --enable-webhooks=false --insecure-no-auth
 
 .PHONY: docker-build
-docker-build: ## Build the container image (needs a Docker engine).
-	docker build -t $(IMG) .
+docker-build: ## Build the container image with a Docker engine, from the public base images and Go module proxy.
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+
+# make image: which base images (public, local stand-ins from hack/image-bases.sh, or auto:
+# public when they can be pulled), and where the builder gets Go modules (empty: this
+# machine's module cache, offline; else a GOPROXY value). docs/development.md.
+IMAGE_BASES ?= auto
+IMAGE_GOPROXY ?=
+
+.PHONY: image
+image: ## Build the image IMG (flagops:dev) from the Dockerfile with podman; offline if need be (IMAGE_BASES, IMAGE_GOPROXY).
+	IMG='$(IMG)' VERSION='$(VERSION)' IMAGE_BASES='$(IMAGE_BASES)' IMAGE_GOPROXY='$(IMAGE_GOPROXY)' hack/image-build.sh
+
+.PHONY: image-bases
+image-bases: ## Build (once, then cached) the local stand-ins for the Dockerfile's base images.
+	hack/image-bases.sh
+
+.PHONY: image-check
+image-check: ## Check the image IMG: user 65532, no shell, its version, serve --dir through a published port; print its size.
+	IMG='$(IMG)' hack/image-check.sh
 
 ##@ Local cluster
 
