@@ -305,7 +305,7 @@ pause_image() {
 		ctx=$(mktemp -d)
 		cp "$bin/pause" "$ctx/pause"
 		printf 'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n' >"$ctx/Containerfile"
-		podman build -q -t "$PAUSE_IMAGE" "$ctx" >/dev/null 2>&1
+		podman build -q --network none -t "$PAUSE_IMAGE" "$ctx" >/dev/null 2>&1
 		rm -rf "$ctx"
 	fi
 	import_image "$PAUSE_IMAGE"

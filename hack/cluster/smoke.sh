@@ -27,7 +27,7 @@ podman tag "$image" localhost/flagops:smoke
 ctx=$(mktemp -d)
 cp "$(command -v kubectl)" "$ctx/kubectl"
 printf 'FROM scratch\nCOPY kubectl /kubectl\nUSER 65532:65532\nENTRYPOINT ["/kubectl"]\n' >"$ctx/Containerfile"
-podman build -q -t localhost/flagops-cluster/kubectl:smoke "$ctx" >/dev/null 2>&1
+podman build -q --network none -t localhost/flagops-cluster/kubectl:smoke "$ctx" >/dev/null 2>&1
 rm -rf "$ctx"
 "$cluster" import localhost/flagops:smoke localhost/flagops-cluster/kubectl:smoke
 
