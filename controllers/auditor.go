@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -456,21 +457,31 @@ func (a *Auditor) release(ctx context.Context, v auditVersion) error {
 
 // save writes ck as the AuditCheckpoint of v's object. A conflict means that another leader
 // moved it: the checkpoint is read again, and the version is audited again from it.
+//
+// A checkpoint deleted meanwhile is created again. In a namespace being deleted, the
+// namespace controller deletes the checkpoints and nothing can be created any more: ck is
+// then kept in memory only, so that the records are still sent and the deleted objects
+// released, at least once rather than exactly once (a successor leader has no checkpoint
+// to follow).
 func (a *Auditor) save(ctx context.Context, v auditVersion, ck *checkpoint) error {
 	ck.namespace, ck.name = v.obj.GetNamespace(), checkpointName(v.kind, v.obj.GetUID())
 	obj, err := ck.encode(v.kind, v.obj)
 	if err != nil {
 		return err
 	}
-	if ck.resourceVersion == "" {
-		err = a.Client.Create(ctx, obj, client.FieldOwner(FieldOwner))
-	} else {
+	if ck.resourceVersion != "" {
 		err = a.Client.Update(ctx, obj, client.FieldOwner(FieldOwner))
 	}
-	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
-		return a.reload(ctx, v, err)
+	if ck.resourceVersion == "" || apierrors.IsNotFound(err) {
+		obj.ResourceVersion = ""
+		err = a.Client.Create(ctx, obj, client.FieldOwner(FieldOwner))
 	}
-	if err != nil {
+	switch {
+	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
+		return a.reload(ctx, v, err)
+	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		obj.ResourceVersion = ""
+	case err != nil:
 		return fmt.Errorf("failed to write the audit checkpoint %s/%s: %w", ck.namespace, ck.name, err)
 	}
 	ck.resourceVersion = obj.ResourceVersion

@@ -24,6 +24,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -187,6 +188,30 @@ var _ = Describe("The Auditor", func() {
 		}).Should(BeTrue())
 		rec := recordOf(auditSink, ns, audit.ActionUserOverrideDeleted)
 		Expect(rec.Before).To(HaveKeyWithValue("beta.dash", MatchJSON(`{"enabled":true}`)))
+	})
+
+	It("records the deletions when the whole namespace is deleted, and lets the flags go", func() {
+		// The namespace controller deletes everything in a namespace being deleted, the
+		// AuditCheckpoints first (they have no finalizer), and nothing can be created there
+		// any more. envtest runs no namespace controller, so the test does its part.
+		ns := newNamespace()
+		f := boolFlag(ns, "beta.dash", false)
+		Expect(k8sClient.Create(ctx, f)).To(Succeed())
+		o := userOverride(ns, "pilot", "user-1", entry("beta.dash", true))
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		settled(f)
+		settled(o)
+		Expect(k8sClient.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		Expect(k8sClient.DeleteAllOf(ctx, &v1.AuditCheckpoint{}, client.InNamespace(ns))).To(Succeed())
+		Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, f)).To(Succeed())
+		for _, obj := range []client.Object{f, o} {
+			Eventually(func() bool {
+				return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj.DeepCopyObject().(client.Object)))
+			}).Should(BeTrue(), "%s keeps its audit finalizer", obj.GetName())
+		}
+		Expect(actionsOf(auditSink, ns, "beta.dash")).To(Equal([]audit.Action{audit.ActionFlagCreated, audit.ActionFlagDeleted}))
+		Expect(actionsOf(auditSink, ns, "pilot")).To(Equal([]audit.Action{audit.ActionUserOverrideCreated, audit.ActionUserOverrideDeleted}))
 	})
 })
 
