@@ -153,7 +153,7 @@ cluster-up: ## Start a one-node cluster on this machine, offline (root; docs/dev
 .PHONY: e2e
 e2e: image ## Run the end-to-end suite in the local cluster (up if down; E2E_DOWN=1 brings it down after) on the image flagops:dev.
 	@[ '$(IMG)' = flagops:dev ] || { echo "error: the suite runs localhost/flagops:dev; leave IMG alone" >&2; exit 1; }
-	E2E_DOWN='$(E2E_DOWN)' $(GO) test -tags e2e -count=1 -timeout 40m ./test/e2e-cluster/ -ginkgo.v $(TESTFLAGS)
+	E2E_DOWN='$(E2E_DOWN)' $(GO) test -tags e2e -count=1 -timeout 40m ./test/e2e-cluster/ -v -ginkgo.v $(TESTFLAGS)
 
 .PHONY: cluster-smoke
 cluster-smoke: ## Bring the local cluster up, run the image $(IMG) in it behind a Service, check, bring it down.
