@@ -127,6 +127,8 @@ docker-build: ## Build the container image with a Docker engine, from the public
 # machine's module cache, offline; else a GOPROXY value). docs/development.md.
 IMAGE_BASES ?= auto
 IMAGE_GOPROXY ?=
+# make e2e: 1 brings the local cluster down after the suite.
+E2E_DOWN ?=
 
 .PHONY: image
 image: ## Build the image IMG (flagops:dev) from the Dockerfile with podman; offline if need be (IMAGE_BASES, IMAGE_GOPROXY).
@@ -145,6 +147,13 @@ image-check: ## Check the image IMG: user 65532, no shell, its version, serve --
 .PHONY: cluster-up
 cluster-up: ## Start a one-node cluster on this machine, offline (root; docs/development.md).
 	hack/cluster/cluster.sh up
+
+# The end-to-end suite in the local cluster (test/e2e-cluster, build tag e2e): brings the
+# cluster up if it is down and leaves it up unless E2E_DOWN=1 (docs/development.md).
+.PHONY: e2e
+e2e: image ## Run the end-to-end suite in the local cluster (up if down; E2E_DOWN=1 brings it down after) on the image flagops:dev.
+	@[ '$(IMG)' = flagops:dev ] || { echo "error: the suite runs localhost/flagops:dev; leave IMG alone" >&2; exit 1; }
+	E2E_DOWN='$(E2E_DOWN)' $(GO) test -tags e2e -count=1 -timeout 40m ./test/e2e-cluster/ -v -ginkgo.v $(TESTFLAGS)
 
 .PHONY: cluster-smoke
 cluster-smoke: ## Bring the local cluster up, run the image $(IMG) in it behind a Service, check, bring it down.

@@ -257,6 +257,19 @@ stop() {
 	rm -f "$pids/$name.pid"
 }
 
+# write_config FILE writes its standard input to FILE only when that changes FILE: kube-proxy
+# exits when its configuration file is written, so a second `up` must leave it alone.
+write_config() {
+	local tmp
+	tmp=$(mktemp "$1.XXXXXX")
+	cat >"$tmp"
+	if cmp -s "$tmp" "$1"; then
+		rm -f "$tmp"
+	else
+		mv -f "$tmp" "$1"
+	fi
+}
+
 # wait_for WHAT SECONDS CMD... polls CMD until it succeeds.
 wait_for() {
 	local what=$1 secs=$2 deadline
@@ -358,7 +371,7 @@ up() {
 	pause_image
 
 	log "starting kube-proxy and the kubelet"
-	cat >"$state/kube-proxy.yaml" <<EOF
+	write_config "$state/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
@@ -375,7 +388,7 @@ healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 EOF
 	start kube-proxy "$bin/kube-proxy" --config "$state/kube-proxy.yaml"
-	cat >"$state/kubelet.yaml" <<EOF
+	write_config "$state/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $API_IP
