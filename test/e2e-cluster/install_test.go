@@ -171,14 +171,10 @@ var _ = Describe("flagops installed in the local cluster", Ordered, func() {
 	Describe("the evaluator behind its Service", evaluatorSpecs)
 	Describe("the aggregated roles", roleSpecs)
 	It("elects a new leader within 30 s when the leader's pod is deleted, and the audit trail has no gap and no duplicate", failoverSpec)
-	// Pending: deleting a namespace that still holds flags hangs. The namespace controller
-	// deletes the flags' AuditCheckpoints (they have no finalizer) while the flags wait for
-	// the audit finalizer; the leader then fails for ever to update the checkpoint before
-	// recording the deletion ("failed to write the audit checkpoint ...: not found"; creating
-	// it again is forbidden in a terminating namespace), so the finalizer is never released
-	// and the namespace stays Terminating. Seen in this cluster on 2026-12-04; to fix in
-	// controllers/auditor.go, then enable this spec.
-	PIt("deletes a namespace that holds flags (the audit finalizers are released)", func() {
+	// The namespace controller deletes the flags' AuditCheckpoints while the flags wait for
+	// the audit finalizer, and nothing can be created in a terminating namespace: the leader
+	// must still record the deletions and release the flags (it once failed for ever here).
+	It("deletes a namespace that holds flags (the audit finalizers are released)", func() {
 		ns := newNamespace("e2e-nsdelete-")
 		Expect(k8s.Create(ctx, boolFlag(ns, "nsdelete.flag"))).To(Succeed())
 		Eventually(func(g Gomega) []string {
@@ -228,9 +224,8 @@ func suiteNamespaces(g Gomega) []corev1.Namespace {
 // config/default made with `kubectl delete -k`, and checks that nothing is left: no object
 // of the suite, no flagops CRD, nothing labelled app.kubernetes.io/part-of=flagops.
 //
-// The objects go before their namespaces because deleting a namespace that still holds
-// flags leaves it Terminating for ever (see the pending spec "deletes a namespace that
-// holds flags").
+// The objects go before their namespaces, so that every deletion is recorded with its
+// checkpoint ("deletes a namespace that holds flags" checks the other way).
 func uninstall() {
 	GinkgoHelper()
 	for _, n := range suiteNamespaces(Default) {
