@@ -1,6 +1,9 @@
 package evaluator
 
-import "strings"
+import (
+	"cmp"
+	"strings"
+)
 
 // OverrideCursor is a position in the overrides of one flag: the listing
 // continues with the first entry after it in (kind, subject id, object
@@ -11,24 +14,9 @@ type OverrideCursor struct {
 	Name      string      `json:"name"`
 }
 
-func (c OverrideCursor) pos() string { return posKey(c.Kind, c.SubjectID, c.Name) }
-
-// posKey encodes (kind, subject, name) as a string that sorts like the
-// tuple: each part ends with "\x00\x00", and a NUL inside a part becomes
-// "\x00\xff", so a part that is a prefix of another sorts first and no two
-// tuples share an encoding.
-func posKey(kind SubjectKind, subject, name string) string {
-	var b strings.Builder
-	b.Grow(len(kind) + len(subject) + len(name) + 6)
-	for _, part := range [3]string{string(kind), subject, name} {
-		if strings.IndexByte(part, 0) < 0 {
-			b.WriteString(part)
-		} else {
-			b.WriteString(strings.ReplaceAll(part, "\x00", "\x00\xff"))
-		}
-		b.WriteString("\x00\x00")
-	}
-	return b.String()
+// compare orders cursors by (kind, subject id, object name).
+func (c OverrideCursor) compare(d OverrideCursor) int {
+	return cmp.Or(strings.Compare(string(c.Kind), string(d.Kind)), strings.Compare(c.SubjectID, d.SubjectID), strings.Compare(c.Name, d.Name))
 }
 
 // cursorOf returns the position of an entry.

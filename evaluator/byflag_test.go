@@ -345,10 +345,10 @@ func compareTuple(a, b OverrideCursor) int {
 	return cmp.Or(strings.Compare(string(a.Kind), string(b.Kind)), strings.Compare(a.SubjectID, b.SubjectID), strings.Compare(a.Name, b.Name))
 }
 
-// TestPosKeySortsLikeTheTuple checks that position strings sort like
-// (kind, subject, name), also for parts that contain NUL bytes or are
-// prefixes of each other, and that distinct tuples never share one.
-func TestPosKeySortsLikeTheTuple(t *testing.T) {
+// TestCursorsSortLikeTheTuple checks that cursors sort like (kind, subject,
+// name), also for parts that contain NUL bytes or are prefixes of each
+// other.
+func TestCursorsSortLikeTheTuple(t *testing.T) {
 	parts := []string{"", "a", "a\x00", "a\x00b", "a\x01", "ab", "b", "\x00", "\x00\xff", "\xff", "a\x00\x00"}
 	var cs []OverrideCursor
 	for _, k := range []SubjectKind{SubjectDevice, SubjectUser} {
@@ -360,8 +360,8 @@ func TestPosKeySortsLikeTheTuple(t *testing.T) {
 	}
 	for _, a := range cs {
 		for _, b := range cs {
-			if got, want := strings.Compare(a.pos(), b.pos()), compareTuple(a, b); got != want {
-				t.Fatalf("%q vs %q: position strings compare %d, tuples %d", a, b, got, want)
+			if got, want := a.compare(b), compareTuple(a, b); got != want {
+				t.Fatalf("%q vs %q: cursors compare %d, tuples %d", a, b, got, want)
 			}
 		}
 	}

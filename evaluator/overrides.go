@@ -3,7 +3,6 @@ package evaluator
 import (
 	"encoding/json"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -159,8 +158,8 @@ func (n Namespace) FlagOverrides(key string, after *OverrideCursor, limit int) F
 	}
 	page.FlagExists = n.st.flags[key] != nil
 	type item struct {
-		pos string
-		e   *objEntry
+		at OverrideCursor
+		e  *objEntry
 	}
 	var items []item
 	n.st.objs.each(func(sh *objShard) {
@@ -168,18 +167,18 @@ func (n Namespace) FlagOverrides(key string, after *OverrideCursor, limit int) F
 			for i := range obj.entries {
 				if e := &obj.entries[i]; e.key == key {
 					// An object has at most one entry per key.
-					items = append(items, item{posKey(obj.ov.Kind, obj.ov.SubjectID, obj.ov.Name), e})
+					items = append(items, item{cursorOf(e), e})
 					break
 				}
 			}
 		}
 	})
 	page.Total = len(items)
-	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.pos, b.pos) })
+	slices.SortFunc(items, func(a, b item) int { return a.at.compare(b.at) })
 	start := 0
 	if after != nil {
 		var found bool
-		start, found = slices.BinarySearchFunc(items, after.pos(), func(it item, pos string) int { return strings.Compare(it.pos, pos) })
+		start, found = slices.BinarySearchFunc(items, *after, func(it item, c OverrideCursor) int { return it.at.compare(c) })
 		if found {
 			start++
 		}
@@ -187,8 +186,7 @@ func (n Namespace) FlagOverrides(key string, after *OverrideCursor, limit int) F
 	end := len(items)
 	if limit > 0 && start+limit < end {
 		end = start + limit
-		next := cursorOf(items[end-1].e)
-		page.Next = &next
+		page.Next = &items[end-1].at
 	}
 	now := n.now()
 	for _, it := range items[start:end] {
