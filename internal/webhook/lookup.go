@@ -60,15 +60,11 @@ func (l lookup) flag(ctx context.Context, ns, key string) (*v1.FeatureFlag, erro
 	case err != nil && !apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("failed to get FeatureFlag %s/%s: %w", ns, key, err)
 	}
-	list = &v1.FeatureFlagList{}
-	if err := l.api.List(ctx, list, client.InNamespace(ns)); err != nil {
-		return nil, fmt.Errorf("failed to list the FeatureFlags of namespace %q: %w", ns, err)
+	flags, err := l.apiFlagsWithKey(ctx, ns, key)
+	if err != nil || len(flags) == 0 {
+		return nil, err
 	}
-	list.Items = slices.DeleteFunc(list.Items, func(f v1.FeatureFlag) bool { return adapt.FlagKey(&f) != key })
-	if len(list.Items) == 0 {
-		return nil, nil
-	}
-	return served(list.Items), nil
+	return served(flags), nil
 }
 
 // flagsWithKey returns the FeatureFlags of namespace ns in the cache that have key. When the
@@ -79,6 +75,13 @@ func (l lookup) flagsWithKey(ctx context.Context, ns, key string) ([]v1.FeatureF
 	if err := l.cache.List(ctx, list, client.InNamespace(ns), client.MatchingFields{controllers.IndexKey: key}); err == nil {
 		return list.Items, nil
 	}
+	return l.apiFlagsWithKey(ctx, ns, key)
+}
+
+// apiFlagsWithKey lists the FeatureFlags of namespace ns from the API server, which has no
+// field selector on the key, and keeps those that have key.
+func (l lookup) apiFlagsWithKey(ctx context.Context, ns, key string) ([]v1.FeatureFlag, error) {
+	list := &v1.FeatureFlagList{}
 	if err := l.api.List(ctx, list, client.InNamespace(ns)); err != nil {
 		return nil, fmt.Errorf("failed to list the FeatureFlags of namespace %q: %w", ns, err)
 	}
