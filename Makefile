@@ -14,11 +14,13 @@ KUSTOMIZE_VERSION ?= v5.8.1
 # the binary `golangci-lint custom` builds, installed by `go install` from the module proxy
 # instead of a git clone of golangci-lint, and with its own go.mod, not ours.
 KUBE_API_LINTER_VERSION ?= v0.0.0-20260716143926-092fe0c72997
+KUBE_SCORE_VERSION ?= v1.20.0
 
 LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 KUBE_API_LINTER ?= $(LOCALBIN)/golangci-lint-kube-api-linter-$(KUBE_API_LINTER_VERSION)
+KUBE_SCORE ?= $(LOCALBIN)/kube-score-$(KUBE_SCORE_VERSION)
 
 GO ?= go
 # Packages under test: everything in the main module. The modules under hack/envtest are
@@ -63,6 +65,11 @@ vet: ## Run go vet on the code.
 .PHONY: lint
 lint: kube-api-linter ## Check the API types against the Kubernetes API conventions (kube-api-linter; settings and reasons in hack/kube-api-linter.yaml).
 	$(KUBE_API_LINTER) run -c hack/kube-api-linter.yaml ./api/...
+
+.PHONY: kube-score
+kube-score: kustomize kube-score-bin ## Check config/default with kube-score; a finding fails unless fixed or ignored with a reason (kube-score/ignore).
+	$(KUSTOMIZE) build config/default | $(KUBE_SCORE) score --output-format ci --exit-one-on-warning - \
+		| { grep -v '^\[OK\]\|^\[SKIPPED\]' || echo "kube-score: no findings"; }
 
 .PHONY: tidy
 tidy: ## Tidy go.mod and go.sum.
@@ -197,6 +204,11 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 kustomize: $(KUSTOMIZE) ## Install kustomize into ./bin.
 $(KUSTOMIZE): | $(LOCALBIN)
 	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+.PHONY: kube-score-bin
+kube-score-bin: $(KUBE_SCORE) ## Install kube-score into ./bin.
+$(KUBE_SCORE): | $(LOCALBIN)
+	$(call go-install-tool,$(KUBE_SCORE),github.com/zegl/kube-score/cmd/kube-score,$(KUBE_SCORE_VERSION))
 
 .PHONY: kube-api-linter
 kube-api-linter: $(KUBE_API_LINTER) ## Install golangci-lint with kube-api-linter into ./bin.

@@ -274,7 +274,12 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "flagops-manager.flagops.dev",
 		LeaderElectionNamespace: o.leaderElectionNS,
-		Cache:                   cache.Options{DefaultNamespaces: namespaces, DefaultTransform: controllers.StripForCache},
+		// A leader that stops releases the Lease, so that the other replica takes over within
+		// its retry period instead of waiting out the Lease. It is safe because the manager
+		// releases it only after every leader-only runnable has returned (the Auditor waits
+		// for its workers, the controllers for their reconciles), and the process then exits.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cache.Options{DefaultNamespaces: namespaces, DefaultTransform: controllers.StripForCache},
 	}
 	if o.enableWebhooks {
 		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{

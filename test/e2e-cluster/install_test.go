@@ -168,6 +168,7 @@ var _ = Describe("flagops installed in the local cluster", Ordered, func() {
 		}).Should(Succeed())
 	})
 
+	It("ships defaults kube-score accepts, and a PodDisruptionBudget that allows one disruption", defaultsSpec)
 	Describe("the evaluator behind its Service", evaluatorSpecs)
 	Describe("the aggregated roles", roleSpecs)
 	It("elects a new leader within 30 s when the leader's pod is deleted, and the audit trail has no gap and no duplicate", failoverSpec)
@@ -187,6 +188,7 @@ var _ = Describe("flagops installed in the local cluster", Ordered, func() {
 			return apierrors.IsNotFound(k8s.Get(ctx, types.NamespacedName{Name: ns}, &corev1.Namespace{}))
 		}).Should(BeTrue(), "namespace %s stays Terminating", ns)
 	})
+	It("reports what the pods used, each under its memory limit", usageSpec)
 	It("uninstalls with kubectl delete -k, leaving no finalizer stuck and nothing behind", func() {
 		start := time.Now()
 		uninstall()
