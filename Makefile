@@ -48,7 +48,7 @@ help: ## Show this help.
 
 .PHONY: manifests
 manifests: controller-gen ## Generate CRDs, RBAC and webhook configurations from the API types and kubebuilder markers.
-	$(CONTROLLER_GEN) rbac:roleName=flagops-manager-role crd:allowDangerousTypes=false webhook paths="./api/..." paths="./controllers/..." paths="./internal/webhook/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac output:webhook:artifacts:config=config/webhook
+	$(CONTROLLER_GEN) rbac:roleName=flagops-manager-role crd:allowDangerousTypes=false webhook paths="./api/..." paths="./controllers/..." paths="./internal/webhook/..." paths="./internal/certs/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac output:webhook:artifacts:config=config/webhook
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods for the API types.
@@ -77,7 +77,7 @@ tidy: ## Tidy go.mod and go.sum.
 
 .PHONY: verify
 verify: manifests generate fmt tidy kustomize ## Regenerate everything, check the kustomizations build, and fail if the tree is dirty.
-	@for k in config/default config/crd config/samples config/sidecar config/evaluator; do \
+	@for k in config/default config/overlays/certmanager config/crd config/samples config/sidecar config/evaluator; do \
 		$(KUSTOMIZE) build $$k >/dev/null || { echo "error: kustomize build $$k failed" >&2; exit 1; }; \
 	done
 	@if [ -n "$$(git status --porcelain)" ]; then \

@@ -23,6 +23,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -45,6 +47,7 @@ import (
 	"github.com/flagops/flagops/controllers"
 	"github.com/flagops/flagops/evaluator"
 	"github.com/flagops/flagops/internal/audit"
+	"github.com/flagops/flagops/internal/certs"
 	"github.com/flagops/flagops/internal/stamp"
 	flagopswebhook "github.com/flagops/flagops/internal/webhook"
 )
@@ -81,6 +84,7 @@ type managerOptions struct {
 	stampKeyFile     string
 	webhookPort      int
 	webhookCertDir   string
+	certs            certs.Options
 	evaluatorAddr    string
 	defaultNamespace string
 	access           deviceAccess
@@ -137,6 +141,7 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 		"Port the admission webhook server listens on.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "",
 		"Directory holding the webhook server's tls.crt and tls.key. Empty means controller-runtime's default, <temp-dir>/k8s-webhook-server/serving-certs.")
+	o.certs.Bind(fs)
 	fs.StringVar(&o.evaluatorAddr, "evaluator-bind-address", "0",
 		"Address the evaluator's HTTP API (OFREP, native API, event streams, /readyz) binds to on every replica, e.g. 127.0.0.1:8080 for development. 0, the default, disables it: devices are served by `flagops evaluator`, which can only read the cluster (docs/deploy.md).")
 	o.access.bind(fs)
@@ -149,6 +154,11 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 	}
 	if o.enableWebhooks && (o.webhookPort < 1 || o.webhookPort > 65535) {
 		return nil, fmt.Errorf("--webhook-port: %d is not a port number (1 to 65535)", o.webhookPort)
+	}
+	if o.enableWebhooks {
+		if err := o.certs.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	if o.evaluatorAddr == "" {
 		return nil, errors.New("--evaluator-bind-address: empty address (use 0 to disable the evaluator server)")
@@ -187,6 +197,15 @@ func (o *managerOptions) stampKeys() (*stamp.Keys, error) {
 		return nil, nil
 	}
 	return stamp.LoadKeys(o.stampKeyFile)
+}
+
+// webhookCertDirOrDefault is --webhook-cert-dir, or where controller-runtime's webhook
+// server reads its certificate when the flag is empty.
+func (o *managerOptions) webhookCertDirOrDefault() string {
+	if o.webhookCertDir != "" {
+		return o.webhookCertDir
+	}
+	return filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
 }
 
 // namespaces returns the cache's namespaces of --watch-namespaces: nil for every namespace.
@@ -281,13 +300,19 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         cache.Options{DefaultNamespaces: namespaces, DefaultTransform: controllers.StripForCache},
 	}
+	// certsReady is closed once the webhook server's certificate is mounted; with
+	// --webhook-certs=external it is there from the start.
+	certsReady := make(chan struct{})
+	if !o.certs.Self() {
+		close(certsReady)
+	}
 	if o.enableWebhooks {
-		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{
+		mgrOpts.WebhookServer = certs.WaitFor(webhook.NewServer(webhook.Options{
 			Port:    o.webhookPort,
 			CertDir: o.webhookCertDir,
 			// HTTP/2 is disabled for the same reason as for metrics.
 			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
-		})
+		}), certsReady)
 	}
 	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
@@ -310,6 +335,17 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		r := &evaluatorRunnable{srv: newEvaluatorHTTPServer(o.evaluatorAddr, o.defaultNamespace, store, syncer, &o.access, &o.streams, elog), log: elog, access: &o.access}
 		if err := mgr.Add(r); err != nil {
 			log.Error(err, "Unable to set up the evaluator server")
+			return 1
+		}
+	}
+	if o.enableWebhooks && o.certs.Self() {
+		ns, err := certs.Namespace()
+		if err != nil {
+			log.Error(err, "Unable to set up the webhook certificates")
+			return 1
+		}
+		if err := certs.Setup(mgr, o.certs, ns, o.webhookCertDirOrDefault(), certsReady); err != nil {
+			log.Error(err, "Unable to set up the webhook certificates")
 			return 1
 		}
 	}

@@ -49,17 +49,13 @@ const (
 )
 
 // install applies config/default through the overlay, as a user would with
-// `kubectl apply --server-side -k`, after creating the Secrets it needs: the webhook serving
-// certificate (cert-manager's job in config/default), the audit stamp key and the
-// evaluator's token keys. It then puts the CA into the webhook configurations.
+// `kubectl apply --server-side -k`, after creating the Secrets it needs: the audit stamp key
+// and the evaluator's token keys. The manager provisions the webhook certificate itself.
 func install() {
 	GinkgoHelper()
-	caPEM, certPEM, keyPEM := webhookCerts()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: system}}
 	Expect(client.IgnoreAlreadyExists(k8s.Create(ctx, ns))).To(Succeed())
 	secrets := []*corev1.Secret{
-		{ObjectMeta: metav1.ObjectMeta{Name: "flagops-webhook-server-cert", Namespace: system}, Type: corev1.SecretTypeTLS,
-			Data: map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM, "ca.crt": caPEM}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "flagops-audit-stamp-key", Namespace: system},
 			Data: map[string][]byte{"key": []byte("e2e-stamp-key-0123456789abcdef0123456789abcdef")}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "flagops-evaluator-keys", Namespace: system},
@@ -69,19 +65,6 @@ func install() {
 		Expect(k8s.Create(ctx, s)).To(Succeed(), "secret %s", s.Name)
 	}
 	run("kubectl", "apply", "--server-side", "--field-manager=e2e", "-k", overlay)
-
-	var mwc admissionv1.MutatingWebhookConfiguration
-	Expect(k8s.Get(ctx, types.NamespacedName{Name: "flagops-mutating-webhook-configuration"}, &mwc)).To(Succeed())
-	for i := range mwc.Webhooks {
-		mwc.Webhooks[i].ClientConfig.CABundle = caPEM
-	}
-	Expect(k8s.Update(ctx, &mwc)).To(Succeed())
-	var vwc admissionv1.ValidatingWebhookConfiguration
-	Expect(k8s.Get(ctx, types.NamespacedName{Name: "flagops-validating-webhook-configuration"}, &vwc)).To(Succeed())
-	for i := range vwc.Webhooks {
-		vwc.Webhooks[i].ClientConfig.CABundle = caPEM
-	}
-	Expect(k8s.Update(ctx, &vwc)).To(Succeed())
 }
 
 // readyReplicas is the number of ready replicas of a Deployment in flagops-system.
@@ -128,6 +111,8 @@ func boolFlag(ns, key string) *v1.FeatureFlag {
 // The specs run in this order, in one ordered container: each needs what the previous made,
 // and a failure skips the rest (the next run's BeforeSuite removes what is left).
 var _ = Describe("flagops installed in the local cluster", Ordered, func() {
+	// firstCert is the webhook serving certificate presented right after the install.
+	var firstCert string
 	It("installs with kubectl apply -k: two ready managers, one leader, the webhooks serve", func() {
 		start := time.Now()
 		install()
@@ -166,6 +151,7 @@ var _ = Describe("flagops installed in the local cluster", Ordered, func() {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(good), &f)).To(Succeed())
 			g.Expect(meta.IsStatusConditionTrue(f.Status.Conditions, v1.ConditionReady)).To(BeTrue(), "conditions %+v", f.Status.Conditions)
 		}).Should(Succeed())
+		Eventually(func(g Gomega) { firstCert = servedWebhookCert(g) }).Should(Succeed())
 	})
 
 	It("ships defaults kube-score accepts, and a PodDisruptionBudget that allows one disruption", defaultsSpec)
@@ -188,6 +174,7 @@ var _ = Describe("flagops installed in the local cluster", Ordered, func() {
 			return apierrors.IsNotFound(k8s.Get(ctx, types.NamespacedName{Name: ns}, &corev1.Namespace{}))
 		}).Should(BeTrue(), "namespace %s stays Terminating", ns)
 	})
+	It("renews the webhook certificate it made itself, and the webhooks keep serving", webhookCertSpec(func() string { return firstCert }))
 	It("reports what the pods used, each under its memory limit", usageSpec)
 	It("uninstalls with kubectl delete -k, leaving no finalizer stuck and nothing behind", func() {
 		start := time.Now()
