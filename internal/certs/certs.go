@@ -166,7 +166,7 @@ func Namespace() (string, error) {
 	}
 	b, err := os.ReadFile(serviceAccountNamespace)
 	if err != nil {
-		return "", fmt.Errorf("the manager cannot tell its namespace, which holds the webhook certificate Secret: set %s (or run in a pod with a service account): %w", namespaceEnv, err)
+		return "", fmt.Errorf("the manager cannot tell its namespace, which holds the webhook certificate Secret: set %s, run in a pod with a service account, or pass --webhook-certs=external with certificates of your own: %w", namespaceEnv, err)
 	}
 	return strings.TrimSpace(string(b)), nil
 }
