@@ -77,7 +77,7 @@ tidy: ## Tidy go.mod and go.sum.
 
 .PHONY: verify
 verify: manifests generate fmt tidy kustomize ## Regenerate everything, check the kustomizations build, and fail if the tree is dirty.
-	@for k in config/default config/overlays/certmanager config/crd config/samples config/sidecar config/evaluator; do \
+	@for k in config/default config/overlays/certmanager config/crd config/samples config/samples/sidecar-app config/evaluator; do \
 		$(KUSTOMIZE) build $$k >/dev/null || { echo "error: kustomize build $$k failed" >&2; exit 1; }; \
 	done
 	@if [ -n "$$(git status --porcelain)" ]; then \
@@ -102,10 +102,10 @@ $(OFREPWEB_HARNESS): test/ofrepweb/package-lock.json
 	cd test/ofrepweb && npm ci --no-audit --no-fund --loglevel=error
 
 .PHONY: test
-test: manifests generate fmt vet $(OFREP_HARNESS) $(OFREPWEB_HARNESS) ## Run every test, on a real kube-apiserver and etcd built by hack/setup-envtest.sh.
+test: manifests generate fmt vet kustomize $(OFREP_HARNESS) $(OFREPWEB_HARNESS) ## Run every test, on a real kube-apiserver and etcd built by hack/setup-envtest.sh.
 	@assets="$$(hack/setup-envtest.sh)"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
-	KUBEBUILDER_ASSETS="$$assets" $(GO) test $(PKGS) -coverprofile cover.out $(TESTFLAGS)
+	KUBEBUILDER_ASSETS="$$assets" KUSTOMIZE="$(KUSTOMIZE)" $(GO) test $(PKGS) -coverprofile cover.out $(TESTFLAGS)
 
 .PHONY: demo
 demo: ## Run flagops on a local control plane (CRDs, webhooks, manager, samples) and print commands to try; Ctrl-C stops it.

@@ -22,6 +22,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -32,6 +33,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
@@ -83,12 +85,131 @@ func container(t *testing.T, d *appsv1.Deployment, name string) *corev1.Containe
 	return nil
 }
 
-// TestSidecarPatch checks the sidecar of config/sidecar: its evaluator listens on the
+// kustomizeBuild runs `kustomize build dir` with the kustomize that `make test` installs
+// (its path in $KUSTOMIZE) and returns the objects.
+func kustomizeBuild(t *testing.T, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	bin := os.Getenv("KUSTOMIZE")
+	if bin == "" {
+		t.Fatal("KUSTOMIZE is not set: run the tests with `make test`, which installs kustomize")
+	}
+	out, err := exec.Command(bin, "build", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v\n%s", dir, err, out)
+	}
+	f := filepath.Join(t.TempDir(), "built.yaml")
+	writeFileAtomic(t, f, string(out))
+	objs, err := testenv.ReadObjects(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+// sidecarApp builds, as a user would, an application's kustomization in a directory
+// outside this repository that uses the component config/sidecar: two Deployments, one
+// annotated flagops.dev/sidecar: "true". It returns the built objects by kind and name.
+func sidecarApp(t *testing.T) map[string]*unstructured.Unstructured {
+	t.Helper()
+	component, err := filepath.Abs(filepath.Join("..", "..", "config", "sidecar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := t.TempDir()
+	rel, err := filepath.Rel(app, component)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployment := func(name, annotations string) string {
+		return `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ` + name + annotations + `
+spec:
+  selector:
+    matchLabels: {app: ` + name + `}
+  template:
+    metadata:
+      labels: {app: ` + name + `}
+    spec:
+      containers:
+      - name: app
+        image: ` + name + `:1.0.0
+`
+	}
+	writeFileAtomic(t, filepath.Join(app, "deployment.yaml"), deployment("my-app", "\n  annotations:\n    flagops.dev/sidecar: \"true\"")+
+		"---\n"+deployment("other-app", ""))
+	writeFileAtomic(t, filepath.Join(app, "kustomization.yaml"), "namespace: shop\nresources:\n- deployment.yaml\ncomponents:\n- "+rel+"\n")
+	out := map[string]*unstructured.Unstructured{}
+	for _, o := range kustomizeBuild(t, app) {
+		if o.GetNamespace() != "shop" {
+			t.Errorf("%s %s: namespace %q, want the app's, shop", o.GetKind(), o.GetName(), o.GetNamespace())
+		}
+		out[o.GetKind()+"/"+o.GetName()] = o
+	}
+	return out
+}
+
+func deploymentOf(t *testing.T, objs map[string]*unstructured.Unstructured, name string) *appsv1.Deployment {
+	t.Helper()
+	o, ok := objs["Deployment/"+name]
+	if !ok {
+		t.Fatalf("no Deployment %s in the built app", name)
+	}
+	var d appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d); err != nil {
+		t.Fatal(err)
+	}
+	return &d
+}
+
+// TestSidecarComponent builds an application's kustomization outside this repository with
+// the component config/sidecar: the annotated Deployment gets the sidecar as a native
+// sidecar that must be ready before the application starts, the other is untouched, and
+// the ServiceAccount, Role and RoleBinding land in the app's namespace.
+func TestSidecarComponent(t *testing.T) {
+	objs := sidecarApp(t)
+	for _, k := range []string{"ServiceAccount/flagops-sidecar", "Role/flagops-sidecar", "RoleBinding/flagops-sidecar"} {
+		if _, ok := objs[k]; !ok {
+			t.Errorf("the built app has no %s", k)
+		}
+	}
+	other := deploymentOf(t, objs, "other-app")
+	if len(other.Spec.Template.Spec.InitContainers) != 0 || other.Spec.Template.Spec.ServiceAccountName != "" || len(other.Spec.Template.Spec.Volumes) != 0 {
+		t.Errorf("the Deployment without the annotation was changed: %+v", other.Spec.Template.Spec)
+	}
+	d := deploymentOf(t, objs, "my-app")
+	if got := d.Spec.Template.Spec.ServiceAccountName; got != "flagops-sidecar" {
+		t.Errorf("serviceAccountName = %q, want flagops-sidecar", got)
+	}
+	if len(d.Spec.Template.Spec.Containers) != 1 || d.Spec.Template.Spec.Containers[0].Name != "app" {
+		t.Errorf("the application's containers changed: %+v", d.Spec.Template.Spec.Containers)
+	}
+	c := initContainer(t, d, "flagops")
+	if c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		t.Errorf("the sidecar is not a native sidecar (restartPolicy %v)", c.RestartPolicy)
+	}
+	if c.StartupProbe == nil || c.StartupProbe.HTTPGet == nil || c.StartupProbe.HTTPGet.Path != "/readyz" {
+		t.Errorf("the sidecar's startup probe %+v does not wait for /readyz, so the application could start before the flags are loaded", c.StartupProbe)
+	}
+}
+
+func initContainer(t *testing.T, d *appsv1.Deployment, name string) *corev1.Container {
+	t.Helper()
+	for i := range d.Spec.Template.Spec.InitContainers {
+		if c := &d.Spec.Template.Spec.InitContainers[i]; c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("Deployment %s has no init container %s", d.Name, name)
+	return nil
+}
+
+// TestSidecarPatch checks the sidecar that config/sidecar adds: its evaluator listens on the
 // loopback interface only, and the kubelet probes a separate probe server.
 func TestSidecarPatch(t *testing.T) {
-	var d appsv1.Deployment
-	manifest(t, "sidecar", "Deployment", "my-app", &d)
-	c := container(t, &d, "flagops")
+	d := deploymentOf(t, sidecarApp(t), "my-app")
+	c := initContainer(t, d, "flagops")
 	addr, set := flagValue(c.Args, "evaluator-bind-address")
 	if !set {
 		addr = "127.0.0.1:8080" // the default, pinned by TestBindDefaults
@@ -101,11 +222,12 @@ func TestSidecarPatch(t *testing.T) {
 		{"runs the sidecar", len(c.Args) > 0 && c.Args[0] == "sidecar"},
 		{fmt.Sprintf("the evaluator binds 127.0.0.1 (%s)", addr), strings.HasPrefix(addr, "127.0.0.1:")},
 		{"a probe server for the kubelet", probes != "" && probes != "0" && !strings.HasPrefix(probes, "127.")},
-		{"probes on the probe server", c.ReadinessProbe != nil && c.LivenessProbe != nil &&
-			c.ReadinessProbe.HTTPGet.Port.String() == "flagops-probes" && c.LivenessProbe.HTTPGet.Port.String() == "flagops-probes"},
+		{"probes on the probe server", c.ReadinessProbe != nil && c.LivenessProbe != nil && c.StartupProbe != nil &&
+			c.ReadinessProbe.HTTPGet.Port.String() == "flagops-probes" && c.LivenessProbe.HTTPGet.Port.String() == "flagops-probes" &&
+			c.StartupProbe.HTTPGet.Port.String() == "flagops-probes"},
 		{"no port for the evaluator", !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == 8080 })},
 		{"authentication on: no --insecure-no-auth", !slices.ContainsFunc(c.Args, func(a string) bool { return strings.Contains(a, "insecure-no-auth") })},
-		{"the keys file is in the mounted keys Secret", keysFromSecret(&d, c, "flagops-sidecar-keys")},
+		{"the keys file is in the mounted keys Secret", keysFromSecret(d, c, "flagops-sidecar-keys")},
 	}
 	for _, tt := range tests {
 		if !tt.ok {
