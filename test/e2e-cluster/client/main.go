@@ -20,6 +20,8 @@ limitations under the License.
 // FROM scratch holding only this static binary). Its arguments are triples URL TOKEN BODY:
 // for each it POSTs BODY as JSON to URL with the bearer TOKEN and prints one line, the
 // status code, a space and the response body on one line. It exits 1 on a transport error.
+// With CLIENT_THEN_WAIT=1 it then waits for SIGTERM, so that it can run as the application
+// container of a Deployment.
 package main
 
 import (
@@ -28,6 +30,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 )
 
@@ -58,5 +62,10 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Printf("%d %s\n", resp.StatusCode, bytes.ReplaceAll(body, []byte("\n"), nil))
+	}
+	if os.Getenv("CLIENT_THEN_WAIT") == "1" {
+		stop := make(chan os.Signal, 1)
+		signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+		<-stop
 	}
 }
