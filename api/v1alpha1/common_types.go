@@ -241,7 +241,7 @@ type FlagOverrideStatus struct {
 	// it as in progress (kstatus compares it with metadata.generation).
 	// +optional
 	// +kubebuilder:validation:Minimum=0
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"` //nolint:kubeapilinter // optionalfields wants a pointer for the valid zero value; 0 and omitted mean the same, not observed yet. 0 is the default that the API server serves until the manager writes status, so that kstatus compares it with metadata.generation; the manager only ever writes a generation (at least 1).
 
 	// flagCount is the number of entries in spec.flags.
 	// +optional
