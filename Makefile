@@ -77,7 +77,7 @@ tidy: ## Tidy go.mod and go.sum.
 
 .PHONY: verify
 verify: manifests generate fmt tidy kustomize ## Regenerate everything, check the kustomizations build, and fail if the tree is dirty.
-	@for k in config/default config/overlays/certmanager config/crd config/samples config/samples/sidecar-app config/evaluator; do \
+	@for k in config/default config/overlays/certmanager config/crd config/samples config/samples/sidecar-app config/evaluator config/argocd; do \
 		$(KUSTOMIZE) build $$k >/dev/null || { echo "error: kustomize build $$k failed" >&2; exit 1; }; \
 	done
 	@if [ -n "$$(git status --porcelain)" ]; then \

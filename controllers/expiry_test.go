@@ -66,13 +66,14 @@ var _ = Describe("Override expiry with GitOps markers", func() {
 				expired := condition(got.Status.Conditions, v1.ConditionExpired)
 				g.Expect(expired.Status).To(Equal(metav1.ConditionTrue))
 				g.Expect(expired.Message).To(ContainSubstring(wantMessage))
+				// Applied as written (by no longer being served): Ready, and neither Stalled nor
+				// Reconciling, so that GitOps tools read it as Current.
 				ready := condition(got.Status.Conditions, v1.ConditionReady)
-				g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+				g.Expect(ready.Status).To(Equal(metav1.ConditionTrue))
 				g.Expect(ready.Reason).To(Equal("Expired"))
 				g.Expect(ready.Message).To(ContainSubstring(wantMessage))
-				stalled := condition(got.Status.Conditions, "Stalled")
-				g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
-				g.Expect(stalled.Reason).To(Equal("Expired"))
+				g.Expect(got.Status.Conditions).NotTo(ContainElement(HaveField("Type", "Stalled")))
+				g.Expect(got.Status.Conditions).NotTo(ContainElement(HaveField("Type", "Reconciling")))
 				g.Expect(actionsOf(auditSink, ns, "marked")).To(Equal([]audit.Action{
 					audit.ActionUserOverrideCreated, audit.ActionUserOverrideExpired,
 				}))
@@ -159,7 +160,7 @@ var _ = Describe("Override expiry with GitOps markers", func() {
 		Eventually(func(g Gomega) {
 			got := &v1.UserFlagOverride{}
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), got)).To(Succeed())
-			g.Expect(condition(got.Status.Conditions, "Stalled").Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(condition(got.Status.Conditions, v1.ConditionExpired).Status).To(Equal(metav1.ConditionTrue))
 		}).Should(Succeed())
 		patchSpec(o, func(o *v1.UserFlagOverride) { o.Annotations = map[string]string{"flagops.dev/on-expiry": "Delete"} })
 		Eventually(func() bool {
@@ -176,14 +177,15 @@ var _ = Describe("Override expiry with GitOps markers", func() {
 		Eventually(func(g Gomega) {
 			got := &v1.UserFlagOverride{}
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), got)).To(Succeed())
-			g.Expect(condition(got.Status.Conditions, "Stalled").Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(condition(got.Status.Conditions, v1.ConditionExpired).Status).To(Equal(metav1.ConditionTrue))
 		}).Should(Succeed())
 		patchSpec(o, func(o *v1.UserFlagOverride) { o.Spec.ExpiresAt = &metav1.Time{Time: time.Now().Add(time.Hour)} })
 		Eventually(func(g Gomega) {
 			got := &v1.UserFlagOverride{}
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), got)).To(Succeed())
-			g.Expect(got.Status.Conditions).NotTo(ContainElement(HaveField("Type", "Stalled")))
-			g.Expect(condition(got.Status.Conditions, v1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+			ready := condition(got.Status.Conditions, v1.ConditionReady)
+			g.Expect(ready.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(ready.Reason).To(Equal(v1.ReasonReconciled))
 			expired := condition(got.Status.Conditions, v1.ConditionExpired)
 			g.Expect(expired.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(expired.Message).To(ContainSubstring(`will then be kept because the annotation flagops.dev/on-expiry has the invalid value "Keep"`))
@@ -220,7 +222,6 @@ var _ = Describe("Override expiry with GitOps markers", func() {
 				g.Expect(k8sClient.Get(ctx, key, got)).To(Succeed())
 				g.Expect(got.DeletionTimestamp).To(BeNil())
 				g.Expect(condition(got.Status.Conditions, v1.ConditionExpired).Status).To(Equal(metav1.ConditionTrue))
-				g.Expect(condition(got.Status.Conditions, "Stalled").Status).To(Equal(metav1.ConditionTrue))
 				g.Expect(store.Evaluate(ns, user, "beta.dash").Value).To(Equal(false))
 			}
 		}

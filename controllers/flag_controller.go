@@ -230,8 +230,9 @@ func describeChange(keys []string, after map[string]json.RawMessage) string {
 }
 
 // reconcileStatus reports whether the spec is served, and the active override counts, as the
-// store has them. It leaves the status alone until the store has seen the flag's generation:
-// the Syncer's notification enqueues the flag again then.
+// store has them; a flag that is not served as written is also Stalled (see setHealth). It
+// leaves the status alone until the store has seen the flag's generation: the Syncer's
+// notification enqueues the flag again then.
 func (r *FlagReconciler) reconcileStatus(ctx context.Context, f *v1.FeatureFlag, old *v1.FeatureFlagStatus) error {
 	st, ok := r.Syncer.FlagState(client.ObjectKeyFromObject(f))
 	if !ok || st.Generation != f.Generation {
@@ -246,6 +247,7 @@ func (r *FlagReconciler) reconcileStatus(ctx context.Context, f *v1.FeatureFlag,
 			r.Recorder.Eventf(f, nil, corev1.EventTypeWarning, v1.EventReasonDuplicateKey, "Validate", "%s", ready.Message)
 		}
 		apimeta.SetStatusCondition(&f.Status.Conditions, ready)
+		setHealth(&f.Status.Conditions, f.Generation, abnormal{v1.ReasonDuplicateKey, ready.Message}, none)
 		f.Status.ObservedGeneration = f.Generation
 		return nil
 	}
@@ -263,6 +265,7 @@ func (r *FlagReconciler) reconcileStatus(ctx context.Context, f *v1.FeatureFlag,
 
 	ready := metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1.ReasonReconciled,
 		ObservedGeneration: f.Generation, Message: fmt.Sprintf("serving generation %d", f.Generation)}
+	stalled := none
 	if st.Err != nil {
 		ready.Status, ready.Reason = metav1.ConditionFalse, v1.ReasonInvalidSpec
 		ready.Message = fmt.Sprintf("generation %d is not served: %v", f.Generation, st.Err)
@@ -274,8 +277,10 @@ func (r *FlagReconciler) reconcileStatus(ctx context.Context, f *v1.FeatureFlag,
 		if prev := apimeta.FindStatusCondition(old.Conditions, v1.ConditionReady); prev == nil || prev.Message != ready.Message {
 			r.Recorder.Eventf(f, nil, corev1.EventTypeWarning, v1.EventReasonInvalidSpec, "Validate", "%s", ready.Message)
 		}
+		stalled = abnormal{v1.ReasonInvalidSpec, ready.Message}
 	}
 	apimeta.SetStatusCondition(&f.Status.Conditions, ready)
+	setHealth(&f.Status.Conditions, f.Generation, stalled, none)
 	f.Status.ObservedGeneration = f.Generation
 	return nil
 }

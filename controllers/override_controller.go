@@ -221,13 +221,8 @@ func (r *OverrideReconciler) reconcileStatus(_ context.Context, o override, old 
 	conflict := metav1.Condition{Type: v1.ConditionConflict, Status: metav1.ConditionFalse, Reason: v1.ReasonNoConflict,
 		Message: "no other override sets these keys for this subject", ObservedGeneration: gen}
 	if len(st.Lost) > 0 {
-		var parts []string
-		for _, l := range st.Lost {
-			parts = append(parts, fmt.Sprintf("%s is served from %s/%s", l.Key, l.Winner.Namespace, l.Winner.Name))
-		}
-		slices.Sort(parts)
 		conflict.Status, conflict.Reason = metav1.ConditionTrue, v1.ReasonOverrideConflict
-		conflict.Message = "another override wins (older, or lower name): " + strings.Join(parts, "; ")
+		conflict.Message = "another override wins (older, or lower name): " + strings.Join(sortedLost(st.Lost), "; ")
 	}
 	if prev := apimeta.FindStatusCondition(old.Conditions, v1.ConditionConflict); conflict.Status == metav1.ConditionTrue &&
 		(prev == nil || prev.Status != metav1.ConditionTrue || prev.Message != conflict.Message) {
@@ -235,20 +230,9 @@ func (r *OverrideReconciler) reconcileStatus(_ context.Context, o override, old 
 	}
 	apimeta.SetStatusCondition(&o.status.Conditions, conflict)
 
-	ready := metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1.ReasonReconciled, ObservedGeneration: gen,
-		Message: fmt.Sprintf("%d of %d flags applied", len(o.status.AppliedKeys), len(o.spec.Flags))}
-	if len(o.status.InvalidKeys) > 0 {
-		var keys []string
-		for _, k := range o.status.InvalidKeys {
-			keys = append(keys, k.Key+": "+k.Message)
-		}
-		ready.Status, ready.Reason = metav1.ConditionFalse, v1.ReasonPartiallyApplied
-		ready.Message = fmt.Sprintf("%d of %d flags are not served: %s", len(keys), len(o.spec.Flags), strings.Join(keys, "; "))
-	}
-	if o.spec.Enabled != nil && !*o.spec.Enabled {
-		ready.Message = "the override is disabled (spec.enabled is false); no flag is served from it"
-	}
-	apimeta.SetStatusCondition(&o.status.Conditions, ready)
+	apimeta.SetStatusCondition(&o.status.Conditions, overrideReady(o, st, gen))
+	stalled, reconciling := overrideHealth(o, st, conflict)
+	setHealth(&o.status.Conditions, gen, stalled, reconciling)
 	if apimeta.FindStatusCondition(o.status.Conditions, v1.ConditionExpired) == nil || o.spec.ExpiresAt == nil || r.now().Before(o.spec.ExpiresAt.Time) {
 		msg := "the override does not expire"
 		if at := o.spec.ExpiresAt; at != nil {
@@ -256,14 +240,70 @@ func (r *OverrideReconciler) reconcileStatus(_ context.Context, o override, old 
 		}
 		apimeta.SetStatusCondition(&o.status.Conditions, metav1.Condition{Type: v1.ConditionExpired, Status: metav1.ConditionFalse,
 			Reason: v1.ReasonNotExpired, Message: msg, ObservedGeneration: gen})
-		apimeta.RemoveStatusCondition(&o.status.Conditions, v1.ConditionStalled)
 	}
 	return nil
 }
 
-// reconcileExpiry records the expiry once, then deletes the override, or keeps it with
-// Expired=True, Ready=False and Stalled=True when onExpiryOf says so. A kept override is not
-// served: the evaluator ignores expired overrides.
+// overrideReady is the Ready condition of o: True when every entry is served, False
+// (PartiallyApplied) naming each entry that is not and why.
+func overrideReady(o override, st evaluator.OverrideStatus, gen int64) metav1.Condition {
+	ready := metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1.ReasonReconciled, ObservedGeneration: gen,
+		Message: fmt.Sprintf("%d of %d flags applied", len(o.status.AppliedKeys), len(o.spec.Flags))}
+	var parts []string
+	for _, k := range o.status.InvalidKeys {
+		parts = append(parts, k.Key+": "+k.Message)
+	}
+	parts = append(parts, sortedLost(st.Lost)...)
+	if len(parts) > 0 {
+		ready.Status, ready.Reason = metav1.ConditionFalse, v1.ReasonPartiallyApplied
+		ready.Message = fmt.Sprintf("%d of %d flags are not served: %s", len(parts), len(o.spec.Flags), strings.Join(parts, "; "))
+	}
+	if o.spec.Enabled != nil && !*o.spec.Enabled {
+		ready.Message = "the override is disabled (spec.enabled is false); no flag is served from it"
+	}
+	return ready
+}
+
+// overrideHealth decides the kstatus conditions of o (see setHealth). An entry whose value
+// its flag rejects, or a lost conflict, needs a person: Stalled. An entry that names a flag
+// that does not exist may only be waiting for it, as when a GitOps tool applies the flag
+// and its overrides together: Reconciling.
+func overrideHealth(o override, st evaluator.OverrideStatus, conflict metav1.Condition) (stalled, reconciling abnormal) {
+	var invalid, unknown []string
+	for _, k := range o.status.InvalidKeys {
+		if k.Message == evaluator.MessageUnknownFlag {
+			unknown = append(unknown, k.Key)
+		} else {
+			invalid = append(invalid, k.Key+": "+k.Message)
+		}
+	}
+	switch {
+	case len(invalid) > 0:
+		stalled = abnormal{v1.ReasonInvalidValue, "these entries are not served until they or their flags change: " + strings.Join(invalid, "; ")}
+	case len(st.Lost) > 0:
+		stalled = abnormal{v1.ReasonOverrideConflict, conflict.Message}
+	}
+	if len(unknown) > 0 {
+		reconciling = abnormal{v1.ReasonUnknownFlag, fmt.Sprintf("waiting for these flags to exist in namespace %s; their entries are not served until then: %s",
+			o.obj.GetNamespace(), strings.Join(unknown, ", "))}
+	}
+	return stalled, reconciling
+}
+
+// sortedLost describes the entries that lose a conflict, sorted.
+func sortedLost(lost []evaluator.LostEntry) []string {
+	var parts []string
+	for _, l := range lost {
+		parts = append(parts, fmt.Sprintf("%s is served from %s/%s", l.Key, l.Winner.Namespace, l.Winner.Name))
+	}
+	slices.Sort(parts)
+	return parts
+}
+
+// reconcileExpiry records the expiry once, then deletes the override, or keeps it when
+// onExpiryOf says so. Either way it is Expired=True and Ready=True with reason Expired: it is
+// applied as written, by not being served (the evaluator ignores expired overrides), and
+// kstatus reads it as Current, not as work in progress or a failure.
 func (r *OverrideReconciler) reconcileExpiry(ctx context.Context, o override, old v1.FlagOverrideStatus, base client.Object) error {
 	gen := o.obj.GetGeneration()
 	policy := onExpiryOf(o.obj, o.spec.OnExpiry)
@@ -283,14 +323,12 @@ func (r *OverrideReconciler) reconcileExpiry(ctx context.Context, o override, ol
 			Reason: v1.ReasonExpired, Message: msg, ObservedGeneration: gen})
 	}
 	set(v1.ConditionExpired, metav1.ConditionTrue)
-	set(v1.ConditionReady, metav1.ConditionFalse)
+	set(v1.ConditionReady, metav1.ConditionTrue)
+	// Entries that are not served for other reasons no longer matter.
+	setHealth(&o.status.Conditions, gen, none, none)
 	if policy.retain {
-		// Stalled: nothing changes until a person acts, so kstatus reads Failed rather than
-		// InProgress forever.
-		set(v1.ConditionStalled, metav1.ConditionTrue)
 		return nil
 	}
-	apimeta.RemoveStatusCondition(&o.status.Conditions, v1.ConditionStalled)
 	// Persist Expired=True before deleting, so that a crash in between never records the
 	// expiry twice; then release the finalizer so that the deletion is not audited again.
 	if err := patchStatus(ctx, r.Client, o.obj, base); err != nil {

@@ -30,9 +30,16 @@ const (
 	// ConditionConflict is True when another override object sets the same (subject, key)
 	// pair and wins; the message names the winning object.
 	ConditionConflict = "Conflict"
-	// ConditionStalled is True when the object cannot make progress without a change by a
-	// person: an expired override that is kept. kstatus reads Stalled=True as Failed.
+	// ConditionStalled is True when the object cannot be applied as written without a change
+	// by a person, to it or to another object: a FeatureFlag whose spec does not compile or
+	// whose key an older flag has, an override with a value its flag rejects or that loses a
+	// conflict. It is absent otherwise. kstatus reads Stalled=True as Failed.
 	ConditionStalled = "Stalled"
+	// ConditionReconciling is True while the object waits for something that may still come
+	// without a change to it: an override entry names a flag that does not exist yet. It is
+	// absent otherwise, and never True together with Stalled. kstatus reads
+	// Reconciling=True as InProgress.
+	ConditionReconciling = "Reconciling"
 )
 
 // Condition reasons.
@@ -41,19 +48,27 @@ const (
 	ReasonReconciled = "Reconciled"
 	// ReasonInvalidSpec means the spec cannot be served; the evaluator keeps the last valid version.
 	ReasonInvalidSpec = "InvalidSpec"
-	// ReasonPartiallyApplied means some override entries were applied and others were not.
+	// ReasonPartiallyApplied means some override entries are not served: their values fail
+	// their flags, their flags do not exist, or another override wins for them.
 	ReasonPartiallyApplied = "PartiallyApplied"
-	// ReasonExpired means an override passed spec.expiresAt (Ready, Expired and Stalled).
+	// ReasonExpired means an override passed spec.expiresAt (Ready and Expired).
 	ReasonExpired = "Expired"
 	// ReasonNotExpired means an override has no expiry or has not reached it.
 	ReasonNotExpired = "NotExpired"
-	// ReasonOverrideConflict means another override object wins for at least one key.
+	// ReasonOverrideConflict means another override object wins for at least one key
+	// (Conflict and Stalled).
 	ReasonOverrideConflict = "OverrideConflict"
 	// ReasonNoConflict means no other override object competes for this object's keys.
 	ReasonNoConflict = "NoConflict"
 	// ReasonDuplicateKey means an older FeatureFlag in the namespace has the same key and is
 	// served instead of this one.
 	ReasonDuplicateKey = "DuplicateKey"
+	// ReasonInvalidValue means an override entry's value fails its flag's type or JSON Schema
+	// (Stalled).
+	ReasonInvalidValue = "InvalidValue"
+	// ReasonUnknownFlag means an override entry names a flag that does not exist
+	// (Reconciling).
+	ReasonUnknownFlag = "UnknownFlag"
 )
 
 // Event reasons. Events are recorded on transitions, not on every reconcile.
@@ -160,10 +175,11 @@ type FlagOverrideSpec struct {
 	Reason string `json:"reason,omitempty"`
 
 	// onExpiry says what happens at expiresAt: Delete removes the object, Retain keeps it
-	// with the conditions Expired=True, Ready=False and Stalled=True. Objects that a GitOps
-	// tool or Helm manages (Argo CD, Flux or Helm labels and annotations) are retained even
-	// with Delete, so that the tool does not re-create them in a loop; the annotation
-	// flagops.dev/on-expiry (Retain or Delete) wins over both.
+	// with the conditions Expired=True and Ready=True (reason Expired): it is applied as
+	// written, by no longer being served. Objects that a GitOps tool or Helm manages (Argo
+	// CD, Flux or Helm labels and annotations) are retained even with Delete, so that the
+	// tool does not re-create them in a loop; the annotation flagops.dev/on-expiry (Retain
+	// or Delete) wins over both.
 	// +optional
 	// +kubebuilder:default=Delete
 	OnExpiry OnExpiry `json:"onExpiry,omitempty"`
@@ -211,18 +227,21 @@ type AuditState struct {
 
 // FlagOverrideStatus is the observed state shared by user and device overrides.
 type FlagOverrideStatus struct {
-	// conditions hold Ready, Expired, Conflict and, for an expired override that is kept,
-	// Stalled; at most 16.
+	// conditions hold Ready, Expired and Conflict, and Stalled (an entry's value that its
+	// flag rejects, or a lost conflict) or Reconciling (an entry names a flag that does not
+	// exist yet) while they apply; at most 16.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=16
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// observedGeneration is the metadata.generation that the status describes.
+	// observedGeneration is the metadata.generation that the status describes. 0, the
+	// default, means that the manager has not observed the object yet: GitOps tools then read
+	// it as in progress (kstatus compares it with metadata.generation).
 	// +optional
-	// +kubebuilder:validation:Minimum=1
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"` //nolint:kubeapilinter // optionalfields wants a pointer for the valid zero value; 0 and omitted mean the same, not observed yet. 0 is the default that the API server serves until the manager writes status, so that kstatus compares it with metadata.generation; the manager only ever writes a generation (at least 1).
 
 	// flagCount is the number of entries in spec.flags.
 	// +optional

@@ -272,17 +272,21 @@ type FeatureFlagSpec struct {
 
 // FeatureFlagStatus is the observed state of a FeatureFlag.
 type FeatureFlagStatus struct {
-	// conditions hold Ready, the summary of whether the spec is served as written; at most 16.
+	// conditions hold Ready, the summary of whether the spec is served as written, and
+	// Stalled while it cannot be (a spec that does not compile, or a key that an older flag
+	// has); at most 16.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=16
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// observedGeneration is the metadata.generation that the status describes.
+	// observedGeneration is the metadata.generation that the status describes. 0, the
+	// default, means that the manager has not observed the object yet: GitOps tools then read
+	// it as in progress (kstatus compares it with metadata.generation).
 	// +optional
-	// +kubebuilder:validation:Minimum=1
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"` //nolint:kubeapilinter // optionalfields wants a pointer for the valid zero value; 0 and omitted mean the same, not observed yet. 0 is the default that the API server serves until the manager writes status, so that kstatus compares it with metadata.generation; the manager only ever writes a generation (at least 1).
 
 	// userOverrides is the number of active UserFlagOverride entries for this flag.
 	// +optional
@@ -335,8 +339,11 @@ type FeatureFlag struct {
 	// +required
 	Spec FeatureFlagSpec `json:"spec,omitzero"`
 
-	// status is the observed state of the flag, written by the controller.
+	// status is the observed state of the flag, written by the controller. Until the
+	// controller has written it, it reads as observedGeneration 0, which GitOps tools take
+	// as "not observed yet".
 	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
 	Status FeatureFlagStatus `json:"status,omitempty"` //nolint:kubeapilinter // optionalfields wants a pointer for the valid zero value ({}); only the controller writes status, through the status subresource, and an empty status means nothing observed yet, as an absent one would.
 }
 

@@ -55,8 +55,11 @@ type UserFlagOverride struct {
 	// +required
 	Spec UserFlagOverrideSpec `json:"spec,omitzero"`
 
-	// status is the observed state of the override, written by the controller.
+	// status is the observed state of the override, written by the controller. Until the
+	// controller has written it, it reads as observedGeneration 0, which GitOps tools take
+	// as "not observed yet".
 	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
 	Status FlagOverrideStatus `json:"status,omitempty"` //nolint:kubeapilinter // optionalfields wants a pointer for the valid zero value ({}); only the controller writes status, through the status subresource, and an empty status means nothing observed yet, as an absent one would.
 }
 

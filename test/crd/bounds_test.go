@@ -123,12 +123,12 @@ var _ = Describe("API bounds", func() {
 			Expect(err).NotTo(HaveOccurred())
 			expectRejected(k8sClient.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)), field, detail)
 		},
-		Entry("a FeatureFlag with observedGeneration 0", boolFlag("a.flag"),
-			map[string]any{"observedGeneration": 0}, "status.observedGeneration", "should be greater than or equal to 1"),
+		Entry("a FeatureFlag with a negative observedGeneration", boolFlag("a.flag"),
+			map[string]any{"observedGeneration": -1}, "status.observedGeneration", "should be greater than or equal to 0"),
 		Entry("a FeatureFlag with 17 conditions", boolFlag("a.flag"),
 			map[string]any{"conditions": conditions(17)}, "status.conditions", "must have at most 16 items"),
-		Entry("an override with observedGeneration 0", userOverride("o", on("a.flag")),
-			map[string]any{"observedGeneration": 0}, "status.observedGeneration", "should be greater than or equal to 1"),
+		Entry("an override with a negative observedGeneration", userOverride("o", on("a.flag")),
+			map[string]any{"observedGeneration": -1}, "status.observedGeneration", "should be greater than or equal to 0"),
 		Entry("an override with 17 conditions", deviceOverride("o", on("a.flag")),
 			map[string]any{"conditions": conditions(17)}, "status.conditions", "must have at most 16 items"),
 		Entry("an override with 33 applied keys", userOverride("o", on("a.flag")),

@@ -187,6 +187,29 @@ var _ = Describe("Defaults", func() {
 		Expect(got.Spec.Enabled).To(Equal(ptr.To(true)))
 		Expect(got.Spec.OnExpiry).To(Equal(v1.OnExpiryDelete))
 	})
+
+	// Without it, kstatus would read an object that no controller has looked at yet as
+	// Current: it compares observedGeneration with generation only when it is present.
+	DescribeTable("serves observedGeneration 0 until a controller writes status, and keeps status out of creates",
+		func(kind string, spec map[string]any) {
+			u := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": "flagops.dev/v1alpha1", "kind": kind,
+				"metadata": map[string]any{"namespace": newNamespace(), "name": "unobserved"},
+				"spec":     spec,
+				// A create cannot set status: the status subresource drops it.
+				"status": map[string]any{"observedGeneration": int64(1)},
+			}}
+			Expect(k8sClient.Create(ctx, u)).To(Succeed())
+			got := &unstructured.Unstructured{}
+			got.SetGroupVersionKind(u.GroupVersionKind())
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), got)).To(Succeed())
+			Expect(got.GetGeneration()).To(BeEquivalentTo(1))
+			Expect(got.Object["status"]).To(Equal(map[string]any{"observedGeneration": int64(0)}))
+		},
+		Entry("FeatureFlag", "FeatureFlag", map[string]any{"type": "Boolean"}),
+		Entry("UserFlagOverride", "UserFlagOverride", map[string]any{"userId": "u1", "flags": []any{map[string]any{"key": "a.flag", "enabled": true}}}),
+		Entry("DeviceFlagOverride", "DeviceFlagOverride", map[string]any{"deviceId": "d1", "flags": []any{map[string]any{"key": "a.flag", "enabled": true}}}),
+	)
 })
 
 var _ = Describe("Valid objects", func() {
