@@ -21,8 +21,9 @@ limitations under the License.
 // cert-manager. Each manager replica runs open-policy-agent/cert-controller's rotator,
 // which keeps a CA and a serving certificate for the webhook Service in one Secret,
 // renews them before they expire, and writes the CA into the caBundle of the webhook
-// configurations. The kubelet mounts the Secret into the pod; the webhook server starts
-// once the serving certificate is there, and reloads it when it changes.
+// configurations. Each replica writes the certificate from the Secret into its certificate
+// directory (an emptyDir) as soon as it changes; the webhook server starts once the
+// certificate is there, and reloads it when it changes.
 package certs
 
 import (
@@ -97,7 +98,7 @@ func (o *Options) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.Mode, flagMode, ModeSelf,
 		"Who provides the webhook server's certificates: self, the manager (a CA and a serving certificate in --webhook-cert-secret, renewed before they expire, the CA written into the webhook configurations), or external (e.g. cert-manager writes them into --webhook-cert-dir and the caBundles).")
 	fs.StringVar(&o.Secret, "webhook-cert-secret", DefaultSecret,
-		"With --webhook-certs=self: the Secret, in the manager's namespace, that holds the CA and the serving certificate and is mounted at --webhook-cert-dir.")
+		"With --webhook-certs=self: the Secret, in the manager's namespace, that holds the CA and the serving certificate; the manager writes the certificate into --webhook-cert-dir.")
 	fs.StringVar(&o.Service, "webhook-service", DefaultService,
 		"With --webhook-certs=self: the webhook Service, in the manager's namespace; the certificate is for <service>.<namespace>.svc.")
 	fs.StringVar(&o.MutatingConfig, "mutating-webhook-configuration", DefaultMutatingConfig,
@@ -171,9 +172,9 @@ func Namespace() (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// Setup adds the certificate rotator to mgr, for the Secret and Service in namespace, the
-// certificate mounted at certDir. It closes ready once the serving certificate is on disk
-// and the CA is in the webhook configurations.
+// Setup adds the certificate rotator to mgr, for the Secret and Service in namespace, and
+// the mirror that writes the certificate into certDir. It closes ready once the serving
+// certificate is on disk and the CA is in the webhook configurations.
 func Setup(mgr manager.Manager, o Options, namespace, certDir string, ready chan struct{}) error {
 	if err := o.Validate(); err != nil {
 		return err
@@ -207,7 +208,7 @@ func Setup(mgr manager.Manager, o Options, namespace, certDir string, ready chan
 	if err != nil {
 		return fmt.Errorf("failed to set up the webhook certificate rotator: %w", err)
 	}
-	return nil
+	return addMirror(mgr, types.NamespacedName{Namespace: namespace, Name: o.Secret}, certDir)
 }
 
 // WaitFor returns srv, started only once ready is closed: the webhook server reads its

@@ -84,30 +84,6 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 })
 
-// kubelet copies the Secret's certificate and key into dir whenever they change, each file
-// written to a temporary name and renamed, as the kubelet updates a Secret volume.
-func kubelet(ctx context.Context, dir string) {
-	defer GinkgoRecover()
-	var last string
-	for {
-		var s corev1.Secret
-		if err := k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: DefaultSecret}, &s); err == nil &&
-			len(s.Data["tls.crt"]) > 0 && string(s.Data["tls.crt"]) != last {
-			for _, name := range []string{"tls.key", "tls.crt"} {
-				tmp := filepath.Join(dir, "."+name+".tmp")
-				Expect(os.WriteFile(tmp, s.Data[name], 0o600)).To(Succeed())
-				Expect(os.Rename(tmp, filepath.Join(dir, name))).To(Succeed())
-			}
-			last = string(s.Data["tls.crt"])
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 // served dials the webhook server, trusting only ca, for the Service's DNS name, and
 // returns the SHA-256 fingerprint of the certificate it presents (the rotator gives every
 // serving certificate the same serial number).
@@ -222,7 +198,6 @@ var _ = Describe("the webhook certificates the manager provisions", Ordered, fun
 			defer GinkgoRecover()
 			Expect(mgr.Start(mctx)).To(Succeed())
 		}()
-		go kubelet(mctx, dir)
 		Eventually(ready).Should(BeClosed())
 	})
 
@@ -238,6 +213,13 @@ var _ = Describe("the webhook certificates the manager provisions", Ordered, fun
 			"flagops-webhook-service.flagops-system.svc",
 			"flagops-webhook-service.flagops-system.svc.cluster.local"))
 		Eventually(caBundles).Should(HaveEach(string(data["ca.crt"])))
+	})
+
+	It("writes the Secret's certificate and key into the certificate directory", func() {
+		data := secretData(Default)
+		for _, f := range []string{"tls.crt", "tls.key"} {
+			Eventually(func() ([]byte, error) { return os.ReadFile(filepath.Join(dir, f)) }).Should(Equal(data[f]), f)
+		}
 	})
 
 	It("serves with the certificate, trusted by the CA in the configurations", func() {
