@@ -22,12 +22,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -40,34 +38,24 @@ const (
 )
 
 // mirror writes the serving certificate and key of one Secret into a directory (an
-// emptyDir) whenever the Secret changes, from a watch of that Secret alone. A mounted
-// Secret would do the same, but the kubelet refreshes Secret volumes only on its sync
-// period, about a minute: a new replica would wait that long before serving, and a
-// renewed certificate would reach the pods that much later.
+// emptyDir) whenever the Secret changes, reading the Secret from the API server every
+// mirrorInterval. A mounted Secret would do the same, but the kubelet refreshes Secret
+// volumes only on its sync period, about a minute: a new replica would wait that long
+// before serving, and a renewed certificate would reach the pods that much later.
 type mirror struct {
-	cache cache.Cache
-	key   client.ObjectKey
-	dir   string
-	log   logr.Logger
+	reader   client.Reader
+	key      client.ObjectKey
+	dir      string
+	interval time.Duration
+	log      logr.Logger
 }
+
+// mirrorInterval is how often each replica reads the Secret: one GET of one object.
+const mirrorInterval = 2 * time.Second
 
 // addMirror adds a mirror of the Secret key into dir to mgr.
 func addMirror(mgr manager.Manager, key client.ObjectKey, dir string) error {
-	c, err := cache.New(mgr.GetConfig(), cache.Options{
-		Scheme:            mgr.GetScheme(),
-		Mapper:            mgr.GetRESTMapper(),
-		DefaultNamespaces: map[string]cache.Config{key.Namespace: {}},
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Field: fields.OneTermEqualSelector("metadata.name", key.Name)},
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("failed to create the cache of the certificate Secret: %w", err)
-	}
-	if err := mgr.Add(c); err != nil {
-		return fmt.Errorf("failed to add the cache of the certificate Secret: %w", err)
-	}
-	return mgr.Add(&mirror{cache: c, key: key, dir: dir})
+	return mgr.Add(&mirror{reader: mgr.GetAPIReader(), key: key, dir: dir, interval: mirrorInterval})
 }
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable: every replica serves.
@@ -76,26 +64,21 @@ func (m *mirror) NeedLeaderElection() bool { return false }
 // Start follows the Secret until ctx is done.
 func (m *mirror) Start(ctx context.Context) error {
 	m.log = logf.FromContext(ctx).WithName("webhook-certs")
-	inf, err := m.cache.GetInformer(ctx, &corev1.Secret{})
-	if err != nil {
-		return fmt.Errorf("failed to watch the certificate Secret: %w", err)
-	}
-	write := func(obj any) {
-		if s, ok := obj.(*corev1.Secret); ok && s.Name == m.key.Name {
-			if err := m.write(s); err != nil {
-				m.log.Error(err, "Unable to write the webhook serving certificate", "dir", m.dir)
-			}
+	for {
+		var s corev1.Secret
+		err := m.reader.Get(ctx, m.key, &s)
+		if err == nil {
+			err = m.write(&s)
+		}
+		if err != nil && ctx.Err() == nil {
+			m.log.Error(err, "Unable to mirror the webhook serving certificate", "secret", m.key, "dir", m.dir)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(m.interval):
 		}
 	}
-	reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    write,
-		UpdateFunc: func(_, obj any) { write(obj) },
-	})
-	if err != nil {
-		return fmt.Errorf("failed to follow the certificate Secret: %w", err)
-	}
-	<-ctx.Done()
-	return inf.RemoveEventHandler(reg)
 }
 
 // write writes the Secret's certificate and key when they are there and differ from the
