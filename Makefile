@@ -151,6 +151,9 @@ IMAGE_BASES ?= auto
 IMAGE_GOPROXY ?=
 # make e2e: 1 brings the local cluster down after the suite.
 E2E_DOWN ?=
+# make e2e: how the suite installs flagops: kubectl (apply -k of config/default through its
+# overlay) or helm (helm install of charts/flagops).
+E2E_INSTALL ?= kubectl
 
 .PHONY: image
 image: ## Build the image IMG (flagops:dev) from the Dockerfile with podman; offline if need be (IMAGE_BASES, IMAGE_GOPROXY).
@@ -173,9 +176,9 @@ cluster-up: ## Start a one-node cluster on this machine, offline (root; docs/dev
 # The end-to-end suite in the local cluster (test/e2e-cluster, build tag e2e): brings the
 # cluster up if it is down and leaves it up unless E2E_DOWN=1 (docs/development.md).
 .PHONY: e2e
-e2e: image ## Run the end-to-end suite in the local cluster (up if down; E2E_DOWN=1 brings it down after) on the image flagops:dev.
+e2e: image helm ## Run the end-to-end suite in the local cluster (up if down; E2E_DOWN=1 brings it down after; E2E_INSTALL=helm installs with the chart) on the image flagops:dev.
 	@[ '$(IMG)' = flagops:dev ] || { echo "error: the suite runs localhost/flagops:dev; leave IMG alone" >&2; exit 1; }
-	E2E_DOWN='$(E2E_DOWN)' $(GO) test -tags e2e -count=1 -timeout 40m ./test/e2e-cluster/ -v -ginkgo.v $(TESTFLAGS)
+	E2E_DOWN='$(E2E_DOWN)' E2E_INSTALL='$(E2E_INSTALL)' HELM='$(HELM)' $(GO) test -tags e2e -count=1 -timeout 40m ./test/e2e-cluster/ -v -ginkgo.v $(TESTFLAGS)
 
 .PHONY: cluster-smoke
 cluster-smoke: ## Bring the local cluster up, run the image $(IMG) in it behind a Service, check, bring it down.
