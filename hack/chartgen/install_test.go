@@ -20,6 +20,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
@@ -90,16 +91,22 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	c, kubeconfig := startAPIServer(t)
 	ctx := context.Background()
 	const ns = "feature-flags"
-	helmOK := func(args ...string) {
+	helmOK := func(args ...string) string {
 		t.Helper()
 		out, stderr, err := helm(t, append(args, "--kubeconfig", kubeconfig)...)
 		if err != nil {
 			t.Fatalf("helm %v: %v\n%s%s", args, err, out, stderr)
 		}
+		return out
 	}
 	install := []string{"install", "flagops", chartDir, "--namespace", ns, "--create-namespace",
 		"--set-json", `evaluator.keys.jwks={"keys":[]}`}
-	helmOK(install...)
+	// The notes name the Secret still to create, and not the one the values made.
+	notes := helmOK(install...)
+	if !strings.Contains(notes, "kubectl -n feature-flags create secret generic flagops-audit-stamp-key") ||
+		strings.Contains(notes, "flagops-evaluator-keys") {
+		t.Errorf("helm install printed:\n%s", notes)
+	}
 
 	var keys corev1.Secret
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "flagops-evaluator-keys"}, &keys); err != nil {

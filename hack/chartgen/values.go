@@ -26,7 +26,6 @@ version: {{ .Version }}
 appVersion: {{ printf "%q" .AppVersion }}
 # The admission policies need Kubernetes 1.32 or later (config/crd/policy).
 kubeVersion: ">=1.32.0-0"
-home: https://github.com/flagops/flagops
 keywords: [feature-flags, openfeature, ofrep]
 `
 

@@ -1,6 +1,6 @@
 {{/*
-Helpers of the flagops chart. Written by hand: the other templates, but for
-evaluator-keys-secret.yaml and validate.yaml, are generated from config/default by
+Helpers of the flagops chart. Written by hand, as are evaluator-keys-secret.yaml,
+validate.yaml and NOTES.txt; the other templates are generated from config/default by
 hack/chartgen (make chart).
 */}}
 
