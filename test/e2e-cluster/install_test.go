@@ -50,6 +50,13 @@ const (
 	managerName = "flagops-controller-manager"
 )
 
+// released reports whether the helm release is installed.
+func released() bool {
+	GinkgoHelper()
+	_, err := tryRun(helmBin(), "status", release, "--namespace", system)
+	return err == nil
+}
+
 // installMode is how the suite installs flagops: kubectl (the default), or helm
 // (E2E_INSTALL=helm, `make e2e E2E_INSTALL=helm`).
 func installMode() string {
@@ -293,11 +300,13 @@ func uninstall() {
 	}
 	Eventually(suiteNamespaces).Should(BeEmpty())
 
-	if installMode() == "helm" {
+	if installMode() == "helm" && released() {
 		// helm uninstall removes what the release made; the namespace is not the release's.
-		run(helmBin(), "uninstall", release, "--namespace", system, "--ignore-not-found", "--wait", "--timeout=5m")
+		run(helmBin(), "uninstall", release, "--namespace", system, "--wait", "--timeout=5m")
 		run("kubectl", "delete", "namespace", system, "--ignore-not-found", "--wait", "--timeout=5m")
 	} else {
+		// With kubectl, or what a failed run left with either (config/default's objects by
+		// name, the release's record with the namespace).
 		run("kubectl", "delete", "-k", overlay, "--ignore-not-found", "--wait", "--timeout=5m")
 	}
 	var crds apiextensionsv1.CustomResourceDefinitionList
