@@ -215,6 +215,8 @@ func start(ctx context.Context, o options) (d *demo, err error) {
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(d.probePort),
 		"--webhook-port="+strconv.Itoa(wh.LocalServingPort),
 		"--webhook-cert-dir="+wh.LocalServingCertDir,
+		// envtest wrote the serving certificate and the caBundles (WebhookInstallOptions).
+		"--webhook-certs=external",
 		"--audit-sink=file:"+filepath.Join(d.workDir, "audit.ndjson"),
 		"--audit-stamp-key-file="+stampKey,
 	)
