@@ -75,12 +75,15 @@ func helm(t *testing.T, args ...string) (string, string, error) {
 }
 
 // helmTemplate renders the chart as the release flagops in namespace ns, with args (--set
-// and the like).
+// and the like). A warning of helm's is an error too.
 func helmTemplate(t *testing.T, ns string, args ...string) (string, error) {
 	t.Helper()
 	out, stderr, err := helm(t, append([]string{"template", "flagops", chartDir, "--namespace", ns, "--kube-version", kubeVersion}, args...)...)
 	if err != nil {
 		return "", fmt.Errorf("helm template: %w: %s", err, stderr)
+	}
+	if stderr != "" {
+		return "", fmt.Errorf("helm template warned: %s", stderr)
 	}
 	return out, nil
 }

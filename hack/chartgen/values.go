@@ -105,9 +105,10 @@ evaluator:
     # The Secret (key jwks.json) the evaluator reads them from.
     secretName: {{ .KeysSecret }}
     # A JSON Web Key Set (a string of JSON, or the object itself): the chart creates the
-    # Secret secretName with it. Empty: create the Secret yourself; the evaluator does not
-    # start without it.
-    jwks: ""
+    # Secret secretName with it. Unset (null): create the Secret yourself; the evaluator does
+    # not start without it. (null rather than "", so that Helm does not warn when an object
+    # replaces the default.)
+    jwks: null
   # More arguments for flagops evaluator, e.g. --namespaces=shop,billing.
   extraArgs: []
   resources:
