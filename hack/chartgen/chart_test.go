@@ -29,6 +29,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -70,7 +71,9 @@ func helm(t *testing.T, args ...string) (string, string, error) {
 		"HELM_DATA_HOME="+filepath.Join(home, "data"))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
 	err := cmd.Run()
+	t.Logf("helm %s: %v", strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
 	return stdout.String(), stderr.String(), err
 }
 
