@@ -15,12 +15,19 @@ KUSTOMIZE_VERSION ?= v5.8.1
 # instead of a git clone of golangci-lint, and with its own go.mod, not ours.
 KUBE_API_LINTER_VERSION ?= v0.0.0-20260716143926-092fe0c72997
 KUBE_SCORE_VERSION ?= v1.20.0
+# helm, built from helm.sh/helm/v3 on the module proxy (its own module graph, not ours): the
+# chart's tests run `helm lint` and `helm template` with it (docs/deploy.md#helm).
+HELM_VERSION ?= v3.21.4
+# The Kubernetes version helm renders for: a helm built by go install assumes 1.20, which the
+# chart's kubeVersion (>= 1.32) refuses. That of the test control plane.
+HELM_KUBE_VERSION ?= 1.36.3
 
 LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 KUBE_API_LINTER ?= $(LOCALBIN)/golangci-lint-kube-api-linter-$(KUBE_API_LINTER_VERSION)
 KUBE_SCORE ?= $(LOCALBIN)/kube-score-$(KUBE_SCORE_VERSION)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 
 GO ?= go
 # Packages under test: everything in the main module. The modules under hack/envtest are
@@ -67,21 +74,28 @@ lint: kube-api-linter ## Check the API types against the Kubernetes API conventi
 	$(KUBE_API_LINTER) run -c hack/kube-api-linter.yaml ./api/...
 
 .PHONY: kube-score
-kube-score: kustomize kube-score-bin ## Check config/default with kube-score; a finding fails unless fixed or ignored with a reason (kube-score/ignore).
+kube-score: kustomize kube-score-bin helm ## Check config/default, and the chart rendered with its default values, with kube-score; a finding fails unless fixed or ignored with a reason (kube-score/ignore).
 	$(KUSTOMIZE) build config/default | $(KUBE_SCORE) score --output-format ci --exit-one-on-warning - \
-		| { grep -v '^\[OK\]\|^\[SKIPPED\]' || echo "kube-score: no findings"; }
+		| { grep -v '^\[OK\]\|^\[SKIPPED\]' || echo "kube-score: config/default: no findings"; }
+	$(HELM) template flagops charts/flagops --namespace flagops-system --kube-version $(HELM_KUBE_VERSION) \
+		| $(KUBE_SCORE) score --output-format ci --exit-one-on-warning - \
+		| { grep -v '^\[OK\]\|^\[SKIPPED\]' || echo "kube-score: charts/flagops: no findings"; }
 
 .PHONY: tidy
 tidy: ## Tidy go.mod and go.sum.
 	$(GO) mod tidy
 
+.PHONY: chart
+chart: manifests kustomize ## Generate the Helm chart's templates, values.yaml and Chart.yaml (charts/flagops) from config/default.
+	$(GO) run ./hack/chartgen chart -kustomize $(KUSTOMIZE)
+
 .PHONY: verify
-verify: manifests generate fmt tidy kustomize ## Regenerate everything, check the kustomizations build, and fail if the tree is dirty.
+verify: manifests generate fmt tidy kustomize chart ## Regenerate everything (CRDs, RBAC, webhooks, DeepCopy, the chart), check the kustomizations build, and fail if the tree is dirty.
 	@for k in config/default config/overlays/certmanager config/crd config/samples config/samples/sidecar-app config/evaluator config/argocd; do \
 		$(KUSTOMIZE) build $$k >/dev/null || { echo "error: kustomize build $$k failed" >&2; exit 1; }; \
 	done
 	@if [ -n "$$(git status --porcelain)" ]; then \
-		echo "error: the tree is dirty after 'make manifests generate fmt tidy'; generated files are stale:" >&2; \
+		echo "error: the tree is dirty after 'make manifests generate fmt tidy chart'; generated files are stale:" >&2; \
 		git status --porcelain >&2; \
 		git --no-pager diff --stat >&2; \
 		exit 1; \
@@ -101,11 +115,12 @@ OFREPWEB_HARNESS := test/ofrepweb/node_modules/.package-lock.json
 $(OFREPWEB_HARNESS): test/ofrepweb/package-lock.json
 	cd test/ofrepweb && npm ci --no-audit --no-fund --loglevel=error
 
+# The chart's tests (hack/chartgen) run helm and kustomize: HELM and KUSTOMIZE name them.
 .PHONY: test
-test: manifests generate fmt vet kustomize $(OFREP_HARNESS) $(OFREPWEB_HARNESS) ## Run every test, on a real kube-apiserver and etcd built by hack/setup-envtest.sh.
+test: manifests generate fmt vet helm kustomize $(OFREP_HARNESS) $(OFREPWEB_HARNESS) ## Run every test, on a real kube-apiserver and etcd built by hack/setup-envtest.sh.
 	@assets="$$(hack/setup-envtest.sh)"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
-	KUBEBUILDER_ASSETS="$$assets" KUSTOMIZE="$(KUSTOMIZE)" $(GO) test $(PKGS) -coverprofile cover.out $(TESTFLAGS)
+	KUBEBUILDER_ASSETS="$$assets" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" $(GO) test $(PKGS) -coverprofile cover.out $(TESTFLAGS)
 
 .PHONY: demo
 demo: ## Run flagops on a local control plane (CRDs, webhooks, manager, samples) and print commands to try; Ctrl-C stops it.
@@ -136,6 +151,9 @@ IMAGE_BASES ?= auto
 IMAGE_GOPROXY ?=
 # make e2e: 1 brings the local cluster down after the suite.
 E2E_DOWN ?=
+# make e2e: how the suite installs flagops: kubectl (apply -k of config/default through its
+# overlay) or helm (helm install of charts/flagops).
+E2E_INSTALL ?= kubectl
 
 .PHONY: image
 image: ## Build the image IMG (flagops:dev) from the Dockerfile with podman; offline if need be (IMAGE_BASES, IMAGE_GOPROXY).
@@ -158,9 +176,9 @@ cluster-up: ## Start a one-node cluster on this machine, offline (root; docs/dev
 # The end-to-end suite in the local cluster (test/e2e-cluster, build tag e2e): brings the
 # cluster up if it is down and leaves it up unless E2E_DOWN=1 (docs/development.md).
 .PHONY: e2e
-e2e: image ## Run the end-to-end suite in the local cluster (up if down; E2E_DOWN=1 brings it down after) on the image flagops:dev.
+e2e: image helm ## Run the end-to-end suite in the local cluster (up if down; E2E_DOWN=1 brings it down after; E2E_INSTALL=helm installs with the chart) on the image flagops:dev.
 	@[ '$(IMG)' = flagops:dev ] || { echo "error: the suite runs localhost/flagops:dev; leave IMG alone" >&2; exit 1; }
-	E2E_DOWN='$(E2E_DOWN)' $(GO) test -tags e2e -count=1 -timeout 40m ./test/e2e-cluster/ -v -ginkgo.v $(TESTFLAGS)
+	E2E_DOWN='$(E2E_DOWN)' E2E_INSTALL='$(E2E_INSTALL)' HELM='$(HELM)' $(GO) test -tags e2e -count=1 -timeout 40m ./test/e2e-cluster/ -v -ginkgo.v $(TESTFLAGS)
 
 .PHONY: cluster-smoke
 cluster-smoke: ## Bring the local cluster up, run the image $(IMG) in it behind a Service, check, bring it down.
@@ -186,6 +204,11 @@ deploy: manifests kustomize ## Deploy the manager and the evaluator to the clust
 	cd config/evaluator && $(KUSTOMIZE) edit set image controller=$(IMG)
 	$(KUSTOMIZE) build config/default | kubectl apply --server-side -f -
 
+# make release-manifests: the image that dist/install.yaml runs, e.g. IMG=ghcr.io/flagops/flagops:v0.1.0.
+.PHONY: release-manifests
+release-manifests: manifests kustomize ## Write dist/install.yaml (everything, with the image IMG) and dist/crds.yaml (CRDs and admission policies), for kubectl apply --server-side -f.
+	$(GO) run ./hack/chartgen release -kustomize $(KUSTOMIZE) -image '$(IMG)' -out dist
+
 .PHONY: undeploy
 undeploy: kustomize ## Remove the manager and the evaluator from the cluster.
 	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
@@ -209,6 +232,11 @@ $(KUSTOMIZE): | $(LOCALBIN)
 kube-score-bin: $(KUBE_SCORE) ## Install kube-score into ./bin.
 $(KUBE_SCORE): | $(LOCALBIN)
 	$(call go-install-tool,$(KUBE_SCORE),github.com/zegl/kube-score/cmd/kube-score,$(KUBE_SCORE_VERSION))
+
+.PHONY: helm
+helm: $(HELM) ## Install helm into ./bin.
+$(HELM): | $(LOCALBIN)
+	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
 
 .PHONY: kube-api-linter
 kube-api-linter: $(KUBE_API_LINTER) ## Install golangci-lint with kube-api-linter into ./bin.

@@ -21,6 +21,8 @@ package e2ecluster
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -48,21 +50,78 @@ const (
 	managerName = "flagops-controller-manager"
 )
 
-// install applies config/default through the overlay, as a user would with
-// `kubectl apply --server-side -k`, after creating the Secrets it needs: the audit stamp key
-// and the evaluator's token keys. The manager provisions the webhook certificate itself.
+// released reports whether the helm release is installed.
+func released() bool {
+	GinkgoHelper()
+	_, err := tryRun(helmBin(), "status", release, "--namespace", system)
+	return err == nil
+}
+
+// installMode is how the suite installs flagops: kubectl (the default), or helm
+// (E2E_INSTALL=helm, `make e2e E2E_INSTALL=helm`).
+func installMode() string {
+	GinkgoHelper()
+	switch m := os.Getenv("E2E_INSTALL"); m {
+	case "", "kubectl":
+		return "kubectl"
+	case "helm":
+		return m
+	default:
+		Fail(fmt.Sprintf("E2E_INSTALL=%s: want kubectl or helm", m))
+		return ""
+	}
+}
+
+// helmBin is the helm that make installed (make e2e sets HELM).
+func helmBin() string {
+	GinkgoHelper()
+	h := os.Getenv("HELM")
+	Expect(h).NotTo(BeEmpty(), "HELM is not set: run the suite with make e2e, which installs helm into ./bin")
+	return h
+}
+
+// The helm release, and the chart's values that make it the overlay's install: the image
+// that `make image` built (never pulled), a webhook certificate renewed about once a minute,
+// the CRDs deleted by helm uninstall (crds.keep=false), and the evaluator's keys from the
+// values (the chart makes their Secret).
+const release = "flagops"
+
+var helmValues = []string{
+	"--set", "image.repository=localhost/flagops", "--set", "image.tag=dev", "--set", "image.pullPolicy=Never",
+	"--set", "crds.keep=false",
+	"--set-json", `manager.extraArgs=["--webhook-cert-validity=6m","--webhook-cert-renew-before=5m","--webhook-cert-check-interval=10s"]`,
+}
+
+// install installs flagops as a user would, after creating what it needs first: the
+// namespace, the audit stamp key and (with kubectl) the evaluator's token keys. With kubectl
+// it applies config/default through the overlay (`kubectl apply --server-side -k`); with
+// helm it installs charts/flagops (`helm install`), which makes the keys Secret from the
+// values. The manager provisions the webhook certificate itself.
 func install() {
 	GinkgoHelper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: system}}
+	mode := installMode()
+	// The labels config/default gives the namespace; the chart leaves the namespace to the
+	// user.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: system,
+		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}}}
 	Expect(client.IgnoreAlreadyExists(k8s.Create(ctx, ns))).To(Succeed())
 	secrets := []*corev1.Secret{
 		{ObjectMeta: metav1.ObjectMeta{Name: "flagops-audit-stamp-key", Namespace: system},
 			Data: map[string][]byte{"key": []byte("e2e-stamp-key-0123456789abcdef0123456789abcdef")}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "flagops-evaluator-keys", Namespace: system},
-			Data: map[string][]byte{"jwks.json": jwks()}},
+	}
+	if mode == "kubectl" {
+		secrets = append(secrets, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "flagops-evaluator-keys", Namespace: system},
+			Data: map[string][]byte{"jwks.json": jwks()}})
 	}
 	for _, s := range secrets {
 		Expect(k8s.Create(ctx, s)).To(Succeed(), "secret %s", s.Name)
+	}
+	if mode == "helm" {
+		keys := filepath.Join(GinkgoT().TempDir(), "jwks.json")
+		Expect(os.WriteFile(keys, jwks(), 0o600)).To(Succeed())
+		run(helmBin(), append([]string{"install", release, "charts/flagops", "--namespace", system,
+			"--set-file", "evaluator.keys.jwks=" + keys}, helmValues...)...)
+		return
 	}
 	run("kubectl", "apply", "--server-side", "--field-manager=e2e", "-k", overlay)
 }
@@ -113,7 +172,7 @@ func boolFlag(ns, key string) *v1.FeatureFlag {
 var _ = Describe("flagops installed in the local cluster", Ordered, func() {
 	// firstCert is the webhook serving certificate presented right after the install.
 	var firstCert string
-	It("installs with kubectl apply -k: two ready managers, one leader, the webhooks serve", func() {
+	It("installs (kubectl apply -k, or helm install with E2E_INSTALL=helm): two ready managers, one leader, the webhooks serve", func() {
 		start := time.Now()
 		install()
 		Eventually(readyReplicas(managerName)).Should(BeEquivalentTo(2))
@@ -177,7 +236,7 @@ var _ = Describe("flagops installed in the local cluster", Ordered, func() {
 	})
 	It("renews the webhook certificate it made itself, and the webhooks keep serving", webhookCertSpec(func() string { return firstCert }))
 	It("reports what the pods used, each under its memory limit", usageSpec)
-	It("uninstalls with kubectl delete -k, leaving no finalizer stuck and nothing behind", func() {
+	It("uninstalls (kubectl delete -k, or helm uninstall), leaving no finalizer stuck and nothing behind", func() {
 		start := time.Now()
 		uninstall()
 		AddReportEntry("uninstall", time.Since(start).Round(time.Second).String())
@@ -242,7 +301,15 @@ func uninstall() {
 	}
 	Eventually(suiteNamespaces).Should(BeEmpty())
 
-	run("kubectl", "delete", "-k", overlay, "--ignore-not-found", "--wait", "--timeout=5m")
+	if installMode() == "helm" && released() {
+		// helm uninstall removes what the release made; the namespace is not the release's.
+		run(helmBin(), "uninstall", release, "--namespace", system, "--wait", "--timeout=5m")
+		run("kubectl", "delete", "namespace", system, "--ignore-not-found", "--wait", "--timeout=5m")
+	} else {
+		// With kubectl, or what a failed run left with either (config/default's objects by
+		// name, the release's record with the namespace).
+		run("kubectl", "delete", "-k", overlay, "--ignore-not-found", "--wait", "--timeout=5m")
+	}
 	var crds apiextensionsv1.CustomResourceDefinitionList
 	Expect(k8s.List(ctx, &crds)).To(Succeed())
 	for _, c := range crds.Items {
