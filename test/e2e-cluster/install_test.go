@@ -216,6 +216,7 @@ var _ = Describe("flagops installed in the local cluster", Ordered, func() {
 	It("ships defaults kube-score accepts, and a PodDisruptionBudget that allows one disruption", defaultsSpec)
 	Describe("the evaluator behind its Service", evaluatorSpecs)
 	Describe("the aggregated roles", roleSpecs)
+	It("reports the samples healthy to kstatus (Flux) and to the Argo CD health checks", healthSpec)
 	It("runs the sidecar component next to an application that reads its namespace's flags on localhost, and no other's", sidecarSpec)
 	It("elects a new leader within 30 s when the leader's pod is deleted, and the audit trail has no gap and no duplicate", failoverSpec)
 	// The namespace controller deletes the flags' AuditCheckpoints while the flags wait for
