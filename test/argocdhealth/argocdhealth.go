@@ -62,9 +62,10 @@ func ConfigMapKey(kind string) string {
 	return "resource.customizations.health." + Group + "_" + kind
 }
 
-// ScriptPath is the path of the health check of kind, relative to the repository root.
-func ScriptPath(kind string) string {
-	return filepath.Join("config", "argocd", Group, kind, "health.lua")
+// ScriptPath is the path of the health check of kind, relative to the repository root: one
+// script, config/argocd/health.lua, serves the three kinds.
+func ScriptPath(string) string {
+	return filepath.Join("config", "argocd", "health.lua")
 }
 
 // ReadScript reads the health check of kind from the repository at root.

@@ -1,4 +1,5 @@
--- Argo CD health check for flagops.dev/DeviceFlagOverride (flagops: docs/gitops.md), by the rules
+-- Argo CD health check for the flagops.dev kinds FeatureFlag, UserFlagOverride and
+-- DeviceFlagOverride (flagops: docs/gitops.md), one script for the three, by the rules
 -- kstatus (Flux) applies to the status that the flagops manager writes:
 --   generation not observed yet -> Progressing
 --   Stalled=True                -> Degraded
