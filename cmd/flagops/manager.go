@@ -199,8 +199,9 @@ func (o *managerOptions) stampKeys() (*stamp.Keys, error) {
 	return stamp.LoadKeys(o.stampKeyFile)
 }
 
-// webhookCertDirOrDefault is --webhook-cert-dir, or where controller-runtime's webhook
-// server reads its certificate when the flag is empty.
+// webhookCertDirOrDefault is --webhook-cert-dir, or controller-runtime's default directory
+// when the flag is empty. The webhook server and the certificate mirror both take this one
+// value, so they cannot disagree.
 func (o *managerOptions) webhookCertDirOrDefault() string {
 	if o.webhookCertDir != "" {
 		return o.webhookCertDir
@@ -300,7 +301,7 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         cache.Options{DefaultNamespaces: namespaces, DefaultTransform: controllers.StripForCache},
 	}
-	// certsReady is closed once the webhook server's certificate is mounted; with
+	// certsReady is closed once the webhook server's certificate is on disk; with
 	// --webhook-certs=external it is there from the start.
 	certsReady := make(chan struct{})
 	if !o.certs.Self() {
@@ -309,7 +310,7 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 	if o.enableWebhooks {
 		mgrOpts.WebhookServer = certs.WaitFor(webhook.NewServer(webhook.Options{
 			Port:    o.webhookPort,
-			CertDir: o.webhookCertDir,
+			CertDir: o.webhookCertDirOrDefault(),
 			// HTTP/2 is disabled for the same reason as for metrics.
 			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
 		}), certsReady)
