@@ -99,7 +99,7 @@ func TestParseSinks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer s.Close()
+			defer closeOrFail(t, s)
 			if s.Name() != tc.name {
 				t.Errorf("Name() = %q, want %q", s.Name(), tc.name)
 			}
