@@ -50,7 +50,7 @@ func newStreamServer(t *testing.T, opts Options, wrap func(http.Handler) http.Ha
 	if opts.NewTicker == nil && opts.Heartbeat == 0 {
 		opts.NewTicker = noTicks
 	}
-	var h http.Handler = New(store, opts)
+	h := New(store, opts)
 	if wrap != nil {
 		h = wrap(h)
 	}

@@ -274,7 +274,7 @@ func TestParseSpecDestinations(t *testing.T) {
 	if _, err := parseSpec("HTTPS://h.example/x"); err != nil {
 		t.Errorf("upper-case scheme: %v", err)
 	}
-	var target error = errors.New("x")
+	target := errors.New("x")
 	if errors.Is(specError("s", target), target) != true {
 		t.Error("specError does not wrap")
 	}
