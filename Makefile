@@ -21,6 +21,11 @@ HELM_VERSION ?= v3.21.4
 # The Kubernetes version helm renders for: a helm built by go install assumes 1.20, which the
 # chart's kubeVersion (>= 1.32) refuses. That of the test control plane.
 HELM_KUBE_VERSION ?= 1.36.3
+# make lint-go: staticcheck, errcheck and ineffassign, each a small build of its own (golangci-lint
+# with the same linters takes about four times as long to build and to run; docs/development.md).
+STATICCHECK_VERSION ?= v0.8.2
+ERRCHECK_VERSION ?= v1.30.0
+INEFFASSIGN_VERSION ?= v0.2.0
 # govulncheck and its database are pinned in hack/govulncheck.sh.
 
 LOCALBIN ?= $(shell pwd)/bin
@@ -29,6 +34,9 @@ KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 KUBE_API_LINTER ?= $(LOCALBIN)/golangci-lint-kube-api-linter-$(KUBE_API_LINTER_VERSION)
 KUBE_SCORE ?= $(LOCALBIN)/kube-score-$(KUBE_SCORE_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+STATICCHECK ?= $(LOCALBIN)/staticcheck-$(STATICCHECK_VERSION)
+ERRCHECK ?= $(LOCALBIN)/errcheck-$(ERRCHECK_VERSION)
+INEFFASSIGN ?= $(LOCALBIN)/ineffassign-$(INEFFASSIGN_VERSION)
 
 GO ?= go
 # go.mod's toolchain line names the lowest Go release without the standard-library
@@ -76,8 +84,21 @@ fmt: ## Run gofmt on the code.
 vet: ## Run go vet on the code.
 	$(GO) vet ./...
 
+# Build tags to lint with: e2e adds the end-to-end suite to the default build. ineffassign
+# has no -tags flag and takes them from GOFLAGS.
+LINT_TAGS ?= e2e
+
 .PHONY: lint
-lint: kube-api-linter ## Check the API types against the Kubernetes API conventions (kube-api-linter; settings and reasons in hack/kube-api-linter.yaml).
+lint: lint-go lint-api ## Run every linter: lint-go and lint-api.
+
+.PHONY: lint-go
+lint-go: staticcheck errcheck ineffassign ## Lint all Go code: staticcheck (its default checks), errcheck (unchecked errors) and ineffassign.
+	$(STATICCHECK) -tags '$(LINT_TAGS)' $(PKGS)
+	$(ERRCHECK) -tags '$(LINT_TAGS)' $(PKGS)
+	GOFLAGS='$(strip $(shell $(GO) env GOFLAGS) -tags=$(LINT_TAGS))' $(INEFFASSIGN) $(PKGS)
+
+.PHONY: lint-api
+lint-api: kube-api-linter ## Check the API types against the Kubernetes API conventions (kube-api-linter; settings and reasons in hack/kube-api-linter.yaml).
 	$(KUBE_API_LINTER) run -c hack/kube-api-linter.yaml ./api/...
 
 .PHONY: vuln
@@ -248,6 +269,20 @@ $(KUBE_SCORE): | $(LOCALBIN)
 helm: $(HELM) ## Install helm into ./bin.
 $(HELM): | $(LOCALBIN)
 	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
+.PHONY: staticcheck
+staticcheck: $(STATICCHECK) ## Install staticcheck into ./bin.
+$(STATICCHECK): | $(LOCALBIN)
+	$(call go-install-tool,$(STATICCHECK),honnef.co/go/tools/cmd/staticcheck,$(STATICCHECK_VERSION))
+
+.PHONY: errcheck
+errcheck: $(ERRCHECK) ## Install errcheck into ./bin.
+$(ERRCHECK): | $(LOCALBIN)
+	$(call go-install-tool,$(ERRCHECK),github.com/kisielk/errcheck,$(ERRCHECK_VERSION))
+
+.PHONY: ineffassign
+ineffassign: $(INEFFASSIGN) ## Install ineffassign into ./bin.
+$(INEFFASSIGN): | $(LOCALBIN)
+	$(call go-install-tool,$(INEFFASSIGN),github.com/gordonklaus/ineffassign,$(INEFFASSIGN_VERSION))
 
 .PHONY: kube-api-linter
 kube-api-linter: $(KUBE_API_LINTER) ## Install golangci-lint with kube-api-linter into ./bin.

@@ -391,7 +391,7 @@ func (a *Auditor) knownActors(ctx context.Context, kind Kind, obj client.Object,
 	}
 	for _, e := range entries {
 		if e.Manager == FieldOwner || e.Subresource != "" || e.Time == nil || e.Time.Time.Before(since) ||
-			e.FieldsV1 == nil || !strings.Contains(string(e.FieldsV1.Raw), `"f:spec"`) {
+			e.FieldsV1 == nil || !strings.Contains(e.FieldsV1.GetRawString(), `"f:spec"`) {
 			continue
 		}
 		known := false

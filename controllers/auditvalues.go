@@ -232,7 +232,7 @@ func lastManager(entries []metav1.ManagedFieldsEntry) string {
 			continue
 		}
 		candidates = append(candidates, e)
-		if e.FieldsV1 != nil && bytes.Contains(e.FieldsV1.Raw, []byte(`"f:spec"`)) {
+		if e.FieldsV1 != nil && bytes.Contains(e.FieldsV1.GetRawBytes(), []byte(`"f:spec"`)) {
 			spec = append(spec, e)
 		}
 	}

@@ -57,8 +57,8 @@ func TestLastManager(t *testing.T) {
 			{Manager: "a", Time: at(2)}, {Manager: "b", Time: at(2)},
 		}, want: "b"},
 		{name: "the last spec writer wins over a later metadata writer", entries: []metav1.ManagedFieldsEntry{
-			{Manager: "kubectl", Time: at(1), FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:enabled":{}}}`)}},
-			{Manager: "labeller", Time: at(5), FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{}}}`)}},
+			{Manager: "kubectl", Time: at(1), FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:enabled":{}}}`)},
+			{Manager: "labeller", Time: at(5), FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:labels":{}}}`)},
 		}, want: "kubectl"},
 	}
 	for _, tt := range tests {

@@ -43,8 +43,8 @@ func StripForCache(in any) (any, error) {
 		kept := make([]metav1.ManagedFieldsEntry, len(entries))
 		for i, e := range entries {
 			kept[i] = metav1.ManagedFieldsEntry{Manager: e.Manager, Operation: e.Operation, Time: e.Time, Subresource: e.Subresource}
-			if e.FieldsV1 != nil && bytes.Contains(e.FieldsV1.Raw, []byte(`"f:spec"`)) {
-				kept[i].FieldsType, kept[i].FieldsV1 = "FieldsV1", &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}
+			if e.FieldsV1 != nil && bytes.Contains(e.FieldsV1.GetRawBytes(), []byte(`"f:spec"`)) {
+				kept[i].FieldsType, kept[i].FieldsV1 = "FieldsV1", metav1.NewFieldsV1(`{"f:spec":{}}`)
 			}
 		}
 		obj.SetManagedFields(kept)

@@ -172,6 +172,10 @@ var _ = Describe("Sync controllers", func() {
 		expires := time.Now().Add(5 * time.Second).Truncate(time.Second).Add(time.Second)
 		o := userOverride(ns, "short", "user-1", entry("beta.expiring", true))
 		o.Spec.ExpiresAt = &metav1.Time{Time: expires}
+		// Retained, so that the store keeps the object to report as expired: by default the
+		// controller deletes it at expiry, and under load that deletion could reach the store
+		// before this spec reads the status.
+		o.Spec.OnExpiry = v1.OnExpiryRetain
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
 
 		u := evaluator.Context{UserID: "user-1"}
@@ -185,6 +189,8 @@ var _ = Describe("Sync controllers", func() {
 			st, _ := store.Snapshot().OverrideStatus(evaluator.SubjectUser, ns, "short")
 			return st.Expired
 		}).Should(BeTrue())
+		// Still there, so the status above was the store's verdict, not a leftover.
+		Consistently(func() error { return k8sClient.Get(ctx, client.ObjectKeyFromObject(o), o) }, "1s").Should(Succeed())
 	})
 
 	It("serves everything that existed before it started, as soon as it is ready", func() {

@@ -57,7 +57,6 @@ func BenchmarkLoadManyKeys(b *testing.B) {
 	base := ms.HeapAlloc
 	var s *Store
 	for b.Loop() {
-		s = nil
 		s = NewStore(WithClock(newFakeClock(t0)))
 		mustApply(b, s, ops...)
 	}

@@ -449,7 +449,6 @@ func (e *evalEnv) rollout(r *Result, f *Flag, key string, s *state) {
 		e.tr.add(stageRollout, "rollout", true, "%s %q is in bucket %d >= %d%%: off", via, string(b[n:]), bucket, s.pct)
 	}
 	fill(r, f, key, f.off, false, VariantOff, ReasonSplit, src)
-	return
 }
 
 // Bucket returns the rollout bucket (0-99) of a principal for a flag:

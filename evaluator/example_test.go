@@ -47,12 +47,16 @@ func Example() {
 
 func ExampleConfig() {
 	store := evaluator.NewStore()
-	store.Apply(evaluator.UpsertFlag("shop", "limits", evaluator.FlagSpec{
+	_, _, err := store.Apply(evaluator.UpsertFlag("shop", "limits", evaluator.FlagSpec{
 		Type:    evaluator.TypeObject,
 		Enabled: true,
 		Value:   json.RawMessage(`{"maxItems": 50}`),
 		Schema:  json.RawMessage(`{"type":"object","properties":{"maxItems":{"type":"integer","minimum":1}}}`),
 	}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	type limits struct {
 		MaxItems int `json:"maxItems"`
 	}

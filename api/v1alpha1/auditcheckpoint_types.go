@@ -18,6 +18,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // AuditCheckpointSpec is the audit trail's bookkeeping for one flag or override.
@@ -96,5 +97,8 @@ type AuditCheckpointList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&AuditCheckpoint{}, &AuditCheckpointList{})
+	SchemeBuilder.Register(func(s *runtime.Scheme) error {
+		s.AddKnownTypes(GroupVersion, &AuditCheckpoint{}, &AuditCheckpointList{})
+		return nil
+	})
 }

@@ -18,6 +18,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // DeviceFlagOverrideSpec sets flag values for one device.
@@ -75,5 +76,8 @@ type DeviceFlagOverrideList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&DeviceFlagOverride{}, &DeviceFlagOverrideList{})
+	SchemeBuilder.Register(func(s *runtime.Scheme) error {
+		s.AddKnownTypes(GroupVersion, &DeviceFlagOverride{}, &DeviceFlagOverrideList{})
+		return nil
+	})
 }

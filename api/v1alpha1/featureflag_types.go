@@ -19,6 +19,7 @@ package v1alpha1
 import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // FlagType is the type of a flag's values.
@@ -357,5 +358,8 @@ type FeatureFlagList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&FeatureFlag{}, &FeatureFlagList{})
+	SchemeBuilder.Register(func(s *runtime.Scheme) error {
+		s.AddKnownTypes(GroupVersion, &FeatureFlag{}, &FeatureFlagList{})
+		return nil
+	})
 }

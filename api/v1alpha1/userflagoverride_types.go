@@ -18,6 +18,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // UserFlagOverrideSpec sets flag values for one user.
@@ -73,5 +74,8 @@ type UserFlagOverrideList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&UserFlagOverride{}, &UserFlagOverrideList{})
+	SchemeBuilder.Register(func(s *runtime.Scheme) error {
+		s.AddKnownTypes(GroupVersion, &UserFlagOverride{}, &UserFlagOverrideList{})
+		return nil
+	})
 }

@@ -222,7 +222,7 @@ func TestKeyRotation(t *testing.T) {
 				return 0
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			closeOrFail(t, resp.Body)
 			return resp.StatusCode
 		}
 	}

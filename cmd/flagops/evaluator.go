@@ -122,8 +122,7 @@ func runEvaluator(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "flagops evaluator: %v\n", err)
-		return 2
+		return fail(stderr, 2, "flagops evaluator: %v\n", err)
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap), zap.WriteTo(stderr)))
 	log := ctrl.Log.WithName("setup")

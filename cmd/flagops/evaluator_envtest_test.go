@@ -122,7 +122,7 @@ func TestEvaluatorOnEnvtest(t *testing.T) {
 				if err != nil {
 					return err.Error()
 				}
-				defer resp.Body.Close()
+				defer closeOrFail(t, resp.Body)
 				b, _ := io.ReadAll(resp.Body)
 				return fmt.Sprintf("%d %s", resp.StatusCode, b)
 			}

@@ -57,8 +57,7 @@ func main() {
 // run dispatches to a subcommand and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+		return fail(stderr, 2, "%s", usage)
 	}
 	switch args[0] {
 	case "manager":
@@ -70,15 +69,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "serve":
 		return runServe(args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintf(stdout, "flagops %s\n", version)
-		return 0
+		return output(stdout, stderr, "flagops "+version+"\n")
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
+		return output(stdout, stderr, usage)
 	default:
-		fmt.Fprintf(stderr, "flagops: unknown command %q\n\n%s", args[0], usage)
-		return 2
+		return fail(stderr, 2, "flagops: unknown command %q\n\n%s", args[0], usage)
 	}
+}
+
+// output writes a command's result to stdout and returns the exit code: 0, or 1 with the
+// reason on stderr when stdout cannot be written (a closed pipe, a full disk).
+func output(stdout, stderr io.Writer, s string) int {
+	if _, err := io.WriteString(stdout, s); err != nil {
+		return fail(stderr, 1, "flagops: failed to write the output: %v\n", err)
+	}
+	return 0
+}
+
+// fail writes a command's error message to stderr and returns code, the exit code. The
+// write's own error is ignored: the command fails with code either way, and a stderr that
+// cannot be written leaves nowhere else to report it.
+func fail(stderr io.Writer, code int, format string, args ...any) int {
+	_, _ = fmt.Fprintf(stderr, format, args...)
+	return code
 }
 
 // parseCommand parses a subcommand's flags. --help prints usage (the command's description)
@@ -86,7 +99,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 func parseCommand(fs *flag.FlagSet, usage string, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stdout, "%s\nFlags:\n", usage)
+		// Ignored, as flag.FlagSet.PrintDefaults ignores the errors of the lines it writes
+		// next: --help exits 0 either way.
+		_, _ = fmt.Fprintf(stdout, "%s\nFlags:\n", usage)
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 		fs.SetOutput(stderr)

@@ -18,6 +18,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -78,6 +79,32 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// failingWriter fails every write, as stdout does when it is a closed pipe or a full disk.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+func TestRunOutputFails(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{name: "version", args: []string{"version"}},
+		{name: "help", args: []string{"help"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if code := run(tt.args, failingWriter{}, &stderr); code != 1 {
+				t.Errorf("exit code = %d, want 1", code)
+			}
+			if want := "flagops: failed to write the output: no space left on device"; !strings.Contains(stderr.String(), want) {
+				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), want)
+			}
+		})
+	}
+}
+
 func TestNamespaces(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -130,5 +157,14 @@ func TestAuditEventFlags(t *testing.T) {
 				t.Errorf("source %q, batch %v; want %q, %v", o.auditEventSource, o.auditEventBatch, tt.wantSource, tt.wantBatch)
 			}
 		})
+	}
+}
+
+// closeOrFail closes c and fails the test, which goes on, if that fails. For defer and
+// t.Cleanup, in place of a bare Close whose error nobody would see.
+func closeOrFail(t testing.TB, c io.Closer) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Errorf("close: %v", err)
 	}
 }

@@ -228,16 +228,14 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "flagops manager: %v\n", err)
-		return 2
+		return fail(stderr, 2, "flagops manager: %v\n", err)
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap), zap.WriteTo(stderr)))
 	log := ctrl.Log.WithName("setup")
 
 	namespaces, err := o.namespaces()
 	if err != nil {
-		fmt.Fprintf(stderr, "flagops manager: %v\n", err)
-		return 2
+		return fail(stderr, 2, "flagops manager: %v\n", err)
 	}
 
 	metricsOpts := metricsserver.Options{
@@ -263,8 +261,7 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		Logger:      ctrl.Log.WithName("audit"),
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "flagops manager: %v\n", err)
-		return 2
+		return fail(stderr, 2, "flagops manager: %v\n", err)
 	}
 	defer func() {
 		if err := sink.Close(); err != nil {
@@ -274,8 +271,7 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 
 	keys, err := o.stampKeys()
 	if err != nil {
-		fmt.Fprintf(stderr, "flagops manager: %v\n", err)
-		return 2
+		return fail(stderr, 2, "flagops manager: %v\n", err)
 	}
 	if keys == nil {
 		log.Info("WARNING: no --audit-stamp-key-file: every audit record's actor is unverified (actor.verified false, the field manager as a hint)")

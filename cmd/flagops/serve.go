@@ -85,19 +85,16 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "flagops serve: %v\n", err)
-		return 2
+		return fail(stderr, 2, "flagops serve: %v\n", err)
 	}
 	ln, err := net.Listen("tcp", o.bindAddr)
 	if err != nil {
-		fmt.Fprintf(stderr, "flagops serve: --evaluator-bind-address: %v\n", err)
-		return 2
+		return fail(stderr, 2, "flagops serve: --evaluator-bind-address: %v\n", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, o, ln, slog.New(slog.NewTextHandler(stderr, nil))); err != nil {
-		fmt.Fprintf(stderr, "flagops serve: %v\n", err)
-		return 1
+		return fail(stderr, 1, "flagops serve: %v\n", err)
 	}
 	return 0
 }

@@ -149,7 +149,7 @@ func TestServeDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer closeOrFail(t, resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("stream status %d", resp.StatusCode)
 	}
@@ -194,7 +194,7 @@ func TestServeDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Body.Close()
+	defer closeOrFail(t, r.Body)
 	var got struct {
 		Flags map[string]struct {
 			Value any `json:"value"`
@@ -270,7 +270,10 @@ func TestServeReadyz(t *testing.T) {
 			t.Cleanup(func() {
 				cancel()
 				select {
-				case <-done:
+				case err := <-done:
+					if err != nil {
+						t.Errorf("serve returned %v", err)
+					}
 				case <-time.After(10 * time.Second):
 					t.Error("serve did not stop")
 				}
@@ -300,7 +303,7 @@ func TestServeReadyz(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer resp.Body.Close()
+				defer closeOrFail(t, resp.Body)
 				var got struct {
 					Flags map[string]struct {
 						Value any `json:"value"`

@@ -19,7 +19,6 @@ package main
 import (
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -103,8 +102,7 @@ func runSidecar(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "flagops sidecar: %v\n", err)
-		return 2
+		return fail(stderr, 2, "flagops sidecar: %v\n", err)
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap), zap.WriteTo(stderr)))
 	log := ctrl.Log.WithName("setup")

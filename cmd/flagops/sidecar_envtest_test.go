@@ -109,7 +109,7 @@ func TestSidecarOnEnvtest(t *testing.T) {
 			if err != nil {
 				return err.Error()
 			}
-			defer resp.Body.Close()
+			defer closeOrFail(t, resp.Body)
 			b, _ := io.ReadAll(resp.Body)
 			return fmt.Sprintf("%d %s", resp.StatusCode, b)
 		}

@@ -30,8 +30,6 @@ const (
 	// ScopeAdmin in the scope claim grants the admin routes (explain and
 	// the user and device views).
 	ScopeAdmin = "flagops:admin"
-	// claimContext is the claim holding the evaluation context.
-	claimContext = "ctx"
 )
 
 // maxTokenBytes bounds a context token; longer ones are rejected unread.
@@ -183,8 +181,9 @@ func (s *scopeClaim) UnmarshalJSON(b []byte) error {
 // tokenClaims are the claims read from a context token.
 type tokenClaims struct {
 	jwt.RegisteredClaims
-	Scope scopeClaim     `json:"scope,omitempty"`
-	Ctx   map[string]any `json:"ctx"`
+	Scope scopeClaim `json:"scope,omitempty"`
+	// Ctx is the evaluation context.
+	Ctx map[string]any `json:"ctx"`
 	// Top-level context attributes are a mistake (the context goes in
 	// ctx); they are detected to reject the token rather than ignored.
 	TopTargetingKey any `json:"targetingKey,omitempty"`

@@ -417,7 +417,7 @@ func streamStart(t *testing.T, srv *httptest.Server, path string, header ...stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { resp.Body.Close() })
+	t.Cleanup(func() { closeOrFail(t, resp.Body) })
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		return resp, string(b)
@@ -467,7 +467,7 @@ func TestStreamTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r2.Body.Close()
+	defer closeOrFail(t, r2.Body)
 	if r2.StatusCode != http.StatusOK || r2.Header.Get("Cache-Control") != "no-store" || r2.Header.Get("Content-Type") != "text/event-stream" {
 		t.Errorf("OFREP access_token: status %d, headers %v", r2.StatusCode, r2.Header)
 	}

@@ -178,14 +178,6 @@ const (
 	fnvPrime  fnv64a = 1099511628211
 )
 
-func (h fnv64a) bytes(b []byte) fnv64a {
-	for _, c := range b {
-		h ^= fnv64a(c)
-		h *= fnvPrime
-	}
-	return h
-}
-
 func (h fnv64a) str(s string) fnv64a {
 	for i := 0; i < len(s); i++ {
 		h ^= fnv64a(s[i])

@@ -26,7 +26,7 @@ func postBulk(t *testing.T, srv *httptest.Server, path, body string, header ...s
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer closeOrFail(t, resp.Body)
 	var d struct {
 		EventStreams []struct {
 			Type     string `json:"type"`

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -319,5 +320,14 @@ func TestRequestErrorsWrap(t *testing.T) {
 	var fe *evaluator.FieldError
 	if !errors.As(err, &fe) || fe.Field != "context.userId" {
 		t.Errorf("bad context: %v does not wrap the field error", err)
+	}
+}
+
+// closeOrFail closes c and fails the test, which goes on, if that fails. For defer and
+// t.Cleanup, in place of a bare Close whose error nobody would see.
+func closeOrFail(t testing.TB, c io.Closer) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Errorf("close: %v", err)
 	}
 }

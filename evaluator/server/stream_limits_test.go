@@ -62,7 +62,7 @@ func dialNoRead(t *testing.T, addr, path string) net.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
+	t.Cleanup(func() { closeOrFail(t, conn) })
 	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: test\r\n\r\n", path); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestStalledReaderIsDropped(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		defer closeOrFail(t, resp.Body)
 		return resp.StatusCode == http.StatusOK
 	})
 }

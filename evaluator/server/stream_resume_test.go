@@ -78,7 +78,7 @@ func effectiveFlags(t *testing.T, srv *httptest.Server, path, context string) ma
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer closeOrFail(t, resp.Body)
 	var d struct {
 		Flags map[string]any `json:"flags"`
 	}

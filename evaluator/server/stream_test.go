@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -51,7 +50,7 @@ func newStreamServer(t *testing.T, opts Options, wrap func(http.Handler) http.Ha
 	if opts.NewTicker == nil && opts.Heartbeat == 0 {
 		opts.NewTicker = noTicks
 	}
-	var h http.Handler = New(store, opts)
+	h := New(store, opts)
 	if wrap != nil {
 		h = wrap(h)
 	}
@@ -78,7 +77,7 @@ func get(t *testing.T, srv *httptest.Server, path string, header ...string) (*ht
 	}
 	t.Cleanup(func() {
 		cancel()
-		resp.Body.Close()
+		closeOrFail(t, resp.Body)
 	})
 	return resp, cancel
 }
@@ -603,7 +602,7 @@ func TestStreamRejections(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer resp.Body.Close()
+			defer closeOrFail(t, resp.Body)
 			checkError(t, resp, tc.status, tc.code, tc.details...)
 		})
 	}
@@ -699,7 +698,5 @@ func TestStreamSystemTicker(t *testing.T) {
 		t.Fatalf("frame = %+v, want heartbeat", ev)
 	}
 }
-
-func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func (m *fakeMetrics) Evaluated(string) {}

@@ -462,13 +462,15 @@ func writeFileAtomic(name string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("failed to write %s: %w", name, err)
 	}
-	defer os.Remove(f.Name()) // after a successful rename, there is nothing to remove
+	// After a successful rename there is nothing to remove; otherwise the temporary file goes,
+	// and the write error is the one to report.
+	defer func() { _ = os.Remove(f.Name()) }()
 	if _, err := f.Write(data); err != nil {
-		f.Close()
+		_ = f.Close() // the write error is the one to report
 		return fmt.Errorf("failed to write %s: %w", name, err)
 	}
 	if err := f.Chmod(0o644); err != nil {
-		f.Close()
+		_ = f.Close() // the chmod error is the one to report
 		return fmt.Errorf("failed to write %s: %w", name, err)
 	}
 	if err := f.Close(); err != nil {

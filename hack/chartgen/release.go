@@ -37,7 +37,7 @@ func releaseManifests(kustomize, root, image string) (install, crds []byte, err 
 	if err != nil {
 		return nil, nil, fmt.Errorf("failed to create the overlay: %w", err)
 	}
-	defer os.RemoveAll(overlay)
+	defer func() { _ = os.RemoveAll(overlay) }() // a temporary directory: a leftover is harmless
 	// kustomize takes only a relative path to a base.
 	base, err := filepath.Rel(overlay, filepath.Join(absRoot, "config", "default"))
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -71,7 +72,7 @@ func TestDemo(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		defer closeOrFail(t, resp.Body)
 		var got struct {
 			Flags map[string]struct {
 				Value  any    `json:"value"`
@@ -178,5 +179,14 @@ func TestPort(t *testing.T) {
 		if p < freePortMin || p >= freePortMin+freePortCount || p >= 32768 {
 			t.Errorf("port(0) = %d, want a port from %d to %d", p, freePortMin, freePortMin+freePortCount-1)
 		}
+	}
+}
+
+// closeOrFail closes c and fails the test, which goes on, if that fails. For defer and
+// t.Cleanup, in place of a bare Close whose error nobody would see.
+func closeOrFail(t testing.TB, c io.Closer) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Errorf("close: %v", err)
 	}
 }

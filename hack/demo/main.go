@@ -40,10 +40,15 @@ func main() {
 		fmt.Fprintf(os.Stderr, "flagops demo: %v\n", err)
 		os.Exit(1)
 	}
-	fmt.Fprint(o.out, d.instructions(o))
+	if _, err := fmt.Fprint(o.out, d.instructions(o)); err != nil {
+		fmt.Fprintf(os.Stderr, "flagops demo: failed to print the instructions: %v\n", err)
+		d.stop()
+		os.Exit(1)
+	}
 	select {
 	case <-ctx.Done():
-		fmt.Fprintln(o.out, "\nStopping the demo.")
+		// The demo stops whether or not this line can be printed.
+		_, _ = fmt.Fprintln(o.out, "\nStopping the demo.")
 		d.stop()
 	case <-d.exited:
 		p := d.firstExited()

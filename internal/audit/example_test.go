@@ -33,7 +33,6 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	defer sink.Close()
 
 	rec := audit.NewRecord(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), audit.Change{
 		Action: audit.ActionFlagScheduleApplied,
@@ -53,6 +52,9 @@ func Example() {
 		},
 	})
 	if err := sink.Write(context.Background(), rec); err != nil {
+		fmt.Println(err)
+	}
+	if err := sink.Close(); err != nil {
 		fmt.Println(err)
 	}
 	// Output:

@@ -130,7 +130,11 @@ func FuzzSpoolOpen(f *testing.F) {
 		if err != nil {
 			t.Fatalf("openSpool: %v", err)
 		}
-		defer s.close()
+		defer func() {
+			if err := s.close(); err != nil {
+				t.Errorf("close the spool: %v", err)
+			}
+		}()
 		if s.pending() != len(frames) {
 			t.Fatalf("spool counts %d records, scanner %d", s.pending(), len(frames))
 		}

@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -187,12 +188,6 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 		rc.got = append(rc.got, batch...)
 	}
 	w.WriteHeader(code)
-}
-
-func (rc *receiver) setRespond(f func(w http.ResponseWriter, batch []Record) int) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	rc.respond = f
 }
 
 func (rc *receiver) records() []Record {
@@ -376,4 +371,13 @@ func decodeLines(t *testing.T, body []byte) []Record {
 		t.Errorf("scan body: %v", err)
 	}
 	return out
+}
+
+// closeOrFail closes c and fails the test, which goes on, if that fails. For defer and
+// t.Cleanup, in place of a bare Close whose error nobody would see.
+func closeOrFail(t testing.TB, c io.Closer) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
 }

@@ -51,7 +51,7 @@ func TestMetricsExposition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer closeOrFail(t, s)
 	records := testRecords(3)
 	writeAll(t, s, records)
 	writeAll(t, s, records[:1]) // a duplicate, dropped by every sink
@@ -163,7 +163,7 @@ func TestMetricsLabelIsValidUTF8(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer closeOrFail(t, s)
 	writeAll(t, s, testRecords(1))
 	if got := testutil.ToFloat64(s.m.records.WithLabelValues(label(s.Name()), ResultWritten)); got != 1 {
 		t.Errorf("written = %v, want 1", got)

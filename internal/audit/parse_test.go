@@ -99,7 +99,7 @@ func TestParseSinks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer s.Close()
+			defer closeOrFail(t, s)
 			if s.Name() != tc.name {
 				t.Errorf("Name() = %q, want %q", s.Name(), tc.name)
 			}
@@ -274,7 +274,7 @@ func TestParseSpecDestinations(t *testing.T) {
 	if _, err := parseSpec("HTTPS://h.example/x"); err != nil {
 		t.Errorf("upper-case scheme: %v", err)
 	}
-	var target error = errors.New("x")
+	target := errors.New("x")
 	if errors.Is(specError("s", target), target) != true {
 		t.Error("specError does not wrap")
 	}

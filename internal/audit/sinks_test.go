@@ -169,7 +169,7 @@ func TestFileSink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s2.Close()
+	defer closeOrFail(t, s2)
 	for _, r := range records[3:] {
 		if err := s2.Write(context.Background(), r); err != nil {
 			t.Fatal(err)
@@ -195,7 +195,7 @@ func TestFileSinkConcurrentWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer closeOrFail(t, s)
 	records := testRecords(40)
 	var wg sync.WaitGroup
 	for _, r := range records {
@@ -226,7 +226,7 @@ func TestFileSinkReopensAfterRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer closeOrFail(t, s)
 	records := testRecords(3)
 	if err := s.Write(context.Background(), records[0]); err != nil {
 		t.Fatal(err)
@@ -281,7 +281,7 @@ func TestFileSinkErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := NewFile(tc.path, Options{})
 			if err == nil {
-				s.Close()
+				closeOrFail(t, s)
 				t.Fatal("NewFile succeeded")
 			}
 			if !strings.Contains(err.Error(), tc.want) {
@@ -301,7 +301,6 @@ func TestFileSinkWriteFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
 	bad := testRecord(0)
 	bad.Action = "flag.renamed"
 	if err := s.Write(context.Background(), bad); !errors.Is(err, ErrInvalidRecord) {
@@ -334,6 +333,10 @@ func TestFileSinkWriteFailures(t *testing.T) {
 	s.mu.Unlock()
 	if err := s.Write(context.Background(), testRecord(3)); err == nil {
 		t.Error("Write succeeded on a closed file")
+	}
+	// The sink's own Close finds the descriptor closed under it, and says so.
+	if err := s.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Close = %v, want os.ErrClosed", err)
 	}
 }
 

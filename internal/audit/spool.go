@@ -248,7 +248,7 @@ func (s *spool) scanSegment(id uint64, head bool) (segment, error) {
 	if err != nil {
 		return segment{}, fmt.Errorf("open spool segment: %w", err)
 	}
-	defer f.Close()
+	defer closeReadOnly(f)
 	fr := newFrameReader(f, 0, s.cfg.maxFrame)
 	var boundary int64
 	corrupt := 0
@@ -433,7 +433,7 @@ func (s *spool) peek(maxRecords, maxBytes int) (batch, error) {
 	if err != nil {
 		return batch{}, fmt.Errorf("open spool segment: %w", err)
 	}
-	defer f.Close()
+	defer closeReadOnly(f)
 	fr := newFrameReader(io.NewSectionReader(f, start, seg.size-start), start, s.cfg.maxFrame)
 	b := batch{seg: seg.id, start: start, end: start}
 	size := 0
@@ -575,3 +575,7 @@ func (s *spool) close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// closeReadOnly closes a file that was opened only to read. Its error is ignored: closing such
+// a file cannot lose data, and what was read has been checked frame by frame.
+func closeReadOnly(f *os.File) { _ = f.Close() }

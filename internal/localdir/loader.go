@@ -266,7 +266,8 @@ func digest(files []file) [sha256.Size]byte {
 			body = []byte("error: " + f.err.Error())
 		}
 		// Lengths first, so that no two different sets of files hash the same input.
-		fmt.Fprintf(h, "%d:%s%d:", len(f.path), f.path, len(body))
+		// A hash.Hash's Write never returns an error.
+		h.Write(fmt.Appendf(nil, "%d:%s%d:", len(f.path), f.path, len(body)))
 		h.Write(body)
 	}
 	var sum [sha256.Size]byte

@@ -549,7 +549,7 @@ var _ = Describe("Published schema", func() {
 			req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
 			resp, err := httpClient.Do(req)
 			g.Expect(err).NotTo(HaveOccurred())
-			defer resp.Body.Close()
+			defer func() { g.Expect(resp.Body.Close()).To(Succeed()) }()
 			body, err := io.ReadAll(resp.Body)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(resp.StatusCode).To(Equal(http.StatusOK), string(body))

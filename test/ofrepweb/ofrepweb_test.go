@@ -143,7 +143,7 @@ func startServe(t *testing.T, bin, dir string, extra ...string) (string, *locked
 		defer close(copied)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			fmt.Fprintln(log, sc.Text())
+			_, _ = fmt.Fprintln(log, sc.Text()) // a lockedBuffer's Write does not fail
 			if m := addressRE.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case addr <- m[1]:

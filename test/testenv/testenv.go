@@ -30,7 +30,7 @@ import (
 	"sort"
 	"strings"
 
-	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -126,12 +126,12 @@ func WaitForPolicies(ctx context.Context, c client.Client) {
 		u.Object["spec"] = map[string]any{"type": "Boolean", "value": "yes"}
 		return u
 	}
-	Eventually(func(g Gomega) {
+	gomega.Eventually(func(g gomega.Gomega) {
 		err := c.Create(ctx, probe())
 		if err == nil {
 			_ = c.Delete(ctx, probe())
 		}
-		g.Expect(err).To(HaveOccurred(), "the admission policy is not enforced yet")
-		g.Expect(strings.Contains(err.Error(), "ValidatingAdmissionPolicy")).To(BeTrue(), err.Error())
-	}).Should(Succeed())
+		g.Expect(err).To(gomega.HaveOccurred(), "the admission policy is not enforced yet")
+		g.Expect(strings.Contains(err.Error(), "ValidatingAdmissionPolicy")).To(gomega.BeTrue(), err.Error())
+	}).Should(gomega.Succeed())
 }
