@@ -30,6 +30,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -84,6 +85,8 @@ type managerOptions struct {
 	stampKeyFile     string
 	webhookPort      int
 	webhookCertDir   string
+	injectSidecars   bool
+	sidecarImage     string
 	certs            certs.Options
 	evaluatorAddr    string
 	defaultNamespace string
@@ -141,6 +144,10 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 		"Port the admission webhook server listens on.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "",
 		"Directory holding the webhook server's tls.crt and tls.key. Empty means controller-runtime's default, <temp-dir>/k8s-webhook-server/serving-certs.")
+	fs.BoolVar(&o.injectSidecars, "sidecar-injection", true,
+		"Serve the sidecar injection webhooks: pods annotated flagops.dev/inject: \"true\", and the pods of namespaces labelled flagops.dev/inject=enabled, get `flagops sidecar` as a native sidecar (docs/sidecar.md). Needs --enable-webhooks.")
+	fs.StringVar(&o.sidecarImage, "sidecar-image", "",
+		"Image of the injected sidecar. Empty means the image of this manager's own container, read from its pod (POD_NAME and POD_NAMESPACE).")
 	o.certs.Bind(fs)
 	fs.StringVar(&o.evaluatorAddr, "evaluator-bind-address", "0",
 		"Address the evaluator's HTTP API (OFREP, native API, event streams, /readyz) binds to on every replica, e.g. 127.0.0.1:8080 for development. 0, the default, disables it: devices are served by `flagops evaluator`, which can only read the cluster (docs/deploy.md).")
@@ -159,6 +166,9 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 		if err := o.certs.Validate(); err != nil {
 			return nil, err
 		}
+	}
+	if o.sidecarImage != "" && strings.TrimSpace(o.sidecarImage) != o.sidecarImage || strings.ContainsAny(o.sidecarImage, " \t\n") {
+		return nil, fmt.Errorf("--sidecar-image: %q is not an image reference", o.sidecarImage)
 	}
 	if o.evaluatorAddr == "" {
 		return nil, errors.New("--evaluator-bind-address: empty address (use 0 to disable the evaluator server)")
@@ -348,7 +358,15 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.enableWebhooks {
 		// After controllers.Setup, which registers the cache indexes the webhooks query.
-		if err := flagopswebhook.Setup(mgr, flagopswebhook.Options{StampKeys: keys}); err != nil {
+		webhookOpts := flagopswebhook.Options{StampKeys: keys}
+		if o.injectSidecars {
+			webhookOpts.Inject = &flagopswebhook.InjectOptions{
+				Image:            o.sidecarImage,
+				Self:             types.NamespacedName{Namespace: os.Getenv("POD_NAMESPACE"), Name: os.Getenv("POD_NAME")},
+				ManagerContainer: "manager",
+			}
+		}
+		if err := flagopswebhook.Setup(mgr, webhookOpts); err != nil {
 			log.Error(err, "Unable to set up the webhooks")
 			return 1
 		}

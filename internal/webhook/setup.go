@@ -54,6 +54,9 @@ type Options struct {
 	// StampKeys sign the actor stamps (flagops.dev/changed-by-stamp and deleted-by-stamp);
 	// nil writes the names without stamps, which the audit trail then marks unverified.
 	StampKeys *stamp.Keys
+	// Inject, when set, serves the sidecar injection webhooks (PathInjectPod and
+	// PathInjectNamespace).
+	Inject *InjectOptions
 }
 
 // Setup registers every flagops webhook on the webhook server of mgr.
@@ -97,5 +100,13 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		reader:  mgr.GetAPIReader(),
 		keys:    opts.StampKeys,
 	}})
+	if opts.Inject != nil {
+		image := newImageSource(*opts.Inject)
+		for path, byNamespace := range map[string]bool{PathInjectPod: false, PathInjectNamespace: true} {
+			server.Register(path, &admission.Webhook{Handler: &sidecarInjector{
+				decoder: decoder, byNamespace: byNamespace, client: mgr.GetClient(), reader: mgr.GetAPIReader(), image: image,
+			}})
+		}
+	}
 	return nil
 }

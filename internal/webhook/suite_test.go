@@ -172,7 +172,27 @@ func installMatchConditions() {
 	Expect(idx).To(BeNumerically(">=", 0), "the patched webhook exists in config/webhook")
 	Expect(*mutating.Webhooks[idx].FailurePolicy).To(Equal(admissionregistrationv1.Fail))
 	mutating.Webhooks[idx].MatchConditions = patch.Webhooks[0].MatchConditions
+	installInjectSelectors(mutating)
 	Expect(k8sClient.Update(ctx, mutating)).To(Succeed())
+}
+
+// installInjectSelectors gives the two sidecar injection webhooks in mutating the namespace
+// selectors and match conditions of config/default/webhook_inject_patch.yaml.
+func installInjectSelectors(mutating *admissionregistrationv1.MutatingWebhookConfiguration) {
+	GinkgoHelper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "config", "default", "webhook_inject_patch.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	patch := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	Expect(utilyaml.Unmarshal(raw, patch)).To(Succeed())
+	Expect(patch.Webhooks).To(HaveLen(2), "the pod and namespace injection webhooks")
+	for _, p := range patch.Webhooks {
+		idx := slices.IndexFunc(mutating.Webhooks, func(w admissionregistrationv1.MutatingWebhook) bool { return w.Name == p.Name })
+		Expect(idx).To(BeNumerically(">=", 0), "the patched webhook %s exists in config/webhook", p.Name)
+		Expect(p.NamespaceSelector).NotTo(BeNil())
+		Expect(p.MatchConditions).NotTo(BeEmpty())
+		mutating.Webhooks[idx].NamespaceSelector = p.NamespaceSelector
+		mutating.Webhooks[idx].MatchConditions = p.MatchConditions
+	}
 }
 
 // startManager runs the flagops controllers and webhooks, as `flagops manager` does.
@@ -198,7 +218,7 @@ func startManager() {
 		StampKeys: stampKeys,
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(Setup(mgr, Options{StampKeys: stampKeys})).To(Succeed())
+	Expect(Setup(mgr, Options{StampKeys: stampKeys, Inject: &InjectOptions{Image: sidecarImage, PullPolicy: corev1.PullIfNotPresent}})).To(Succeed())
 	mgr.GetWebhookServer().Register(observePath, &admission.Webhook{Handler: observed})
 
 	mgrCtx, stop := context.WithCancel(ctx)
@@ -313,7 +333,6 @@ func deviceOverride(ns, name, device string, entries ...v1.FlagOverrideEntry) *v
 	}
 }
 
-func ptrTo[T any](v T) *T { return &v }
 
 // annotation reads one annotation of the stored object.
 func annotation(obj client.Object, key string) func(g Gomega) string {
