@@ -18,17 +18,24 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"errors"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
 func TestWantsSidecar(t *testing.T) {
@@ -291,4 +298,71 @@ type failingReader struct{ client.Reader }
 
 func (failingReader) Get(context.Context, client.ObjectKey, client.Object, ...client.GetOption) error {
 	return errors.New("no reads expected")
+}
+
+func TestSidecarInjectorHandle(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	podRaw := func(annotations map[string]string) []byte {
+		p := appPod()
+		p.Annotations = annotations
+		raw, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	request := func(kind string, op admissionv1.Operation, raw []byte) admission.Request {
+		return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+			Kind: metav1.GroupVersionKind{Version: "v1", Kind: kind}, Operation: op, Namespace: "shop",
+			Object: runtime.RawExtension{Raw: raw}, DryRun: ptrTo(true),
+		}}
+	}
+	injector := func(image InjectOptions) *sidecarInjector {
+		c := fake.NewClientBuilder().WithScheme(scheme).Build()
+		return &sidecarInjector{decoder: admission.NewDecoder(scheme), client: c, reader: c, image: newImageSource(image)}
+	}
+	tests := []struct {
+		name    string
+		h       *sidecarInjector
+		req     admission.Request
+		allowed bool
+		code    int32
+		patched bool
+		msg     string
+	}{
+		{name: "not a pod", h: injector(InjectOptions{Image: "i"}), req: request("Secret", admissionv1.Create, []byte(`{}`)),
+			allowed: true, msg: "not a pod creation"},
+		{name: "an update", h: injector(InjectOptions{Image: "i"}), req: request("Pod", admissionv1.Update, podRaw(nil)),
+			allowed: true, msg: "not a pod creation"},
+		{name: "undecodable", h: injector(InjectOptions{Image: "i"}), req: request("Pod", admissionv1.Create, []byte(`{"spec":7}`)),
+			code: http.StatusBadRequest, msg: "failed to decode the pod"},
+		{name: "not asked", h: injector(InjectOptions{Image: "i"}), req: request("Pod", admissionv1.Create, podRaw(nil)),
+			allowed: true, msg: "does not ask"},
+		{name: "no image", h: injector(InjectOptions{ManagerContainer: "manager"}),
+			req:  request("Pod", admissionv1.Create, podRaw(map[string]string{AnnotationInject: "true"})),
+			code: http.StatusInternalServerError, msg: "set --sidecar-image"},
+		{name: "dry run", h: injector(InjectOptions{Image: "i"}),
+			req:     request("Pod", admissionv1.Create, podRaw(map[string]string{AnnotationInject: "true"})),
+			allowed: true, patched: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := tt.h.Handle(context.Background(), tt.req)
+			if resp.Allowed != tt.allowed {
+				t.Fatalf("allowed = %v: %+v", resp.Allowed, resp.Result)
+			}
+			if tt.code != 0 && resp.Result.Code != tt.code {
+				t.Errorf("code = %d, want %d", resp.Result.Code, tt.code)
+			}
+			if tt.msg != "" && !strings.Contains(resp.Result.Message, tt.msg) {
+				t.Errorf("message %q does not contain %q", resp.Result.Message, tt.msg)
+			}
+			if (len(resp.Patches) > 0) != tt.patched {
+				t.Errorf("patches = %v, want patched %v", resp.Patches, tt.patched)
+			}
+		})
+	}
 }

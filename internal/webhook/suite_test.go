@@ -333,7 +333,6 @@ func deviceOverride(ns, name, device string, entries ...v1.FlagOverrideEntry) *v
 	}
 }
 
-
 // annotation reads one annotation of the stored object.
 func annotation(obj client.Object, key string) func(g Gomega) string {
 	return func(g Gomega) string {

@@ -218,6 +218,7 @@ var _ = Describe("flagops installed in the local cluster", Ordered, func() {
 	Describe("the aggregated roles", roleSpecs)
 	It("reports the samples healthy to kstatus (Flux) and to the Argo CD health checks", healthSpec)
 	It("runs the sidecar component next to an application that reads its namespace's flags on localhost, and no other's", sidecarSpec)
+	It("injects the sidecar into annotated pods and the pods of opted-in namespaces, fails closed for them only, and grants each only its namespace", injectSpec)
 	It("elects a new leader within 30 s when the leader's pod is deleted, and the audit trail has no gap and no duplicate", failoverSpec)
 	// The namespace controller deletes the flags' AuditCheckpoints while the flags wait for
 	// the audit finalizer, and nothing can be created in a terminating namespace: the leader

@@ -129,10 +129,7 @@ patches:
 	Expect(pod.Spec.InitContainers[0].Name).To(Equal("flagops"))
 	Expect(pod.Status.ContainerStatuses[0].RestartCount).To(BeZero(), "the application started before the sidecar was ready")
 
-	raw, err := kube.CoreV1().Pods(ns).GetLogs(pod.Name, &corev1.PodLogOptions{Container: "app"}).DoRaw(ctx)
-	Expect(err).NotTo(HaveOccurred())
-	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
-	Expect(lines).To(HaveLen(2), "app output:\n%s", raw)
+	lines := clientLines(pod, 2)
 	status, body, _ := strings.Cut(lines[0], " ")
 	Expect(status).To(Equal("200"), "its own namespace's flag: %s", lines[0])
 	Expect(body).To(ContainSubstring(`"key":"sidecar.own"`))
