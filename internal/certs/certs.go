@@ -14,16 +14,17 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=list;watch
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=get;update,resourceNames=flagops-mutating-webhook-configuration;flagops-validating-webhook-configuration
 
 // Package certs gives the manager's admission webhooks their TLS certificates without
 // cert-manager. Each manager replica runs open-policy-agent/cert-controller's rotator,
 // which keeps a CA and a serving certificate for the webhook Service in one Secret,
-// renews them before they expire, and writes the CA into the caBundle of the webhook
-// configurations. Each replica writes the certificate from the Secret into its certificate
-// directory (an emptyDir) as soon as it changes; the webhook server starts once the
-// certificate is there, and reloads it when it changes.
+// renews them before they expire. Each replica follows the Secret: it writes the CA into the
+// caBundle of the webhook configurations, keeping the earlier CAs there until they expire,
+// and only then writes the certificate into its certificate directory (an emptyDir). So the
+// caBundle trusts every certificate a replica may serve, also while a new CA replaces the
+// old one. The webhook server starts once the certificate is there, and reloads it when it
+// changes.
 package certs
 
 import (
@@ -65,7 +66,7 @@ const (
 	namespaceEnv            = "POD_NAMESPACE"
 	caName                  = "flagops-webhook-ca"
 	caOrganization          = "flagops"
-	rotatorFieldOwner       = "flagops-webhook-certs"
+	fieldOwner              = "flagops-webhook-certs"
 
 	flagMode       = "webhook-certs"
 	flagCAValidity = "webhook-ca-validity"
@@ -184,18 +185,18 @@ func Setup(mgr manager.Manager, o Options, namespace, certDir string, ready chan
 	}
 	svc := o.Service + "." + namespace + ".svc"
 	err := rotator.AddRotator(mgr, &rotator.CertRotator{
-		SecretKey:      types.NamespacedName{Namespace: namespace, Name: o.Secret},
+		SecretKey: types.NamespacedName{Namespace: namespace, Name: o.Secret},
+		// One controller name per Secret: controller-runtime refuses a name twice in one
+		// process, where the tests run two managers.
+		ControllerName: "cert-rotator-" + o.Secret,
 		CertDir:        certDir,
 		CAName:         caName,
 		CAOrganization: caOrganization,
 		DNSName:        svc,
 		ExtraDNSNames:  []string{o.Service, o.Service + "." + namespace, svc + ".cluster.local"},
 		IsReady:        ready,
-		Webhooks: []rotator.WebhookInfo{
-			{Name: o.MutatingConfig, Type: rotator.Mutating},
-			{Name: o.ValidatingConfig, Type: rotator.Validating},
-		},
-		FieldOwner: rotatorFieldOwner,
+		// No Webhooks: the rotator would set each caBundle to the new CA alone, at once,
+		// while the replicas still serve certificates of the old one. The mirror sets them.
 		// Every replica serves the webhooks, so every replica needs the certificate before
 		// it starts serving: each runs the rotator. They agree through the Secret's
 		// resourceVersion; the loser of a race re-reads the winner's certificate.
@@ -208,7 +209,7 @@ func Setup(mgr manager.Manager, o Options, namespace, certDir string, ready chan
 	if err != nil {
 		return fmt.Errorf("failed to set up the webhook certificate rotator: %w", err)
 	}
-	return addMirror(mgr, types.NamespacedName{Namespace: namespace, Name: o.Secret}, certDir)
+	return addMirror(mgr, types.NamespacedName{Namespace: namespace, Name: o.Secret}, o.MutatingConfig, o.ValidatingConfig, certDir)
 }
 
 // WaitFor returns srv, started only once ready is closed: the webhook server reads its

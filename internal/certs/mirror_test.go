@@ -17,14 +17,86 @@ limitations under the License.
 package certs
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 )
+
+// testCertificate returns a self-signed PEM certificate named cn, valid until notAfter.
+func testCertificate(t *testing.T, cn string, isCA bool, notAfter time.Time) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
+		NotBefore: notAfter.Add(-24 * time.Hour), NotAfter: notAfter,
+		IsCA: isCA, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func TestCABundle(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	newCA := testCertificate(t, caName, true, now.Add(time.Hour))
+	oldCA := testCertificate(t, caName, true, now.Add(time.Minute))
+	olderCA := testCertificate(t, caName, true, now.Add(2*time.Minute))
+	expiredCA := testCertificate(t, caName, true, now.Add(-time.Second))
+	foreignCA := testCertificate(t, "someone-else", true, now.Add(time.Hour))
+	leaf := testCertificate(t, caName, false, now.Add(time.Hour))
+	cat := func(b ...[]byte) []byte { return bytes.Join(b, nil) }
+
+	for _, tc := range []struct {
+		name          string
+		current, want []byte
+	}{
+		{"an empty caBundle gets the CA", nil, newCA},
+		{"the CA alone stays as it is", newCA, newCA},
+		{"an earlier CA stays, after the new one", oldCA, cat(newCA, oldCA)},
+		{"earlier CAs keep their order, the CA comes first, once", cat(oldCA, newCA, olderCA), cat(newCA, oldCA, olderCA)},
+		{"an expired CA goes", cat(newCA, expiredCA, oldCA), cat(newCA, oldCA)},
+		{"a CA the manager did not make goes", cat(foreignCA, oldCA), cat(newCA, oldCA)},
+		{"a certificate that is not a CA goes", cat(leaf, oldCA), cat(newCA, oldCA)},
+		{"what is not a certificate goes", cat([]byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), oldCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("junk")})), cat(newCA, oldCA)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := caBundle(tc.current, newCA, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tc.want) {
+				t.Errorf("caBundle:\n%s\nwant:\n%s", got, tc.want)
+			}
+			if again, _ := caBundle(got, newCA, now); !bytes.Equal(again, got) {
+				t.Error("a second pass changes the caBundle")
+			}
+		})
+	}
+
+	t.Run("a CA that is not PEM is an error", func(t *testing.T) {
+		if _, err := caBundle(oldCA, []byte("not PEM"), now); err == nil {
+			t.Fatal("no error")
+		}
+	})
+}
 
 func TestMirrorWrite(t *testing.T) {
 	secret := func(crt, key string) *corev1.Secret {

@@ -82,6 +82,7 @@ var _ = BeforeSuite(func() {
 	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
+	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}})).To(Succeed())
 })
 
 // served dials the webhook server, trusting only ca, for the Service's DNS name, and
@@ -104,9 +105,10 @@ func served(addr string, ca []byte) (string, error) {
 	return fmt.Sprintf("%x", sha256.Sum256(conn.ConnectionState().PeerCertificates[0].Raw)), nil
 }
 
-// webhookConfigurations are the two configurations the rotator fills in: one webhook each,
-// for the Service, on a namespace label nothing has, so that the API server never calls them.
-func webhookConfigurations() []client.Object {
+// webhookConfigurations are the two configurations of o that the manager fills in: one
+// webhook each, for the Service, on a namespace label nothing has, so that the API server
+// never calls them.
+func webhookConfigurations(o Options) []client.Object {
 	clientConfig := admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
 		Namespace: namespace, Name: DefaultService, Path: ptr.To("/probe"),
 	}}
@@ -118,14 +120,14 @@ func webhookConfigurations() []client.Object {
 	none := ptr.To(admissionregistrationv1.SideEffectClassNone)
 	return []client.Object{
 		&admissionregistrationv1.MutatingWebhookConfiguration{
-			ObjectMeta: metav1.ObjectMeta{Name: DefaultMutatingConfig},
+			ObjectMeta: metav1.ObjectMeta{Name: o.MutatingConfig},
 			Webhooks: []admissionregistrationv1.MutatingWebhook{{
 				Name: "probe.flagops.dev", ClientConfig: clientConfig, Rules: rules, NamespaceSelector: never,
 				SideEffects: none, AdmissionReviewVersions: []string{"v1"},
 			}},
 		},
 		&admissionregistrationv1.ValidatingWebhookConfiguration{
-			ObjectMeta: metav1.ObjectMeta{Name: DefaultValidatingConfig},
+			ObjectMeta: metav1.ObjectMeta{Name: o.ValidatingConfig},
 			Webhooks: []admissionregistrationv1.ValidatingWebhook{{
 				Name: "probe.flagops.dev", ClientConfig: clientConfig, Rules: rules, NamespaceSelector: never,
 				SideEffects: none, AdmissionReviewVersions: []string{"v1"},
@@ -134,19 +136,37 @@ func webhookConfigurations() []client.Object {
 	}
 }
 
-// caBundles returns the caBundle of each webhook of the two configurations.
-func caBundles(g Gomega) []string {
+// defaultOptions are the names of config/default, with the given validity periods.
+func defaultOptions(caValidity, certValidity, renewBefore, checkInterval time.Duration) Options {
+	return Options{
+		Mode: ModeSelf, Secret: DefaultSecret, Service: DefaultService,
+		MutatingConfig: DefaultMutatingConfig, ValidatingConfig: DefaultValidatingConfig,
+		CAValidity: caValidity, CertValidity: certValidity, RenewBefore: renewBefore, CheckInterval: checkInterval,
+	}
+}
+
+// caBundlesOf returns the caBundle of each webhook of the two configurations of o.
+func caBundlesOf(g Gomega, o Options) []string {
 	var m admissionregistrationv1.MutatingWebhookConfiguration
-	g.Expect(k8s.Get(ctx, client.ObjectKey{Name: DefaultMutatingConfig}, &m)).To(Succeed())
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Name: o.MutatingConfig}, &m)).To(Succeed())
 	var v admissionregistrationv1.ValidatingWebhookConfiguration
-	g.Expect(k8s.Get(ctx, client.ObjectKey{Name: DefaultValidatingConfig}, &v)).To(Succeed())
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Name: o.ValidatingConfig}, &v)).To(Succeed())
 	return []string{string(m.Webhooks[0].ClientConfig.CABundle), string(v.Webhooks[0].ClientConfig.CABundle)}
 }
 
-func secretData(g Gomega) map[string][]byte {
+// caBundles returns the caBundle of each webhook of the configurations of config/default.
+func caBundles(g Gomega) []string {
+	return caBundlesOf(g, Options{MutatingConfig: DefaultMutatingConfig, ValidatingConfig: DefaultValidatingConfig})
+}
+
+func secretDataOf(g Gomega, o Options) map[string][]byte {
 	var s corev1.Secret
-	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: DefaultSecret}, &s)).To(Succeed())
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: o.Secret}, &s)).To(Succeed())
 	return s.Data
+}
+
+func secretData(g Gomega) map[string][]byte {
+	return secretDataOf(g, Options{Secret: DefaultSecret})
 }
 
 // freeAddr returns a loopback address with a port nothing listens on now.
@@ -157,6 +177,41 @@ func freeAddr() (string, int) {
 	return "127.0.0.1", l.Addr().(*net.TCPAddr).Port
 }
 
+// startManager creates o's empty Secret (config/default ships it empty, for the pod to
+// mount) and webhook configurations, and starts a manager that provisions them, with one
+// webhook, /probe, that allows everything. It returns the certificate directory and the
+// webhook server's address once the manager reports the certificates ready; the manager
+// stops after the current container.
+func startManager(o Options) (dir, addr string) {
+	Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: o.Secret}})).To(Succeed())
+	for _, obj := range webhookConfigurations(o) {
+		Expect(k8s.Create(ctx, obj)).To(Succeed())
+	}
+
+	dir = GinkgoT().TempDir()
+	host, port := freeAddr()
+	addr = net.JoinHostPort(host, strconv.Itoa(port))
+	ready := make(chan struct{})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		WebhookServer:          WaitFor(webhook.NewServer(webhook.Options{Host: host, Port: port, CertDir: dir}), ready),
+	})
+	Expect(err).NotTo(HaveOccurred())
+	mgr.GetWebhookServer().Register("/probe", &admission.Webhook{Handler: admission.HandlerFunc(
+		func(context.Context, admission.Request) admission.Response { return admission.Allowed("") })})
+	Expect(Setup(mgr, o, namespace, dir, ready)).To(Succeed())
+	mctx, cancel := context.WithCancel(ctx)
+	DeferCleanup(cancel)
+	go func() {
+		defer GinkgoRecover()
+		Expect(mgr.Start(mctx)).To(Succeed())
+	}()
+	Eventually(ready).Should(BeClosed())
+	return dir, addr
+}
+
 var _ = Describe("the webhook certificates the manager provisions", Ordered, func() {
 	var (
 		dir  string
@@ -164,41 +219,9 @@ var _ = Describe("the webhook certificates the manager provisions", Ordered, fun
 	)
 
 	BeforeAll(func() {
-		Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}})).To(Succeed())
-		// config/default ships the Secret empty, for the pod to mount.
-		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: DefaultSecret}})).To(Succeed())
-		for _, o := range webhookConfigurations() {
-			Expect(k8s.Create(ctx, o)).To(Succeed())
-		}
-
-		dir = GinkgoT().TempDir()
-		host, port := freeAddr()
-		addr = net.JoinHostPort(host, strconv.Itoa(port))
-		ready := make(chan struct{})
-		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-			Scheme:                 scheme,
-			Metrics:                metricsserver.Options{BindAddress: "0"},
-			HealthProbeBindAddress: "0",
-			WebhookServer:          WaitFor(webhook.NewServer(webhook.Options{Host: host, Port: port, CertDir: dir}), ready),
-		})
-		Expect(err).NotTo(HaveOccurred())
-		mgr.GetWebhookServer().Register("/probe", &admission.Webhook{Handler: admission.HandlerFunc(
-			func(context.Context, admission.Request) admission.Response { return admission.Allowed("") })})
 		// A serving certificate renewed every 5 s or so: valid for 20 s, renewed when less
 		// than 15 s is left, checked every 500 ms.
-		opts := Options{
-			Mode: ModeSelf, Secret: DefaultSecret, Service: DefaultService,
-			MutatingConfig: DefaultMutatingConfig, ValidatingConfig: DefaultValidatingConfig,
-			CAValidity: time.Hour, CertValidity: 20 * time.Second, RenewBefore: 15 * time.Second, CheckInterval: 500 * time.Millisecond,
-		}
-		Expect(Setup(mgr, opts, namespace, dir, ready)).To(Succeed())
-		mctx, cancel := context.WithCancel(ctx)
-		DeferCleanup(cancel)
-		go func() {
-			defer GinkgoRecover()
-			Expect(mgr.Start(mctx)).To(Succeed())
-		}()
-		Eventually(ready).Should(BeClosed())
+		dir, addr = startManager(defaultOptions(time.Hour, 20*time.Second, 15*time.Second, 500*time.Millisecond))
 	})
 
 	It("fills the Secret with a CA and a certificate for the Service, and the CA into both configurations", func() {
