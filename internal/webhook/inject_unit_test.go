@@ -19,8 +19,8 @@ package webhook
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"errors"
+	"net/http"
 	"reflect"
 	"slices"
 	"strings"

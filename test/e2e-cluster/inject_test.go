@@ -165,8 +165,8 @@ func injectSpec() {
 	// server's authorizer says so.
 	for in, want := range map[string]bool{ns: true, other: false} {
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User:   "system:serviceaccount:" + ns + ":shop",
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+			User:               "system:serviceaccount:" + ns + ":shop",
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: in, Verb: "list", Group: "flagops.dev", Resource: "featureflags"},
 		}}
 		Expect(k8s.Create(ctx, sar)).To(Succeed())

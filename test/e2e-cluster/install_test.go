@@ -89,7 +89,7 @@ const release = "flagops"
 var helmValues = []string{
 	"--set", "image.repository=localhost/flagops", "--set", "image.tag=dev", "--set", "image.pullPolicy=Never",
 	"--set", "crds.keep=false",
-	"--set-json", `manager.extraArgs=["--webhook-cert-validity=6m","--webhook-cert-renew-before=5m","--webhook-cert-check-interval=10s"]`,
+	"--set-json", `manager.extraArgs=["--webhook-ca-validity=6m","--webhook-cert-validity=6m","--webhook-cert-renew-before=5m","--webhook-cert-check-interval=10s"]`,
 }
 
 // install installs flagops as a user would, after creating what it needs first: the
@@ -171,7 +171,7 @@ func boolFlag(ns, key string) *v1.FeatureFlag {
 // and a failure skips the rest (the next run's BeforeSuite removes what is left).
 var _ = Describe("flagops installed in the local cluster", Ordered, func() {
 	// firstCert is the webhook serving certificate presented right after the install.
-	var firstCert string
+	var firstCert servedCert
 	It("installs (kubectl apply -k, or helm install with E2E_INSTALL=helm): two ready managers, one leader, the webhooks serve", func() {
 		start := time.Now()
 		install()
@@ -236,7 +236,7 @@ var _ = Describe("flagops installed in the local cluster", Ordered, func() {
 			return apierrors.IsNotFound(k8s.Get(ctx, types.NamespacedName{Name: ns}, &corev1.Namespace{}))
 		}).Should(BeTrue(), "namespace %s stays Terminating", ns)
 	})
-	It("renews the webhook certificate it made itself, and the webhooks keep serving", webhookCertSpec(func() string { return firstCert }))
+	It("renews the webhook CA and certificate it made itself, and the webhooks keep serving", webhookCertSpec(func() servedCert { return firstCert }))
 	It("reports what the pods used, each under its memory limit", usageSpec)
 	It("uninstalls (kubectl delete -k, or helm uninstall), leaving no finalizer stuck and nothing behind", func() {
 		start := time.Now()

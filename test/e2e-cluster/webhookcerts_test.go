@@ -33,10 +33,17 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
+// servedCert identifies the webhook serving certificate presented and the CA that signed it.
+type servedCert struct {
+	// Cert is the SHA-256 fingerprint of the certificate.
+	Cert string
+	// CA is the certificate's authority key identifier: the CA's key.
+	CA string
+}
+
 // servedWebhookCert dials the webhook Service from this host, as the API server does,
-// trusting only the CA in the MutatingWebhookConfiguration, and returns the SHA-256
-// fingerprint of the certificate presented.
-func servedWebhookCert(g Gomega) string {
+// trusting only the CAs in the MutatingWebhookConfiguration, and returns what it presents.
+func servedWebhookCert(g Gomega) servedCert {
 	var mwc admissionv1.MutatingWebhookConfiguration
 	g.Expect(k8s.Get(ctx, types.NamespacedName{Name: "flagops-mutating-webhook-configuration"}, &mwc)).To(Succeed())
 	pool := x509.NewCertPool()
@@ -47,24 +54,34 @@ func servedWebhookCert(g Gomega) string {
 		&tls.Config{RootCAs: pool, ServerName: "flagops-webhook-service.flagops-system.svc", MinVersion: tls.VersionTLS12})
 	g.Expect(err).NotTo(HaveOccurred())
 	defer func() { _ = conn.Close() }()
-	return fmt.Sprintf("%x", sha256.Sum256(conn.ConnectionState().PeerCertificates[0].Raw))
+	leaf := conn.ConnectionState().PeerCertificates[0]
+	g.Expect(leaf.AuthorityKeyId).NotTo(BeEmpty())
+	return servedCert{Cert: fmt.Sprintf("%x", sha256.Sum256(leaf.Raw)), CA: fmt.Sprintf("%x", leaf.AuthorityKeyId)}
 }
 
-// webhookCertSpec waits until the webhook Service presents a certificate other than first
-// (the overlay has the manager renew it about once a minute), writing a flag through the
-// webhooks every second meanwhile: every write must succeed.
-func webhookCertSpec(first func() string) func() {
+// webhookCertSpec waits until the webhook Service presents a certificate other than first,
+// signed by another CA (the overlay has the manager renew both about once a minute), writing
+// a flag through the webhooks every second meanwhile: every write must succeed, so the API
+// server trusted every certificate served while the CA changed.
+func webhookCertSpec(first func() servedCert) func() {
 	return func() {
 		ns := newNamespace("e2e-certs-")
 		start, writes := time.Now(), 0
-		Eventually(func(g Gomega) string {
+		var certAt time.Duration
+		Eventually(func(g Gomega) {
 			writes++
 			if err := k8s.Create(ctx, boolFlag(ns, fmt.Sprintf("certs.flag-%d", writes))); err != nil {
 				StopTrying(fmt.Sprintf("write %d through the webhooks failed while the certificate was renewed", writes)).Wrap(err).Now()
 			}
-			return servedWebhookCert(g)
-		}).WithTimeout(8 * time.Minute).WithPolling(time.Second).ShouldNot(Equal(first()))
-		AddReportEntry("webhook certificate renewed and served", fmt.Sprintf("%s after this spec began, %d writes through the webhooks meanwhile, all admitted",
-			time.Since(start).Round(time.Second), writes))
+			served := servedWebhookCert(g)
+			if certAt == 0 && served.Cert != first().Cert {
+				certAt = time.Since(start)
+			}
+			g.Expect(served.Cert).NotTo(Equal(first().Cert))
+			g.Expect(served.CA).NotTo(Equal(first().CA), "a certificate from a renewed CA")
+		}).WithTimeout(8 * time.Minute).WithPolling(time.Second).Should(Succeed())
+		AddReportEntry("webhook CA and certificate renewed and served", fmt.Sprintf(
+			"new certificate %s and new CA %s after this spec began, %d writes through the webhooks meanwhile, all admitted",
+			certAt.Round(time.Second), time.Since(start).Round(time.Second), writes))
 	}
 }
