@@ -59,29 +59,30 @@ func servedWebhookCert(g Gomega) servedCert {
 	return servedCert{Cert: fmt.Sprintf("%x", sha256.Sum256(leaf.Raw)), CA: fmt.Sprintf("%x", leaf.AuthorityKeyId)}
 }
 
-// webhookCertSpec waits until the webhook Service presents a certificate other than first,
-// signed by another CA (the overlay has the manager renew both about once a minute), writing
-// a flag through the webhooks every second meanwhile: every write must succeed, so the API
-// server trusted every certificate served while the CA changed.
-func webhookCertSpec(first func() servedCert) func() {
-	return func() {
-		ns := newNamespace("e2e-certs-")
-		start, writes := time.Now(), 0
-		var certAt time.Duration
-		Eventually(func(g Gomega) {
-			writes++
-			if err := k8s.Create(ctx, boolFlag(ns, fmt.Sprintf("certs.flag-%d", writes))); err != nil {
-				StopTrying(fmt.Sprintf("write %d through the webhooks failed while the certificate was renewed", writes)).Wrap(err).Now()
-			}
-			served := servedWebhookCert(g)
-			if certAt == 0 && served.Cert != first().Cert {
-				certAt = time.Since(start)
-			}
-			g.Expect(served.Cert).NotTo(Equal(first().Cert))
-			g.Expect(served.CA).NotTo(Equal(first().CA), "a certificate from a renewed CA")
-		}).WithTimeout(8 * time.Minute).WithPolling(time.Second).Should(Succeed())
-		AddReportEntry("webhook CA and certificate renewed and served", fmt.Sprintf(
-			"new certificate %s and new CA %s after this spec began, %d writes through the webhooks meanwhile, all admitted",
-			certAt.Round(time.Second), time.Since(start).Round(time.Second), writes))
-	}
+// webhookCertSpec waits until the webhook Service presents a certificate other than the one
+// it presents when the spec begins, signed by another CA (the overlay has the manager renew
+// both about once a minute), writing a flag through the webhooks every second meanwhile:
+// every write must succeed, so the API server trusted every certificate served while the CA
+// changed.
+func webhookCertSpec() {
+	ns := newNamespace("e2e-certs-")
+	var first servedCert
+	Eventually(func(g Gomega) { first = servedWebhookCert(g) }).Should(Succeed())
+	start, writes := time.Now(), 0
+	var certAt time.Duration
+	Eventually(func(g Gomega) {
+		writes++
+		if err := k8s.Create(ctx, boolFlag(ns, fmt.Sprintf("certs.flag-%d", writes))); err != nil {
+			StopTrying(fmt.Sprintf("write %d through the webhooks failed while the certificate was renewed", writes)).Wrap(err).Now()
+		}
+		served := servedWebhookCert(g)
+		if certAt == 0 && served.Cert != first.Cert {
+			certAt = time.Since(start)
+		}
+		g.Expect(served.Cert).NotTo(Equal(first.Cert))
+		g.Expect(served.CA).NotTo(Equal(first.CA), "a certificate from a renewed CA")
+	}).WithTimeout(8 * time.Minute).WithPolling(time.Second).Should(Succeed())
+	AddReportEntry("webhook CA and certificate renewed and served", fmt.Sprintf(
+		"new certificate %s and new CA %s after this spec began, %d writes through the webhooks meanwhile, all admitted",
+		certAt.Round(time.Second), time.Since(start).Round(time.Second), writes))
 }
