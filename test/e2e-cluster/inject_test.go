@@ -19,7 +19,6 @@ limitations under the License.
 package e2ecluster
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
@@ -122,19 +121,8 @@ func scaleManager(replicas int32) int32 {
 // unreachable annotated pods are refused, and created once it is back, while other pods are
 // never blocked.
 func injectSpec() {
-	ns := newNamespace("e2e-inject-")
-	other := newNamespace("e2e-inject-other-")
-	Expect(k8s.Create(ctx, boolFlag(ns, "inject.own"))).To(Succeed())
-	Expect(k8s.Create(ctx, boolFlag(other, "inject.other"))).To(Succeed())
-	Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "flagops-sidecar-keys"},
-		Data: map[string][]byte{"jwks.json": jwks()}})).To(Succeed())
+	ns, other, args := sidecarFixture("inject")
 	Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}})).To(Succeed())
-
-	const local = "http://127.0.0.1:8080"
-	args := []string{
-		local + "/ofrep/v1/evaluate/flags/inject.own", token(ns, map[string]string{"userId": "u1"}), `{"context":{}}`,
-		fmt.Sprintf("%s/namespaces/%s/ofrep/v1/evaluate/flags/inject.other", local, other), token(other, map[string]string{"userId": "u1"}), `{"context":{}}`,
-	}
 	app := injectedApp(ns, "shop", map[string]string{"flagops.dev/inject": "true"}, args)
 	start := time.Now()
 	Expect(k8s.Create(ctx, app)).To(Succeed())

@@ -38,6 +38,25 @@ func writeFile(path, content string) {
 	Expect(os.Rename(path+".tmp", path)).To(Succeed())
 }
 
+// sidecarFixture makes what a sidecar spec reads: a namespace with the flag <name>.own and
+// the Secret flagops-sidecar-keys, another with the flag <name>.other, and the client's
+// arguments: evaluate each flag once on 127.0.0.1:8080, with a token for its namespace.
+func sidecarFixture(name string) (ns, other string, args []string) {
+	GinkgoHelper()
+	ns = newNamespace("e2e-" + name + "-")
+	other = newNamespace("e2e-" + name + "-other-")
+	Expect(k8s.Create(ctx, boolFlag(ns, name+".own"))).To(Succeed())
+	Expect(k8s.Create(ctx, boolFlag(other, name+".other"))).To(Succeed())
+	Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "flagops-sidecar-keys"},
+		Data: map[string][]byte{"jwks.json": jwks()}})).To(Succeed())
+	const local = "http://127.0.0.1:8080"
+	args = []string{
+		local + "/ofrep/v1/evaluate/flags/" + name + ".own", token(ns, map[string]string{"userId": "u1"}), `{"context":{}}`,
+		fmt.Sprintf("%s/namespaces/%s/ofrep/v1/evaluate/flags/%s.other", local, other, name), token(other, map[string]string{"userId": "u1"}), `{"context":{}}`,
+	}
+	return ns, other, args
+}
+
 // sidecarSpec deploys an application the way docs/sidecar.md says: its own kustomization,
 // in a directory outside this repository, with the component config/sidecar and its
 // Deployment annotated flagops.dev/sidecar: "true". The application container is the
@@ -45,18 +64,7 @@ func writeFile(path, content string) {
 // 127.0.0.1:8080 once, at its start, and exits on a connection error, so a first run that
 // succeeds shows that the kubelet started it only after the sidecar was ready.
 func sidecarSpec() {
-	ns := newNamespace("e2e-sidecar-")
-	other := newNamespace("e2e-sidecar-other-")
-	Expect(k8s.Create(ctx, boolFlag(ns, "sidecar.own"))).To(Succeed())
-	Expect(k8s.Create(ctx, boolFlag(other, "sidecar.other"))).To(Succeed())
-	Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "flagops-sidecar-keys"},
-		Data: map[string][]byte{"jwks.json": jwks()}})).To(Succeed())
-
-	const local = "http://127.0.0.1:8080"
-	args := []string{
-		local + "/ofrep/v1/evaluate/flags/sidecar.own", token(ns, map[string]string{"userId": "u1"}), `{"context":{}}`,
-		fmt.Sprintf("%s/namespaces/%s/ofrep/v1/evaluate/flags/sidecar.other", local, other), token(other, map[string]string{"userId": "u1"}), `{"context":{}}`,
-	}
+	ns, _, args := sidecarFixture("sidecar")
 	quoted := make([]string, len(args))
 	for i, a := range args {
 		quoted[i] = fmt.Sprintf("%q", a)
