@@ -82,7 +82,7 @@ func TestWriteRelease(t *testing.T) {
 	if err := writeRelease(tool(t, "KUSTOMIZE"), root, releaseImage, out); err != nil {
 		t.Fatal(err)
 	}
-	for name, objects := range map[string]int{"install.yaml": 35, "crds.yaml": 8} {
+	for name, objects := range map[string]int{"install.yaml": 38, "crds.yaml": 8} {
 		data, err := os.ReadFile(filepath.Join(out, name))
 		if err != nil {
 			t.Fatal(err)
