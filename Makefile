@@ -168,6 +168,10 @@ bench: ## Run the Go benchmarks (speed targets live here, never in unit tests).
 build: manifests generate fmt vet ## Build the flagops binary into ./bin.
 	$(GO) build -o $(LOCALBIN)/flagops ./cmd/flagops
 
+.PHONY: kubectl-flagops
+kubectl-flagops: ## Build the kubectl plugin into ./bin/kubectl-flagops (with ./bin on PATH: kubectl flagops --help; docs/kubectl-plugin.md).
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(LOCALBIN)/kubectl-flagops ./cmd/kubectl-flagops
+
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the cluster in ~/.kube/config (without webhooks, which the API server cannot reach here, and without context tokens).
 	$(GO) run ./cmd/flagops manager --enable-webhooks=false --insecure-no-auth

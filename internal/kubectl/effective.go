@@ -1,0 +1,317 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package kubectl
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/printers"
+	"sigs.k8s.io/yaml"
+
+	"github.com/flagops/flagops/evaluator"
+)
+
+const effectiveExample = `
+# What user alice gets for every flag of namespace shop, and why
+%[1]s effective --user alice -n shop
+
+# On her tablet, as a member of org acme with the admin role, with a free attribute
+%[1]s effective --user alice --device tab-1 --device-class tablet --org acme --role admin --attr plan=pro
+
+# The same as JSON, for scripts
+%[1]s effective --user alice -o json`
+
+// timeFormat is how times are printed: RFC 3339 in UTC, as the server's views print them.
+const timeFormat = "2006-01-02T15:04:05.999999999Z07:00"
+
+// EffectiveView is the structured output of effective: every flag's result for one context.
+type EffectiveView struct {
+	Namespace string            `json:"namespace"`
+	At        string            `json:"at"`
+	Context   evaluator.Context `json:"context"`
+	Flags     []EffectiveFlag   `json:"flags"`
+}
+
+// EffectiveFlag is one flag's result for the context and where it comes from. The fields are
+// those of the server's /v1/users/{id}/flags view, with the key and the plugin's notes.
+type EffectiveFlag struct {
+	Key     string          `json:"key"`
+	Value   json.RawMessage `json:"value,omitempty"`
+	Enabled bool            `json:"enabled"`
+	Variant string          `json:"variant,omitempty"`
+	Reason  string          `json:"reason"`
+	// Source is the evaluator's: default, kill-switch, role-gate, rollout, rule:NAME,
+	// allow-list:user, allow-list:org, schedule:AT, user-override:NS/NAME or
+	// device-override:NS/NAME.
+	Source string `json:"source,omitempty"`
+	// SourceKind is the resolution step: default, kill-switch, role-gate, allow-list,
+	// rule, rollout, schedule, user-override, device-override or error.
+	SourceKind string `json:"sourceKind"`
+	// Hidden is true when the role gate decided: bulk evaluation leaves the flag out.
+	Hidden       bool   `json:"hidden,omitempty"`
+	ErrorCode    string `json:"errorCode,omitempty"`
+	ErrorDetails string `json:"errorDetails,omitempty"`
+	// Override is the override entry that decided the flag.
+	Override *OverrideRef `json:"override,omitempty"`
+	// Notes say where the server's live view may differ.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// OverrideRef is an override entry: its object, what it serves, until when and why (seed
+// 001's getOverrideInfo).
+type OverrideRef struct {
+	Kind      evaluator.SubjectKind `json:"kind"`
+	Namespace string                `json:"namespace"`
+	Name      string                `json:"name"`
+	CreatedAt string                `json:"createdAt"`
+	ExpiresAt string                `json:"expiresAt,omitempty"`
+	Reason    string                `json:"reason,omitempty"`
+	// Mode is on (the flag's on value), off (its off value) or value (Value).
+	Mode  string          `json:"mode"`
+	Value json.RawMessage `json:"value,omitempty"`
+}
+
+func overrideRef(info *evaluator.OverrideInfo) *OverrideRef {
+	ref := &OverrideRef{
+		Kind: info.Kind, Namespace: info.Object.Namespace, Name: info.Object.Name,
+		CreatedAt: info.CreatedAt.UTC().Format(timeFormat), Reason: info.Reason, Mode: info.Mode, Value: info.Value,
+	}
+	if info.ExpiresAt != nil {
+		ref.ExpiresAt = info.ExpiresAt.UTC().Format(timeFormat)
+	}
+	return ref
+}
+
+// effectiveOptions are the options of the effective command.
+type effectiveOptions struct {
+	*globals
+	ctxFlags contextFlags
+	output   string
+
+	namespace string
+	ctx       evaluator.Context
+}
+
+func newEffectiveCommand(g *globals, ex func(string) string) *cobra.Command {
+	o := &effectiveOptions{globals: g}
+	cmd := &cobra.Command{
+		Use:   "effective --user USER [--device DEVICE --device-class CLASS] [--org ORG] [--role ROLE] [--attr NAME=VALUE...]",
+		Short: "Show every flag's value for a user or device, and its source",
+		Long: `Show every flag's value for one evaluation context and where it comes from:
+default, rule:NAME, rollout, allow-list, schedule, user-override:NS/NAME,
+device-override:NS/NAME, role-gate or kill-switch; for an override, its expiry
+and reason. This is the server's /v1/users/{id}/flags view (and
+/v1/devices/{id}/flags with --device), evaluated locally. A flag whose role
+gate keeps the context out is shown with source role-gate and left out of
+bulk evaluation.`,
+		Example: ex(effectiveExample),
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(cmd, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd)
+		},
+	}
+	o.ctxFlags.addFlags(cmd)
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "Output format: json or yaml. The default is a table.")
+	return cmd
+}
+
+// Complete reads the namespace.
+func (o *effectiveOptions) Complete(_ *cobra.Command, _ []string) error {
+	var err error
+	o.namespace, err = o.globals.namespace()
+	return err
+}
+
+// Validate checks the context and the output format.
+func (o *effectiveOptions) Validate() error {
+	if o.ctxFlags.user == "" && o.ctxFlags.device == "" {
+		return fmt.Errorf("--user or --device is required")
+	}
+	if err := validateOutput(o.output); err != nil {
+		return err
+	}
+	var err error
+	o.ctx, err = o.ctxFlags.context()
+	return err
+}
+
+// validateOutput accepts the structured outputs of the commands that print no API objects.
+func validateOutput(output string) error {
+	switch output {
+	case "", "json", "yaml":
+		return nil
+	}
+	return fmt.Errorf("--output %s: want json or yaml (the default is a table)", strconv.Quote(output))
+}
+
+// Run loads the namespace and evaluates every flag.
+func (o *effectiveOptions) Run(cmd *cobra.Command) error {
+	l, lister, err := loadNamespace(cmd, o.globals, o.namespace)
+	if err != nil {
+		return err
+	}
+	now := o.now()
+	view := effectiveView(l, o.namespace, o.ctx, now)
+	if len(view.Flags) == 0 {
+		if err := checkNamespace(cmd, lister, o.namespace); err != nil {
+			return err
+		}
+	}
+	if o.output != "" {
+		return printStructured(o.Out, o.output, view)
+	}
+	if len(view.Flags) == 0 {
+		return noneFound(o.ErrOut, "flags", o.namespace)
+	}
+	return printEffectiveTable(o.Out, view)
+}
+
+// loadNamespace lists the objects of namespace ns and loads them.
+func loadNamespace(cmd *cobra.Command, g *globals, ns string) (*loaded, Lister, error) {
+	lister, err := g.lister()
+	if err != nil {
+		return nil, nil, err
+	}
+	objs, err := lister.List(cmd.Context(), ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := load(objs, g.now)
+	return l, lister, err
+}
+
+// effectiveView evaluates every flag key of namespace ns for ctx, as the server's admin view
+// does: the flag's result, the override entry that decided it, and the plugin's notes.
+func effectiveView(l *loaded, ns string, ctx evaluator.Context, now time.Time) EffectiveView {
+	view := EffectiveView{Namespace: ns, At: now.UTC().Format(timeFormat), Context: ctx, Flags: []EffectiveFlag{}}
+	n := l.store.Namespace(ns)
+	overrides := map[string]*OverrideRef{}
+	for _, infos := range [][]evaluator.OverrideInfo{n.DeviceOverrides(ctx.DeviceID), n.UserOverrides(ctx.EffectiveUserID())} {
+		for i := range infos {
+			overrides[infos[i].Source+"\x00"+infos[i].Key] = overrideRef(&infos[i])
+		}
+	}
+	for _, f := range l.namespaceFlags(ns) {
+		if f.shadowedBy != "" {
+			continue
+		}
+		if !f.served {
+			view.Flags = append(view.Flags, EffectiveFlag{
+				Key: f.key, Reason: evaluator.ReasonError.String(), SourceKind: "error",
+				ErrorCode: evaluator.ErrorParse.String(), ErrorDetails: oneLine(f.compileErr.Error()), Notes: f.notes,
+			})
+			continue
+		}
+		res := n.Evaluate(ctx, f.key)
+		ef := EffectiveFlag{
+			Key: f.key, Value: res.Raw, Enabled: res.Enabled, Variant: res.Variant, Reason: res.Reason.String(),
+			Source: res.Source, SourceKind: sourceKind(&res),
+			Hidden: res.Source == evaluator.SourceRoleGate && res.Reason == evaluator.ReasonDisabled,
+			Notes:  f.notes,
+		}
+		if res.ErrorCode != evaluator.ErrorNone {
+			ef.ErrorCode, ef.ErrorDetails = res.ErrorCode.String(), res.ErrorMessage
+		}
+		ef.Override = overrides[res.Source+"\x00"+f.key]
+		view.Flags = append(view.Flags, ef)
+	}
+	return view
+}
+
+// sourceKind names the resolution step behind a result's source, as the server's views do.
+func sourceKind(res *evaluator.Result) string {
+	src := res.Source
+	switch {
+	case res.ErrorCode != evaluator.ErrorNone:
+		return "error"
+	case strings.HasPrefix(src, evaluator.SourceUserOverride):
+		return "user-override"
+	case strings.HasPrefix(src, evaluator.SourceDeviceOverride):
+		return "device-override"
+	case strings.HasPrefix(src, evaluator.SourceRulePrefix):
+		return "rule"
+	case strings.HasPrefix(src, evaluator.SourceSchedulePrefix):
+		return "schedule"
+	case src == evaluator.SourceAllowListUser || src == evaluator.SourceAllowListOrg:
+		return "allow-list"
+	}
+	return src // default, kill-switch, role-gate, rollout
+}
+
+// printStructured prints v as indented JSON or as YAML.
+func printStructured(w io.Writer, output string, v any) error {
+	var b []byte
+	var err error
+	if output == "json" {
+		b, err = json.MarshalIndent(v, "", "    ")
+		b = append(b, '\n')
+	} else {
+		b, err = yaml.Marshal(v)
+	}
+	if err != nil {
+		return fmt.Errorf("failed to encode the output: %w", err)
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// valueText renders a value for a table: compact JSON, <none> without a value.
+func valueText(raw json.RawMessage) string {
+	if raw == nil {
+		return "<none>"
+	}
+	return string(raw)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func printEffectiveTable(w io.Writer, view EffectiveView) error {
+	tw := printers.GetNewTabWriter(w)
+	writeRow(tw, []string{"KEY", "VALUE", "SOURCE", "EXPIRES", "REASON", "NOTE"})
+	for _, f := range view.Flags {
+		src, expires, reason := f.Source, "", ""
+		notes := f.Notes
+		switch {
+		case f.ErrorCode != "":
+			src = "error:" + f.ErrorCode
+		case f.Hidden:
+			notes = append([]string{"role gate: left out of bulk evaluation"}, notes...)
+		}
+		if f.Override != nil {
+			expires, reason = f.Override.ExpiresAt, f.Override.Reason
+		}
+		writeRow(tw, []string{f.Key, valueText(f.Value), orDash(src), orDash(expires), orDash(reason), orDash(strings.Join(notes, "; "))})
+	}
+	return tw.Flush()
+}
