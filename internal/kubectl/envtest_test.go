@@ -308,10 +308,12 @@ func TestCommandsOnCluster(t *testing.T) {
 			t.Skip("no kubectl on PATH: the plugin discovery test needs one")
 		}
 		bin := t.TempDir()
+		start := time.Now()
 		build := exec.Command("go", "build", "-o", filepath.Join(bin, "kubectl-flagops"), "github.com/flagops/flagops/cmd/kubectl-flagops")
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("go build: %v\n%s", err, out)
 		}
+		t.Logf("go build of the plugin: %v", time.Since(start).Round(time.Millisecond))
 		home := t.TempDir()
 		run := func(args ...string) (string, string, error) {
 			cmd := exec.Command(kubectl, args...)
@@ -319,7 +321,9 @@ func TestCommandsOnCluster(t *testing.T) {
 				"KUBECONFIG=" + c.kubeconfigs[viewerUser]}
 			var out, errOut bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &errOut
+			start := time.Now()
 			err := cmd.Run()
+			t.Logf("kubectl %s: %v", strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
 			return out.String(), errOut.String(), err
 		}
 		stdout, stderr, err := run("plugin", "list")
