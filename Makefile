@@ -34,6 +34,11 @@ KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 KUBE_API_LINTER ?= $(LOCALBIN)/golangci-lint-kube-api-linter-$(KUBE_API_LINTER_VERSION)
 KUBE_SCORE ?= $(LOCALBIN)/kube-score-$(KUBE_SCORE_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+# kubectl, built from k8s.io/kubernetes through the local cluster's module (hack/cluster/k8s),
+# with the flags hack/cluster/cluster.sh uses, so that the cluster's build reuses the cache:
+# the kubectl plugin's tests run it (plugin discovery and argument passing).
+KUBECTL_VERSION ?= 1.36.3
+KUBECTL ?= $(LOCALBIN)/kubectl-v$(KUBECTL_VERSION)
 STATICCHECK ?= $(LOCALBIN)/staticcheck-$(STATICCHECK_VERSION)
 ERRCHECK ?= $(LOCALBIN)/errcheck-$(ERRCHECK_VERSION)
 INEFFASSIGN ?= $(LOCALBIN)/ineffassign-$(INEFFASSIGN_VERSION)
@@ -149,10 +154,10 @@ $(OFREPWEB_HARNESS): test/ofrepweb/package-lock.json
 
 # The chart's tests (hack/chartgen) run helm and kustomize: HELM and KUSTOMIZE name them.
 .PHONY: test
-test: manifests generate fmt vet helm kustomize $(OFREP_HARNESS) $(OFREPWEB_HARNESS) ## Run every test, on a real kube-apiserver and etcd built by hack/setup-envtest.sh.
+test: manifests generate fmt vet helm kustomize kubectl $(OFREP_HARNESS) $(OFREPWEB_HARNESS) ## Run every test, on a real kube-apiserver and etcd built by hack/setup-envtest.sh.
 	@assets="$$(hack/setup-envtest.sh)"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
-	KUBEBUILDER_ASSETS="$$assets" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" $(GO) test $(PKGS) -coverprofile cover.out $(TESTFLAGS)
+	KUBEBUILDER_ASSETS="$$assets" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" KUBECTL="$(KUBECTL)" $(GO) test $(PKGS) -coverprofile cover.out $(TESTFLAGS)
 
 .PHONY: demo
 demo: ## Run flagops on a local control plane (CRDs, webhooks, manager, samples) and print commands to try; Ctrl-C stops it.
@@ -268,6 +273,13 @@ $(KUSTOMIZE): | $(LOCALBIN)
 kube-score-bin: $(KUBE_SCORE) ## Install kube-score into ./bin.
 $(KUBE_SCORE): | $(LOCALBIN)
 	$(call go-install-tool,$(KUBE_SCORE),github.com/zegl/kube-score/cmd/kube-score,$(KUBE_SCORE_VERSION))
+
+.PHONY: kubectl
+kubectl: $(KUBECTL) ## Build kubectl into ./bin, from k8s.io/kubernetes (hack/cluster/k8s's module).
+$(KUBECTL): | $(LOCALBIN)
+	cd hack/cluster/k8s && CGO_ENABLED=0 GOFLAGS=-mod=mod $(GO) build -trimpath \
+		-ldflags "-s -w -X k8s.io/component-base/version.gitVersion=v$(KUBECTL_VERSION) -X k8s.io/component-base/version.gitTreeState=clean" \
+		-o $(KUBECTL).tmp k8s.io/kubernetes/cmd/kubectl && mv $(KUBECTL).tmp $(KUBECTL)
 
 .PHONY: helm
 helm: $(HELM) ## Install helm into ./bin.

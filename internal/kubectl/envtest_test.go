@@ -303,9 +303,15 @@ func TestCommandsOnCluster(t *testing.T) {
 	})
 
 	t.Run("kubectl runs the plugin", func(t *testing.T) {
-		kubectl, err := exec.LookPath("kubectl")
-		if err != nil {
-			t.Skip("no kubectl on PATH: the plugin discovery test needs one")
+		// make test builds kubectl and names it in $KUBECTL; a missing one then fails.
+		kubectl := os.Getenv("KUBECTL")
+		if kubectl == "" {
+			var err error
+			if kubectl, err = exec.LookPath("kubectl"); err != nil {
+				t.Skip("no kubectl: set KUBECTL (make test builds one) or put kubectl on PATH")
+			}
+		} else if _, err := os.Stat(kubectl); err != nil {
+			t.Fatalf("KUBECTL=%s: %v", kubectl, err)
 		}
 		bin := t.TempDir()
 		start := time.Now()

@@ -10,4 +10,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-proxy/app"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	_ "k8s.io/kubernetes/cmd/kubelet/app"
+	// kubectl's main package imports only these of the module graph (and component-base).
+	_ "k8s.io/client-go/plugin/pkg/client/auth"
+	_ "k8s.io/kubectl/pkg/cmd"
 )
