@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -34,6 +35,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -398,6 +400,13 @@ func injectSidecar(pod *corev1.Pod, cfg sidecarConfig) error {
 	return nil
 }
 
+// bindingRetry paces the retries of concurrent writers of one RoleBinding: every round one
+// of them succeeds, so a burst of pods of as many service accounts needs as many rounds.
+// client-go's DefaultRetry gives up after 5, which 12 pods of 6 service accounts created at
+// once exhausted on a busy machine. This allows 30, a few seconds in all, well within the
+// webhook's 10 s timeout.
+var bindingRetry = wait.Backoff{Steps: 30, Duration: 10 * time.Millisecond, Factor: 1.3, Jitter: 1, Cap: 200 * time.Millisecond}
+
 // ensureReadAccess makes sure that the service account sa of namespace ns may read the
 // namespace's flags and overrides: it creates the RoleBinding SidecarRoleBindingName there,
 // or adds sa to its subjects. Pods created at once race for it, hence the retries.
@@ -406,7 +415,7 @@ func ensureReadAccess(ctx context.Context, c client.Client, reader client.Reader
 	roleRef := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: SidecarClusterRoleName}
 	key := types.NamespacedName{Namespace: ns, Name: SidecarRoleBindingName}
 	retriable := func(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
-	err := retry.OnError(retry.DefaultRetry, retriable, func() error {
+	err := retry.OnError(bindingRetry, retriable, func() error {
 		rb := &rbacv1.RoleBinding{}
 		err := reader.Get(ctx, key, rb)
 		if apierrors.IsNotFound(err) {

@@ -32,6 +32,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -204,17 +205,22 @@ var _ = Describe("Sidecar injection", func() {
 
 	It("binds every service account of pods created at once, and no one twice", func() {
 		ns := newNamespace()
-		const n = 6
+		const n, each = 10, 3
+		// A client without client-side rate limits, so that the creations really overlap.
+		fast := rest.CopyConfig(cfg)
+		fast.QPS, fast.Burst = 1000, 1000
+		c, err := client.New(fast, client.Options{Scheme: scheme})
+		Expect(err).NotTo(HaveOccurred())
 		var wg sync.WaitGroup
-		errs := make([]error, 2*n)
+		errs := make([]error, n*each)
 		for i := range n {
 			sa := fmt.Sprintf("sa-%d", i)
 			serviceAccount(ns, sa)
-			for j := range 2 {
+			for j := range each {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					errs[2*i+j] = k8sClient.Create(ctx, appPodIn(ns, sa, map[string]string{AnnotationInject: "true"}))
+					errs[each*i+j] = c.Create(ctx, appPodIn(ns, sa, map[string]string{AnnotationInject: "true"}))
 				}()
 			}
 		}
