@@ -692,3 +692,27 @@ func TestEvaluateDoesNotAllocate(t *testing.T) {
 		})
 	}
 }
+
+func TestResultSourceKind(t *testing.T) {
+	tests := []struct {
+		res  Result
+		want string
+	}{
+		{Result{Source: SourceDefault}, "default"},
+		{Result{Source: SourceKillSwitch}, "kill-switch"},
+		{Result{Source: SourceRoleGate}, "role-gate"},
+		{Result{Source: SourceRollout}, "rollout"},
+		{Result{Source: SourceAllowListUser}, "allow-list"},
+		{Result{Source: SourceAllowListOrg}, "allow-list"},
+		{Result{Source: SourceRulePrefix + "beta-testers"}, "rule"},
+		{Result{Source: SourceSchedulePrefix + "2026-12-05T00:00:00Z"}, "schedule"},
+		{Result{Source: SourceUserOverride + "shop/alice"}, "user-override"},
+		{Result{Source: SourceDeviceOverride + "shop/tab-1"}, "device-override"},
+		{Result{Source: SourceDefault, ErrorCode: ErrorParse}, "error"},
+	}
+	for _, tt := range tests {
+		if got := tt.res.SourceKind(); got != tt.want {
+			t.Errorf("SourceKind of %+v = %q, want %q", tt.res, got, tt.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -304,4 +305,27 @@ type Result struct {
 	Enabled   bool      `json:"enabled"`
 	Reason    Reason    `json:"reason"`
 	ErrorCode ErrorCode `json:"errorCode,omitempty"`
+}
+
+// SourceKind names the resolution step behind the result, without the rule name, override
+// object or step instant of Source: "error", "user-override", "device-override", "rule",
+// "schedule", "allow-list", or Source itself ("default", "kill-switch", "role-gate",
+// "rollout").
+func (r *Result) SourceKind() string {
+	src := r.Source
+	switch {
+	case r.ErrorCode != ErrorNone:
+		return "error"
+	case strings.HasPrefix(src, SourceUserOverride):
+		return "user-override"
+	case strings.HasPrefix(src, SourceDeviceOverride):
+		return "device-override"
+	case strings.HasPrefix(src, SourceRulePrefix):
+		return "rule"
+	case strings.HasPrefix(src, SourceSchedulePrefix):
+		return "schedule"
+	case src == SourceAllowListUser || src == SourceAllowListOrg:
+		return "allow-list"
+	}
+	return src
 }

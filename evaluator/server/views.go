@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/flagops/flagops/evaluator"
 )
@@ -120,7 +119,7 @@ func (s *server) effectiveView(w http.ResponseWriter, r *http.Request, ns evalua
 		res := ns.Evaluate(ctx, key)
 		f := effectiveFlag{
 			Value: res.Raw, Enabled: res.Enabled, Variant: res.Variant, Reason: res.Reason.String(),
-			Source: res.Source, SourceKind: sourceKind(&res),
+			Source: res.Source, SourceKind: res.SourceKind(),
 			Hidden: res.Source == evaluator.SourceRoleGate && res.Reason == evaluator.ReasonDisabled,
 		}
 		if res.ErrorCode != evaluator.ErrorNone {
@@ -149,24 +148,4 @@ func overrideOf(info *evaluator.OverrideInfo) overrideView {
 		ov.ExpiresAt = info.ExpiresAt.UTC().Format(timeFormat)
 	}
 	return ov
-}
-
-// sourceKind names the resolution step behind a result's source.
-func sourceKind(res *evaluator.Result) string {
-	src := res.Source
-	switch {
-	case res.ErrorCode != evaluator.ErrorNone:
-		return "error"
-	case strings.HasPrefix(src, evaluator.SourceUserOverride):
-		return "user-override"
-	case strings.HasPrefix(src, evaluator.SourceDeviceOverride):
-		return "device-override"
-	case strings.HasPrefix(src, evaluator.SourceRulePrefix):
-		return "rule"
-	case strings.HasPrefix(src, evaluator.SourceSchedulePrefix):
-		return "schedule"
-	case src == evaluator.SourceAllowListUser || src == evaluator.SourceAllowListOrg:
-		return "allow-list"
-	}
-	return src // default, kill-switch, role-gate, rollout
 }

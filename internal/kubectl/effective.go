@@ -231,7 +231,7 @@ func effectiveView(l *loaded, ns string, ctx evaluator.Context, now time.Time) E
 		res := n.Evaluate(ctx, f.key)
 		ef := EffectiveFlag{
 			Key: f.key, Value: res.Raw, Enabled: res.Enabled, Variant: res.Variant, Reason: res.Reason.String(),
-			Source: res.Source, SourceKind: sourceKind(&res),
+			Source: res.Source, SourceKind: res.SourceKind(),
 			Hidden: res.Source == evaluator.SourceRoleGate && res.Reason == evaluator.ReasonDisabled,
 			Notes:  f.notes,
 		}
@@ -242,26 +242,6 @@ func effectiveView(l *loaded, ns string, ctx evaluator.Context, now time.Time) E
 		view.Flags = append(view.Flags, ef)
 	}
 	return view
-}
-
-// sourceKind names the resolution step behind a result's source, as the server's views do.
-func sourceKind(res *evaluator.Result) string {
-	src := res.Source
-	switch {
-	case res.ErrorCode != evaluator.ErrorNone:
-		return "error"
-	case strings.HasPrefix(src, evaluator.SourceUserOverride):
-		return "user-override"
-	case strings.HasPrefix(src, evaluator.SourceDeviceOverride):
-		return "device-override"
-	case strings.HasPrefix(src, evaluator.SourceRulePrefix):
-		return "rule"
-	case strings.HasPrefix(src, evaluator.SourceSchedulePrefix):
-		return "schedule"
-	case src == evaluator.SourceAllowListUser || src == evaluator.SourceAllowListOrg:
-		return "allow-list"
-	}
-	return src // default, kill-switch, role-gate, rollout
 }
 
 // printStructured prints v as indented JSON or as YAML.
