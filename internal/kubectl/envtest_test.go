@@ -215,6 +215,8 @@ func (c *cluster) runAs(user string, args ...string) (stdout, stderr string, cod
 		version:     "test",
 		now:         func() time.Time { return fixtureNow },
 		newLister:   newClientLister,
+		newWriter:   newClientWriter,
+		newEvents:   newClientEvents,
 	}
 	args = append([]string{"--kubeconfig", c.kubeconfigs[user]}, args...)
 	code = execute(newRootCommand(g, "kubectl flagops"), args, &errOut)
