@@ -175,6 +175,9 @@ func (o *historyOptions) Run(cmd *cobra.Command) error {
 		if !ok {
 			continue
 		}
+		if m := notServed.FindStringSubmatch(e.Message); m != nil && o.key != "" && m[1] != o.key {
+			continue // about another key of the same override
+		}
 		entries = append(entries, historyEntry(e, keys, o.key))
 	}
 	slices.SortStableFunc(entries, func(a, b HistoryEntry) int { return strings.Compare(b.Time, a.Time) })
@@ -272,11 +275,11 @@ func historyEntry(e *corev1.Event, objKeys []string, key string) HistoryEntry {
 		actor = m[1] + " (unverified)"
 	}
 	keys := objKeys
-	if m := notServed.FindStringSubmatch(e.Message); m != nil {
-		keys = []string{m[1]}
-	}
 	if key != "" {
 		keys = []string{key}
+	}
+	if m := notServed.FindStringSubmatch(e.Message); m != nil {
+		keys = []string{m[1]}
 	}
 	count := e.Count
 	if e.Series != nil {
