@@ -29,9 +29,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -90,6 +92,9 @@ func startCluster(t *testing.T) *cluster {
 		if name == "admin" {
 			scheme := newScheme()
 			if err := rbacv1.AddToScheme(scheme); err != nil {
+				t.Fatal(err)
+			}
+			if err := eventsv1.AddToScheme(scheme); err != nil {
 				t.Fatal(err)
 			}
 			if c.admin, err = client.New(u.Config(), client.Options{Scheme: scheme}); err != nil {
@@ -208,6 +213,12 @@ func aggregateView(t *testing.T, c client.Client) {
 
 // runAs runs the plugin in-process with the kubeconfig of user and the fixture's clock.
 func (c *cluster) runAs(user string, args ...string) (stdout, stderr string, code int) {
+	return c.runWrapped(user, nil, args...)
+}
+
+// runWrapped is runAs with the writer wrapped by wrap (nil: not wrapped), so that a test can
+// make a change of its own just before the plugin's write.
+func (c *cluster) runWrapped(user string, wrap func(Writer) Writer, args ...string) (stdout, stderr string, code int) {
 	var out, errOut bytes.Buffer
 	g := &globals{
 		configFlags: newConfigFlags(),
@@ -215,8 +226,14 @@ func (c *cluster) runAs(user string, args ...string) (stdout, stderr string, cod
 		version:     "test",
 		now:         func() time.Time { return fixtureNow },
 		newLister:   newClientLister,
-		newWriter:   newClientWriter,
-		newEvents:   newClientEvents,
+		newWriter: func(getter genericclioptions.RESTClientGetter) (Writer, error) {
+			w, err := newClientWriter(getter)
+			if err != nil || wrap == nil {
+				return w, err
+			}
+			return wrap(w), nil
+		},
+		newEvents: newClientEvents,
 	}
 	args = append([]string{"--kubeconfig", c.kubeconfigs[user]}, args...)
 	code = execute(newRootCommand(g, "kubectl flagops"), args, &errOut)
