@@ -334,7 +334,8 @@ func TestCommandsOnCluster(t *testing.T) {
 		}
 		bin := t.TempDir()
 		start := time.Now()
-		build := exec.Command("go", "build", "-o", filepath.Join(bin, "kubectl-flagops"), "github.com/flagops/flagops/cmd/kubectl-flagops")
+		build := exec.Command("go", "build", "-o", bin+string(os.PathSeparator),
+			"github.com/flagops/flagops/cmd/kubectl-flagops", "github.com/flagops/flagops/cmd/kubectl_complete-flagops")
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("go build: %v\n%s", err, out)
 		}
@@ -372,6 +373,21 @@ func TestCommandsOnCluster(t *testing.T) {
 		if !errors.As(err, &exit) || exit.ExitCode() != 1 || stdout != "" ||
 			!strings.HasPrefix(stderr, `Error from server (Forbidden): featureflags.flagops.dev is forbidden: User "viewer-vic" cannot list`) {
 			t.Errorf("kubectl flagops get -n billing: %v\nstdout: %s\nstderr: %s", err, stdout, stderr)
+		}
+		// A write as the viewer: the arguments reach set, and the API server refuses it.
+		stdout, stderr, err = run("flagops", "set", "-n", "shop", "--user", "nina", "--role", "user", "beta.dashboard=true", "--reason", "a b")
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || stdout != "" ||
+			stderr != `Error from server (Forbidden): userflagoverrides.flagops.dev is forbidden: User "viewer-vic" cannot create resource "userflagoverrides" in API group "flagops.dev" in the namespace "shop"`+"\n" {
+			t.Errorf("kubectl flagops set: %v\nstdout: %s\nstderr: %s", err, stdout, stderr)
+		}
+		// kubectl's completion of "kubectl flagops ..." runs kubectl_complete-flagops from PATH.
+		stdout, stderr, err = run("__complete", "flagops", "explain", "-n", "shop", "be")
+		if err != nil || !strings.HasPrefix(stdout, "beta.dashboard\n") {
+			t.Errorf("kubectl __complete flagops explain be: %v\nstdout: %s\nstderr: %s", err, stdout, stderr)
+		}
+		stdout, stderr, err = run("__complete", "flagops", "set", "-n", "shop", "--user", "")
+		if err != nil || !strings.HasPrefix(stdout, "alice\nbob\ncarol\n") {
+			t.Errorf("kubectl __complete flagops set --user: %v\nstdout: %s\nstderr: %s", err, stdout, stderr)
 		}
 		stdout, _, err = run("flagops", "--help")
 		if err != nil || !strings.Contains(stdout, "kubectl flagops [command]") {

@@ -129,6 +129,30 @@ func TestWriteCommandsOnCluster(t *testing.T) {
 		}
 	}
 
+	t.Run("seed 000 runbook", func(t *testing.T) {
+		// The transcript of docs/kubectl-plugin.md: the per-user runbook with the plugin, as
+		// the admin, on the fixture's namespace, at the fixture's clock.
+		var b strings.Builder
+		for _, args := range [][]string{
+			{"effective", "-n", "shop", "--user", "ines", "--role", "user"},
+			{"set", "-n", "shop", "--user", "ines", "--role", "user", "beta.dashboard=true", "theme=sepia", "theme=contrast",
+				"--expires-in", "7d", "--reason", "pilot customer (TICKET-1234)", "-o", "json"},
+			{"set", "-n", "shop", "--user", "ines", "--role", "user", "limits.page-size=many"},
+			{"set", "-n", "shop", "--user", "ines", "--role", "user", "theme=null"},
+			{"overrides", "-n", "shop", "--user", "ines"},
+			{"clear", "-n", "shop", "--user", "ines", "--role", "user"},
+		} {
+			stdout, stderr, code := c.runAs("admin", args...)
+			fmt.Fprintf(&b, "$ kubectl flagops %s\n%s%s", shellJoin(args), stdout, stderr)
+			if code != 0 {
+				fmt.Fprintf(&b, "(exit code %d)\n", code)
+			}
+			b.WriteString("\n")
+		}
+		absent(t, "user-ines")
+		checkGolden(t, "runbook.golden", b.String())
+	})
+
 	t.Run("set creates the subject's object", func(t *testing.T) {
 		out := ok(t, "admin", "set", "-n", "shop", "--user", "dave", "--role", "user", "beta.dashboard=true", "theme=sepia",
 			"--expires-at", "2030-01-08T12:00:00Z", "--reason", "pilot customer")
@@ -367,4 +391,16 @@ func equalJSON(t *testing.T, a, b any) bool {
 		t.Fatal(err)
 	}
 	return string(ja) == string(jb)
+}
+
+// shellJoin quotes the arguments that a shell would split or expand.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if strings.ContainsAny(a, " \"'{}()$*?") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }
