@@ -19,18 +19,57 @@ limitations under the License.
 // kubectl_complete-flagops found on PATH with the words typed after "kubectl flagops", the
 // last being the one to complete, and reads completions from its output, one a line,
 // optionally followed by cobra's ":DIRECTIVE" line. The shim runs the plugin's hidden
-// __complete command, which prints exactly that.
+// __complete command, which prints exactly that: the kubectl-flagops next to the shim, else
+// the one on PATH. It imports nothing else, so that it stays small.
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
-
-	"k8s.io/cli-runtime/pkg/genericiooptions"
-
-	"github.com/flagops/flagops/internal/kubectl"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 )
 
 func main() {
-	args := append([]string{"__complete"}, os.Args[1:]...)
-	os.Exit(kubectl.Main(args, genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}, "dev"))
+	os.Exit(run(os.Args[1:]))
+}
+
+// plugin returns the path of kubectl-flagops: beside this executable, else on PATH.
+func plugin() (string, error) {
+	name := "kubectl-flagops"
+	if runtime.GOOS == "windows" {
+		name += ".exe"
+	}
+	if self, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(self), name); isFile(p) {
+			return p, nil
+		}
+	}
+	return exec.LookPath(name)
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+func run(args []string) int {
+	path, err := plugin()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kubectl_complete-flagops: %v\n", err)
+		return 1
+	}
+	cmd := exec.Command(path, append([]string{"__complete"}, args...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode()
+		}
+		fmt.Fprintf(os.Stderr, "kubectl_complete-flagops: %v\n", err)
+		return 1
+	}
+	return 0
 }
