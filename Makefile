@@ -127,12 +127,12 @@ chart: manifests kustomize ## Generate the Helm chart's templates, values.yaml a
 	$(GO) run ./hack/chartgen chart -kustomize $(KUSTOMIZE)
 
 .PHONY: verify
-verify: manifests generate fmt tidy kustomize chart ## Regenerate everything (CRDs, RBAC, webhooks, DeepCopy, the chart), check the kustomizations build, and fail if the tree is dirty.
+verify: manifests generate fmt tidy kustomize chart krew-manifest ## Regenerate everything (CRDs, RBAC, webhooks, DeepCopy, the chart, the krew manifest), check the kustomizations build, and fail if the tree is dirty.
 	@for k in config/default config/overlays/certmanager config/crd config/samples config/samples/sidecar-app config/evaluator config/argocd; do \
 		$(KUSTOMIZE) build $$k >/dev/null || { echo "error: kustomize build $$k failed" >&2; exit 1; }; \
 	done
 	@if [ -n "$$(git status --porcelain)" ]; then \
-		echo "error: the tree is dirty after 'make manifests generate fmt tidy chart'; generated files are stale:" >&2; \
+		echo "error: the tree is dirty after 'make manifests generate fmt tidy chart krew-manifest'; generated files are stale:" >&2; \
 		git status --porcelain >&2; \
 		git --no-pager diff --stat >&2; \
 		exit 1; \
@@ -174,8 +174,22 @@ build: manifests generate fmt vet ## Build the flagops binary into ./bin.
 	$(GO) build -o $(LOCALBIN)/flagops ./cmd/flagops
 
 .PHONY: kubectl-flagops
-kubectl-flagops: ## Build the kubectl plugin into ./bin/kubectl-flagops (with ./bin on PATH: kubectl flagops --help; docs/kubectl-plugin.md).
+kubectl-flagops: ## Build the kubectl plugin and its completion shim into ./bin (with ./bin on PATH: kubectl flagops --help; docs/kubectl-plugin.md).
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(LOCALBIN)/kubectl-flagops ./cmd/kubectl-flagops
+	$(GO) build -o $(LOCALBIN)/kubectl_complete-flagops ./cmd/kubectl_complete-flagops
+
+# The krew manifest's version: the chart's, unless given.
+KREW_VERSION ?= v$(shell sed -n 's/^version: //p' charts/flagops/Chart.yaml)
+# A directory with the release archives (make krew-archives), whose digests the manifest gets.
+KREW_DIST ?=
+
+.PHONY: krew-manifest
+krew-manifest: ## Write the krew manifest hack/krew/flagops.yaml for KREW_VERSION (digests from KREW_DIST's archives, else placeholders).
+	$(GO) run ./hack/krewgen -version $(KREW_VERSION) $(if $(KREW_DIST),-dist $(KREW_DIST))
+
+.PHONY: krew-archives
+krew-archives: ## Build the plugin's release archives for krew into dist/krew (every platform; slow).
+	$(GO) run ./hack/krewgen -build -version $(KREW_VERSION) -dist dist/krew
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the cluster in ~/.kube/config (without webhooks, which the API server cannot reach here, and without context tokens).

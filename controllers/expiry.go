@@ -18,61 +18,18 @@ package controllers
 
 import (
 	"fmt"
-	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/internal/gitops"
 )
 
-// GitOps markers: the labels and annotations that GitOps tools and Helm write on the objects
-// they manage. An expired override that carries one is kept rather than deleted, because the
-// tool would re-create it from git, and the controller would delete it again, in a loop.
-const (
-	// ArgoCDTrackingAnnotation is written by Argo CD in annotation tracking mode.
-	ArgoCDTrackingAnnotation = "argocd.argoproj.io/tracking-id"
-	// ArgoCDInstanceLabel is written by Argo CD in label tracking mode (its default key),
-	// and by many Helm charts.
-	ArgoCDInstanceLabel = "app.kubernetes.io/instance"
-	// ArgoCDCustomInstanceLabel is the label key the Argo CD documentation recommends
-	// setting as application.instanceLabelKey.
-	ArgoCDCustomInstanceLabel = "argocd.argoproj.io/instance"
-	// FluxKustomizationLabel is written by Flux's kustomize-controller.
-	FluxKustomizationLabel = "kustomize.toolkit.fluxcd.io/name"
-	// FluxHelmReleaseLabel is written by Flux's helm-controller.
-	FluxHelmReleaseLabel = "helm.toolkit.fluxcd.io/name"
-	// HelmReleaseAnnotation is written by Helm 3 on every object of a release.
-	HelmReleaseAnnotation = "meta.helm.sh/release-name"
-	// ManagedByLabel marks a Helm release's objects when its value is ManagedByHelm.
-	ManagedByLabel = "app.kubernetes.io/managed-by"
-	// ManagedByHelm is the value of ManagedByLabel that Helm charts set.
-	ManagedByHelm = "Helm"
-)
-
-// gitOpsMarkers lists the marker keys in the order they are reported. Each is recognised as a
-// label or as an annotation, since tools and their settings use either; ManagedByLabel counts
-// only with the value ManagedByHelm.
-var gitOpsMarkers = []string{
-	ArgoCDTrackingAnnotation, ArgoCDInstanceLabel, ArgoCDCustomInstanceLabel,
-	FluxKustomizationLabel, FluxHelmReleaseLabel, HelmReleaseAnnotation, ManagedByLabel,
-}
-
-// gitOpsMarker returns a description of the first GitOps marker obj carries, such as
-// "label app.kubernetes.io/instance", or "" when it carries none.
-func gitOpsMarker(obj client.Object) string {
-	for _, key := range gitOpsMarkers {
-		for _, m := range []struct {
-			where  string
-			values map[string]string
-		}{{"label", obj.GetLabels()}, {"annotation", obj.GetAnnotations()}} {
-			v, ok := m.values[key]
-			if ok && (key != ManagedByLabel || strings.EqualFold(v, ManagedByHelm)) {
-				return m.where + " " + key
-			}
-		}
-	}
-	return ""
-}
+// gitOpsMarker returns a description of the first GitOps marker obj carries (package
+// internal/gitops), such as "label app.kubernetes.io/instance", or "" when it carries none.
+// An expired override that carries one is kept rather than deleted, because the tool would
+// re-create it from git, and the controller would delete it again, in a loop.
+func gitOpsMarker(obj client.Object) string { return gitops.Marker(obj) }
 
 // expiryPolicy is what happens to an override at spec.expiresAt.
 type expiryPolicy struct {
@@ -86,7 +43,7 @@ type expiryPolicy struct {
 //  1. the annotation flagops.dev/on-expiry: Retain or Delete; any other value is reported
 //     and treated as Retain, the choice that cannot start a delete loop;
 //  2. spec.onExpiry: Retain;
-//  3. a GitOps marker (gitOpsMarkers) retains;
+//  3. a GitOps marker (gitops.Markers) retains;
 //  4. otherwise the object is deleted.
 //
 // spec.onExpiry: Delete cannot beat a GitOps marker: it is the default, so it says nothing

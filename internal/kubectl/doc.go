@@ -45,6 +45,27 @@ limitations under the License.
 // metadata.generation, is reported with the flag (get's MESSAGE, effective's NOTE, explain's
 // notes).
 //
+// # Writes
+//
+// The write commands (set, clear, enable, disable, rollout) keep these invariants:
+//
+//   - nothing is written until every check passed: the input, every value against its flag
+//     with the evaluator's CheckValue (as the admission webhook checks it), and the GitOps
+//     guard of every object to be written (internal/gitops; --force overrides it);
+//   - every write carries the resourceVersion the plugin read (a create carries none and
+//     fails with AlreadyExists if the object appeared; a delete carries the UID too), so a
+//     concurrent change is a Conflict, never overwritten;
+//   - every write is made with the caller's credentials under the field manager
+//     kubectl-flagops: server-side apply when entries are only added or changed, a JSON merge
+//     patch when entries are removed or for one field of a FeatureFlag;
+//   - set writes one object, the subject's own (subjectObjectName), and refuses a key that
+//     another active override object of the subject holds;
+//   - --dry-run=client and --export send no request but the reads; --dry-run=server sends
+//     the writes with dryRun=All.
+//
+// history reads the Events the manager records (core/v1 view, readable with view), which
+// carry less than the audit trail: no Event exists for an ordinary change.
+//
 // # Errors
 //
 // Every error is one line on stderr and exit code 1: errors from the API server as kubectl

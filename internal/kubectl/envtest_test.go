@@ -29,9 +29,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -90,6 +92,9 @@ func startCluster(t *testing.T) *cluster {
 		if name == "admin" {
 			scheme := newScheme()
 			if err := rbacv1.AddToScheme(scheme); err != nil {
+				t.Fatal(err)
+			}
+			if err := eventsv1.AddToScheme(scheme); err != nil {
 				t.Fatal(err)
 			}
 			if c.admin, err = client.New(u.Config(), client.Options{Scheme: scheme}); err != nil {
@@ -208,6 +213,12 @@ func aggregateView(t *testing.T, c client.Client) {
 
 // runAs runs the plugin in-process with the kubeconfig of user and the fixture's clock.
 func (c *cluster) runAs(user string, args ...string) (stdout, stderr string, code int) {
+	return c.runWrapped(user, nil, args...)
+}
+
+// runWrapped is runAs with the writer wrapped by wrap (nil: not wrapped), so that a test can
+// make a change of its own just before the plugin's write.
+func (c *cluster) runWrapped(user string, wrap func(Writer) Writer, args ...string) (stdout, stderr string, code int) {
 	var out, errOut bytes.Buffer
 	g := &globals{
 		configFlags: newConfigFlags(),
@@ -215,6 +226,14 @@ func (c *cluster) runAs(user string, args ...string) (stdout, stderr string, cod
 		version:     "test",
 		now:         func() time.Time { return fixtureNow },
 		newLister:   newClientLister,
+		newWriter: func(getter genericclioptions.RESTClientGetter) (Writer, error) {
+			w, err := newClientWriter(getter)
+			if err != nil || wrap == nil {
+				return w, err
+			}
+			return wrap(w), nil
+		},
+		newEvents: newClientEvents,
 	}
 	args = append([]string{"--kubeconfig", c.kubeconfigs[user]}, args...)
 	code = execute(newRootCommand(g, "kubectl flagops"), args, &errOut)
@@ -315,7 +334,8 @@ func TestCommandsOnCluster(t *testing.T) {
 		}
 		bin := t.TempDir()
 		start := time.Now()
-		build := exec.Command("go", "build", "-o", filepath.Join(bin, "kubectl-flagops"), "github.com/flagops/flagops/cmd/kubectl-flagops")
+		build := exec.Command("go", "build", "-o", bin+string(os.PathSeparator),
+			"github.com/flagops/flagops/cmd/kubectl-flagops", "github.com/flagops/flagops/cmd/kubectl_complete-flagops")
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("go build: %v\n%s", err, out)
 		}
@@ -353,6 +373,21 @@ func TestCommandsOnCluster(t *testing.T) {
 		if !errors.As(err, &exit) || exit.ExitCode() != 1 || stdout != "" ||
 			!strings.HasPrefix(stderr, `Error from server (Forbidden): featureflags.flagops.dev is forbidden: User "viewer-vic" cannot list`) {
 			t.Errorf("kubectl flagops get -n billing: %v\nstdout: %s\nstderr: %s", err, stdout, stderr)
+		}
+		// A write as the viewer: the arguments reach set, and the API server refuses it.
+		stdout, stderr, err = run("flagops", "set", "-n", "shop", "--user", "nina", "--role", "user", "beta.dashboard=true", "--reason", "a b")
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || stdout != "" ||
+			stderr != `Error from server (Forbidden): userflagoverrides.flagops.dev is forbidden: User "viewer-vic" cannot create resource "userflagoverrides" in API group "flagops.dev" in the namespace "shop"`+"\n" {
+			t.Errorf("kubectl flagops set: %v\nstdout: %s\nstderr: %s", err, stdout, stderr)
+		}
+		// kubectl's completion of "kubectl flagops ..." runs kubectl_complete-flagops from PATH.
+		stdout, stderr, err = run("__complete", "flagops", "explain", "-n", "shop", "be")
+		if err != nil || !strings.HasPrefix(stdout, "beta.dashboard\n") {
+			t.Errorf("kubectl __complete flagops explain be: %v\nstdout: %s\nstderr: %s", err, stdout, stderr)
+		}
+		stdout, stderr, err = run("__complete", "flagops", "set", "-n", "shop", "--user", "")
+		if err != nil || !strings.HasPrefix(stdout, "alice\nbob\ncarol\n") {
+			t.Errorf("kubectl __complete flagops set --user: %v\nstdout: %s\nstderr: %s", err, stdout, stderr)
 		}
 		stdout, _, err = run("flagops", "--help")
 		if err != nil || !strings.Contains(stdout, "kubectl flagops [command]") {

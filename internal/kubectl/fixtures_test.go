@@ -19,11 +19,14 @@ package kubectl
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 )
@@ -127,6 +130,17 @@ type fakeLister struct {
 	objs       *Objects
 	namespaces []string
 	err        error
+	events     []corev1.Event
+}
+
+func (f *fakeLister) Events(_ context.Context, ns string) ([]corev1.Event, error) {
+	var out []corev1.Event
+	for _, e := range f.events {
+		if e.Namespace == ns {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeLister) List(_ context.Context, ns string) (*Objects, error) {
@@ -163,3 +177,21 @@ func (f *fakeLister) NamespaceExists(_ context.Context, ns string) (bool, error)
 	}
 	return false, nil
 }
+
+// errWrite is what refusingWriter answers.
+var errWrite = errors.New("the test's writer refuses every write")
+
+// refusingWriter refuses every write and counts the attempts, so that tests of commands
+// that must write nothing (bad input, --export, client dry runs) fail if one is attempted.
+type refusingWriter struct{ calls *int }
+
+func (w refusingWriter) count() error {
+	if w.calls != nil {
+		*w.calls++
+	}
+	return errWrite
+}
+func (w refusingWriter) Create(context.Context, client.Object, bool) error        { return w.count() }
+func (w refusingWriter) Apply(context.Context, client.Object, bool) error         { return w.count() }
+func (w refusingWriter) Patch(context.Context, client.Object, []byte, bool) error { return w.count() }
+func (w refusingWriter) Delete(context.Context, client.Object, bool) error        { return w.count() }

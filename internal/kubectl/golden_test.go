@@ -18,6 +18,7 @@ package kubectl
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -35,6 +36,11 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata wi
 // runWith runs the plugin with args against lister at fixtureNow and returns its output
 // and exit code.
 func runWith(lister Lister, args ...string) (stdout, stderr string, code int) {
+	return runWithWriter(lister, refusingWriter{}, args...)
+}
+
+// runWithWriter is runWith with the writer of the write commands.
+func runWithWriter(lister Lister, writer Writer, args ...string) (stdout, stderr string, code int) {
 	var out, errOut bytes.Buffer
 	g := &globals{
 		configFlags: newConfigFlags(),
@@ -42,6 +48,13 @@ func runWith(lister Lister, args ...string) (stdout, stderr string, code int) {
 		version:     "v0.0.0-test",
 		now:         func() time.Time { return fixtureNow },
 		newLister:   func(genericclioptions.RESTClientGetter) (Lister, error) { return lister, nil },
+		newWriter:   func(genericclioptions.RESTClientGetter) (Writer, error) { return writer, nil },
+		newEvents: func(genericclioptions.RESTClientGetter) (EventLister, error) {
+			if el, ok := lister.(EventLister); ok {
+				return el, nil
+			}
+			return nil, errors.New("the test's lister has no events")
+		},
 	}
 	code = execute(newRootCommand(g, "kubectl flagops"), args, &errOut)
 	return out.String(), errOut.String(), code

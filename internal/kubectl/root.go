@@ -44,6 +44,10 @@ type globals struct {
 	// newLister returns the Lister of the connection flags' config (kubeconfig, context,
 	// --as); tests replace it.
 	newLister func(genericclioptions.RESTClientGetter) (Lister, error)
+	// newWriter returns the Writer of the connection flags' config; tests replace it.
+	newWriter func(genericclioptions.RESTClientGetter) (Writer, error)
+	// newEvents returns the EventLister of the connection flags' config; tests replace it.
+	newEvents func(genericclioptions.RESTClientGetter) (EventLister, error)
 }
 
 // lister returns the Lister of the cluster.
@@ -78,6 +82,8 @@ func NewCommand(streams genericiooptions.IOStreams, name, version string) *cobra
 		version:     version,
 		now:         time.Now,
 		newLister:   newClientLister,
+		newWriter:   newClientWriter,
+		newEvents:   newClientEvents,
 	}
 	return newRootCommand(g, name)
 }
@@ -113,7 +119,7 @@ behind the spec) they say so.`,
 	root.SetOut(g.Out)
 	root.SetErr(g.ErrOut)
 	root.SetIn(g.In)
-	// Plugins are commands of kubectl: the completion command belongs to part 2.
+	// The completion command is the plugin's own, for bash, zsh and fish.
 	root.CompletionOptions.DisableDefaultCmd = true
 	g.configFlags.AddFlags(root.PersistentFlags())
 	// Examples are indented by two spaces, as kubectl's are.
@@ -131,8 +137,16 @@ behind the spec) they say so.`,
 		newEffectiveCommand(g, ex),
 		newExplainCommand(g, ex),
 		newOverridesCommand(g, ex),
+		newSetCommand(g, ex),
+		newClearCommand(g, ex),
+		newSwitchCommand(g, ex, true),
+		newSwitchCommand(g, ex, false),
+		newRolloutCommand(g, ex),
+		newHistoryCommand(g, ex),
+		newCompletionCommand(g, ex),
 		newVersionCommand(g, ex),
 	)
+	registerCompletions(g, root)
 	return root
 }
 

@@ -1,0 +1,306 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package kubectl
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/printers"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/evaluator"
+)
+
+const historyExample = `
+# What the manager recorded about flag beta.dashboard and the overrides of it, newest first
+%[1]s history beta.dashboard -n shop
+
+# What it recorded about user alice's overrides
+%[1]s history --user alice -n shop -o yaml`
+
+// EventLister reads the Kubernetes Events of a namespace.
+type EventLister interface {
+	Events(ctx context.Context, ns string) ([]corev1.Event, error)
+}
+
+// newClientEvents returns the EventLister of the connection flags' cluster.
+func newClientEvents(getter genericclioptions.RESTClientGetter) (EventLister, error) {
+	l, err := newClientLister(getter)
+	if err != nil {
+		return nil, err
+	}
+	return l.(*clientLister), nil
+}
+
+// Events lists the core/v1 view of the namespace's Events, which the built-in view role may
+// read (the manager records them through events.k8s.io/v1; both are one resource).
+func (l *clientLister) Events(ctx context.Context, ns string) ([]corev1.Event, error) {
+	var list corev1.EventList
+	if err := l.c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return nil, fmt.Errorf("failed to list events: %w", err)
+	}
+	return list.Items, nil
+}
+
+// HistoryEntry is one Event the manager recorded about a flag or an override. Events carry
+// less than the audit trail: the actor is the manager (or, for UnverifiedChange, the field
+// manager named as a hint), and before and after are only in the message of ScheduleApplied.
+type HistoryEntry struct {
+	Time   string `json:"time"`
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
+	// Object is the object the Event is about, e.g. UserFlagOverride/user-alice.
+	Object string `json:"object"`
+	// Actor is who the Event names: the reporting controller, or the field manager an
+	// UnverifiedChange gives as a hint.
+	Actor string `json:"actor"`
+	// Keys are the flag keys the Event concerns, as far as it says.
+	Keys    []string `json:"keys"`
+	Message string   `json:"message"`
+	Count   int32    `json:"count,omitempty"`
+}
+
+// historyOptions are the options of the history command.
+type historyOptions struct {
+	*globals
+	user, device string
+	output       string
+
+	namespace, key string
+}
+
+func newHistoryCommand(g *globals, ex func(string) string) *cobra.Command {
+	o := &historyOptions{globals: g}
+	cmd := &cobra.Command{
+		Use:   "history (KEY | --user USER | --device DEVICE)",
+		Short: "Show the recent Events the manager recorded about a flag or a subject's overrides",
+		Long: `Show, newest first, the Kubernetes Events that the flagops manager recorded
+about a flag (the FeatureFlags with the key and the override objects that
+have an entry for it) or about a user's or device's override objects: a
+schedule step taking effect (with the values after it), an override
+expiring, a value or a flag key that is not served, a conflict, a change
+whose actor could not be verified.
+
+Events are recorded on these transitions only, and the API server keeps
+them for a limited time (one hour by default). They do not record who made
+an ordinary change, nor the values before and after: the manager's audit
+trail does (docs/audit.md).`,
+		Example: ex(historyExample),
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if o.namespace, err = o.globals.namespace(); err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				o.key = args[0]
+			}
+			if n := btoi(o.key != "") + btoi(o.user != "") + btoi(o.device != ""); n != 1 {
+				return fmt.Errorf("give one of KEY, --user and --device")
+			}
+			if err := validateOutput(o.output); err != nil {
+				return err
+			}
+			return o.Run(cmd)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.user, "user", "", "The user whose override objects to show.")
+	f.StringVar(&o.device, "device", "", "The device whose override objects to show.")
+	f.StringVarP(&o.output, "output", "o", "", "Output format: json or yaml. The default is a table.")
+	return cmd
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Run lists the objects and the Events, and keeps those about the objects asked for.
+func (o *historyOptions) Run(cmd *cobra.Command) error {
+	l, lister, err := loadNamespace(cmd, o.globals, o.namespace)
+	if err != nil {
+		return err
+	}
+	if len(l.objs.Flags)+len(l.objs.Users)+len(l.objs.Devices) == 0 {
+		if err := checkNamespace(cmd, lister, o.namespace); err != nil {
+			return err
+		}
+	}
+	targets, err := o.targets(l.objs)
+	if err != nil {
+		return err
+	}
+	el, err := o.newEvents(o.configFlags)
+	if err != nil {
+		return err
+	}
+	events, err := el.Events(cmd.Context(), o.namespace)
+	if err != nil {
+		return err
+	}
+	entries := []HistoryEntry{}
+	for i := range events {
+		e := &events[i]
+		ref := e.InvolvedObject
+		if !strings.HasPrefix(ref.APIVersion, v1.GroupVersion.Group+"/") {
+			continue
+		}
+		keys, ok := targets[ref.Kind+"/"+ref.Name]
+		if !ok {
+			continue
+		}
+		if m := notServed.FindStringSubmatch(e.Message); m != nil && o.key != "" && m[1] != o.key {
+			continue // about another key of the same override
+		}
+		entries = append(entries, historyEntry(e, keys, o.key))
+	}
+	slices.SortStableFunc(entries, func(a, b HistoryEntry) int { return strings.Compare(b.Time, a.Time) })
+	if o.output != "" {
+		return printStructured(o.Out, o.output, entries)
+	}
+	if len(entries) == 0 {
+		return noneFound(o.ErrOut, "events", o.namespace)
+	}
+	tw := printers.GetNewTabWriter(o.Out)
+	writeRow(tw, []string{"TIME", "TYPE", "REASON", "OBJECT", "ACTOR", "KEYS", "MESSAGE"})
+	for _, e := range entries {
+		writeRow(tw, []string{e.Time, e.Type, e.Reason, e.Object, e.Actor, orDash(strings.Join(e.Keys, ",")), e.Message})
+	}
+	return tw.Flush()
+}
+
+// targets maps KIND/NAME of the objects asked for to the flag keys each holds: for a key,
+// its FeatureFlags and the overrides with an entry for it; for a subject, its override
+// objects, and the name the plugin gives its object, which may be deleted already.
+func (o *historyOptions) targets(objs *Objects) (map[string][]string, error) {
+	out := map[string][]string{}
+	keysOf := func(ov override) []string {
+		var ks []string
+		for _, e := range ov.spec.Flags {
+			ks = append(ks, e.Key)
+		}
+		return ks
+	}
+	if o.key != "" {
+		found := false
+		for i := range objs.Flags {
+			if f := &objs.Flags[i]; f.Namespace == o.namespace && (f.Spec.Key == o.key || f.Spec.Key == "" && f.Name == o.key) {
+				out["FeatureFlag/"+f.Name] = []string{o.key}
+				found = true
+			}
+		}
+		for _, s := range []evaluator.SubjectKind{evaluator.SubjectUser, evaluator.SubjectDevice} {
+			for _, ov := range allOverrides(objs, s, o.namespace) {
+				if ov.entry(o.key) >= 0 {
+					out[subject{kind: s}.kindName()+"/"+ov.obj.GetName()] = []string{o.key}
+					found = true
+				}
+			}
+		}
+		if !found {
+			return nil, flagNotFound(o.key, o.namespace)
+		}
+		return out, nil
+	}
+	s := subject{kind: evaluator.SubjectUser, id: o.user}
+	if o.device != "" {
+		s = subject{kind: evaluator.SubjectDevice, id: o.device}
+	}
+	out[s.kindName()+"/"+subjectObjectName(s.kind, s.id)] = nil
+	for _, ov := range s.overridesOf(objs, o.namespace) {
+		out[s.kindName()+"/"+ov.obj.GetName()] = keysOf(ov)
+	}
+	return out, nil
+}
+
+// allOverrides returns the override objects of one kind in namespace ns.
+func allOverrides(objs *Objects, kind evaluator.SubjectKind, ns string) []override {
+	var out []override
+	if kind == evaluator.SubjectDevice {
+		for i := range objs.Devices {
+			if objs.Devices[i].Namespace == ns {
+				out = append(out, wrap(&objs.Devices[i]))
+			}
+		}
+		return out
+	}
+	for i := range objs.Users {
+		if objs.Users[i].Namespace == ns {
+			out = append(out, wrap(&objs.Users[i]))
+		}
+	}
+	return out
+}
+
+// notServed matches the message of UnknownFlag and InvalidValue: "flag KEY is not served: ...".
+var notServed = regexp.MustCompile(`^flag (\S+) is not served`)
+
+// fieldManagerHint matches the hint of UnverifiedChange: `field manager "NAME" as a hint`.
+var fieldManagerHint = regexp.MustCompile(`field manager "([^"]*)" as a hint`)
+
+// historyEntry reads an Event: its time (the last time it was seen), the actor and the keys
+// it concerns, as far as its message says.
+func historyEntry(e *corev1.Event, objKeys []string, key string) HistoryEntry {
+	actor := e.ReportingController
+	if actor == "" {
+		actor = e.Source.Component
+	}
+	if m := fieldManagerHint.FindStringSubmatch(e.Message); m != nil {
+		actor = m[1] + " (unverified)"
+	}
+	keys := objKeys
+	if key != "" {
+		keys = []string{key}
+	}
+	if m := notServed.FindStringSubmatch(e.Message); m != nil {
+		keys = []string{m[1]}
+	}
+	count := e.Count
+	if e.Series != nil {
+		count = e.Series.Count
+	}
+	return HistoryEntry{
+		Time: eventTime(e).UTC().Format(time.RFC3339), Type: e.Type, Reason: e.Reason,
+		Object: e.InvolvedObject.Kind + "/" + e.InvolvedObject.Name, Actor: orDash(actor),
+		Keys: slices.Clip(append([]string{}, keys...)), Message: oneLine(e.Message), Count: count,
+	}
+}
+
+// eventTime is when an Event was last seen.
+func eventTime(e *corev1.Event) time.Time {
+	switch {
+	case e.Series != nil && !e.Series.LastObservedTime.IsZero():
+		return e.Series.LastObservedTime.Time
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.FirstTimestamp.Time
+}
