@@ -59,15 +59,7 @@ An object left without entries is deleted (with its UID and resourceVersion
 as preconditions); the others get a merge patch of spec.flags with their
 resourceVersion. A device override still beats the user's on that device.`,
 		Example: ex(clearExample),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd)
-		},
+		RunE:    runE(o),
 	}
 	o.ctxFlags.addFlags(cmd)
 	o.write.addFlags(cmd, false)

@@ -126,15 +126,7 @@ gate keeps the context out is shown with source role-gate and left out of
 bulk evaluation.`,
 		Example: ex(effectiveExample),
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd)
-		},
+		RunE:    runE(o),
 	}
 	o.ctxFlags.addFlags(cmd)
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "Output format: json or yaml. The default is a table.")

@@ -62,15 +62,7 @@ reached, whether it applied, and why. It is the evaluator's explain, the same
 as the server's /v1/flags/{key}/explain, evaluated locally.`,
 		Example: ex(explainExample),
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd)
-		},
+		RunE:    runE(o),
 	}
 	o.ctxFlags.addFlags(cmd)
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "Output format: json or yaml. The default is text, one step a line.")

@@ -70,15 +70,7 @@ its message. Local notes follow the message where the server's live view may
 differ: a spec that does not compile, a duplicate key, a status behind the
 spec. With KEY arguments, only those flags (by key or by object name).`,
 		Example: ex(getExample),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd)
-		},
+		RunE:    runE(o),
 	}
 	cmd.Flags().BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "List the flags of every namespace.")
 	o.printFlags.AddFlags(cmd)

@@ -92,15 +92,7 @@ func newOverridesCommand(g *globals, ex func(string) string) *cobra.Command {
 reason and object. Filter by flag, by user or device, or by expiry.`,
 		Example: ex(overridesExample),
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd)
-		},
+		RunE:    runE(o),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.flag, "flag", "", "Only the entries of this flag key.")

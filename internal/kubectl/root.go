@@ -203,3 +203,26 @@ func newVersionCommand(g *globals, ex func(string) string) *cobra.Command {
 		},
 	}
 }
+
+// command is the complete/validate/run shape of every command's options.
+type command interface {
+	// Complete fills the options from the arguments and the environment.
+	Complete(cmd *cobra.Command, args []string) error
+	// Validate checks the options before anything is read or written.
+	Validate() error
+	// Run does the work.
+	Run(cmd *cobra.Command) error
+}
+
+// runE runs o's Complete, Validate and Run in turn, as a cobra RunE.
+func runE(o command) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := o.Complete(cmd, args); err != nil {
+			return err
+		}
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		return o.Run(cmd)
+	}
+}

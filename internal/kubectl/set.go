@@ -111,15 +111,7 @@ override objects already sets is refused: change it there, or clear it.
 Prints the resulting effective value of every flag for the context, like
 seed 000's {ok, flags}.`,
 		Example: ex(setExample),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd)
-		},
+		RunE:    runE(o),
 	}
 	o.ctxFlags.addFlags(cmd)
 	o.write.addFlags(cmd, true)
