@@ -106,6 +106,7 @@ var _ = Describe("The Event of each audited change", func() {
 		Expect(created.note.After).To(HaveKeyWithValue("enabled", MatchJSON(`false`)))
 		Expect(created.note.After).To(HaveKeyWithValue("type", MatchJSON(`"Boolean"`)))
 		Expect(created.note.RecordID).To(Equal(recordOf(auditSink, ns, audit.ActionFlagCreated).ID))
+		By("the note is " + created.Note)
 		settled(f)
 
 		By("re-applying the same spec, and changing only a label")
@@ -127,6 +128,7 @@ var _ = Describe("The Event of each audited change", func() {
 		Expect(updated.note.Keys).To(Equal([]string{"enabled"}))
 		Expect(updated.note.Before).To(HaveKeyWithValue("enabled", MatchJSON(`false`)))
 		Expect(updated.note.After).To(HaveKeyWithValue("enabled", MatchJSON(`true`)))
+		By("the note is " + updated.Note)
 		Expect(updated.Note).To(MatchRegexp(`^flag beta\.events gen 2 by tool-a \(unverified, claimed alice\): \{"enabled":false\} -> \{"enabled":true\} \[record [0-9a-f]{32}\]$`))
 		settled(f)
 
@@ -139,6 +141,7 @@ var _ = Describe("The Event of each audited change", func() {
 		Expect(deleted.note.Keys).To(ContainElements("enabled", "type"))
 		Expect(deleted.note.Before).To(HaveKeyWithValue("enabled", MatchJSON(`true`)))
 		Expect(deleted.note.After).To(HaveKeyWithValue("enabled", MatchJSON(`null`)))
+		By("the note is " + deleted.Note)
 		Eventually(func() error { return k8sClient.Get(ctx, client.ObjectKeyFromObject(f), &v1.FeatureFlag{}) }).Should(Satisfy(func(err error) bool {
 			return client.IgnoreNotFound(err) == nil && err != nil
 		}))
@@ -164,6 +167,7 @@ var _ = Describe("The Event of each audited change", func() {
 		Expect(updated.note.Keys).To(Equal([]string{"beta", "theme"}))
 		Expect(updated.note.Before).To(And(HaveKeyWithValue("beta", MatchJSON(`{"enabled":true}`)), HaveKeyWithValue("theme", MatchJSON(`null`))))
 		Expect(updated.note.After).To(And(HaveKeyWithValue("beta", MatchJSON(`{"enabled":false}`)), HaveKeyWithValue("theme", MatchJSON(`{"value":"dusk"}`))))
+		By("the note is " + updated.Note)
 		settled(u)
 
 		Expect(k8sClient.Delete(ctx, u)).To(Succeed())
