@@ -33,6 +33,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -77,11 +78,15 @@ type Auditor struct {
 	// Sink receives the records.
 	Sink   audit.Sink
 	Actors Actors
+	// Recorder records the Event of each audited change once the sink has its record (see
+	// changeEvents); nil records none.
+	Recorder events.EventRecorder
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
-	log   logr.Logger
-	queue workqueue.TypedRateLimitingInterface[types.UID]
+	log    logr.Logger
+	events *changeEvents
+	queue  workqueue.TypedRateLimitingInterface[types.UID]
 
 	mu      sync.Mutex
 	started bool
@@ -114,6 +119,7 @@ func (a *Auditor) now() time.Time { return nowOr(a.Now) }
 // Start loads the checkpoints, follows the informers and audits until ctx is done.
 func (a *Auditor) Start(ctx context.Context) error {
 	a.log = logf.FromContext(ctx).WithName("auditor")
+	a.events = newChangeEvents(a.Recorder, a.Reader, DedupWindow)
 	a.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[types.UID](),
 		workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "auditor"})
 	ckpts, err := a.load(ctx)
@@ -246,7 +252,7 @@ func (a *Auditor) audit(ctx context.Context, v auditVersion) error {
 	ck := a.checkpointOf(uid)
 	if ck != nil && len(ck.pending) > 0 {
 		// Left by a leader that stopped while sending them.
-		if err := a.send(ctx, v, ck); err != nil {
+		if err := a.send(ctx, v, ck, true); err != nil {
 			return err
 		}
 		if ck = a.checkpointOf(uid); ck == nil {
@@ -304,7 +310,7 @@ func (a *Auditor) store(ctx context.Context, v auditVersion, ck, next *checkpoin
 			return fmt.Errorf("failed to remove status.audited: %w", err)
 		}
 	}
-	return a.send(ctx, v, next)
+	return a.send(ctx, v, next, false)
 }
 
 // records returns the records of version v after checkpoint ck (nil if none), the
@@ -405,11 +411,12 @@ func (a *Auditor) knownActors(ctx context.Context, kind Kind, obj client.Object,
 	return out
 }
 
-// send writes the pending records of ck, then clears them; after a deletion record it
-// releases the object and drops the checkpoint. What follows a successful write runs even
-// while the manager stops, so that a record the sink has is not sent again by the next
-// leader.
-func (a *Auditor) send(ctx context.Context, v auditVersion, ck *checkpoint) error {
+// send writes the pending records of ck and records their Events, then clears them; after a
+// deletion record it releases the object and drops the checkpoint, so that the deletion's
+// Event is recorded while the object still exists. What follows a successful write runs
+// even while the manager stops, so that a record the sink has is not sent again by the next
+// leader. replayed says the records were pending before this call (see changeEvents).
+func (a *Auditor) send(ctx context.Context, v auditVersion, ck *checkpoint, replayed bool) error {
 	if len(ck.pending) == 0 {
 		return nil
 	}
@@ -418,6 +425,7 @@ func (a *Auditor) send(ctx context.Context, v auditVersion, ck *checkpoint) erro
 		if err := a.Sink.Write(ctx, rec); err != nil {
 			return fmt.Errorf("failed to write the %s audit record: %w", rec.Action, err)
 		}
+		a.events.record(ctx, rec, replayed)
 		if v.kind != KindFeatureFlag {
 			countOverrideChange(override{kind: v.kind}.metricKind(), rec.Action, rec.ChangedKeys)
 		}

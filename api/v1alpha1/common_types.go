@@ -91,6 +91,21 @@ const (
 	// EventReasonUnverifiedChange is a Warning: the audit trail recorded a change whose
 	// actor stamp is missing or does not verify, so the actor is only a hint.
 	EventReasonUnverifiedChange = "UnverifiedChange"
+
+	// The Normal Events of the audited changes: one per audit record of a create, an update
+	// or a delete, on the changed object, with the actor, the changed keys and their values
+	// before and after in the note (package internal/auditevent). There is one reason per
+	// kind of object and action rather than one reason for all, so that the REASON column of
+	// kubectl events --for says what happened without the note, and so that a field selector
+	// finds one action in a namespace (kubectl get events --field-selector
+	// reason=FlagDeleted). Overrides share their reasons, like OverrideExpired: the
+	// Event's object says whether it is a user's or a device's.
+	EventReasonFlagCreated     = "FlagCreated"
+	EventReasonFlagUpdated     = "FlagUpdated"
+	EventReasonFlagDeleted     = "FlagDeleted"
+	EventReasonOverrideCreated = "OverrideCreated"
+	EventReasonOverrideUpdated = "OverrideUpdated"
+	EventReasonOverrideDeleted = "OverrideDeleted"
 )
 
 // Well-known annotations, labels and finalizers.

@@ -17,12 +17,15 @@ limitations under the License.
 package kubectl
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -32,6 +35,7 @@ import (
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/evaluator"
+	"github.com/flagops/flagops/internal/auditevent"
 )
 
 const historyExample = `
@@ -65,22 +69,39 @@ func (l *clientLister) Events(ctx context.Context, ns string) ([]corev1.Event, e
 	return list.Items, nil
 }
 
-// HistoryEntry is one Event the manager recorded about a flag or an override. Events carry
-// less than the audit trail: the actor is the manager (or, for UnverifiedChange, the field
-// manager named as a hint), and before and after are only in the message of ScheduleApplied.
+// HistoryEntry is one Event the manager recorded about a flag or an override: an audited
+// change (FlagCreated, OverrideUpdated, …; package internal/auditevent), with its actor,
+// changed keys and values before and after, or another Event (a schedule step, an expiry, a
+// value that is not served, a conflict, an unverified actor), with its message.
 type HistoryEntry struct {
 	Time   string `json:"time"`
 	Type   string `json:"type"`
 	Reason string `json:"reason"`
+	// Action is the audited change's action, e.g. flag.updated; empty for other Events.
+	Action string `json:"action,omitempty"`
 	// Object is the object the Event is about, e.g. UserFlagOverride/user-alice.
 	Object string `json:"object"`
-	// Actor is who the Event names: the reporting controller, or the field manager an
-	// UnverifiedChange gives as a hint.
+	// Actor is who made an audited change, followed by "(unverified)" when the webhook's
+	// stamp did not verify it (the name is then a field manager, a hint); for other Events,
+	// the reporting controller, or the field manager an UnverifiedChange gives as a hint.
 	Actor string `json:"actor"`
-	// Keys are the flag keys the Event concerns, as far as it says.
-	Keys    []string `json:"keys"`
-	Message string   `json:"message"`
-	Count   int32    `json:"count,omitempty"`
+	// Verified is set for audited changes: whether the actor is known for certain.
+	Verified *bool `json:"verified,omitempty"`
+	// Keys are the flag keys the Event concerns, as far as it says; for an audited change,
+	// the changed keys it shows (for history KEY, that key alone).
+	Keys []string `json:"keys"`
+	// Before and After are the values of Keys before and after an audited change (null when
+	// absent). A value the Event had no room for is a string "<N bytes>".
+	Before map[string]json.RawMessage `json:"before,omitempty"`
+	After  map[string]json.RawMessage `json:"after,omitempty"`
+	// RecordID is the audit record of the change, which the audit sink holds in full.
+	RecordID string `json:"recordID,omitempty"`
+	// Truncated says the Event had no room for every value or key: see the record.
+	Truncated bool   `json:"truncated,omitempty"`
+	Message   string `json:"message"`
+	Count     int32  `json:"count,omitempty"`
+
+	at time.Time
 }
 
 // historyOptions are the options of the history command.
@@ -96,18 +117,20 @@ func newHistoryCommand(g *globals, ex func(string) string) *cobra.Command {
 	o := &historyOptions{globals: g}
 	cmd := &cobra.Command{
 		Use:   "history (KEY | --user USER | --device DEVICE)",
-		Short: "Show the recent Events the manager recorded about a flag or a subject's overrides",
+		Short: "Show the recent changes and Events the manager recorded about a flag or a subject's overrides",
 		Long: `Show, newest first, the Kubernetes Events that the flagops manager recorded
-about a flag (the FeatureFlags with the key and the override objects that
-have an entry for it) or about a user's or device's override objects: a
-schedule step taking effect (with the values after it), an override
-expiring, a value or a flag key that is not served, a conflict, a change
-whose actor could not be verified.
+about a flag (the FeatureFlags with the key, and the override objects that
+have or had an entry for it) or about a user's or device's override
+objects: every audited create, update and delete, with who made it
+(verified by the webhook's stamp, or only a hint), the changed keys and
+their values before and after; and a schedule step taking effect, an
+override expiring, a value or a flag key that is not served, a conflict, a
+change whose actor could not be verified.
 
-Events are recorded on these transitions only, and the API server keeps
-them for a limited time (one hour by default). They do not record who made
-an ordinary change, nor the values before and after: the manager's audit
-trail does (docs/audit.md).`,
+The API server keeps Events for a limited time (one hour by default), and
+an Event has room for 1 KiB: a large value is shown as "<N bytes>", and
+the whole change is in the manager's audit trail under the record ID shown
+with -o json (docs/audit.md).`,
 		Example: ex(historyExample),
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -152,10 +175,7 @@ func (o *historyOptions) Run(cmd *cobra.Command) error {
 			return err
 		}
 	}
-	targets, err := o.targets(l.objs)
-	if err != nil {
-		return err
-	}
+	targets, found := o.targets(l.objs)
 	el, err := o.newEvents(o.configFlags)
 	if err != nil {
 		return err
@@ -165,11 +185,30 @@ func (o *historyOptions) Run(cmd *cobra.Command) error {
 		return err
 	}
 	entries := []HistoryEntry{}
+	seen := map[string]int{} // record ID: index in entries
 	for i := range events {
 		e := &events[i]
 		ref := e.InvolvedObject
 		if !strings.HasPrefix(ref.APIVersion, v1.GroupVersion.Group+"/") {
 			continue
+		}
+		if auditevent.IsChangeReason(e.Reason) {
+			if n, err := auditevent.Parse(e.Message); err == nil {
+				keys, ok := o.changeKeys(n, targets[ref.Kind+"/"+ref.Name] != nil)
+				if !ok {
+					continue
+				}
+				// A leader that took over may have recorded a record's Event again: the
+				// first one stands.
+				entry := changeEntry(e, n, keys)
+				if i, dup := seen[n.RecordID]; !dup {
+					seen[n.RecordID] = len(entries)
+					entries = append(entries, entry)
+				} else if entry.at.Before(entries[i].at) {
+					entries[i] = entry
+				}
+				continue
+			}
 		}
 		keys, ok := targets[ref.Kind+"/"+ref.Name]
 		if !ok {
@@ -180,7 +219,10 @@ func (o *historyOptions) Run(cmd *cobra.Command) error {
 		}
 		entries = append(entries, historyEntry(e, keys, o.key))
 	}
-	slices.SortStableFunc(entries, func(a, b HistoryEntry) int { return strings.Compare(b.Time, a.Time) })
+	if !found && len(entries) == 0 {
+		return flagNotFound(o.key, o.namespace)
+	}
+	slices.SortStableFunc(entries, func(a, b HistoryEntry) int { return b.at.Compare(a.at) })
 	if o.output != "" {
 		return printStructured(o.Out, o.output, entries)
 	}
@@ -188,17 +230,113 @@ func (o *historyOptions) Run(cmd *cobra.Command) error {
 		return noneFound(o.ErrOut, "events", o.namespace)
 	}
 	tw := printers.GetNewTabWriter(o.Out)
-	writeRow(tw, []string{"TIME", "TYPE", "REASON", "OBJECT", "ACTOR", "KEYS", "MESSAGE"})
+	writeRow(tw, []string{"TIME", "ACTOR", "ACTION", "OBJECT", "KEYS", "BEFORE", "AFTER", "MESSAGE"})
 	for _, e := range entries {
-		writeRow(tw, []string{e.Time, e.Type, e.Reason, e.Object, e.Actor, orDash(strings.Join(e.Keys, ",")), e.Message})
+		writeRow(tw, []string{e.Time, e.Actor, cmp.Or(e.Action, e.Reason), e.Object, orDash(strings.Join(e.Keys, ",")),
+			valuesCell(e.Keys, e.Before), valuesCell(e.Keys, e.After), orDash(e.Message)})
 	}
 	return tw.Flush()
 }
 
+// changeKeys returns the keys of an audited change to show, and whether the change is
+// about what was asked: for a key, the flag's own changes and the overrides' changes of
+// that key, or any change of an override that holds it (targeted); for a subject, its
+// overrides' changes. The objects may be deleted already: the note names the subject.
+func (o *historyOptions) changeKeys(n auditevent.Note, targeted bool) ([]string, bool) {
+	switch {
+	case o.key != "" && n.SubjectKind == auditevent.SubjectFlag:
+		return n.Keys, n.Subject == o.key
+	case o.key != "" && slices.Contains(n.Keys, o.key):
+		return []string{o.key}, true
+	case o.key != "":
+		return n.Keys, targeted
+	case o.user != "":
+		return n.Keys, n.SubjectKind == auditevent.SubjectUser && n.Subject == o.user
+	default:
+		return n.Keys, n.SubjectKind == auditevent.SubjectDevice && n.Subject == o.device
+	}
+}
+
+// changeEntry reads the Event of an audited change, showing the given keys.
+func changeEntry(e *corev1.Event, n auditevent.Note, keys []string) HistoryEntry {
+	actor := n.Actor.Username
+	switch {
+	case n.Coalesced():
+		actor += " (coalesced: " + strings.Join(n.Writers, ",")
+		if n.MoreWriters > 0 {
+			actor += fmt.Sprintf(" +%d", n.MoreWriters)
+		}
+		actor += ")"
+	case !n.Actor.Verified && n.Actor.Claimed != "":
+		actor += " (unverified, claimed " + n.Actor.Claimed + ")"
+	case !n.Actor.Verified:
+		actor += " (unverified)"
+	}
+	before, after := map[string]json.RawMessage{}, map[string]json.RawMessage{}
+	for _, k := range keys {
+		before[k], after[k] = n.Before[k], n.After[k]
+	}
+	msg := ""
+	if n.Truncated {
+		msg = "the Event has no room for every value"
+		if n.MoreKeys > 0 {
+			msg = fmt.Sprintf("the Event has no room for every value and %d more keys", n.MoreKeys)
+		}
+		msg += "; the audit sink has record " + n.RecordID
+	}
+	at := eventTime(e)
+	return HistoryEntry{
+		Time: at.UTC().Format(time.RFC3339), Type: e.Type, Reason: e.Reason, Action: e.Action,
+		Object: e.InvolvedObject.Kind + "/" + e.InvolvedObject.Name, Actor: actor, Verified: &n.Actor.Verified,
+		Keys: slices.Clip(append([]string{}, keys...)), Before: before, After: after, RecordID: n.RecordID,
+		Truncated: n.Truncated, Message: msg, at: at,
+	}
+}
+
+// maxValueCell is the widest a BEFORE or AFTER cell gets in the table; -o json has the values
+// in full.
+const maxValueCell = 60
+
+// valuesCell shows the values of an audited change in the table: the value of its only key,
+// or an object of the keys' values that are not null; "-" when there is nothing.
+func valuesCell(keys []string, values map[string]json.RawMessage) string {
+	if values == nil {
+		return "-"
+	}
+	var s string
+	if len(keys) == 1 {
+		s = string(values[keys[0]])
+	} else {
+		present := map[string]json.RawMessage{}
+		for k, v := range values {
+			if string(v) != "null" {
+				present[k] = v
+			}
+		}
+		b, err := json.Marshal(present)
+		if err != nil {
+			return "?"
+		}
+		s = string(b)
+	}
+	if s == "null" || s == "" || s == "{}" {
+		return "-"
+	}
+	if len(s) > maxValueCell {
+		cut := maxValueCell - len("…")
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
 // targets maps KIND/NAME of the objects asked for to the flag keys each holds: for a key,
 // its FeatureFlags and the overrides with an entry for it; for a subject, its override
-// objects, and the name the plugin gives its object, which may be deleted already.
-func (o *historyOptions) targets(objs *Objects) (map[string][]string, error) {
+// objects, and the name the plugin gives its object, which may be deleted already. found
+// says whether a key has any object.
+func (o *historyOptions) targets(objs *Objects) (map[string][]string, bool) {
 	out := map[string][]string{}
 	keysOf := func(ov override) []string {
 		var ks []string
@@ -223,10 +361,7 @@ func (o *historyOptions) targets(objs *Objects) (map[string][]string, error) {
 				}
 			}
 		}
-		if !found {
-			return nil, flagNotFound(o.key, o.namespace)
-		}
-		return out, nil
+		return out, found
 	}
 	s := subject{kind: evaluator.SubjectUser, id: o.user}
 	if o.device != "" {
@@ -236,7 +371,7 @@ func (o *historyOptions) targets(objs *Objects) (map[string][]string, error) {
 	for _, ov := range s.overridesOf(objs, o.namespace) {
 		out[s.kindName()+"/"+ov.obj.GetName()] = keysOf(ov)
 	}
-	return out, nil
+	return out, true
 }
 
 // allOverrides returns the override objects of one kind in namespace ns.
@@ -285,10 +420,11 @@ func historyEntry(e *corev1.Event, objKeys []string, key string) HistoryEntry {
 	if e.Series != nil {
 		count = e.Series.Count
 	}
+	at := eventTime(e)
 	return HistoryEntry{
-		Time: eventTime(e).UTC().Format(time.RFC3339), Type: e.Type, Reason: e.Reason,
+		Time: at.UTC().Format(time.RFC3339), Type: e.Type, Reason: e.Reason,
 		Object: e.InvolvedObject.Kind + "/" + e.InvolvedObject.Name, Actor: orDash(actor),
-		Keys: slices.Clip(append([]string{}, keys...)), Message: oneLine(e.Message), Count: count,
+		Keys: slices.Clip(append([]string{}, keys...)), Message: oneLine(e.Message), Count: count, at: at,
 	}
 }
 

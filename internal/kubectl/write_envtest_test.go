@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/internal/auditevent"
 	"github.com/flagops/flagops/internal/gitops"
 )
 
@@ -340,18 +341,29 @@ func TestWriteCommandsOnCluster(t *testing.T) {
 	})
 
 	t.Run("history as a viewer", func(t *testing.T) {
-		// Events as the manager records them (events.k8s.io/v1; no manager runs here).
+		// Events as the manager records them (events.k8s.io/v1; no manager runs here). The
+		// audited changes' notes are auditevent.Format's, which the manager uses.
+		flagChange := auditevent.Format(auditevent.Note{SubjectKind: auditevent.SubjectFlag, Subject: "beta.dashboard", Generation: 2,
+			Actor:  auditevent.Actor{Username: "alice", Verified: true},
+			Before: map[string]json.RawMessage{"enabled": json.RawMessage(`false`)}, After: map[string]json.RawMessage{"enabled": json.RawMessage(`true`)},
+			RecordID: strings.Repeat("1", 32)})
+		overrideChange := auditevent.Format(auditevent.Note{SubjectKind: auditevent.SubjectUser, Subject: "dave", Generation: 3,
+			Actor:    auditevent.Actor{Username: "kubectl-flagops"},
+			After:    map[string]json.RawMessage{"beta.dashboard": json.RawMessage(`{"enabled":true}`)},
+			RecordID: strings.Repeat("2", 32)})
 		for i, e := range []struct {
-			kind, name, typ, reason, note string
-			at                            time.Duration
+			kind, name, typ, reason, action, note string
+			at                                    time.Duration
 		}{
-			{"FeatureFlag", "beta.dashboard", corev1.EventTypeNormal, v1.EventReasonScheduleApplied, "the schedule step at 2030-01-01T10:00:00Z took effect: rollout.percentage 25", -2 * time.Hour},
-			{"UserFlagOverride", "user-dave", corev1.EventTypeWarning, v1.EventReasonUnknownFlag, "flag beta.dashboard is not served: unknown flag", -time.Hour},
+			{"FeatureFlag", "beta.dashboard", corev1.EventTypeNormal, v1.EventReasonScheduleApplied, "Schedule", "the schedule step at 2030-01-01T10:00:00Z took effect: rollout.percentage 25", -2 * time.Hour},
+			{"UserFlagOverride", "user-dave", corev1.EventTypeWarning, v1.EventReasonUnknownFlag, "Validate", "flag beta.dashboard is not served: unknown flag", -time.Hour},
+			{"FeatureFlag", "beta.dashboard", corev1.EventTypeNormal, v1.EventReasonFlagUpdated, "flag.updated", flagChange, -50 * time.Minute},
+			{"UserFlagOverride", "user-dave", corev1.EventTypeNormal, v1.EventReasonOverrideUpdated, "user_override.updated", overrideChange, -40 * time.Minute},
 		} {
 			ev := &eventsv1.Event{
 				ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: fmt.Sprintf("ev-%d", i)},
 				Regarding:  corev1.ObjectReference{APIVersion: v1.GroupVersion.String(), Kind: e.kind, Namespace: "shop", Name: e.name},
-				EventTime:  metav1.NewMicroTime(fixtureNow.Add(e.at)), Type: e.typ, Reason: e.reason, Note: e.note, Action: "Validate",
+				EventTime:  metav1.NewMicroTime(fixtureNow.Add(e.at)), Type: e.typ, Reason: e.reason, Note: e.note, Action: e.action,
 				ReportingController: "flagops-manager", ReportingInstance: "flagops-manager-0",
 			}
 			if err := c.admin.Create(ctx, ev); err != nil {
@@ -360,9 +372,11 @@ func TestWriteCommandsOnCluster(t *testing.T) {
 		}
 		out := ok(t, viewerUser, "history", "beta.dashboard", "-n", "shop")
 		want := []string{
-			"TIME                   TYPE      REASON            OBJECT                       ACTOR             KEYS             MESSAGE",
-			"2030-01-01T11:00:00Z   Warning   UnknownFlag       UserFlagOverride/user-dave   flagops-manager   beta.dashboard   flag beta.dashboard is not served: unknown flag",
-			"2030-01-01T10:00:00Z   Normal    ScheduleApplied   FeatureFlag/beta.dashboard   flagops-manager   beta.dashboard   the schedule step at 2030-01-01T10:00:00Z took effect: rollout.percentage 25",
+			"TIME                   ACTOR                          ACTION                  OBJECT                       KEYS             BEFORE   AFTER              MESSAGE",
+			"2030-01-01T11:20:00Z   kubectl-flagops (unverified)   user_override.updated   UserFlagOverride/user-dave   beta.dashboard   -        {\"enabled\":true}   -",
+			"2030-01-01T11:10:00Z   alice                          flag.updated            FeatureFlag/beta.dashboard   enabled          false    true               -",
+			"2030-01-01T11:00:00Z   flagops-manager                UnknownFlag             UserFlagOverride/user-dave   beta.dashboard   -        -                  flag beta.dashboard is not served: unknown flag",
+			"2030-01-01T10:00:00Z   flagops-manager                ScheduleApplied         FeatureFlag/beta.dashboard   beta.dashboard   -        -                  the schedule step at 2030-01-01T10:00:00Z took effect: rollout.percentage 25",
 		}
 		if out != strings.Join(want, "\n")+"\n" {
 			t.Errorf("history:\n%s\nwant:\n%s", out, strings.Join(want, "\n"))

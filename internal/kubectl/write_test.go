@@ -17,6 +17,7 @@ limitations under the License.
 package kubectl
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -26,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/internal/auditevent"
 	"github.com/flagops/flagops/internal/gitops"
 )
 
@@ -309,6 +311,40 @@ func TestHistory(t *testing.T) {
 		ev("e6", "Pod", "beta.dashboard", "Normal", "Pulled", "not ours", -time.Minute),
 	}
 	lister.events[5].InvolvedObject.APIVersion = "v1"
+	// Audited changes, as the manager records them: their note is auditevent.Format's.
+	change := func(name, kind, obj, action string, n auditevent.Note, at time.Duration) corev1.Event {
+		e := ev(name, kind, obj, "Normal", auditevent.Reason(action), auditevent.Format(n), at)
+		e.Action = action
+		return e
+	}
+	vals := func(kv ...string) map[string]json.RawMessage {
+		m := map[string]json.RawMessage{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = json.RawMessage(kv[i+1])
+		}
+		return m
+	}
+	id := func(c byte) string { return strings.Repeat(string(c), 32) }
+	daveUpdated := auditevent.Note{SubjectKind: auditevent.SubjectUser, Subject: "dave", Generation: 3,
+		Actor:  auditevent.Actor{Username: "kubectl-flagops", Claimed: "dave@example.com"},
+		Before: vals("theme", `{"value":"dawn"}`), After: vals("theme", `{"value":"dusk"}`, "beta.dashboard", `{"enabled":true}`), RecordID: id('b')}
+	lister.events = append(lister.events,
+		change("c1", "FeatureFlag", "beta.dashboard", "flag.updated", auditevent.Note{SubjectKind: auditevent.SubjectFlag, Subject: "beta.dashboard",
+			Generation: 4, Actor: auditevent.Actor{Username: "alice", Verified: true},
+			Before: vals("rollout", `{"percentage":10}`), After: vals("rollout", `{"percentage":50}`), RecordID: id('a')}, -50*time.Minute),
+		// The same record's Event twice: a leader that took over recorded it again.
+		change("c2", "UserFlagOverride", "user-dave", "user_override.updated", daveUpdated, -29*time.Minute),
+		change("c3", "UserFlagOverride", "user-dave", "user_override.updated", daveUpdated, -30*time.Minute),
+		change("c4", "UserFlagOverride", "dave-old", "user_override.deleted", auditevent.Note{SubjectKind: auditevent.SubjectUser, Subject: "dave",
+			Generation: 2, Actor: auditevent.Actor{Username: "bob", Verified: true},
+			Before: vals("theme", `{"value":"old"}`, "override/enabled", "true"), RecordID: id('c')}, -20*time.Minute),
+		change("c5", "FeatureFlag", "old-flag", "flag.deleted", auditevent.Note{SubjectKind: auditevent.SubjectFlag, Subject: "old.flag",
+			Generation: 7, Actor: auditevent.Actor{Username: "carol", Verified: true},
+			Before: vals("enabled", "true", "type", `"Boolean"`), RecordID: id('d')}, -5*time.Minute),
+		change("c6", "FeatureFlag", "banner", "flag.updated", auditevent.Note{SubjectKind: auditevent.SubjectFlag, Subject: "banner",
+			Generation: 2, Actor: auditevent.Actor{Username: "carol", Verified: true},
+			Before: vals("value", `"`+strings.Repeat("a", 2000)+`"`), After: vals("value", `"`+strings.Repeat("b", 2000)+`"`), RecordID: id('e')}, -4*time.Minute),
+	)
 	tests := []struct {
 		golden string
 		args   []string
@@ -316,6 +352,8 @@ func TestHistory(t *testing.T) {
 		{"history-key.golden", []string{"history", "beta.dashboard", "-n", "shop"}},
 		{"history-user.golden", []string{"history", "--user", "dave", "-n", "shop"}},
 		{"history-user.json.golden", []string{"history", "--user", "dave", "-n", "shop", "-o", "json"}},
+		{"history-deleted.golden", []string{"history", "old.flag", "-n", "shop"}},
+		{"history-truncated.json.golden", []string{"history", "banner", "-n", "shop", "-o", "json"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
