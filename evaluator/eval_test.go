@@ -716,3 +716,20 @@ func TestResultSourceKind(t *testing.T) {
 		}
 	}
 }
+
+func TestResultHidden(t *testing.T) {
+	tests := []struct {
+		res  Result
+		want bool
+	}{
+		{Result{Source: SourceRoleGate, Reason: ReasonDisabled}, true},
+		{Result{Source: SourceRoleGate, Reason: ReasonTargetingMatch}, false},
+		{Result{Source: SourceKillSwitch, Reason: ReasonDisabled}, false},
+		{Result{Source: SourceDefault, Reason: ReasonStatic}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.res.Hidden(); got != tt.want {
+			t.Errorf("Hidden of %+v = %v, want %v", tt.res, got, tt.want)
+		}
+	}
+}

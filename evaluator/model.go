@@ -307,6 +307,12 @@ type Result struct {
 	ErrorCode ErrorCode `json:"errorCode,omitempty"`
 }
 
+// Hidden reports whether the role gate kept the context out of the flag: bulk evaluation
+// leaves such a flag out, and the admin views mark it.
+func (r *Result) Hidden() bool {
+	return r.Source == SourceRoleGate && r.Reason == ReasonDisabled
+}
+
 // SourceKind names the resolution step behind the result, without the rule name, override
 // object or step instant of Source: "error", "user-override", "device-override", "rule",
 // "schedule", "allow-list", or Source itself ("default", "kill-switch", "role-gate",

@@ -231,7 +231,7 @@ func (s *server) native(w http.ResponseWriter, r *http.Request, ns evaluator.Nam
 				continue
 			}
 			res := ns.Evaluate(req.ctx, key)
-			if res.Source == evaluator.SourceRoleGate && res.Reason == evaluator.ReasonDisabled {
+			if res.Hidden() {
 				continue
 			}
 			if res.ErrorCode == evaluator.ErrorFlagNotFound {

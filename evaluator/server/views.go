@@ -120,7 +120,7 @@ func (s *server) effectiveView(w http.ResponseWriter, r *http.Request, ns evalua
 		f := effectiveFlag{
 			Value: res.Raw, Enabled: res.Enabled, Variant: res.Variant, Reason: res.Reason.String(),
 			Source: res.Source, SourceKind: res.SourceKind(),
-			Hidden: res.Source == evaluator.SourceRoleGate && res.Reason == evaluator.ReasonDisabled,
+			Hidden: res.Hidden(),
 		}
 		if res.ErrorCode != evaluator.ErrorNone {
 			f.ErrorCode, f.ErrorDetails = res.ErrorCode.String(), res.ErrorMessage
