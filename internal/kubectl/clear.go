@@ -101,14 +101,9 @@ func (o *clearOptions) Validate() error {
 
 // Run removes the keys from every override object of the subject that has them.
 func (o *clearOptions) Run(cmd *cobra.Command) error {
-	l, lister, err := loadNamespace(cmd, o.globals, o.namespace)
+	l, err := loadNamespace(cmd, o.globals, o.namespace)
 	if err != nil {
 		return err
-	}
-	if len(l.objs.Flags)+len(l.objs.Users)+len(l.objs.Devices) == 0 {
-		if err := checkNamespace(cmd, lister, o.namespace); err != nil {
-			return err
-		}
 	}
 	type change struct{ cur, next override }
 	var changes []change

@@ -164,17 +164,12 @@ func validateOutput(output string) error {
 
 // Run loads the namespace and evaluates every flag.
 func (o *effectiveOptions) Run(cmd *cobra.Command) error {
-	l, lister, err := loadNamespace(cmd, o.globals, o.namespace)
+	l, err := loadNamespace(cmd, o.globals, o.namespace)
 	if err != nil {
 		return err
 	}
 	now := o.now()
 	view := effectiveView(l, o.namespace, o.ctx, now)
-	if len(view.Flags) == 0 {
-		if err := checkNamespace(cmd, lister, o.namespace); err != nil {
-			return err
-		}
-	}
 	if o.output != "" {
 		return printStructured(o.Out, o.output, view)
 	}
@@ -184,18 +179,25 @@ func (o *effectiveOptions) Run(cmd *cobra.Command) error {
 	return printEffectiveTable(o.Out, view)
 }
 
-// loadNamespace lists the objects of namespace ns and loads them.
-func loadNamespace(cmd *cobra.Command, g *globals, ns string) (*loaded, Lister, error) {
+// loadNamespace lists the objects of namespace ns (every namespace when ns is empty) and
+// loads them. When nothing is listed in ns, a missing namespace is an error, so that every
+// command reports it the same way.
+func loadNamespace(cmd *cobra.Command, g *globals, ns string) (*loaded, error) {
 	lister, err := g.lister()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	objs, err := lister.List(cmd.Context(), ns)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	l, err := load(objs, g.now)
-	return l, lister, err
+	if ns != "" && len(objs.Flags)+len(objs.Users)+len(objs.Devices) == 0 {
+		// Nothing listed: say so if the namespace itself is missing.
+		if err := checkNamespace(cmd, lister, ns); err != nil {
+			return nil, err
+		}
+	}
+	return load(objs, g.now)
 }
 
 // effectiveView evaluates every flag key of namespace ns for ctx, as the server's admin view
@@ -224,7 +226,7 @@ func effectiveView(l *loaded, ns string, ctx evaluator.Context, now time.Time) E
 		ef := EffectiveFlag{
 			Key: f.key, Value: res.Raw, Enabled: res.Enabled, Variant: res.Variant, Reason: res.Reason.String(),
 			Source: res.Source, SourceKind: res.SourceKind(),
-			Hidden: res.Source == evaluator.SourceRoleGate && res.Reason == evaluator.ReasonDisabled,
+			Hidden: res.Hidden(),
 			Notes:  f.notes,
 		}
 		if res.ErrorCode != evaluator.ErrorNone {

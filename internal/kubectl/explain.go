@@ -89,17 +89,12 @@ func (o *explainOptions) Validate() error {
 
 // Run loads the namespace and explains the flag.
 func (o *explainOptions) Run(cmd *cobra.Command) error {
-	l, lister, err := loadNamespace(cmd, o.globals, o.namespace)
+	l, err := loadNamespace(cmd, o.globals, o.namespace)
 	if err != nil {
 		return err
 	}
 	f := l.claimant(o.namespace, o.key)
 	if f == nil {
-		if len(l.namespaceFlags(o.namespace)) == 0 {
-			if err := checkNamespace(cmd, lister, o.namespace); err != nil {
-				return err
-			}
-		}
 		return flagNotFound(o.key, o.namespace)
 	}
 	if !f.served {

@@ -139,14 +139,9 @@ command warns when one decides it now.`, rolloutExample, 2,
 
 // Run patches the field of the FeatureFlag that serves the key.
 func (o *flagWriteOptions) Run(cmd *cobra.Command) error {
-	l, lister, err := loadNamespace(cmd, o.globals, o.namespace)
+	l, err := loadNamespace(cmd, o.globals, o.namespace)
 	if err != nil {
 		return err
-	}
-	if len(l.objs.Flags) == 0 {
-		if err := checkNamespace(cmd, lister, o.namespace); err != nil {
-			return err
-		}
 	}
 	f := l.claimant(o.namespace, o.key)
 	if f == nil {

@@ -166,14 +166,9 @@ func btoi(b bool) int {
 
 // Run lists the objects and the Events, and keeps those about the objects asked for.
 func (o *historyOptions) Run(cmd *cobra.Command) error {
-	l, lister, err := loadNamespace(cmd, o.globals, o.namespace)
+	l, err := loadNamespace(cmd, o.globals, o.namespace)
 	if err != nil {
 		return err
-	}
-	if len(l.objs.Flags)+len(l.objs.Users)+len(l.objs.Devices) == 0 {
-		if err := checkNamespace(cmd, lister, o.namespace); err != nil {
-			return err
-		}
 	}
 	targets, found := o.targets(l.objs)
 	el, err := o.newEvents(o.configFlags)

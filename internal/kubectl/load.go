@@ -82,8 +82,8 @@ type clientLister struct {
 	c client.Client
 }
 
-// newClientLister returns a Lister that talks to the API server of the connection flags.
-func newClientLister(getter genericclioptions.RESTClientGetter) (Lister, error) {
+// newClient returns a client of the API server of the connection flags.
+func newClient(getter genericclioptions.RESTClientGetter) (client.Client, error) {
 	cfg, err := getter.ToRESTConfig()
 	if err != nil {
 		return nil, err
@@ -91,6 +91,15 @@ func newClientLister(getter genericclioptions.RESTClientGetter) (Lister, error) 
 	c, err := client.New(cfg, client.Options{Scheme: newScheme(), Mapper: staticMapper()})
 	if err != nil {
 		return nil, fmt.Errorf("failed to create a client: %w", err)
+	}
+	return c, nil
+}
+
+// newClientLister returns a Lister that talks to the API server of the connection flags.
+func newClientLister(getter genericclioptions.RESTClientGetter) (Lister, error) {
+	c, err := newClient(getter)
+	if err != nil {
+		return nil, err
 	}
 	return &clientLister{c: c}, nil
 }

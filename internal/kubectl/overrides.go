@@ -131,14 +131,9 @@ func (o *overridesOptions) Validate() error {
 
 // Run loads the objects and lists their entries.
 func (o *overridesOptions) Run(cmd *cobra.Command) error {
-	l, lister, err := loadNamespace(cmd, o.globals, o.namespace)
+	l, err := loadNamespace(cmd, o.globals, o.namespace)
 	if err != nil {
 		return err
-	}
-	if o.namespace != "" && len(l.objs.Flags)+len(l.objs.Users)+len(l.objs.Devices) == 0 {
-		if err := checkNamespace(cmd, lister, o.namespace); err != nil {
-			return err
-		}
 	}
 	if o.flag != "" && !l.namesKey(o.namespace, o.flag) {
 		return flagNotFound(o.flag, o.namespace)

@@ -211,14 +211,9 @@ func expiryOf(in, at string) (func(time.Time) *metav1.Time, error) {
 
 // Run checks every value against its flag, computes the new override and writes it.
 func (o *setOptions) Run(cmd *cobra.Command) error {
-	l, lister, err := loadNamespace(cmd, o.globals, o.namespace)
+	l, err := loadNamespace(cmd, o.globals, o.namespace)
 	if err != nil {
 		return err
-	}
-	if len(l.objs.Flags)+len(l.objs.Users)+len(l.objs.Devices) == 0 {
-		if err := checkNamespace(cmd, lister, o.namespace); err != nil {
-			return err
-		}
 	}
 	now := o.now()
 	name := subjectObjectName(o.subject.kind, o.subject.id)

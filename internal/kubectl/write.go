@@ -64,13 +64,9 @@ type clientWriter struct{ c client.Client }
 
 // newClientWriter returns a Writer that talks to the API server of the connection flags.
 func newClientWriter(getter genericclioptions.RESTClientGetter) (Writer, error) {
-	cfg, err := getter.ToRESTConfig()
+	c, err := newClient(getter)
 	if err != nil {
 		return nil, err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: newScheme(), Mapper: staticMapper()})
-	if err != nil {
-		return nil, fmt.Errorf("failed to create a client: %w", err)
 	}
 	return &clientWriter{c: c}, nil
 }
