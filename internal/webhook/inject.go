@@ -155,6 +155,8 @@ type sidecarInjector struct {
 	// the manager's cache.
 	reader client.Reader
 	image  *imageSource
+	// resources of the sidecar container; zero means SidecarResources.
+	resources corev1.ResourceRequirements
 }
 
 // Handle implements admission.Handler.
@@ -184,7 +186,7 @@ func (h *sidecarInjector) Handle(ctx context.Context, req admission.Request) adm
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
-	cfg.image, cfg.pullPolicy, cfg.resources = image, pull, h.image.resources
+	cfg.image, cfg.pullPolicy, cfg.resources = image, pull, h.resources
 	mutated := pod.DeepCopy()
 	if err := injectSidecar(mutated, cfg); err != nil {
 		return admission.Denied(err.Error())
@@ -453,8 +455,7 @@ func ensureReadAccess(ctx context.Context, c client.Client, reader client.Reader
 // imageSource is the sidecar's image: InjectOptions.Image, or the manager's own, looked up
 // once.
 type imageSource struct {
-	opts      InjectOptions
-	resources corev1.ResourceRequirements
+	opts InjectOptions
 
 	mu     sync.Mutex
 	image  string
@@ -462,10 +463,7 @@ type imageSource struct {
 }
 
 func newImageSource(opts InjectOptions) *imageSource {
-	s := &imageSource{opts: opts, resources: opts.Resources, image: opts.Image, policy: opts.PullPolicy}
-	if s.resources.Requests == nil && s.resources.Limits == nil {
-		s.resources = SidecarResources()
-	}
+	s := &imageSource{opts: opts, image: opts.Image, policy: opts.PullPolicy}
 	return s
 }
 

@@ -104,7 +104,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		image := newImageSource(*opts.Inject)
 		for path, byNamespace := range map[string]bool{PathInjectPod: false, PathInjectNamespace: true} {
 			server.Register(path, &admission.Webhook{Handler: &sidecarInjector{
-				decoder: decoder, byNamespace: byNamespace, client: mgr.GetClient(), reader: mgr.GetAPIReader(), image: image,
+				decoder: decoder, byNamespace: byNamespace, client: mgr.GetClient(), reader: mgr.GetAPIReader(),
+				image: image, resources: opts.Inject.Resources,
 			}})
 		}
 	}
