@@ -79,6 +79,21 @@ func evalURL(ip, ns, key string) string {
 	return fmt.Sprintf("http://%s:8080/namespaces/%s/ofrep/v1/evaluate/flags/%s", ip, ns, key)
 }
 
+// evaluate asks the evaluator at ip for key in ns over OFREP, as a device whose token
+// carries ctxClaims, and returns the value's JSON.
+func evaluate(g Gomega, ip, ns, key string, ctxClaims map[string]string) string {
+	req, err := http.NewRequest(http.MethodPost, evalURL(ip, ns, key), strings.NewReader(`{"context":{}}`))
+	g.Expect(err).NotTo(HaveOccurred())
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token(ns, ctxClaims))
+	resp, err := httpClient.Do(req)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	g.Expect(err).NotTo(HaveOccurred())
+	return ofrepValue(g, resp.StatusCode, body)
+}
+
 // evaluatorSpecs run in the suite's ordered container, after the install.
 func evaluatorSpecs() {
 	var ns, ip string
@@ -92,16 +107,7 @@ func evaluatorSpecs() {
 		// samples' values (from this host, through kube-proxy).
 		for _, e := range sampleEvaluations {
 			Eventually(func(g Gomega) {
-				req, err := http.NewRequest(http.MethodPost, evalURL(ip, ns, e.key), strings.NewReader(`{"context":{}}`))
-				g.Expect(err).NotTo(HaveOccurred())
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("Authorization", "Bearer "+token(ns, e.ctx))
-				resp, err := httpClient.Do(req)
-				g.Expect(err).NotTo(HaveOccurred())
-				defer func() { _ = resp.Body.Close() }()
-				body, err := io.ReadAll(resp.Body)
-				g.Expect(err).NotTo(HaveOccurred())
-				g.Expect(ofrepValue(g, resp.StatusCode, body)).To(MatchJSON(e.want), "%s for %v", e.key, e.ctx)
+				g.Expect(evaluate(g, ip, ns, e.key, e.ctx)).To(MatchJSON(e.want), "%s for %v", e.key, e.ctx)
 			}).Should(Succeed())
 		}
 	})

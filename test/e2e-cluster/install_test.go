@@ -215,6 +215,7 @@ var _ = Describe("flagops installed in the local cluster", Ordered, func() {
 	It("ships defaults kube-score accepts, and a PodDisruptionBudget that allows one disruption", defaultsSpec)
 	Describe("the evaluator behind its Service", evaluatorSpecs)
 	Describe("the aggregated roles", roleSpecs)
+	It("runs kubectl flagops through the real kubectl: a viewer is refused, a set reaches the evaluator and the history, dry runs store nothing", pluginSpec)
 	It("reports the samples healthy to kstatus (Flux) and to the Argo CD health checks", healthSpec)
 	It("runs the sidecar component next to an application that reads its namespace's flags on localhost, and no other's", sidecarSpec)
 	It("injects the sidecar into annotated pods and the pods of opted-in namespaces, fails closed for them only, and grants each only its namespace", injectSpec)
