@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flagops/flagops/internal/audit"
 )
 
 const (
@@ -64,6 +66,8 @@ func TestVerifyEachFieldIsCovered(t *testing.T) {
 		{name: "user", change: func(c *Claim) { c.User = "mallory@example.com" }},
 		// Length prefixes: moving bytes between neighbouring fields changes the claim.
 		{name: "namespace/name boundary", change: func(c *Claim) { c.Namespace, c.Name = "billingc", "heckout" }},
+		// A request added by hand next to a stamp made without one.
+		{name: "request added", change: func(c *Claim) { c.Request.Route = "PUT /flags/{name}" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,6 +77,96 @@ func TestVerifyEachFieldIsCovered(t *testing.T) {
 				t.Errorf("Verify = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func consoleClaim() Claim {
+	c := baseClaim()
+	c.Request = audit.Request{Route: "PUT /flags/{name}", SourceIP: "203.0.113.7", UserAgent: "Mozilla/5.0"}
+	return c
+}
+
+// TestVerifyRequestIsCovered: a claim with a request (a write made through the console) is
+// signed with its route, source IP and user agent; changing, moving or removing any of them,
+// or any other field, makes the stamp invalid.
+func TestVerifyRequestIsCovered(t *testing.T) {
+	keys := mustKeys(t, keyA)
+	stamp := keys.Sign(consoleClaim())
+	if !strings.HasPrefix(stamp, "v2.") {
+		t.Errorf("stamp %q of a claim with a request, want version 2", stamp)
+	}
+	tests := []struct {
+		name   string
+		change func(*Claim)
+		want   bool
+	}{
+		{name: "unchanged", change: func(*Claim) {}, want: true},
+		{name: "route", change: func(c *Claim) { c.Request.Route = "DELETE /flags/{name}" }},
+		{name: "source ip", change: func(c *Claim) { c.Request.SourceIP = "203.0.113.8" }},
+		{name: "user agent", change: func(c *Claim) { c.Request.UserAgent = "curl/8.0" }},
+		{name: "request removed", change: func(c *Claim) { c.Request = audit.Request{} }},
+		{name: "one field removed", change: func(c *Claim) { c.Request.UserAgent = "" }},
+		{name: "user", change: func(c *Claim) { c.User = "mallory@example.com" }},
+		{name: "spec hash", change: func(c *Claim) { c.SpecSHA256 = strings.Repeat("cd", 32) }},
+		{name: "route/source ip boundary", change: func(c *Claim) {
+			c.Request.Route, c.Request.SourceIP = "PUT /flags/{name}2", "03.0.113.7"
+		}},
+		{name: "user/route boundary", change: func(c *Claim) {
+			c.User, c.Request.Route = "alice@example.comPUT", " /flags/{name}"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := consoleClaim()
+			tt.change(&c)
+			if got := keys.Verify(c, stamp); got != tt.want {
+				t.Errorf("Verify = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	// The version-2 MAC is not accepted under the version-1 prefix, nor the other way round.
+	if keys.Verify(consoleClaim(), "v1."+strings.TrimPrefix(stamp, "v2.")) {
+		t.Error("a version-2 MAC verifies under the v1 prefix")
+	}
+	old := keys.Sign(baseClaim())
+	if keys.Verify(baseClaim(), "v2."+strings.TrimPrefix(old, "v1.")) {
+		t.Error("a version-1 MAC verifies under the v2 prefix")
+	}
+}
+
+// TestOldStampsVerify: stamps made before requests were covered (format version 1, written
+// down here from that version) still verify, and a claim without a request is signed
+// exactly as then, so objects stamped before an upgrade keep a verified actor.
+func TestOldStampsVerify(t *testing.T) {
+	keys := mustKeys(t, keyA)
+	tests := []struct {
+		name  string
+		claim Claim
+		stamp string
+	}{
+		{name: "update", claim: baseClaim(), stamp: "v1.Tjr7dYsWOUhhpOabNKBP64pnCCQr65DXroeXbiTx0sQ"},
+		{name: "delete", claim: ForDelete("UserFlagOverride", "billing", "pilot", "6d1c7f1e", "alice@example.com"),
+			stamp: "v1.14qK0HbfyLLMTYAIq6NNHNRRu0-Fd_0IcOoUIRIBFPw"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !keys.Verify(tt.claim, tt.stamp) {
+				t.Errorf("the version-1 stamp does not verify")
+			}
+			if got := keys.Sign(tt.claim); got != tt.stamp {
+				t.Errorf("Sign = %q, want the version-1 stamp %q", got, tt.stamp)
+			}
+		})
+	}
+}
+
+func TestWithRequest(t *testing.T) {
+	r := &audit.Request{Route: "POST /users/{id}/overrides", SourceIP: "2001:db8::1"}
+	if got := baseClaim().WithRequest(r); got.Request != *r {
+		t.Errorf("WithRequest(%+v).Request = %+v", *r, got.Request)
+	}
+	if got := consoleClaim().WithRequest(nil); got.Request != (audit.Request{}) {
+		t.Errorf("WithRequest(nil).Request = %+v, want none", got.Request)
 	}
 }
 
