@@ -19,11 +19,13 @@ package webhook
 import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/internal/audit"
+	"github.com/flagops/flagops/internal/auditevent"
 )
 
 // consoleClient returns a client that writes as the console does: the envtest
@@ -54,6 +56,24 @@ func waitForRecords(obj client.Object, n int) []audit.Record {
 	var recs []audit.Record
 	Eventually(func() []audit.Record { recs = recordsOf(auditLog, string(obj.GetUID())); return recs }).Should(HaveLen(n))
 	return recs
+}
+
+// noteRequest waits for the Event of rec and returns the request its note names.
+func noteRequest(rec audit.Record) *auditevent.Request {
+	GinkgoHelper()
+	var req *auditevent.Request
+	Eventually(func(g Gomega) {
+		list := &eventsv1.EventList{}
+		g.Expect(k8sClient.List(ctx, list, client.InNamespace(rec.Object.Namespace))).To(Succeed())
+		found := false
+		for _, e := range list.Items {
+			if n, err := auditevent.Parse(e.Note); err == nil && n.RecordID == rec.ID {
+				req, found = n.Request, true
+			}
+		}
+		g.Expect(found).To(BeTrue(), "no Event of record %s", rec.ID)
+	}).Should(Succeed())
+	return req
 }
 
 // finalized waits until the controllers hold obj with their audit finalizer, and reads it.
@@ -94,6 +114,8 @@ var _ = Describe("The console's request in the audit trail", func() {
 			for i, want := range []*audit.Request{createReq, updateReq, removeReq} {
 				Expect(recs[i].Actor).To(Equal(erin), "record %d (%s)", i, recs[i].Action)
 				Expect(recs[i].Request).To(Equal(want), "record %d (%s)", i, recs[i].Action)
+				// The Event that kubectl flagops history reads names it too.
+				Expect(noteRequest(recs[i])).To(Equal(&auditevent.Request{Route: want.Route, SourceIP: want.SourceIP, UserAgent: want.UserAgent}))
 			}
 			Expect(string(recs[2].Action)).To(HaveSuffix(".deleted"))
 		},
