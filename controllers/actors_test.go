@@ -31,6 +31,13 @@ import (
 // spec the API server will store (defaults applied) from a dry run, and signs it.
 func signedCreate(kind Kind, obj client.Object, user string) {
 	GinkgoHelper()
+	signedConsoleCreate(kind, obj, user, nil)
+}
+
+// signedConsoleCreate is signedCreate for a create made through the console's request req,
+// which it writes into the request annotation.
+func signedConsoleCreate(kind Kind, obj client.Object, user string, req *audit.Request) {
+	GinkgoHelper()
 	dry := obj.DeepCopyObject().(client.Object)
 	Expect(k8sClient.Create(ctx, dry, client.DryRunAll)).To(Succeed())
 	hash, err := SpecHash(dry)
@@ -40,7 +47,11 @@ func signedCreate(kind Kind, obj client.Object, user string) {
 		ann = map[string]string{}
 	}
 	ann[v1.AnnotationChangedBy] = user
-	ann[v1.AnnotationChangedByStamp] = testStampKeys.Sign(stamp.ForWrite(string(kind), obj.GetNamespace(), obj.GetName(), "", 1, hash, user))
+	ann[v1.AnnotationChangedByStamp] = testStampKeys.Sign(stamp.ForWrite(string(kind), obj.GetNamespace(), obj.GetName(), "", 1, hash, user).
+		WithRequest(req))
+	if req != nil {
+		ann[v1.AnnotationChangedByRequest] = RequestAnnotation(req)
+	}
 	obj.SetAnnotations(ann)
 }
 
@@ -124,5 +135,34 @@ var _ = Describe("Audit actors (webhooks unreachable)", func() {
 		Eventually(func(g Gomega) {
 			g.Expect(eventsFor(g, ns, "beta.stamped", v1.EventReasonUnverifiedChange)).To(HaveLen(1))
 		}).Should(Succeed())
+	})
+
+	It("records the console's request its stamp covers, and none written or changed by hand", func() {
+		console := &audit.Request{Route: "POST /flags", SourceIP: "203.0.113.7", UserAgent: "Mozilla/5.0"}
+		// created creates a flag stamped for alice's create through signed (nil: not through
+		// the console), with the request annotation then set to written, and returns its record.
+		created := func(signed *audit.Request, written string) audit.Record {
+			GinkgoHelper()
+			ns := newNamespace()
+			f := boolFlag(ns, "beta.console", true)
+			signedConsoleCreate(KindFeatureFlag, f, "alice", signed)
+			f.Annotations[v1.AnnotationChangedByRequest] = written
+			Expect(k8sClient.Create(ctx, f)).To(Succeed())
+			Eventually(func() []audit.Action { return actionsIn(auditSink, ns) }).Should(ContainElement(audit.ActionFlagCreated))
+			return recordOf(auditSink, ns, audit.ActionFlagCreated)
+		}
+		rec := created(console, RequestAnnotation(console))
+		Expect(rec.Actor).To(Equal(audit.Actor{Username: "alice", Verified: true}))
+		Expect(rec.Request).To(Equal(console))
+
+		unverified := audit.Actor{Username: testActor, Claimed: "alice", Verified: false}
+		By("a request written next to the valid stamp of a write without one")
+		rec = created(nil, RequestAnnotation(console))
+		Expect(rec.Actor).To(Equal(unverified))
+		Expect(rec.Request).To(BeNil())
+		By("the request of a valid stamp changed")
+		rec = created(console, `{"route":"POST /flags","sourceIP":"198.51.100.1","userAgent":"Mozilla/5.0"}`)
+		Expect(rec.Actor).To(Equal(unverified))
+		Expect(rec.Request).To(BeNil())
 	})
 })

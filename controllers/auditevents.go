@@ -129,6 +129,10 @@ func eventNote(rec audit.Record) auditevent.Note {
 	if s := rec.Subject; s != nil {
 		n.Subject = s.UserID + s.DeviceID // exactly one is set
 	}
+	if r := rec.Request; r != nil {
+		req := auditevent.Request(*r)
+		n.Request = &req
+	}
 	if co := rec.Coalesced; co != nil {
 		n.FromGeneration, n.Generation = co.FromGeneration, co.ToGeneration
 		for _, a := range co.Actors {

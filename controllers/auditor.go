@@ -347,7 +347,7 @@ func (a *Auditor) records(ctx context.Context, v auditVersion, ck *checkpoint) (
 		ref.Generation = specGen
 		c := audit.Change{Action: v.kind.action(verb), Object: ref, Subject: subjectOf(obj), Before: before, After: after}
 		if specGen == last+1 {
-			c.Actor = a.Actors.OfGeneration(ctx, v.kind, obj, specGen)
+			c.Actor, c.Request = a.Actors.OfGeneration(ctx, v.kind, obj, specGen)
 		} else {
 			c.Coalesced = &audit.Coalesced{FromGeneration: last + 1, ToGeneration: specGen, Actors: a.knownActors(ctx, v.kind, obj, specGen, ck)}
 		}
@@ -357,8 +357,9 @@ func (a *Auditor) records(ctx context.Context, v auditVersion, ck *checkpoint) (
 		}
 	}
 	if deleting {
+		actor, req := a.Actors.OfDeletion(ctx, v.kind, obj)
 		recs = append(recs, audit.NewRecord(obj.GetDeletionTimestamp().Time, audit.Change{Action: v.kind.action("deleted"),
-			Actor: a.Actors.OfDeletion(ctx, v.kind, obj), Object: objectRef(v.kind, obj), Subject: subjectOf(obj), Before: after}))
+			Actor: actor, Request: req, Object: objectRef(v.kind, obj), Subject: subjectOf(obj), Before: after}))
 	}
 	return recs, gen, after, nil
 }
@@ -372,15 +373,17 @@ func (a *Auditor) goneRecords(ctx context.Context, v auditVersion, ck *checkpoin
 	if v.kind != KindFeatureFlag && apimeta.IsStatusConditionTrue(wrapOverride(v.obj).status.Conditions, v1.ConditionExpired) {
 		return nil
 	}
+	actor, req := a.Actors.OfDeletion(ctx, v.kind, v.obj)
 	return []audit.Record{audit.NewRecord(a.now(), audit.Change{Action: v.kind.action("deleted"),
-		Actor: a.Actors.OfDeletion(ctx, v.kind, v.obj), Object: objectRef(v.kind, v.obj), Subject: subjectOf(v.obj), Before: ck.values})}
+		Actor: actor, Request: req, Object: objectRef(v.kind, v.obj), Subject: subjectOf(v.obj), Before: ck.values})}
 }
 
 // knownActors names who is known to have written obj's spec in a coalesced range: the
 // actor of the last version, then the other field managers that own spec fields and
 // certainly wrote after ck's record.
 func (a *Auditor) knownActors(ctx context.Context, kind Kind, obj client.Object, specGen int64, ck *checkpoint) []audit.Actor {
-	out := []audit.Actor{a.Actors.OfGeneration(ctx, kind, obj, specGen)}
+	last, _ := a.Actors.OfGeneration(ctx, kind, obj, specGen)
+	out := []audit.Actor{last}
 	entries := obj.GetManagedFields()
 	if len(entries) == 0 {
 		fresh := kind.NewObject()

@@ -28,6 +28,7 @@ import (
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/internal/audit"
+	"github.com/flagops/flagops/internal/auditevent"
 )
 
 // noise returns n characters that do not compress much.
@@ -48,7 +49,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	at := time.Date(2026, 12, 4, 10, 0, 0, 123456000, time.UTC)
 	ref := objectRef(KindFeatureFlag, f)
 	update := audit.NewRecord(at, audit.Change{Action: audit.ActionFlagUpdated, Actor: audit.Actor{Username: "alice", Verified: true},
-		Object: ref, Before: before, After: values})
+		Request: &audit.Request{Route: "PUT /flags/{name}", SourceIP: "203.0.113.7"}, Object: ref, Before: before, After: values})
 	coalesced := audit.NewRecord(at, audit.Change{Action: audit.ActionFlagUpdated, Object: ref, Before: before, After: values,
 		Coalesced: &audit.Coalesced{FromGeneration: 2, ToGeneration: 3, Actors: []audit.Actor{{Username: "bob"}}}})
 	deleted := audit.NewRecord(at, audit.Change{Action: audit.ActionFlagDeleted, Actor: audit.Actor{Username: "carol"},
@@ -116,6 +117,35 @@ func TestDecodeCheckpointRejectsDamage(t *testing.T) {
 			_, err := decodeCheckpoint(&v1.AuditCheckpoint{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "x"}, Spec: tt.spec})
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "ns/x") {
 				t.Errorf("error %v, want one naming ns/x and %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestEventNoteRequest: the Event of a change made through the console names its request;
+// one without a request names none.
+func TestEventNoteRequest(t *testing.T) {
+	ref := audit.ObjectRef{Namespace: "ns", Name: "pilot", UID: "u-1", Generation: 2}
+	tests := []struct {
+		name    string
+		request *audit.Request
+		want    *auditevent.Request
+	}{
+		{name: "through the console", request: &audit.Request{Route: "PUT /users/{id}/overrides", SourceIP: "2001:db8::1", UserAgent: "Mozilla/5.0"},
+			want: &auditevent.Request{Route: "PUT /users/{id}/overrides", SourceIP: "2001:db8::1", UserAgent: "Mozilla/5.0"}},
+		{name: "another client"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := audit.NewRecord(time.Now(), audit.Change{Action: audit.ActionUserOverrideUpdated, Actor: audit.Actor{Username: "alice", Verified: true},
+				Object: ref, Subject: &audit.Subject{UserID: "user-1"}, Request: tt.request,
+				Before: map[string]json.RawMessage{"beta": json.RawMessage(`{"enabled":false}`)}, After: map[string]json.RawMessage{"beta": json.RawMessage(`{"enabled":true}`)}})
+			n, err := auditevent.Parse(auditevent.Format(eventNote(rec)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(n.Request, tt.want) {
+				t.Errorf("the note's request = %+v, want %+v", n.Request, tt.want)
 			}
 		})
 	}

@@ -176,38 +176,80 @@ func SpecHash(obj client.Object) (string, error) {
 // Of returns the actor of the latest spec write to obj: the user the mutating webhook
 // stamped in flagops.dev/changed-by when its stamp verifies for this version of obj, or
 // else, unverified, the manager of the latest write in managedFields other than this
-// controller.
-func (a Actors) Of(ctx context.Context, kind Kind, obj client.Object) audit.Actor {
+// controller. The request is the console request of a verified write (see
+// OfGeneration), or nil.
+func (a Actors) Of(ctx context.Context, kind Kind, obj client.Object) (audit.Actor, *audit.Request) {
 	return a.OfGeneration(ctx, kind, obj, obj.GetGeneration())
 }
 
 // OfGeneration is Of for the spec that obj holds as of generation gen: the deletion of an
 // object moves its generation on without a spec write, and leaves the stamp of the write
 // before it.
-func (a Actors) OfGeneration(ctx context.Context, kind Kind, obj client.Object, gen int64) audit.Actor {
+//
+// The stamp also covers flagops.dev/changed-by-request, the console request the webhook
+// read from the user's extras: it is returned when the actor is verified, and a request
+// annotation that the stamp does not cover (written, changed or removed by hand) makes the
+// actor unverified.
+func (a Actors) OfGeneration(ctx context.Context, kind Kind, obj client.Object, gen int64) (audit.Actor, *audit.Request) {
 	annotations := obj.GetAnnotations()
 	claimed := annotations[v1.AnnotationChangedBy]
-	if claimed != "" && a.Keys != nil {
+	req, ok := parseRequestAnnotation(annotations[v1.AnnotationChangedByRequest])
+	if claimed != "" && ok && a.Keys != nil {
 		hash, err := SpecHash(obj)
 		if err == nil && a.Keys.Verify(stamp.ForWrite(string(kind), obj.GetNamespace(), obj.GetName(), string(obj.GetUID()),
-			gen, hash, claimed), annotations[v1.AnnotationChangedByStamp]) {
-			return audit.Actor{Username: claimed, Verified: true}
+			gen, hash, claimed).WithRequest(req), annotations[v1.AnnotationChangedByStamp]) {
+			return audit.Actor{Username: claimed, Verified: true}, req
 		}
 	}
-	return audit.Actor{Username: a.hint(ctx, kind, obj), Claimed: claimed}
+	return audit.Actor{Username: a.hint(ctx, kind, obj), Claimed: claimed}, nil
 }
 
 // OfDeletion returns the actor of obj's deletion: the user the DELETE webhook stamped in
 // flagops.dev/deleted-by when its stamp verifies for obj's UID, or else, unverified, the
-// manager of the latest write (the API does not record who deleted an object).
-func (a Actors) OfDeletion(ctx context.Context, kind Kind, obj client.Object) audit.Actor {
+// manager of the latest write (the API does not record who deleted an object). The stamp
+// covers flagops.dev/deleted-by-request as OfGeneration's covers changed-by-request.
+func (a Actors) OfDeletion(ctx context.Context, kind Kind, obj client.Object) (audit.Actor, *audit.Request) {
 	annotations := obj.GetAnnotations()
 	claimed := annotations[v1.AnnotationDeletedBy]
-	if claimed != "" && a.Keys.Verify(stamp.ForDelete(string(kind), obj.GetNamespace(), obj.GetName(), string(obj.GetUID()), claimed),
-		annotations[v1.AnnotationDeletedByStamp]) {
-		return audit.Actor{Username: claimed, Verified: true}
+	req, ok := parseRequestAnnotation(annotations[v1.AnnotationDeletedByRequest])
+	if claimed != "" && ok && a.Keys.Verify(stamp.ForDelete(string(kind), obj.GetNamespace(), obj.GetName(), string(obj.GetUID()), claimed).
+		WithRequest(req), annotations[v1.AnnotationDeletedByStamp]) {
+		return audit.Actor{Username: claimed, Verified: true}, req
 	}
-	return audit.Actor{Username: a.hint(ctx, kind, obj), Claimed: claimed}
+	return audit.Actor{Username: a.hint(ctx, kind, obj), Claimed: claimed}, nil
+}
+
+// RequestAnnotation returns the value of the request annotations
+// (flagops.dev/changed-by-request, deleted-by-request) for r: its JSON object, or "" when
+// r holds nothing.
+func RequestAnnotation(r *audit.Request) string {
+	if r == nil || *r == (audit.Request{}) {
+		return ""
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		// A struct of strings always encodes.
+		panic(fmt.Sprintf("flagops: marshal a request annotation: %v", err))
+	}
+	return strings.TrimSuffix(buf.String(), "\n")
+}
+
+// parseRequestAnnotation reads a request annotation: nil for "" (no request), and false
+// when it is not a JSON object.
+func parseRequestAnnotation(value string) (*audit.Request, bool) {
+	if value == "" {
+		return nil, true
+	}
+	var r audit.Request
+	if err := json.Unmarshal([]byte(value), &r); err != nil {
+		return nil, false
+	}
+	if r == (audit.Request{}) {
+		return nil, true
+	}
+	return &r, true
 }
 
 // hint names the field manager of the last write to obj, reading obj again without the

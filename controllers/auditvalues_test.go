@@ -122,8 +122,9 @@ func TestActorsOf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.actors.Of(context.Background(), KindFeatureFlag, tt.obj); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("Of() = %+v, want %+v", got, tt.want)
+			got, req := tt.actors.Of(context.Background(), KindFeatureFlag, tt.obj)
+			if !reflect.DeepEqual(got, tt.want) || req != nil {
+				t.Errorf("Of() = %+v, %+v, want %+v and no request", got, req, tt.want)
 			}
 		})
 	}
@@ -159,14 +160,101 @@ func TestActorsOfDeletion(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Actors{Keys: keys}.OfDeletion(context.Background(), KindUserFlagOverride, tt.obj)
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("OfDeletion() = %+v, want %+v", got, tt.want)
+			got, req := Actors{Keys: keys}.OfDeletion(context.Background(), KindUserFlagOverride, tt.obj)
+			if !reflect.DeepEqual(got, tt.want) || req != nil {
+				t.Errorf("OfDeletion() = %+v, %+v, want %+v and no request", got, req, tt.want)
 			}
 		})
 	}
 	if _, err := SpecHash(&corev1.ConfigMap{}); err == nil {
 		t.Error("SpecHash(ConfigMap) succeeded, want an error")
+	}
+}
+
+// TestActorsRequest: the console's request is recorded only with a verified actor whose
+// stamp covers it as written in the request annotation; a request written, changed or
+// removed by hand makes the actor unverified, and gives no request.
+func TestActorsRequest(t *testing.T) {
+	keys, err := stamp.ParseKeys([]byte("unit-test-stamp-key-0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	console := &audit.Request{Route: "PUT /flags/{name}", SourceIP: "203.0.113.7", UserAgent: "Mozilla/5.0"}
+	other := &audit.Request{Route: "PUT /flags/{name}", SourceIP: "198.51.100.1", UserAgent: "Mozilla/5.0"}
+	meta := metav1.ObjectMeta{Namespace: "ns", Name: "x", UID: "uid-1", Generation: 3, ManagedFields: []metav1.ManagedFieldsEntry{
+		{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationUpdate, Time: &metav1.Time{Time: time.Unix(10, 0)}},
+	}}
+	// object returns an override changed and deleted by alice, with stamps signed for the
+	// signed request and request annotations holding written ("" for none).
+	object := func(signed *audit.Request, written string) *v1.UserFlagOverride {
+		o := &v1.UserFlagOverride{ObjectMeta: *meta.DeepCopy(), Spec: v1.UserFlagOverrideSpec{UserID: "u"}}
+		hash, err := SpecHash(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Annotations = map[string]string{
+			v1.AnnotationChangedBy: "alice",
+			v1.AnnotationChangedByStamp: keys.Sign(stamp.ForWrite(string(KindUserFlagOverride), "ns", "x", "uid-1", 3, hash, "alice").
+				WithRequest(signed)),
+			v1.AnnotationDeletedBy:      "alice",
+			v1.AnnotationDeletedByStamp: keys.Sign(stamp.ForDelete(string(KindUserFlagOverride), "ns", "x", "uid-1", "alice").WithRequest(signed)),
+		}
+		if written != "" {
+			o.Annotations[v1.AnnotationChangedByRequest] = written
+			o.Annotations[v1.AnnotationDeletedByRequest] = written
+		}
+		return o
+	}
+	verified := audit.Actor{Username: "alice", Verified: true}
+	unverified := audit.Actor{Username: "kubectl", Claimed: "alice"}
+	tests := []struct {
+		name      string
+		obj       *v1.UserFlagOverride
+		wantActor audit.Actor
+		wantReq   *audit.Request
+	}{
+		{name: "signed and written", obj: object(console, RequestAnnotation(console)), wantActor: verified, wantReq: console},
+		{name: "no request", obj: object(nil, ""), wantActor: verified},
+		{name: "written by hand next to a stamp without one", obj: object(nil, RequestAnnotation(console)), wantActor: unverified},
+		{name: "changed by hand", obj: object(console, RequestAnnotation(other)), wantActor: unverified},
+		{name: "removed by hand", obj: object(console, ""), wantActor: unverified},
+		{name: "not JSON", obj: object(console, "PUT /flags/{name} from 203.0.113.7"), wantActor: unverified},
+		{name: "the same fields in another JSON form", obj: object(console,
+			`{ "userAgent": "Mozilla/5.0", "sourceIP": "203.0.113.7", "route": "PUT /flags/{name}" }`), wantActor: verified, wantReq: console},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			actors := Actors{Keys: keys}
+			actor, req := actors.Of(context.Background(), KindUserFlagOverride, tt.obj)
+			if !reflect.DeepEqual(actor, tt.wantActor) || !reflect.DeepEqual(req, tt.wantReq) {
+				t.Errorf("Of() = %+v, %+v, want %+v, %+v", actor, req, tt.wantActor, tt.wantReq)
+			}
+			actor, req = actors.OfDeletion(context.Background(), KindUserFlagOverride, tt.obj)
+			if !reflect.DeepEqual(actor, tt.wantActor) || !reflect.DeepEqual(req, tt.wantReq) {
+				t.Errorf("OfDeletion() = %+v, %+v, want %+v, %+v", actor, req, tt.wantActor, tt.wantReq)
+			}
+		})
+	}
+}
+
+func TestRequestAnnotation(t *testing.T) {
+	tests := []struct {
+		name string
+		in   *audit.Request
+		want string
+	}{
+		{name: "none", in: nil, want: ""},
+		{name: "empty", in: &audit.Request{}, want: ""},
+		{name: "some fields", in: &audit.Request{Route: "DELETE /overrides/{name}", SourceIP: "2001:db8::1"},
+			want: `{"route":"DELETE /overrides/{name}","sourceIP":"2001:db8::1"}`},
+		{name: "no HTML escaping", in: &audit.Request{UserAgent: "a<b>&c"}, want: `{"userAgent":"a<b>&c"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := RequestAnnotation(tt.in); got != tt.want {
+				t.Errorf("RequestAnnotation = %s, want %s", got, tt.want)
+			}
+		})
 	}
 }
 

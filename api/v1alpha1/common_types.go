@@ -128,6 +128,13 @@ const (
 	AnnotationChangedByStamp = "flagops.dev/changed-by-stamp"
 	// AnnotationDeletedByStamp is the webhook's signature over flagops.dev/deleted-by.
 	AnnotationDeletedByStamp = "flagops.dev/deleted-by-stamp"
+	// AnnotationChangedByRequest is written by the mutating webhook next to
+	// flagops.dev/changed-by when the write came through flagops' console: the console's
+	// request (route, source IP, user agent) as a JSON object, read from the user's extras.
+	// The stamp covers it; it is absent otherwise.
+	AnnotationChangedByRequest = "flagops.dev/changed-by-request"
+	// AnnotationDeletedByRequest is AnnotationChangedByRequest for flagops.dev/deleted-by.
+	AnnotationDeletedByRequest = "flagops.dev/deleted-by-request"
 	// FinalizerAudit holds an object until its deletion has been audited.
 	FinalizerAudit = "flagops.dev/audit"
 )

@@ -56,10 +56,16 @@ A record is one line of compact JSON (map keys sorted, no HTML escaping):
   - subject: {"userId": …} for user overrides, {"deviceId": …} for device overrides;
     absent for flags.
   - request: {"route","sourceIP","userAgent"}, each present only when known, for a change
-    made through flagops' own clients (the kubectl plugin and the console, which fill it
-    from the request they served). The object is absent for writes made with kubectl, a
-    GitOps tool or any other Kubernetes client: the API server does not pass a client's
-    IP address or route to the manager, so there is nothing trustworthy to record.
+    made through flagops' console: the console's route, and the browser's IP address and
+    User-Agent as the console saw them. The console writes as the signed-in user through
+    impersonation, adding the user-info extras ExtraRoute, ExtraSourceIP and
+    ExtraUserAgent; the admission webhook reads them (RequestFromExtra), and its signed
+    stamp covers them with the actor, so request is present only with a verified actor.
+    The object is absent for writes made with kubectl, the kubectl plugin (which runs on
+    the user's machine with the user's own credentials and cannot set these extras), a
+    GitOps tool or any other Kubernetes client: the API server does not pass a client's IP
+    address or route to the manager, so there is nothing trustworthy to record. A
+    coalesced record has none either.
   - changedKeys: the sorted keys whose value changed. For overrides the keys are the flag
     keys of the entries; for flags they are spec field names such as enabled, value or
     rollout.percentage.

@@ -71,7 +71,7 @@ func ExampleParse() {
 
 // The event that an HTTP sink sends for a console write, in structured mode. Its data is
 // the record line that stdout writes; the request object is there because the write came
-// through one of flagops' own clients.
+// through flagops' console.
 func ExampleNewEvent() {
 	rec := audit.NewRecord(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), audit.Change{
 		Action:  audit.ActionUserOverrideCreated,

@@ -129,14 +129,16 @@ type Subject struct {
 	DeviceID string `json:"deviceId,omitempty"`
 }
 
-// Request describes the HTTP request through which one of flagops' own clients (the
-// kubectl plugin, the console) made a change (seed 000: route, client IP and user agent).
-// Each field is empty when unknown. Writes made with kubectl, a GitOps tool or any other
-// Kubernetes client reach the API server directly and carry no request information.
+// Request describes the HTTP request through which flagops' console made a change (seed
+// 000: route, client IP and user agent), as the admission webhook read it from the
+// user-info extras the console sets (see ExtraRoute) and signed it. Each field is empty
+// when unknown. Writes made with kubectl, the kubectl plugin, a GitOps tool or any other
+// Kubernetes client reach the API server with the user's own credentials and carry no
+// request information.
 type Request struct {
-	// Route is the client's route that made the change, e.g. "PUT /api/v1/flags/{name}".
+	// Route is the console's route that made the change, e.g. "PUT /flags/{name}".
 	Route string `json:"route,omitempty"`
-	// SourceIP is the IP address of the end user's client, as that client's server saw it.
+	// SourceIP is the IP address of the end user's browser, as the console saw it.
 	SourceIP string `json:"sourceIP,omitempty"`
 	// UserAgent is the User-Agent of the end user's client.
 	UserAgent string `json:"userAgent,omitempty"`
@@ -183,7 +185,7 @@ type Record struct {
 	Object ObjectRef
 	// Subject is set for override actions and nil for flag actions.
 	Subject *Subject
-	// Request is set for changes made through flagops' own clients, and nil otherwise (see
+	// Request is set for changes made through flagops' console, and nil otherwise (see
 	// Request). An empty Request is written as none.
 	Request *Request
 	// Coalesced is set when the record covers several versions; see Coalesced.
@@ -464,7 +466,7 @@ type Change struct {
 	Actor   Actor
 	Object  ObjectRef
 	Subject *Subject
-	// Request is set for changes made through flagops' own clients; see Request.
+	// Request is set for changes made through flagops' console; see Request.
 	Request *Request
 	// Discriminator is passed to NewID; see there.
 	Discriminator string

@@ -18,15 +18,18 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 )
 
 // TestRecordRequest: the request object (seed 000: route, client IP and user agent of a
-// write made through flagops' own clients) round-trips through the record JSON, keeps only
+// write made through flagops' console) round-trips through the record JSON, keeps only
 // the known fields, and is omitted when nothing is known, as for kubectl and GitOps writes.
 func TestRecordRequest(t *testing.T) {
 	tests := []struct {
@@ -103,5 +106,45 @@ func TestRecordRequestValidateAndClone(t *testing.T) {
 	c.Request.Route = "x"
 	if r.Request.Route != "PATCH /flags/x" {
 		t.Error("clone shares the request with the original")
+	}
+}
+
+// TestSinksCarryRequest: stdout, file: and the HTTP sink's CloudEvents write the request of
+// a record made through the console.
+func TestSinksCarryRequest(t *testing.T) {
+	rec := testRecord(1)
+	rec.Request = &Request{Route: "PUT /flags/{name}", SourceIP: "203.0.113.7", UserAgent: "Mozilla/5.0 <X11>"}
+	want := []byte(`"request":{"route":"PUT /flags/{name}","sourceIP":"203.0.113.7","userAgent":"Mozilla/5.0 <X11>"}`)
+
+	var buf bytes.Buffer
+	stream, err := NewStream("stdout", &buf, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "audit.log")
+	file, err := NewFile(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []Sink{stream, file} {
+		if err := s.Write(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	written, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	event, err := NewEvent(rec, DefaultEventSource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string][]byte{"stdout": buf.Bytes(), "file": written, "cloudevent data": event.Data()} {
+		if !bytes.Contains(got, want) {
+			t.Errorf("%s: %s lacks %s", name, got, want)
+		}
 	}
 }

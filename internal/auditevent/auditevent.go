@@ -24,12 +24,15 @@ limitations under the License.
 //	flag beta.dashboard gen 3 by alice: {"enabled":false} -> {"enabled":true} [record 5f0c…]
 //	user alice gen 2 by kubectl-edit (unverified, claimed mallory): {} -> {"beta":{"value":true}} [record …]
 //	flag beta.dashboard gen 2-4 by unknown (coalesced, writers tool-c,tool-a): {…} -> {…} [record …]
+//	flag beta.dashboard gen 5 by alice via "PUT /flags/{name}" from 203.0.113.7 using "Mozilla/5.0 …": {…} -> {…} [record …]
 //
 // that is: the subject (the flag's key, or the user or device of an override), the
 // generation (a range for a record that covers versions no leader saw one by one), the actor,
-// verified unless it says otherwise, then the changed keys with their values before and
-// after, as two JSON objects in which a key that is absent on one side is left out. Values
-// are compact JSON with <, > and & escaped, so a raw "<" never occurs in a value.
+// verified unless it says otherwise, the console's request when the record has one (its
+// route after "via", source IP after "from", user agent after "using", each only when
+// known), then the changed keys with their values before and after, as two JSON objects in
+// which a key that is absent on one side is left out. Values are compact JSON with <, > and
+// & escaped, so a raw "<" never occurs in a value.
 //
 // A note that would be longer than NoteLimit is shortened: the largest values are replaced,
 // one at a time, by the string "<N bytes>" (N is the value's length), then, if that is not
@@ -37,9 +40,9 @@ limitations under the License.
 //
 //	… [truncated, 3 more keys; full record 5f0c… in the audit sink]
 //
-// Words (the subject, the actor, the writers, the record ID) are written as they are when
-// they consist of letters, digits and ._:@/+- only, and as JSON strings otherwise; a word
-// longer than its bound is cut and ends with "…".
+// Words (the subject, the actor, the writers, the request's parts, the record ID) are
+// written as they are when they consist of letters, digits and ._:@/+- only, and as JSON
+// strings otherwise; a word longer than its bound is cut and ends with "…".
 package auditevent
 
 import (
@@ -64,6 +67,9 @@ const (
 	maxSubject = 253
 	maxWord    = 64
 	maxWriters = 4
+	// maxRequestText bounds a request's route and user agent. A note with a request has no
+	// writers, which leaves room for them.
+	maxRequestText = 128
 )
 
 // The subject kinds: the first word of a note.
@@ -83,6 +89,14 @@ type Actor struct {
 	Claimed string `json:"claimed,omitempty"`
 }
 
+// Request is the console request through which a change was made, as the audit record
+// names it. Each field is empty when unknown.
+type Request struct {
+	Route     string `json:"route,omitempty"`
+	SourceIP  string `json:"sourceIP,omitempty"`
+	UserAgent string `json:"userAgent,omitempty"`
+}
+
 // Note is what an audited change's Event says.
 type Note struct {
 	// SubjectKind is SubjectFlag, SubjectUser or SubjectDevice, and Subject the flag's key,
@@ -98,6 +112,9 @@ type Note struct {
 	// MoreWriters counts those left out.
 	Writers     []string `json:"writers,omitempty"`
 	MoreWriters int      `json:"moreWriters,omitempty"`
+	// Request is the console's request of a change made through the console, or nil. A
+	// coalesced record has none, and Format leaves it out of a coalesced note.
+	Request *Request `json:"request,omitempty"`
 	// Keys are the changed keys the note shows, sorted. Before and After hold each one's
 	// JSON value (null when absent on that side); a value replaced by its length is a JSON
 	// string that starts with "<" (see IsCut).
@@ -249,6 +266,16 @@ func header(n Note) string {
 			b.WriteString(", claimed " + word(n.Actor.Claimed, maxWord))
 		}
 		b.WriteString(")")
+	}
+	if r := n.Request; r != nil && n.FromGeneration == 0 {
+		for _, part := range []struct {
+			lead, text string
+			limit      int
+		}{{" via ", r.Route, maxRequestText}, {" from ", r.SourceIP, maxWord}, {" using ", r.UserAgent, maxRequestText}} {
+			if part.text != "" {
+				b.WriteString(part.lead + word(part.text, part.limit))
+			}
+		}
 	}
 	b.WriteString(": ")
 	return b.String()
@@ -439,6 +466,20 @@ func (p *parser) note() (Note, error) {
 		if err := p.lit(")"); err != nil {
 			return n, err
 		}
+	}
+	var r Request
+	for _, part := range []struct {
+		lead string
+		text *string
+	}{{" via ", &r.Route}, {" from ", &r.SourceIP}, {" using ", &r.UserAgent}} {
+		if p.maybe(part.lead) {
+			if *part.text, err = p.word(); err != nil {
+				return n, err
+			}
+		}
+	}
+	if r != (Request{}) {
+		n.Request = &r
 	}
 	if err := p.lit(": "); err != nil {
 		return n, err

@@ -80,6 +80,31 @@ func TestFormatAndParse(t *testing.T) {
 			keys:   []string{"rollout"},
 			before: map[string]string{"rollout": `{"percentage":10}`}, after: map[string]string{"rollout": `{"percentage":50}`},
 		},
+		{
+			name: "a change made through the console",
+			in: Note{SubjectKind: SubjectFlag, Subject: "beta", Generation: 3, Actor: Actor{Username: "alice@example.com", Verified: true},
+				Request: &Request{Route: "PUT /flags/{name}", SourceIP: "203.0.113.7", UserAgent: "Mozilla/5.0 (X11; Linux x86_64)"},
+				Before:  raw(map[string]string{"enabled": "false"}), After: raw(map[string]string{"enabled": "true"}), RecordID: id},
+			want:   `flag beta gen 3 by alice@example.com via "PUT /flags/{name}" from 203.0.113.7 using "Mozilla/5.0 (X11; Linux x86_64)": {"enabled":false} -> {"enabled":true} [record ` + id + `]`,
+			keys:   []string{"enabled"},
+			before: map[string]string{"enabled": "false"}, after: map[string]string{"enabled": "true"},
+		},
+		{
+			name: "only the source, an IPv6 address, of an unverified change",
+			in: Note{SubjectKind: SubjectDevice, Subject: "tablet-1", Generation: 2, Actor: Actor{Username: "kubectl", Claimed: "bob"},
+				Request: &Request{SourceIP: "2001:db8::1"}, Before: raw(map[string]string{"override/enabled": "true"}), RecordID: id},
+			want:   `device tablet-1 gen 2 by kubectl (unverified, claimed bob) from 2001:db8::1: {"override/enabled":true} -> {} [record ` + id + `]`,
+			keys:   []string{"override/enabled"},
+			before: map[string]string{"override/enabled": "true"}, after: map[string]string{"override/enabled": "null"},
+		},
+		{
+			name: "an address that ends with a colon, and a bare route",
+			in: Note{SubjectKind: SubjectUser, Subject: "u", Generation: 1, Actor: Actor{Username: "alice", Verified: true},
+				Request: &Request{Route: "import", SourceIP: "2001:db8::"}, After: raw(map[string]string{"override/enabled": "true"}), RecordID: id},
+			want:   `user u gen 1 by alice via import from "2001:db8::": {} -> {"override/enabled":true} [record ` + id + `]`,
+			keys:   []string{"override/enabled"},
+			before: map[string]string{"override/enabled": "null"}, after: map[string]string{"override/enabled": "true"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,7 +126,21 @@ func TestFormatAndParse(t *testing.T) {
 			if !reflect.DeepEqual(n.Keys, tt.keys) || !reflect.DeepEqual(n.Before, raw(tt.before)) || !reflect.DeepEqual(n.After, raw(tt.after)) {
 				t.Errorf("keys %v before %s after %s", n.Keys, n.Before, n.After)
 			}
+			if !reflect.DeepEqual(n.Request, tt.in.Request) {
+				t.Errorf("request %+v, want %+v", n.Request, tt.in.Request)
+			}
 		})
+	}
+}
+
+// TestFormatRequestOfCoalesced: a coalesced record has no request (nobody is named for the
+// range), so a note of one shows none even if given one.
+func TestFormatRequestOfCoalesced(t *testing.T) {
+	n := Note{SubjectKind: SubjectFlag, Subject: "beta", Generation: 9, FromGeneration: 2, Actor: Actor{Username: "unknown"},
+		Writers: []string{"tool-a"}, Request: &Request{SourceIP: "203.0.113.7"}, RecordID: id}
+	got := Format(n)
+	if want := `flag beta gen 2-9 by unknown (coalesced, writers tool-a): {} -> {} [record ` + id + `]`; got != want {
+		t.Errorf("Format:\n got %s\nwant %s", got, want)
 	}
 }
 
@@ -131,6 +170,12 @@ func TestFormatTruncates(t *testing.T) {
 			wantKeys: -1, wantMore: -1,
 		},
 		{
+			name: "the longest words there can be, with the longest request",
+			in: Note{SubjectKind: SubjectDevice, Subject: long, Generation: 1<<63 - 1, Actor: Actor{Username: long, Claimed: long},
+				Request: &Request{Route: long, SourceIP: long, UserAgent: long}, Before: many, After: raw(map[string]string{"x": big}), RecordID: long},
+			wantKeys: -1, wantMore: -1,
+		},
+		{
 			name: "the longest words there can be",
 			in: Note{SubjectKind: SubjectDevice, Subject: long, Generation: 1<<63 - 1, FromGeneration: 1<<63 - 2, Actor: Actor{Username: long},
 				Writers: []string{long, long, long, long, long, long}, Before: many, After: raw(map[string]string{"x": big}), RecordID: long},
@@ -152,6 +197,9 @@ func TestFormatTruncates(t *testing.T) {
 			}
 			if !n.Truncated {
 				t.Error("not marked truncated")
+			}
+			if r := tt.in.Request; r != nil && (n.Request == nil || n.Request.Route == "" || n.Request.SourceIP == "" || n.Request.UserAgent == "") {
+				t.Errorf("request %+v, want every part of %+v, cut", n.Request, r)
 			}
 			if tt.wantKeys >= 0 && len(n.Keys) != tt.wantKeys {
 				t.Errorf("keys %v", n.Keys)
@@ -179,6 +227,9 @@ func TestParseRejects(t *testing.T) {
 		"flag beta gen 1 by alice: {} -> {}",
 		`flag beta gen 1 by alice: {"a":1} -> {"a" [record 1]`,
 		"flag beta gen 1 by alice: {} -> {} [record 1] more",
+		"flag beta gen 1 by alice via : {} -> {} [record 1]",
+		"flag beta gen 1 by alice from: {} -> {} [record 1]",
+		`flag beta gen 1 by alice using "x: {} -> {} [record 1]`,
 	} {
 		if _, err := Parse(note); err == nil {
 			t.Errorf("Parse(%q) succeeded", note)

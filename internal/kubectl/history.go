@@ -87,6 +87,9 @@ type HistoryEntry struct {
 	Actor string `json:"actor"`
 	// Verified is set for audited changes: whether the actor is known for certain.
 	Verified *bool `json:"verified,omitempty"`
+	// Request is, for a change made through flagops' console, the console's request: its
+	// route, the source IP and the user agent, as far as the Event has room for them.
+	Request *auditevent.Request `json:"request,omitempty"`
 	// Keys are the flag keys the Event concerns, as far as it says; for an audited change,
 	// the changed keys it shows (for history KEY, that key alone).
 	Keys []string `json:"keys"`
@@ -271,21 +274,36 @@ func changeEntry(e *corev1.Event, n auditevent.Note, keys []string) HistoryEntry
 	for _, k := range keys {
 		before[k], after[k] = n.Before[k], n.After[k]
 	}
-	msg := ""
+	var msg []string
+	if r := n.Request; r != nil {
+		msg = append(msg, requestMessage(r))
+	}
 	if n.Truncated {
-		msg = "the Event has no room for every value"
+		m := "the Event has no room for every value"
 		if n.MoreKeys > 0 {
-			msg = fmt.Sprintf("the Event has no room for every value and %d more keys", n.MoreKeys)
+			m = fmt.Sprintf("the Event has no room for every value and %d more keys", n.MoreKeys)
 		}
-		msg += "; the audit sink has record " + n.RecordID
+		msg = append(msg, m+"; the audit sink has record "+n.RecordID)
 	}
 	at := eventTime(e)
 	return HistoryEntry{
 		Time: at.UTC().Format(time.RFC3339), Type: e.Type, Reason: e.Reason, Action: e.Action,
 		Object: e.InvolvedObject.Kind + "/" + e.InvolvedObject.Name, Actor: actor, Verified: &n.Actor.Verified,
 		Keys: slices.Clip(append([]string{}, keys...)), Before: before, After: after, RecordID: n.RecordID,
-		Truncated: n.Truncated, Message: msg, at: at,
+		Request: n.Request, Truncated: n.Truncated, Message: strings.Join(msg, "; "), at: at,
 	}
+}
+
+// requestMessage describes the console's request of a change: "via ROUTE from IP using
+// AGENT", each part only when known.
+func requestMessage(r *auditevent.Request) string {
+	var parts []string
+	for _, p := range [][2]string{{"via", r.Route}, {"from", r.SourceIP}, {"using", r.UserAgent}} {
+		if p[1] != "" {
+			parts = append(parts, p[0]+" "+p[1])
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // maxValueCell is the widest a BEFORE or AFTER cell gets in the table; -o json has the values

@@ -23,9 +23,16 @@ limitations under the License.
 // manager holds, over a Claim. The controllers rebuild the Claim from the object version they
 // audit and trust the name only when the stamp verifies.
 //
+// A write made through flagops' console also carries the console's request (route, source
+// IP, user agent: audit.Request), which the webhook reads from the user's extras and which
+// the claim then covers too, so that it is recorded only as the webhook saw it.
+//
 // Invariants a reader can check here:
 //   - a Claim is encoded field by field, each length-prefixed, behind a version string, so
 //     that no two different claims encode alike;
+//   - a Claim without a request is encoded and signed as in version 1 (prefix "v1."), so
+//     that stamps made before requests were covered still verify; a Claim with a request is
+//     version 2 (prefix "v2."), the version-1 fields followed by the request's;
 //   - Sign uses the first key; Verify accepts a stamp made by any key (rotation);
 //   - a nil *Keys signs nothing and verifies nothing.
 package stamp
@@ -41,6 +48,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/flagops/flagops/internal/audit"
 )
 
 // The operations a Claim covers.
@@ -58,11 +67,14 @@ const (
 // MinKeyLen is the shortest key accepted, in bytes.
 const MinKeyLen = 32
 
-// version is mixed into every signature, so that a later scheme cannot collide with this one.
-const version = "flagops.dev/actor-stamp/v1"
-
-// prefix starts every stamp.
-const prefix = "v1."
+// The versions mixed into every signature, so that one scheme cannot collide with another,
+// and the prefixes that start their stamps. Version 2 adds the request.
+const (
+	version1 = "flagops.dev/actor-stamp/v1"
+	prefix1  = "v1."
+	version2 = "flagops.dev/actor-stamp/v2"
+	prefix2  = "v2."
+)
 
 // Claim is what a stamp says: user made this operation on this object version.
 type Claim struct {
@@ -77,6 +89,29 @@ type Claim struct {
 	// SpecSHA256 is SpecHash of the written spec; empty for a delete.
 	SpecSHA256 string
 	User       string
+	// Request is the console request the write or deletion came through, as the webhook
+	// read it from the user's extras; zero when there was none.
+	Request audit.Request
+}
+
+// WithRequest returns c covering r; nil is no request.
+func (c Claim) WithRequest(r *audit.Request) Claim {
+	c.Request = audit.Request{}
+	if r != nil {
+		c.Request = *r
+	}
+	return c
+}
+
+// hasRequest reports whether c is signed in version 2.
+func (c Claim) hasRequest() bool { return c.Request != audit.Request{} }
+
+// prefix returns the prefix of c's stamps.
+func (c Claim) prefix() string {
+	if c.hasRequest() {
+		return prefix2
+	}
+	return prefix1
 }
 
 // encode returns the unambiguous byte form of c that is signed.
@@ -88,7 +123,11 @@ func (c Claim) encode() []byte {
 		buf.Write(n[:])
 		buf.WriteString(s)
 	}
-	field(version)
+	if c.hasRequest() {
+		field(version2)
+	} else {
+		field(version1)
+	}
 	field(c.Operation)
 	field(c.Kind)
 	field(c.Namespace)
@@ -98,6 +137,11 @@ func (c Claim) encode() []byte {
 	buf.Write(n[:])
 	field(c.SpecSHA256)
 	field(c.User)
+	if c.hasRequest() {
+		field(c.Request.Route)
+		field(c.Request.SourceIP)
+		field(c.Request.UserAgent)
+	}
 	return buf.Bytes()
 }
 
@@ -151,7 +195,7 @@ func (k *Keys) Sign(c Claim) string {
 	if k == nil {
 		return ""
 	}
-	return prefix + base64.RawURLEncoding.EncodeToString(mac(k.keys[0], c))
+	return c.prefix() + base64.RawURLEncoding.EncodeToString(mac(k.keys[0], c))
 }
 
 // Verify reports whether stamp is a stamp of c by one of the keys. It is false when k is
@@ -160,7 +204,7 @@ func (k *Keys) Verify(c Claim, stamp string) bool {
 	if k == nil {
 		return false
 	}
-	raw, ok := strings.CutPrefix(stamp, prefix)
+	raw, ok := strings.CutPrefix(stamp, c.prefix())
 	if !ok {
 		return false
 	}

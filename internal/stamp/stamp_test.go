@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flagops/flagops/internal/audit"
 )
 
 const (
@@ -43,36 +45,114 @@ func baseClaim() Claim {
 		UID: "6d1c7f1e", Generation: 3, SpecSHA256: strings.Repeat("ab", 32), User: "alice@example.com"}
 }
 
-// TestVerifyEachFieldIsCovered changes one covered field at a time: the stamp of the
+func consoleClaim() Claim {
+	c := baseClaim()
+	c.Request = audit.Request{Route: "PUT /flags/{name}", SourceIP: "203.0.113.7", UserAgent: "Mozilla/5.0"}
+	return c
+}
+
+// TestVerifyEachFieldIsCovered changes one covered field at a time, of a claim without a
+// request and of one with a request (a write made through the console): the stamp of the
 // original claim must not verify for any of them.
 func TestVerifyEachFieldIsCovered(t *testing.T) {
 	keys := mustKeys(t, keyA)
-	stamp := keys.Sign(baseClaim())
+	plain, console := baseClaim(), consoleClaim()
 	tests := []struct {
 		name   string
+		claim  Claim
 		change func(*Claim)
 		want   bool
 	}{
-		{name: "unchanged", change: func(*Claim) {}, want: true},
-		{name: "operation", change: func(c *Claim) { c.Operation = OpCreate }},
-		{name: "kind", change: func(c *Claim) { c.Kind = "UserFlagOverride" }},
-		{name: "namespace", change: func(c *Claim) { c.Namespace = "payments" }},
-		{name: "name", change: func(c *Claim) { c.Name = "checkout2" }},
-		{name: "uid", change: func(c *Claim) { c.UID = "6d1c7f1f" }},
-		{name: "generation", change: func(c *Claim) { c.Generation = 4 }},
-		{name: "spec hash", change: func(c *Claim) { c.SpecSHA256 = strings.Repeat("cd", 32) }},
-		{name: "user", change: func(c *Claim) { c.User = "mallory@example.com" }},
+		{name: "unchanged", claim: plain, change: func(*Claim) {}, want: true},
+		{name: "operation", claim: plain, change: func(c *Claim) { c.Operation = OpCreate }},
+		{name: "kind", claim: plain, change: func(c *Claim) { c.Kind = "UserFlagOverride" }},
+		{name: "namespace", claim: plain, change: func(c *Claim) { c.Namespace = "payments" }},
+		{name: "name", claim: plain, change: func(c *Claim) { c.Name = "checkout2" }},
+		{name: "uid", claim: plain, change: func(c *Claim) { c.UID = "6d1c7f1f" }},
+		{name: "generation", claim: plain, change: func(c *Claim) { c.Generation = 4 }},
+		{name: "spec hash", claim: plain, change: func(c *Claim) { c.SpecSHA256 = strings.Repeat("cd", 32) }},
+		{name: "user", claim: plain, change: func(c *Claim) { c.User = "mallory@example.com" }},
 		// Length prefixes: moving bytes between neighbouring fields changes the claim.
-		{name: "namespace/name boundary", change: func(c *Claim) { c.Namespace, c.Name = "billingc", "heckout" }},
+		{name: "namespace/name boundary", claim: plain, change: func(c *Claim) { c.Namespace, c.Name = "billingc", "heckout" }},
+		// A request added by hand next to a stamp made without one.
+		{name: "request added", claim: plain, change: func(c *Claim) { c.Request.Route = "PUT /flags/{name}" }},
+
+		{name: "console: unchanged", claim: console, change: func(*Claim) {}, want: true},
+		{name: "console: route", claim: console, change: func(c *Claim) { c.Request.Route = "DELETE /flags/{name}" }},
+		{name: "console: source ip", claim: console, change: func(c *Claim) { c.Request.SourceIP = "203.0.113.8" }},
+		{name: "console: user agent", claim: console, change: func(c *Claim) { c.Request.UserAgent = "curl/8.0" }},
+		{name: "console: request removed", claim: console, change: func(c *Claim) { c.Request = audit.Request{} }},
+		{name: "console: one field removed", claim: console, change: func(c *Claim) { c.Request.UserAgent = "" }},
+		{name: "console: user", claim: console, change: func(c *Claim) { c.User = "mallory@example.com" }},
+		{name: "console: spec hash", claim: console, change: func(c *Claim) { c.SpecSHA256 = strings.Repeat("cd", 32) }},
+		{name: "console: route/source ip boundary", claim: console, change: func(c *Claim) {
+			c.Request.Route, c.Request.SourceIP = "PUT /flags/{name}2", "03.0.113.7"
+		}},
+		{name: "console: user/route boundary", claim: console, change: func(c *Claim) {
+			c.User, c.Request.Route = "alice@example.comPUT", " /flags/{name}"
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := baseClaim()
+			stamp := keys.Sign(tt.claim)
+			c := tt.claim
 			tt.change(&c)
 			if got := keys.Verify(c, stamp); got != tt.want {
 				t.Errorf("Verify = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestVersions: a claim with a request is signed as version 2, and neither version's MAC is
+// accepted under the other's prefix.
+func TestVersions(t *testing.T) {
+	keys := mustKeys(t, keyA)
+	v1, v2 := keys.Sign(baseClaim()), keys.Sign(consoleClaim())
+	if !strings.HasPrefix(v1, "v1.") || !strings.HasPrefix(v2, "v2.") {
+		t.Errorf("stamps %q and %q, want versions 1 and 2", v1, v2)
+	}
+	if keys.Verify(consoleClaim(), "v1."+strings.TrimPrefix(v2, "v2.")) {
+		t.Error("a version-2 MAC verifies under the v1 prefix")
+	}
+	if keys.Verify(baseClaim(), "v2."+strings.TrimPrefix(v1, "v1.")) {
+		t.Error("a version-1 MAC verifies under the v2 prefix")
+	}
+}
+
+// TestOldStampsVerify: stamps made before requests were covered (format version 1, written
+// down here from that version) still verify, and a claim without a request is signed
+// exactly as then, so objects stamped before an upgrade keep a verified actor.
+func TestOldStampsVerify(t *testing.T) {
+	keys := mustKeys(t, keyA)
+	tests := []struct {
+		name  string
+		claim Claim
+		stamp string
+	}{
+		{name: "update", claim: baseClaim(), stamp: "v1.Tjr7dYsWOUhhpOabNKBP64pnCCQr65DXroeXbiTx0sQ"},
+		{name: "delete", claim: ForDelete("UserFlagOverride", "billing", "pilot", "6d1c7f1e", "alice@example.com"),
+			stamp: "v1.14qK0HbfyLLMTYAIq6NNHNRRu0-Fd_0IcOoUIRIBFPw"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !keys.Verify(tt.claim, tt.stamp) {
+				t.Errorf("the version-1 stamp does not verify")
+			}
+			if got := keys.Sign(tt.claim); got != tt.stamp {
+				t.Errorf("Sign = %q, want the version-1 stamp %q", got, tt.stamp)
+			}
+		})
+	}
+}
+
+func TestWithRequest(t *testing.T) {
+	r := &audit.Request{Route: "POST /users/{id}/overrides", SourceIP: "2001:db8::1"}
+	if got := baseClaim().WithRequest(r); got.Request != *r {
+		t.Errorf("WithRequest(%+v).Request = %+v", *r, got.Request)
+	}
+	if got := consoleClaim().WithRequest(nil); got.Request != (audit.Request{}) {
+		t.Errorf("WithRequest(nil).Request = %+v, want none", got.Request)
 	}
 }
 

@@ -28,7 +28,25 @@ import (
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/controllers"
+	"github.com/flagops/flagops/internal/audit"
 )
+
+// requester is who sent an admission request, and through which console request.
+type requester struct {
+	user string
+	// request is the console's request, from the user's extras; nil when there is none.
+	request *audit.Request
+}
+
+// requesterOf returns who sent req. The extras that carry the console's request can only be
+// set by a client allowed to impersonate them, so they are trusted as the user name is.
+func requesterOf(req admission.Request) requester {
+	extra := make(map[string][]string, len(req.UserInfo.Extra))
+	for k, v := range req.UserInfo.Extra {
+		extra[k] = v
+	}
+	return requester{user: req.UserInfo.Username, request: audit.RequestFromExtra(extra)}
+}
 
 // kindOf returns the flagops kind of the object in an admission request.
 func kindOf(req admission.Request) (controllers.Kind, bool) {
@@ -90,7 +108,7 @@ func setAnnotations(annotations map[string]string, want map[string]string) []pat
 }
 
 // restoreAnnotations returns the operations that give each of keys in cur the value it has
-// in old, or remove it when old does not have it.
+// in old, or remove it when old does not have it (old may be the annotations wanted).
 func restoreAnnotations(old, cur map[string]string, keys ...string) []patchOp {
 	want := map[string]string{}
 	var ops []patchOp

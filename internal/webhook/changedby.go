@@ -43,11 +43,16 @@ import (
 // last spec change; if such an update edits or removes the annotation itself, the webhook
 // puts it back, so that the stamp cannot be changed without a spec change.
 //
+// A write made through flagops' console carries the console's request (route, source IP,
+// user agent) in the user's extras (audit.ExtraRoute, …): the webhook writes it, as JSON,
+// into flagops.dev/changed-by-request, and removes that annotation from a write without
+// one.
+//
 // With stamp keys it also writes flagops.dev/changed-by-stamp, the signature of
 // stamp.ForWrite: the user, the object's kind, namespace and name, the SHA-256 of the spec
-// being written and, at update, the UID and generation of the object being replaced. (At
-// create the API server assigns the UID and generation only after admission.) The
-// signature is kept and restored with the name.
+// being written, at update the UID and generation of the object being replaced, and the
+// console's request. (At create the API server assigns the UID and generation only after
+// admission.) The signature and the request are kept and restored with the name.
 type changedByStamper struct {
 	decoder admission.Decoder
 	// keys sign the stamps; nil writes the name only.
@@ -55,7 +60,7 @@ type changedByStamper struct {
 }
 
 // changedByAnnotations are the annotations the changed-by webhook owns.
-var changedByAnnotations = []string{v1.AnnotationChangedBy, v1.AnnotationChangedByStamp}
+var changedByAnnotations = []string{v1.AnnotationChangedBy, v1.AnnotationChangedByStamp, v1.AnnotationChangedByRequest}
 
 // Handle implements admission.Handler.
 func (h *changedByStamper) Handle(ctx context.Context, req admission.Request) admission.Response {
@@ -64,8 +69,8 @@ func (h *changedByStamper) Handle(ctx context.Context, req admission.Request) ad
 	if !ok {
 		return admission.Allowed("not a flagops object")
 	}
-	user := req.UserInfo.Username
-	if user == "" {
+	by := requesterOf(req)
+	if by.user == "" {
 		return admission.Allowed("the request has no user name to record")
 	}
 	obj := kind.NewObject()
@@ -78,7 +83,7 @@ func (h *changedByStamper) Handle(ctx context.Context, req admission.Request) ad
 
 	switch req.Operation {
 	case admissionv1.Create:
-		return h.stampChangedBy(ctx, annotations, kind, req, "", 1, obj, user)
+		return h.stampChangedBy(ctx, annotations, kind, req, "", 1, obj, by)
 	case admissionv1.Update:
 		old := kind.NewObject()
 		if err := h.decoder.DecodeRaw(req.OldObject, old); err != nil {
@@ -87,7 +92,7 @@ func (h *changedByStamper) Handle(ctx context.Context, req admission.Request) ad
 		}
 		if !equality.Semantic.DeepEqual(specOf(old), specOf(obj)) {
 			// The API server moves the generation on by one for this write.
-			return h.stampChangedBy(ctx, annotations, kind, req, string(old.GetUID()), old.GetGeneration()+1, obj, user)
+			return h.stampChangedBy(ctx, annotations, kind, req, string(old.GetUID()), old.GetGeneration()+1, obj, by)
 		}
 		return keepChangedBy(old.GetAnnotations(), annotations)
 	default:
@@ -95,21 +100,26 @@ func (h *changedByStamper) Handle(ctx context.Context, req admission.Request) ad
 	}
 }
 
-// stampChangedBy sets the annotation to user and, with keys, its stamp for the write that
-// produces generation of obj.
+// stampChangedBy sets the annotations to the user, the console's request if any and, with
+// keys, their stamp for the write that produces generation of obj; it removes the ones it
+// does not set.
 func (h *changedByStamper) stampChangedBy(ctx context.Context, annotations map[string]string, kind controllers.Kind, req admission.Request,
-	uid string, generation int64, obj client.Object, user string) admission.Response {
-	want := map[string]string{v1.AnnotationChangedBy: user}
+	uid string, generation int64, obj client.Object, by requester) admission.Response {
+	want := map[string]string{v1.AnnotationChangedBy: by.user}
+	if r := controllers.RequestAnnotation(by.request); r != "" {
+		want[v1.AnnotationChangedByRequest] = r
+	}
 	if h.keys != nil {
 		hash, err := controllers.SpecHash(obj)
 		if err != nil {
 			// Typed specs always marshal; stamp the name alone rather than block the edit.
 			logf.FromContext(ctx).Error(err, "Unable to hash the spec; not signing the stamp")
 		} else {
-			want[v1.AnnotationChangedByStamp] = h.keys.Sign(stamp.ForWrite(string(kind), req.Namespace, req.Name, uid, generation, hash, user))
+			want[v1.AnnotationChangedByStamp] = h.keys.Sign(stamp.ForWrite(string(kind), req.Namespace, req.Name, uid, generation, hash, by.user).
+				WithRequest(by.request))
 		}
 	}
-	ops := setAnnotations(annotations, want)
+	ops := restoreAnnotations(want, annotations, changedByAnnotations...)
 	if len(ops) == 0 {
 		return admission.Allowed("already stamped")
 	}

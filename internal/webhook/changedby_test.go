@@ -163,10 +163,7 @@ var _ = Describe("Actor stamps from the real webhooks", func() {
 		Expect(auditActor(o, audit.ActionUserOverrideCreated)).To(Equal(audit.Actor{Username: "alice", Verified: true}))
 
 		// carol only labels it: the stamp stays valid; bob changes the spec: a new stamp.
-		Eventually(func(g Gomega) {
-			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), o)).To(Succeed())
-			g.Expect(o.Finalizers).To(ContainElement(v1.FinalizerAudit))
-		}).Should(Succeed())
+		finalized(o)
 		base := o.DeepCopy()
 		o.Labels = map[string]string{"team": "billing"}
 		Expect(carol.Patch(ctx, o, client.MergeFrom(base))).To(Succeed())
@@ -191,10 +188,7 @@ var _ = Describe("Actor stamps from the real webhooks", func() {
 		ns := newNamespace()
 		f := boolFlag(ns, "beta.forged")
 		Expect(alice.Create(ctx, f)).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(f), f)).To(Succeed())
-			g.Expect(f.Finalizers).To(ContainElement(v1.FinalizerAudit))
-		}).Should(Succeed())
+		finalized(f)
 		base := f.DeepCopy()
 		f.Annotations[v1.AnnotationDeletedBy] = "dave"
 		f.Annotations[v1.AnnotationDeletedByStamp] = "v1.forged"

@@ -47,12 +47,14 @@ import (
 const deletedByPatchTimeout = 5 * time.Second
 
 // deletedByStamper records who deletes a flagops object. Admission cannot mutate an object
-// that is being deleted, so on DELETE it patches flagops.dev/deleted-by (and, with keys,
-// flagops.dev/deleted-by-stamp, the signature of stamp.ForDelete: the user, the object's
-// kind, namespace, name and UID) onto the object with
-// the manager's client (field owner flagops-manager) before the API server goes on with the
-// deletion. The audit finalizer keeps the object until the controllers have recorded the
-// deletion, so they read the annotation from the object they audit.
+// that is being deleted, so on DELETE it patches annotations onto the object with the
+// manager's client (field owner flagops-manager) before the API server goes on with the
+// deletion: flagops.dev/deleted-by, the console's request from the user's extras in
+// flagops.dev/deleted-by-request (removed when there is none) and, with keys,
+// flagops.dev/deleted-by-stamp, the signature of stamp.ForDelete (the user, the object's
+// kind, namespace, name and UID, and the request). The audit finalizer keeps the object
+// until the controllers have recorded the deletion, so they read the annotations from the
+// object they audit.
 //
 // The API server calls the webhook again when the object changed under the deletion (the
 // patch itself changes it). The object then already names the deleter, and the webhook does
@@ -77,8 +79,8 @@ func (h *deletedByStamper) Handle(ctx context.Context, req admission.Request) ad
 	if req.DryRun != nil && *req.DryRun {
 		return admission.Allowed("dry run: not stamped")
 	}
-	user := req.UserInfo.Username
-	if user == "" {
+	by := requesterOf(req)
+	if by.user == "" {
 		return admission.Allowed("the request has no user name to record")
 	}
 	obj := kind.NewObject()
@@ -86,7 +88,7 @@ func (h *deletedByStamper) Handle(ctx context.Context, req admission.Request) ad
 		log.Error(err, "Unable to decode the object being deleted; not stamping it", "annotation", v1.AnnotationDeletedBy)
 		return admission.Allowed("the object could not be decoded; not stamped")
 	}
-	if reason := h.skipStamp(kind, obj, user); reason != "" {
+	if reason := h.skipStamp(kind, obj, by); reason != "" {
 		return admission.Allowed(reason)
 	}
 	if req.Options.Raw != nil {
@@ -101,40 +103,47 @@ func (h *deletedByStamper) Handle(ctx context.Context, req admission.Request) ad
 
 	ctx, cancel := context.WithTimeout(ctx, deletedByPatchTimeout)
 	defer cancel()
-	if err := h.stamp(ctx, kind, obj, user); err != nil {
+	if err := h.stamp(ctx, kind, obj, by); err != nil {
 		// Never block a deletion for the sake of the audit trail.
-		log.Error(err, "Unable to record the deleter; the deletion goes ahead", "annotation", v1.AnnotationDeletedBy, "user", user)
+		log.Error(err, "Unable to record the deleter; the deletion goes ahead", "annotation", v1.AnnotationDeletedBy, "user", by.user)
 		return admission.Allowed("the deleter could not be recorded")
 	}
 	return admission.Allowed("stamped " + v1.AnnotationDeletedBy)
 }
 
 // skipStamp says why obj needs no stamp, or returns "".
-func (h *deletedByStamper) skipStamp(kind controllers.Kind, obj client.Object, user string) string {
+func (h *deletedByStamper) skipStamp(kind controllers.Kind, obj client.Object, by requester) string {
 	switch {
 	case !obj.GetDeletionTimestamp().IsZero():
 		// A deletion is already under way; the first deleter is the one on record.
 		return "already being deleted"
-	case hasAll(obj.GetAnnotations(), h.want(kind, obj, user)):
+	case hasAll(obj.GetAnnotations(), h.want(kind, obj, by)):
 		return "already stamped"
 	default:
 		return ""
 	}
 }
 
-// want returns the annotations that record user as the deleter of obj.
-func (h *deletedByStamper) want(kind controllers.Kind, obj client.Object, user string) map[string]string {
-	m := map[string]string{v1.AnnotationDeletedBy: user}
+// want returns the annotations that record by as the deleter of obj, "" for one that must
+// be absent.
+func (h *deletedByStamper) want(kind controllers.Kind, obj client.Object, by requester) map[string]string {
+	m := map[string]string{
+		v1.AnnotationDeletedBy:        by.user,
+		v1.AnnotationDeletedByRequest: controllers.RequestAnnotation(by.request),
+		v1.AnnotationDeletedByStamp:   "",
+	}
 	if h.keys != nil {
-		m[v1.AnnotationDeletedByStamp] = h.keys.Sign(stamp.ForDelete(string(kind), obj.GetNamespace(), obj.GetName(), string(obj.GetUID()), user))
+		m[v1.AnnotationDeletedByStamp] = h.keys.Sign(stamp.ForDelete(string(kind), obj.GetNamespace(), obj.GetName(), string(obj.GetUID()), by.user).
+			WithRequest(by.request))
 	}
 	return m
 }
 
-// hasAll reports whether annotations has every member of want with its value.
+// hasAll reports whether annotations has every member of want with its value, and none of
+// those whose value is "".
 func hasAll(annotations, want map[string]string) bool {
 	for k, v := range want {
-		if cur, ok := annotations[k]; !ok || cur != v {
+		if annotations[k] != v {
 			return false
 		}
 	}
@@ -144,7 +153,7 @@ func hasAll(annotations, want map[string]string) bool {
 // stamp patches the annotation onto obj. The patch carries the resourceVersion, so it never
 // lands on a newer version (or a re-created object of the same name) unchecked; after a
 // conflict the object is read again and checked.
-func (h *deletedByStamper) stamp(ctx context.Context, kind controllers.Kind, obj client.Object, user string) error {
+func (h *deletedByStamper) stamp(ctx context.Context, kind controllers.Kind, obj client.Object, by requester) error {
 	uid := obj.GetUID()
 	first := true
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -153,15 +162,22 @@ func (h *deletedByStamper) stamp(ctx context.Context, kind controllers.Kind, obj
 			if err := h.reader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
 				return client.IgnoreNotFound(err)
 			}
-			if fresh.GetUID() != uid || h.skipStamp(kind, fresh, user) != "" {
+			if fresh.GetUID() != uid || h.skipStamp(kind, fresh, by) != "" {
 				return nil
 			}
 			obj = fresh
 		}
 		first = false
+		annotations := map[string]any{}
+		for k, v := range h.want(kind, obj, by) {
+			annotations[k] = v
+			if v == "" {
+				annotations[k] = nil // removed by the merge patch
+			}
+		}
 		patch := map[string]any{"metadata": map[string]any{
 			"resourceVersion": obj.GetResourceVersion(),
-			"annotations":     h.want(kind, obj, user),
+			"annotations":     annotations,
 		}}
 		raw, err := json.Marshal(patch)
 		if err != nil {
