@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/flagops/flagops/internal/atomicfile"
 )
 
 // krewEnv is the whole environment of a krew run with its root in root: no upgrade check,
@@ -82,7 +84,7 @@ func TestKrewInstall(t *testing.T) {
 			t.Fatal(err)
 		}
 		mpath := filepath.Join(t.TempDir(), "flagops.yaml")
-		if err := writeAtomic(mpath, m); err != nil {
+		if err := atomicfile.Write(mpath, m, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		root, home = t.TempDir(), t.TempDir()

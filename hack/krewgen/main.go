@@ -42,6 +42,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/flagops/flagops/internal/atomicfile"
 )
 
 // platform is one OS and architecture the plugin is released for.
@@ -232,31 +234,11 @@ func build(dir, version string, ps []platform) error {
 		if err != nil {
 			return fmt.Errorf("failed to archive %s/%s: %w", p.OS, p.Arch, err)
 		}
-		if err := writeAtomic(filepath.Join(dir, archiveName(version, p)), a); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, archiveName(version, p)), a, 0o644); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// writeAtomic writes b to path through a temporary file in its directory.
-func writeAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".krewgen-*")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = os.Remove(f.Name()) }()
-	if _, err := f.Write(b); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 func run() error {
@@ -282,7 +264,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(*out, m)
+	return atomicfile.Write(*out, m, 0o644)
 }
 
 func main() {

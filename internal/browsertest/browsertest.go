@@ -53,13 +53,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/flagops/flagops/internal/atomicfile"
 )
 
 // Executable returns the path of the Chromium to run: $CHROMIUM, else chromium or
@@ -141,8 +141,8 @@ type Browser struct {
 	t       testing.TB
 	ctx     context.Context
 	timeout time.Duration
-	output  *lockedBuffer
-	pid     int // the browser's, and its process group's
+	log     string // the file of the browser's output
+	pid     int    // the browser's, and its process group's
 }
 
 // New starts a headless Chromium for t, with a fresh profile in t.TempDir(), and opens a
@@ -154,15 +154,20 @@ func New(t testing.TB, opts ...Option) *Browser {
 		o(&c)
 	}
 	exe := Executable(t)
-	profile := filepath.Join(t.TempDir(), "profile")
-	out := &lockedBuffer{}
+	dir := t.TempDir()
+	profile := filepath.Join(dir, "profile")
+	log, err := os.Create(filepath.Join(dir, "chromium.log"))
+	if err != nil {
+		t.Fatalf("failed to create the browser's log: %v", err)
+	}
+	t.Cleanup(func() { _ = log.Close() }) // after the browser's cleanup, below
 	var cmd atomic.Pointer[exec.Cmd]
 	allocOpts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(c.width, c.height),
 		chromedp.Flag("no-sandbox", os.Geteuid() == 0),
-		chromedp.CombinedOutput(out),
+		chromedp.CombinedOutput(log),
 		chromedp.ModifyCmdFunc(func(c *exec.Cmd) {
 			c.SysProcAttr = procAttr()
 			cmd.Store(c)
@@ -171,7 +176,7 @@ func New(t testing.TB, opts ...Option) *Browser {
 	allocOpts = append(allocOpts, c.flags...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), allocOpts...)
 	ctx, cancelTab := chromedp.NewContext(allocCtx)
-	b := &Browser{t: t, ctx: ctx, timeout: c.timeout, output: out}
+	b := &Browser{t: t, ctx: ctx, timeout: c.timeout, log: log.Name()}
 	t.Cleanup(func() {
 		// Close gracefully (Chromium then ends its own processes), then kill the rest of
 		// the group and wait until it is gone, so that nothing writes in the profile
@@ -199,12 +204,12 @@ func New(t testing.TB, opts ...Option) *Browser {
 	select {
 	case err := <-started:
 		if err != nil {
-			t.Fatalf("failed to start %s: %v\n%s", exe, err, out.String())
+			t.Fatalf("failed to start %s: %v\n%s", exe, err, b.output())
 		}
 		b.pid = cmd.Load().Process.Pid
 	case <-timer.C:
 		cancelTab()
-		t.Fatalf("%s did not start within %v\n%s", exe, c.timeout, out.String())
+		t.Fatalf("%s did not start within %v\n%s", exe, c.timeout, b.output())
 	}
 	return b
 }
@@ -243,9 +248,18 @@ func (b *Browser) page() string {
 	}
 	s, err := chromedp.Run(ctx, chromedp.Evaluate[state](`({url: location.href, text: document.body ? document.body.innerText : ""})`))
 	if err != nil {
-		return fmt.Sprintf("(the page could not be read: %v)\nbrowser output:\n%s", err, b.output.String())
+		return fmt.Sprintf("(the page could not be read: %v)\n%s", err, b.output())
 	}
 	return fmt.Sprintf("page %s, its text:\n%s", s.URL, s.Text)
+}
+
+// output returns the browser's output so far, for a failure.
+func (b *Browser) output() string {
+	out, err := os.ReadFile(b.log)
+	if err != nil {
+		return fmt.Sprintf("(the browser's output could not be read: %v)", err)
+	}
+	return "browser output:\n" + string(out)
 }
 
 // Screenshot writes a PNG of the viewport to path (through a temporary file in its
@@ -253,45 +267,8 @@ func (b *Browser) page() string {
 func (b *Browser) Screenshot(path string) []byte {
 	b.t.Helper()
 	png := Run(b, chromedp.CaptureScreenshot())
-	if err := writeAtomic(path, png); err != nil {
+	if err := atomicfile.Write(path, png, 0o644); err != nil {
 		b.t.Fatalf("failed to write the screenshot: %v", err)
 	}
 	return png
-}
-
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = os.Remove(f.Name()) }()
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
-
-// lockedBuffer keeps the browser's output, which chromedp writes from its own goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

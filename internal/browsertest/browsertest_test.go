@@ -121,6 +121,22 @@ func TestExecutable(t *testing.T) {
 	}
 }
 
+// TestStartFailureShowsTheOutput checks that a browser that does not start fails the test
+// with what it printed.
+func TestStartFailureShowsTheOutput(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "chromium")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho 'cannot open display: nowhere' >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CHROMIUM", bin)
+	r := catch(t, func(tb testing.TB) { New(tb, Timeout(time.Minute)) })
+	for _, want := range []string{"failed to start " + bin, "cannot open display: nowhere"} {
+		if !strings.Contains(r.fatal, want) {
+			t.Errorf("the failure does not say %q:\n%s", want, r.fatal)
+		}
+	}
+}
+
 const formPage = `<!doctype html>
 <html><head><meta name="viewport" content="width=device-width"><title>Form</title></head>
 <body><h1>Greeter</h1>
