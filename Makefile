@@ -27,6 +27,10 @@ STATICCHECK_VERSION ?= v0.8.2
 ERRCHECK_VERSION ?= v1.30.0
 INEFFASSIGN_VERSION ?= v0.2.0
 # govulncheck and its database are pinned in hack/govulncheck.sh.
+# krew, built from sigs.k8s.io/krew on the module proxy (its own module graph, not ours): the
+# krew manifest's test (hack/krewgen) installs the plugin with it, offline (docs/kubectl-plugin.md).
+# Not KREW_VERSION, which is the version the manifest describes.
+KREW_CLI_VERSION ?= v0.4.3
 
 LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
@@ -34,6 +38,7 @@ KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 KUBE_API_LINTER ?= $(LOCALBIN)/golangci-lint-kube-api-linter-$(KUBE_API_LINTER_VERSION)
 KUBE_SCORE ?= $(LOCALBIN)/kube-score-$(KUBE_SCORE_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+KREW ?= $(LOCALBIN)/kubectl-krew-$(KREW_CLI_VERSION)
 # kubectl, built from k8s.io/kubernetes through the local cluster's module (hack/cluster/k8s),
 # with the flags hack/cluster/cluster.sh uses, so that the cluster's build reuses the cache:
 # the kubectl plugin's tests run it (plugin discovery and argument passing).
@@ -152,12 +157,13 @@ OFREPWEB_HARNESS := test/ofrepweb/node_modules/.package-lock.json
 $(OFREPWEB_HARNESS): test/ofrepweb/package-lock.json
 	cd test/ofrepweb && npm ci --no-audit --no-fund --loglevel=error
 
-# The chart's tests (hack/chartgen) run helm and kustomize: HELM and KUSTOMIZE name them.
+# The chart's tests (hack/chartgen) run helm and kustomize: HELM and KUSTOMIZE name them; the
+# krew manifest's test (hack/krewgen) installs the plugin with the krew KREW names.
 .PHONY: test
-test: manifests generate fmt vet helm kustomize kubectl $(OFREP_HARNESS) $(OFREPWEB_HARNESS) ## Run every test, on a real kube-apiserver and etcd built by hack/setup-envtest.sh.
+test: manifests generate fmt vet helm kustomize kubectl krew $(OFREP_HARNESS) $(OFREPWEB_HARNESS) ## Run every test, on a real kube-apiserver and etcd built by hack/setup-envtest.sh.
 	@assets="$$(hack/setup-envtest.sh)"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
-	KUBEBUILDER_ASSETS="$$assets" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" KUBECTL="$(KUBECTL)" $(GO) test $(PKGS) -coverprofile cover.out $(TESTFLAGS)
+	KUBEBUILDER_ASSETS="$$assets" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" KUBECTL="$(KUBECTL)" KREW="$(KREW)" $(GO) test $(PKGS) -coverprofile cover.out $(TESTFLAGS)
 
 .PHONY: demo
 demo: ## Run flagops on a local control plane (CRDs, webhooks, manager, samples) and print commands to try; Ctrl-C stops it.
@@ -299,6 +305,12 @@ $(KUBECTL): | $(LOCALBIN)
 helm: $(HELM) ## Install helm into ./bin.
 $(HELM): | $(LOCALBIN)
 	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
+
+.PHONY: krew
+krew: $(KREW) ## Install krew (kubectl-krew) into ./bin.
+$(KREW): | $(LOCALBIN)
+	$(call go-install-tool,$(KREW),sigs.k8s.io/krew/cmd/krew,$(KREW_CLI_VERSION))
+
 .PHONY: staticcheck
 staticcheck: $(STATICCHECK) ## Install staticcheck into ./bin.
 $(STATICCHECK): | $(LOCALBIN)

@@ -27,6 +27,8 @@ import (
 	gotemplate "text/template"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/flagops/flagops/internal/atomicfile"
 )
 
 const (
@@ -453,31 +455,11 @@ func generatedFiles(dir string) (map[string]bool, error) {
 	return found, nil
 }
 
-// writeFileAtomic writes data to a temporary file beside name and renames it over name.
+// writeFileAtomic writes data to a temporary file beside name and renames it over name,
+// creating name's directory if need be.
 func writeFileAtomic(name string, data []byte) error {
 	if err := os.MkdirAll(path.Dir(name), 0o755); err != nil {
 		return fmt.Errorf("failed to create the directory of %s: %w", name, err)
 	}
-	f, err := os.CreateTemp(path.Dir(name), "."+path.Base(name)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("failed to write %s: %w", name, err)
-	}
-	// After a successful rename there is nothing to remove; otherwise the temporary file goes,
-	// and the write error is the one to report.
-	defer func() { _ = os.Remove(f.Name()) }()
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close() // the write error is the one to report
-		return fmt.Errorf("failed to write %s: %w", name, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		_ = f.Close() // the chmod error is the one to report
-		return fmt.Errorf("failed to write %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("failed to write %s: %w", name, err)
-	}
-	if err := os.Rename(f.Name(), name); err != nil {
-		return fmt.Errorf("failed to write %s: %w", name, err)
-	}
-	return nil
+	return atomicfile.Write(name, data, 0o644)
 }

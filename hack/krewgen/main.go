@@ -42,6 +42,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/flagops/flagops/internal/atomicfile"
 )
 
 // platform is one OS and architecture the plugin is released for.
@@ -55,6 +57,9 @@ var platforms = []platform{
 var binaries = []string{"kubectl-flagops", "kubectl_complete-flagops"}
 
 const repo = "https://github.com/flagops/flagops"
+
+// module is the Go module of the binaries: built by package path, from any directory in it.
+const module = "github.com/flagops/flagops"
 
 // archiveName is the file name of a platform's archive.
 func archiveName(version string, p platform) string {
@@ -89,6 +94,11 @@ spec:
     manager's Events. Writes use server-side apply with the field manager
     kubectl-flagops and the objects' resourceVersion, and refuse objects that a
     GitOps tool manages unless --force.
+  caveats: |
+    krew puts only kubectl-flagops on PATH. For completion of "kubectl flagops"
+    (kubectl 1.26 and later), link its completion program there too, again after
+    each krew upgrade (on Windows, copy kubectl_complete-flagops.exe instead):
+      ln -sf "${KREW_ROOT:-$HOME/.krew}/store/flagops/{{ .Version }}/kubectl_complete-flagops" "${KREW_ROOT:-$HOME/.krew}/bin/"
   platforms:
 {{- range .Platforms }}
   - selector:
@@ -96,7 +106,7 @@ spec:
         os: {{ .OS }}
         arch: {{ .Arch }}
     uri: {{ .URI }}
-    sha256: {{ .SHA256 }}
+    sha256: "{{ .SHA256 }}"
     files:
 {{- range .Files }}
     - from: {{ . }}
@@ -147,17 +157,26 @@ func digestsOf(dir, version string) (map[string]string, error) {
 	}
 	for _, p := range platforms {
 		name := archiveName(version, p)
-		b, err := os.ReadFile(filepath.Join(dir, name))
+		sum, err := digestOf(filepath.Join(dir, name))
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("archive %s is missing in %s: make krew-archives builds them", name, dir)
 		}
 		if err != nil {
 			return nil, err
 		}
-		sum := sha256.Sum256(b)
-		out[name] = hex.EncodeToString(sum[:])
+		out[name] = sum
 	}
 	return out, nil
+}
+
+// digestOf returns the hex SHA-256 of the file at path, as a krew manifest spells it.
+func digestOf(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // archive writes a reproducible tar.gz of files (name to content), in the order of names.
@@ -186,12 +205,12 @@ func archive(names []string, files map[string][]byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// build cross-compiles the binaries of every platform and writes their archives into dir.
-func build(dir, version string) error {
+// build cross-compiles the binaries of each of ps and writes their archives into dir.
+func build(dir, version string, ps []platform) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for _, p := range platforms {
+	for _, p := range ps {
 		tmp, err := os.MkdirTemp("", "krewgen")
 		if err != nil {
 			return err
@@ -200,7 +219,7 @@ func build(dir, version string) error {
 		var names []string
 		for _, b := range binaries {
 			out := filepath.Join(tmp, exe(p, b))
-			cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+version, "-o", out, "./cmd/"+b)
+			cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+version, "-o", out, module+"/cmd/"+b)
 			cmd.Env = append(os.Environ(), "GOOS="+p.OS, "GOARCH="+p.Arch, "CGO_ENABLED=0")
 			if msg, err := cmd.CombinedOutput(); err != nil {
 				return fmt.Errorf("go build %s for %s/%s: %w\n%s", b, p.OS, p.Arch, err, msg)
@@ -215,31 +234,11 @@ func build(dir, version string) error {
 		if err != nil {
 			return fmt.Errorf("failed to archive %s/%s: %w", p.OS, p.Arch, err)
 		}
-		if err := writeAtomic(filepath.Join(dir, archiveName(version, p)), a); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, archiveName(version, p)), a, 0o644); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// writeAtomic writes b to path through a temporary file in its directory.
-func writeAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".krewgen-*")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = os.Remove(f.Name()) }()
-	if _, err := f.Write(b); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 func run() error {
@@ -255,7 +254,7 @@ func run() error {
 		if *dist == "" {
 			return errors.New("-build needs -dist")
 		}
-		return build(*dist, *version)
+		return build(*dist, *version, platforms)
 	}
 	digests, err := digestsOf(*dist, *version)
 	if err != nil {
@@ -265,7 +264,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(*out, m)
+	return atomicfile.Write(*out, m, 0o644)
 }
 
 func main() {

@@ -81,8 +81,8 @@ func TestManifest(t *testing.T) {
 		APIVersion, Kind string
 		Metadata         struct{ Name string }
 		Spec             struct {
-			Version, Homepage, ShortDescription, Description string
-			Platforms                                        []struct {
+			Version, Homepage, ShortDescription, Description, Caveats string
+			Platforms                                                 []struct {
 				Selector         struct{ MatchLabels map[string]string }
 				URI, SHA256, Bin string
 				Files            []struct{ From, To string }
@@ -107,6 +107,45 @@ func TestManifest(t *testing.T) {
 	}
 	if _, err := digestsOf(t.TempDir(), "v1.2.3"); err == nil {
 		t.Error("missing archives are not reported")
+	}
+}
+
+// TestManifestDigestsAreStrings checks that every sha256 is a YAML string, also when its
+// hex digits happen to be decimal ones, as the placeholder zeros are: unquoted, YAML reads
+// them as the number 0, which krew refuses as a malformed manifest before it looks at any
+// archive.
+func TestManifestDigestsAreStrings(t *testing.T) {
+	digits := strings.Repeat("1234567890", 7)[:64]
+	for _, tt := range []struct {
+		name    string
+		digests map[string]string
+		want    string
+	}{
+		{"placeholders", nil, strings.Repeat("0", 64)},
+		{"decimal digits only", map[string]string{}, digits},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.digests != nil {
+				for _, p := range platforms {
+					tt.digests[archiveName("v1.2.3", p)] = tt.want
+				}
+			}
+			m, err := manifest("v1.2.3", tt.digests)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var doc struct {
+				Spec struct{ Platforms []map[string]any }
+			}
+			if err := yaml.Unmarshal(m, &doc); err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range doc.Spec.Platforms {
+				if got, ok := p["sha256"].(string); !ok || got != tt.want {
+					t.Errorf("platform %d: sha256 is %T %v, want the string %s", i, p["sha256"], p["sha256"], tt.want)
+				}
+			}
+		})
 	}
 }
 

@@ -1,0 +1,31 @@
+//go:build !linux
+
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package browsertest
+
+import (
+	"syscall"
+	"time"
+)
+
+// procAttr leaves the browser's process as chromedp starts it, off Linux.
+func procAttr() *syscall.SysProcAttr { return nil }
+
+// killGroup does nothing off Linux, where the browser has no group of its own: chromedp
+// closes it and waits for its process.
+func killGroup(int, time.Duration) error { return nil }
