@@ -17,6 +17,7 @@ limitations under the License.
 package main
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,6 +123,9 @@ func TestKrewInstall(t *testing.T) {
 		shim := filepath.Join(root, "store", "flagops", version, "kubectl_complete-flagops")
 		if st, err := os.Stat(shim); err != nil || st.Mode()&0o111 == 0 {
 			t.Fatalf("completion program in the store: %v, %v", st, err)
+		}
+		if lic, err := os.ReadFile(filepath.Join(root, "store", "flagops", version, licenseFile)); err != nil || !bytes.Contains(lic, []byte("Apache License")) {
+			t.Errorf("the license in the store: %v", err)
 		}
 		if _, err := os.Lstat(filepath.Join(bin, "kubectl_complete-flagops")); err == nil {
 			t.Error("krew linked the completion program itself: the caveat is out of date")

@@ -56,6 +56,10 @@ var platforms = []platform{
 // binaries are the files of each archive: the plugin and its completion shim.
 var binaries = []string{"kubectl-flagops", "kubectl_complete-flagops"}
 
+// licenseFile is the repository's license, which every archive carries next to the
+// binaries (the krew index requires one).
+const licenseFile = "LICENSE"
+
 const repo = "https://github.com/flagops/flagops"
 
 // module is the Go module of the binaries: built by package path, from any directory in it.
@@ -140,6 +144,7 @@ func manifest(version string, digests map[string]string) ([]byte, error) {
 		for _, b := range binaries {
 			e.Files = append(e.Files, exe(p, b))
 		}
+		e.Files = append(e.Files, licenseFile)
 		data.Platforms = append(data.Platforms, e)
 	}
 	var buf bytes.Buffer
@@ -188,7 +193,11 @@ func archive(names []string, files map[string][]byte) ([]byte, error) {
 	}
 	tw := tar.NewWriter(gz)
 	for _, name := range names {
-		hdr := &tar.Header{Name: name, Mode: 0o755, Size: int64(len(files[name])), ModTime: time.Unix(0, 0).UTC(), Format: tar.FormatPAX}
+		mode := int64(0o755)
+		if name == licenseFile {
+			mode = 0o644
+		}
+		hdr := &tar.Header{Name: name, Mode: mode, Size: int64(len(files[name])), ModTime: time.Unix(0, 0).UTC(), Format: tar.FormatPAX}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return nil, err
 		}
@@ -208,6 +217,14 @@ func archive(names []string, files map[string][]byte) ([]byte, error) {
 // build cross-compiles the binaries of each of ps and writes their archives into dir.
 func build(dir, version string, ps []platform) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return fmt.Errorf("failed to find the module's directory: %w", err)
+	}
+	license, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(root)), licenseFile))
+	if err != nil {
 		return err
 	}
 	for _, p := range ps {
@@ -230,6 +247,7 @@ func build(dir, version string, ps []platform) error {
 			names = append(names, exe(p, b))
 		}
 		_ = os.RemoveAll(tmp)
+		files[licenseFile], names = license, append(names, licenseFile)
 		a, err := archive(names, files)
 		if err != nil {
 			return fmt.Errorf("failed to archive %s/%s: %w", p.OS, p.Arch, err)

@@ -97,7 +97,7 @@ func TestManifest(t *testing.T) {
 	}
 	for i, p := range doc.Spec.Platforms {
 		name := archiveName("v1.2.3", platforms[i])
-		if p.SHA256 != digests[name] || !strings.HasSuffix(p.URI, "/releases/download/v1.2.3/"+name) || len(p.Files) != 2 ||
+		if p.SHA256 != digests[name] || !strings.HasSuffix(p.URI, "/releases/download/v1.2.3/"+name) || len(p.Files) != 3 || p.Files[2].From != licenseFile ||
 			p.Selector.MatchLabels["os"] != platforms[i].OS || p.Bin != exe(platforms[i], "kubectl-flagops") {
 			t.Errorf("platform %d: %+v", i, p)
 		}
