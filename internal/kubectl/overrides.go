@@ -135,7 +135,7 @@ func (o *overridesOptions) Run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	if o.flag != "" && !l.namesKey(o.namespace, o.flag) {
+	if o.flag != "" && !namesKey(l, o.namespace, o.flag) {
 		return flagNotFound(o.flag, o.namespace)
 	}
 	entries := o.filter(overrideEntries(l), o.now())
@@ -150,8 +150,8 @@ func (o *overridesOptions) Run(cmd *cobra.Command) error {
 
 // namesKey reports whether a flag or an override entry of namespace ns (every namespace when
 // empty) has key.
-func (l *loaded) namesKey(ns, key string) bool {
-	snap := l.store.Snapshot()
+func namesKey(l *loaded, ns, key string) bool {
+	snap := l.Store.Snapshot()
 	for _, name := range snap.Namespaces() {
 		if ns != "" && name != ns {
 			continue
@@ -160,8 +160,8 @@ func (l *loaded) namesKey(ns, key string) bool {
 			return true
 		}
 	}
-	for _, f := range l.flags {
-		if f.key == key && (ns == "" || f.obj.Namespace == ns) {
+	for _, f := range l.Flags {
+		if f.Key == key && (ns == "" || f.Obj.Namespace == ns) {
 			return true
 		}
 	}
@@ -172,14 +172,14 @@ func (l *loaded) namesKey(ns, key string) bool {
 // key, kind (device first), subject and object, with its state now.
 func overrideEntries(l *loaded) []OverrideEntry {
 	keys := map[[2]string]bool{}
-	for i := range l.objs.Users {
-		for _, e := range l.objs.Users[i].Spec.Flags {
-			keys[[2]string{l.objs.Users[i].Namespace, e.Key}] = true
+	for i := range l.Objs.Users {
+		for _, e := range l.Objs.Users[i].Spec.Flags {
+			keys[[2]string{l.Objs.Users[i].Namespace, e.Key}] = true
 		}
 	}
-	for i := range l.objs.Devices {
-		for _, e := range l.objs.Devices[i].Spec.Flags {
-			keys[[2]string{l.objs.Devices[i].Namespace, e.Key}] = true
+	for i := range l.Objs.Devices {
+		for _, e := range l.Objs.Devices[i].Spec.Flags {
+			keys[[2]string{l.Objs.Devices[i].Namespace, e.Key}] = true
 		}
 	}
 	sorted := make([][2]string, 0, len(keys))
@@ -187,7 +187,7 @@ func overrideEntries(l *loaded) []OverrideEntry {
 		sorted = append(sorted, k)
 	}
 	slices.SortFunc(sorted, func(a, b [2]string) int { return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1])) })
-	snap := l.store.Snapshot()
+	snap := l.Store.Snapshot()
 	var out []OverrideEntry
 	for _, k := range sorted {
 		for _, fo := range snap.Namespace(k[0]).FlagOverrides(k[1], nil, 0).Overrides {
