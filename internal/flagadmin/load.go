@@ -19,6 +19,7 @@ package flagadmin
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -287,6 +288,18 @@ func OneLine(s string) string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// ServerError renders an error of the API server as kubectl does, on one line: "Error from
+// server (Reason): message"; ok is false for other errors.
+func ServerError(err error) (line string, ok bool) {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		if st := status.Status(); st.Reason != "" {
+			return fmt.Sprintf("Error from server (%s): %s", st.Reason, OneLine(st.Message)), true
+		}
+	}
+	return "", false
 }
 
 // FlagNotFound is the error for a key that no flag of namespace ns (of any when empty) has.

@@ -257,3 +257,21 @@ func TypedValue(l *Loaded, ns string, a Assignment) (json.RawMessage, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// ParseDuration reads a positive duration: Go's form (90m, 24h, 1h30m) or whole days (7d).
+// input names it in the error.
+func ParseDuration(input, s string) (time.Duration, error) {
+	var d time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(s, "d"); ok && days != "" && !strings.ContainsAny(days, "hmsuµn") {
+		var n int64
+		n, err = strconv.ParseInt(days, 10, 32)
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		d, err = time.ParseDuration(s)
+	}
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s: %s is not a positive duration (e.g. 90m, 24h, 7d)", input, strconv.Quote(s))
+	}
+	return d, nil
+}

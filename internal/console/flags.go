@@ -1,0 +1,312 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/internal/flagadmin"
+	"github.com/flagops/flagops/internal/gitops"
+)
+
+// flagsData is the flag list's (seed 003's table with seed 004's role badges and seed 001's
+// override counts).
+type flagsData struct {
+	Query    string
+	Rows     []flagRow
+	Total    int
+	CanPatch bool
+}
+
+// flagRow is one FeatureFlag.
+type flagRow struct {
+	Name, Key, Type, Description string
+	// Enabled and Rollout are what is served now, after the schedule steps that took
+	// effect; RolloutValue is spec.rollout.percentage, for the input.
+	Enabled      bool
+	Rollout      string
+	RolloutValue string
+	Roles        []string
+	// Users and Devices count the override entries that apply now.
+	Users, Devices int
+	Ready, Message string
+	Notes          []string
+	// GitOps names the tool that manages the flag: then it is read-only here.
+	GitOps          string
+	ResourceVersion string
+	// Editable is true when the user may patch flags and no GitOps tool manages this one.
+	Editable bool
+}
+
+// loadNamespace lists namespace ns's objects with the user's client and loads them.
+func (s *Server) loadNamespace(ctx context.Context, c client.Client, ns string) (*flagadmin.Loaded, error) {
+	objs, err := flagadmin.NewLister(c).List(ctx, ns)
+	if err != nil {
+		return nil, err
+	}
+	return flagadmin.Load(objs, s.opts.now)
+}
+
+func (s *Server) flagsPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	s.showFlags(w, r, sess, http.StatusOK, "")
+}
+
+// showFlags renders the flag list as the API server shows it to the user now, with status and
+// an error message (none when empty).
+func (s *Server) showFlags(w http.ResponseWriter, r *http.Request, sess *session, status int, errMsg string) {
+	ns, err := namespaceOf(r)
+	if err != nil {
+		s.renderError(w, r, sess, http.StatusBadRequest, err)
+		return
+	}
+	c, err := s.backend.client(sess, requestExtras(r))
+	if err != nil {
+		s.renderError(w, r, sess, http.StatusInternalServerError, err)
+		return
+	}
+	l, err := s.loadNamespace(r.Context(), c, ns)
+	if err != nil {
+		s.apiError(w, r, sess, err)
+		return
+	}
+	canPatch, err := s.backend.allowed(r.Context(), sess, ns, "patch", "featureflags")
+	if err != nil {
+		s.opts.Logger.Error(err, "Access review failed; showing no controls")
+	}
+	q := r.URL.Query().Get("q")
+	if r.Method != http.MethodGet {
+		q = r.PostFormValue("q")
+	}
+	data := flagsData{Query: q, CanPatch: canPatch}
+	snap := l.Store.Snapshot()
+	now := s.opts.now()
+	for _, f := range l.NamespaceFlags(ns) {
+		data.Total++
+		row := flagRow{
+			Name: f.Obj.Name, Key: f.Key, Type: string(f.Obj.Spec.Type), Description: f.Obj.Spec.Description,
+			Roles: f.Obj.Spec.AllowedRoles, Notes: f.Notes, ResourceVersion: f.Obj.ResourceVersion,
+			GitOps: gitops.Tool(f.Obj),
+		}
+		row.Enabled, row.Rollout = flagadmin.FlagState(&f.Obj.Spec, now)
+		if f.Obj.Spec.Rollout != nil {
+			row.RolloutValue = fmt.Sprint(f.Obj.Spec.Rollout.Percentage)
+		}
+		if f.Served {
+			row.Users, row.Devices = flagadmin.OverrideCounts(snap.Namespace(ns), f.Key)
+		}
+		row.Ready, row.Message = flagadmin.ReadyOf(f.Obj)
+		row.Editable = canPatch && row.GitOps == ""
+		if matches(&row, q) {
+			data.Rows = append(data.Rows, row)
+		}
+	}
+	p := &page{Title: "Flags in " + ns, User: sess.user, Namespace: ns, Nav: "flags", Error: errMsg, Data: data}
+	if errMsg == "" {
+		p.Notice = flagNotice(r, l, ns, now)
+	}
+	s.render(w, status, "flags", p)
+}
+
+// matches reports whether the row has q (case-insensitive) in its key, name, type,
+// description or roles; an empty q matches every row.
+func matches(row *flagRow, q string) bool {
+	q = strings.ToLower(strings.TrimSpace(q))
+	if q == "" {
+		return true
+	}
+	for _, s := range append([]string{row.Key, row.Name, row.Type, row.Description}, row.Roles...) {
+		if strings.Contains(strings.ToLower(s), q) {
+			return true
+		}
+	}
+	return false
+}
+
+// flagNotice says what the last change of a flag did, from the query the change redirected
+// with (?done=on|off|rollout&flag=NAME), and warns when a schedule step decides the field
+// now. It is made from fixed words, so a crafted link cannot make the page say anything.
+func flagNotice(r *http.Request, l *flagadmin.Loaded, ns string, now time.Time) string {
+	q := r.URL.Query()
+	done, name := q.Get("done"), q.Get("flag")
+	var f *flagadmin.FlagEntry
+	for _, e := range l.NamespaceFlags(ns) {
+		if e.Obj.Name == name {
+			f = e
+		}
+	}
+	if f == nil {
+		return ""
+	}
+	var change flagadmin.FlagChange
+	var msg string
+	switch done {
+	case "on", "off":
+		change = flagadmin.SwitchChange(done == "on")
+		msg = fmt.Sprintf("%s: master switch turned %s.", f.Key, done)
+	case "rollout":
+		if f.Obj.Spec.Rollout == nil {
+			return ""
+		}
+		change = flagadmin.RolloutChange(f.Obj.Spec.Rollout.Percentage)
+		msg = fmt.Sprintf("%s: rollout set to %d%%.", f.Key, f.Obj.Spec.Rollout.Percentage)
+	default:
+		return ""
+	}
+	if now, ok := change.ScheduleDecides(f.Obj, now); ok {
+		msg += fmt.Sprintf(" A schedule step that has taken effect sets %s to %s, which is served until a later step or a change of spec.schedule.", change.Field, now)
+	}
+	return msg
+}
+
+func (s *Server) setEnabled(w http.ResponseWriter, r *http.Request, sess *session) {
+	s.changeFlag(w, r, sess, func() (flagadmin.FlagChange, string, error) {
+		switch r.PostFormValue("enabled") {
+		case "true":
+			return flagadmin.SwitchChange(true), "on", nil
+		case "false":
+			return flagadmin.SwitchChange(false), "off", nil
+		}
+		return flagadmin.FlagChange{}, "", errors.New(`enabled: want "true" or "false"`)
+	})
+}
+
+func (s *Server) setRollout(w http.ResponseWriter, r *http.Request, sess *session) {
+	s.changeFlag(w, r, sess, func() (flagadmin.FlagChange, string, error) {
+		v := strings.TrimSpace(r.PostFormValue("percentage"))
+		p, ok := flagadmin.ParsePercent(v)
+		if !ok {
+			return flagadmin.FlagChange{}, "", fmt.Errorf("percentage %q: want a whole number from 0 to 100", v)
+		}
+		return flagadmin.RolloutChange(p), "rollout", nil
+	})
+}
+
+// changeFlag patches one field of a FeatureFlag as the user: a merge patch of that field with
+// the resourceVersion the page showed, so that a change made meanwhile is a conflict. A flag
+// that a GitOps tool manages is not changed.
+func (s *Server) changeFlag(w http.ResponseWriter, r *http.Request, sess *session, parse func() (flagadmin.FlagChange, string, error)) {
+	ns, err := namespaceOf(r)
+	if err != nil {
+		s.renderError(w, r, sess, http.StatusBadRequest, err)
+		return
+	}
+	change, done, err := parse()
+	if err != nil {
+		s.showFlags(w, r, sess, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	rv := r.PostFormValue("rv")
+	if rv == "" {
+		s.showFlags(w, r, sess, http.StatusUnprocessableEntity, "rv: the form has no resourceVersion; reload the page and try again")
+		return
+	}
+	c, err := s.backend.client(sess, requestExtras(r))
+	if err != nil {
+		s.renderError(w, r, sess, http.StatusInternalServerError, err)
+		return
+	}
+	name := r.PathValue("name")
+	f := &v1.FeatureFlag{}
+	if err := c.Get(r.Context(), client.ObjectKey{Namespace: ns, Name: name}, f); err != nil {
+		s.writeFailed(w, r, sess, err, "FeatureFlag "+ns+"/"+name, s.showFlags)
+		return
+	}
+	if tool := gitops.Tool(f); tool != "" {
+		s.showFlags(w, r, sess, http.StatusUnprocessableEntity, fmt.Sprintf("FeatureFlag %s/%s is managed by %s (%s), which would revert the change at its next sync: change it in git", ns, name, tool, gitops.Marker(f)))
+		return
+	}
+	if f.ResourceVersion != rv {
+		s.showFlags(w, r, sess, http.StatusConflict, changedMeanwhile("FeatureFlag "+ns+"/"+name))
+		return
+	}
+	if !change.Same(&f.Spec) {
+		patch, err := flagadmin.RVPatch(rv, change.Patch(f.Spec.DeepCopy()))
+		if err != nil {
+			s.renderError(w, r, sess, http.StatusInternalServerError, err)
+			return
+		}
+		if err := flagadmin.NewWriter(c, FieldManager).Patch(r.Context(), f, patch, false); err != nil {
+			s.writeFailed(w, r, sess, err, "FeatureFlag "+ns+"/"+name, s.showFlags)
+			return
+		}
+	}
+	target := "/ns/" + ns + "/flags?" + url.Values{"done": {done}, "flag": {name}, "q": {r.PostFormValue("q")}}.Encode()
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// changedMeanwhile is the message of a write refused because the object changed since the
+// page showed it.
+func changedMeanwhile(obj string) string {
+	return obj + " changed meanwhile (someone else saved first): nothing was written. The page shows the current state; make the change again if it is still wanted."
+}
+
+// writeFailed shows the page again (with show, which reads the current state) after a write
+// the API server refused: a conflict as "changed meanwhile", a refusal with the API server's
+// words (Forbidden names the verb and resource).
+func (s *Server) writeFailed(w http.ResponseWriter, r *http.Request, sess *session, err error, obj string,
+	show func(http.ResponseWriter, *http.Request, *session, int, string)) {
+	switch {
+	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err):
+		show(w, r, sess, http.StatusConflict, changedMeanwhile(obj))
+	case apierrors.IsForbidden(err):
+		show(w, r, sess, http.StatusForbidden, "The API server refused the change. "+describe(err))
+	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
+		show(w, r, sess, http.StatusUnprocessableEntity, "The API server refused the change. "+describe(err))
+	case apierrors.IsNotFound(err):
+		show(w, r, sess, http.StatusNotFound, describe(err))
+	default:
+		s.apiError(w, r, sess, err)
+	}
+}
+
+// apiError shows an error of the API server (or of the client) on an error page, with the
+// status that says what it is.
+func (s *Server) apiError(w http.ResponseWriter, r *http.Request, sess *session, err error) {
+	status := http.StatusBadGateway
+	var notInstalled *flagadmin.ErrNotInstalled
+	switch {
+	case apierrors.IsForbidden(err):
+		status = http.StatusForbidden
+	case apierrors.IsNotFound(err):
+		status = http.StatusNotFound
+	case apierrors.IsUnauthorized(err):
+		status = http.StatusUnauthorized
+	case errors.As(err, &notInstalled):
+		status = http.StatusServiceUnavailable
+	default:
+		s.opts.Logger.Error(err, "Request to the API server failed")
+	}
+	s.renderError(w, r, sess, status, errors.New(describe(err)))
+}
+
+// describe renders an error on one line, an API server's as kubectl does.
+func describe(err error) string {
+	if line, ok := flagadmin.ServerError(err); ok {
+		return line
+	}
+	return flagadmin.OneLine(err.Error())
+}
