@@ -239,10 +239,8 @@ func (s *Server) changeFlag(w http.ResponseWriter, r *http.Request, sess *sessio
 		s.showFlags(w, r, sess, http.StatusUnprocessableEntity, fmt.Sprintf("FeatureFlag %s/%s is managed by %s (%s), which would revert the change at its next sync: change it in git", ns, name, tool, gitops.Marker(f)))
 		return
 	}
-	if f.ResourceVersion != rv {
-		s.showFlags(w, r, sess, http.StatusConflict, changedMeanwhile("FeatureFlag "+ns+"/"+name))
-		return
-	}
+	// The resourceVersion the page showed is the patch's precondition: the API server
+	// refuses it with a conflict when the flag changed meanwhile.
 	if !change.Same(&f.Spec) {
 		patch, err := flagadmin.RVPatch(rv, change.Patch(f.Spec.DeepCopy()))
 		if err != nil {
