@@ -415,7 +415,7 @@ func TestConsoleOnCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		status, _, body := alice.do("POST", "/ns/shop/users/dave", url.Values{"key": {"limit"}, "value.limit": {"44"}, "version": {stale}}, nil)
-		if status != http.StatusConflict || !strings.Contains(errorOf(body), "UserFlagOverride shop/user-dave changed meanwhile") {
+		if status != http.StatusConflict || !strings.Contains(errorOf(body), "The overrides of user &#34;dave&#34; in shop changed meanwhile") {
 			t.Fatalf("status %d, error %q", status, errorOf(body))
 		}
 		contains(t, body, `id="value-limit">43<`)

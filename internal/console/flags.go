@@ -17,7 +17,6 @@ limitations under the License.
 package console
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
@@ -62,13 +62,37 @@ type flagRow struct {
 	Editable bool
 }
 
-// loadNamespace lists namespace ns's objects with the user's client and loads them.
-func (s *Server) loadNamespace(ctx context.Context, c client.Client, ns string) (*flagadmin.Loaded, error) {
-	objs, err := flagadmin.NewLister(c).List(ctx, ns)
+// readNamespace returns the request's namespace, the user's client and the namespace's
+// objects as the user reads them, loaded; on failure it has shown the error, and ok is false.
+func (s *Server) readNamespace(w http.ResponseWriter, r *http.Request, sess *session) (ns string, c client.Client, l *flagadmin.Loaded, ok bool) {
+	ns, err := namespaceOf(r)
 	if err != nil {
-		return nil, err
+		s.renderError(w, r, sess, http.StatusBadRequest, err)
+		return "", nil, nil, false
 	}
-	return flagadmin.Load(objs, s.opts.now)
+	if c, err = s.backend.client(sess, requestExtras(r)); err != nil {
+		s.renderError(w, r, sess, http.StatusInternalServerError, err)
+		return "", nil, nil, false
+	}
+	objs, err := flagadmin.NewLister(c).List(r.Context(), ns)
+	if err == nil {
+		l, err = flagadmin.Load(objs, s.opts.now)
+	}
+	if err != nil {
+		s.apiError(w, r, sess, err)
+		return "", nil, nil, false
+	}
+	return ns, c, l, true
+}
+
+// gitopsRefusal is why obj (named ref) is not written, when a GitOps tool or Helm manages
+// it; "" when none does.
+func gitopsRefusal(ref string, obj metav1.Object) string {
+	tool := gitops.Tool(obj)
+	if tool == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s is managed by %s (%s), which would revert the change at its next sync: change it in git", ref, tool, gitops.Marker(obj))
 }
 
 func (s *Server) flagsPage(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -78,19 +102,8 @@ func (s *Server) flagsPage(w http.ResponseWriter, r *http.Request, sess *session
 // showFlags renders the flag list as the API server shows it to the user now, with status and
 // an error message (none when empty).
 func (s *Server) showFlags(w http.ResponseWriter, r *http.Request, sess *session, status int, errMsg string) {
-	ns, err := namespaceOf(r)
-	if err != nil {
-		s.renderError(w, r, sess, http.StatusBadRequest, err)
-		return
-	}
-	c, err := s.backend.client(sess, requestExtras(r))
-	if err != nil {
-		s.renderError(w, r, sess, http.StatusInternalServerError, err)
-		return
-	}
-	l, err := s.loadNamespace(r.Context(), c, ns)
-	if err != nil {
-		s.apiError(w, r, sess, err)
+	ns, _, l, ok := s.readNamespace(w, r, sess)
+	if !ok {
 		return
 	}
 	canPatch, err := s.backend.allowed(r.Context(), sess, ns, "patch", "featureflags")
@@ -235,8 +248,8 @@ func (s *Server) changeFlag(w http.ResponseWriter, r *http.Request, sess *sessio
 		s.writeFailed(w, r, sess, err, "FeatureFlag "+ns+"/"+name, s.showFlags)
 		return
 	}
-	if tool := gitops.Tool(f); tool != "" {
-		s.showFlags(w, r, sess, http.StatusUnprocessableEntity, fmt.Sprintf("FeatureFlag %s/%s is managed by %s (%s), which would revert the change at its next sync: change it in git", ns, name, tool, gitops.Marker(f)))
+	if msg := gitopsRefusal("FeatureFlag "+ns+"/"+name, f); msg != "" {
+		s.showFlags(w, r, sess, http.StatusUnprocessableEntity, msg)
 		return
 	}
 	// The resourceVersion the page showed is the patch's precondition: the API server

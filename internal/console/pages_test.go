@@ -212,7 +212,7 @@ func TestSave(t *testing.T) {
 		{"no value", "/ns/shop/users/dave", save(url.Values{"key": {"limit"}}), http.StatusUnprocessableEntity, "", "value.limit: missing"},
 		{"unknown flag", "/ns/shop/users/dave", save(url.Values{"key": {"nope"}, "value.nope": {"1"}}), http.StatusUnprocessableEntity, "", `flag &#34;nope&#34; not found in namespace &#34;shop&#34;`},
 		{"changed meanwhile", "/ns/shop/users/alice", url.Values{"key": {"limit"}, "value.limit": {"1"}, "version": {"user-alice=4"}},
-			http.StatusConflict, "", "UserFlagOverride shop/user-alice changed meanwhile"},
+			http.StatusConflict, "", "The overrides of user &#34;alice&#34; in shop changed meanwhile"},
 		{"object from git", "/ns/shop/users/gina", url.Values{"key": {"limit"}, "value.limit": {"1"}, "version": {"user-gina=5"}},
 			http.StatusUnprocessableEntity, "", "UserFlagOverride shop/user-gina is managed by Argo CD"},
 		{"clear", "/ns/shop/users/alice/clear", url.Values{"key": {"theme"}, "version": {"user-alice=5"}},

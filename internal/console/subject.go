@@ -113,11 +113,16 @@ var sourceLabels = map[string]string{
 	"kill-switch": "kill switch", "error": "error",
 }
 
-// subjectOf returns the page's subject, its path and evaluation context from the request.
-func subjectOf(r *http.Request, kind subjectKind, ns string) (flagadmin.Subject, subjectData, error) {
+// subjectOf returns the page's namespace, subject, path and evaluation context from the
+// request.
+func subjectOf(r *http.Request, kind subjectKind) (string, flagadmin.Subject, subjectData, error) {
+	ns, err := namespaceOf(r)
+	if err != nil {
+		return "", flagadmin.Subject{}, subjectData{}, err
+	}
 	id := r.PathValue("id")
 	if id == "" || len(id) > 253 {
-		return flagadmin.Subject{}, subjectData{}, fmt.Errorf("%s id: want 1 to 253 characters", strings.ToLower(kind.title))
+		return "", flagadmin.Subject{}, subjectData{}, fmt.Errorf("%s id: want 1 to 253 characters", strings.ToLower(kind.title))
 	}
 	q := r.URL.Query()
 	d := subjectData{Kind: kind.path, Title: kind.title, ID: id, IsDevice: kind.kind == evaluator.SubjectDevice,
@@ -141,7 +146,7 @@ func subjectOf(r *http.Request, kind subjectKind, ns string) (flagadmin.Subject,
 	if len(keep) > 0 {
 		d.Query = "?" + keep.Encode()
 	}
-	return flagadmin.Subject{Kind: kind.kind, ID: id}, d, nil
+	return ns, flagadmin.Subject{Kind: kind.kind, ID: id}, d, nil
 }
 
 // subjectFinder leads from the namespace's user or device form (?id=, and ?class= for a
@@ -176,24 +181,13 @@ func (s *Server) subjectPage(kind subjectKind) func(http.ResponseWriter, *http.R
 // the API server shows the objects to the user now, with status and an error message.
 func (s *Server) showSubject(kind subjectKind) func(http.ResponseWriter, *http.Request, *session, int, string) {
 	return func(w http.ResponseWriter, r *http.Request, sess *session, status int, errMsg string) {
-		ns, err := namespaceOf(r)
+		_, subj, d, err := subjectOf(r, kind)
 		if err != nil {
 			s.renderError(w, r, sess, http.StatusBadRequest, err)
 			return
 		}
-		subj, d, err := subjectOf(r, kind, ns)
-		if err != nil {
-			s.renderError(w, r, sess, http.StatusBadRequest, err)
-			return
-		}
-		c, err := s.backend.client(sess, requestExtras(r))
-		if err != nil {
-			s.renderError(w, r, sess, http.StatusInternalServerError, err)
-			return
-		}
-		l, err := s.loadNamespace(r.Context(), c, ns)
-		if err != nil {
-			s.apiError(w, r, sess, err)
+		ns, _, l, ok := s.readNamespace(w, r, sess)
+		if !ok {
 			return
 		}
 		s.subjectAccess(r, sess, ns, kind, subj, l, &d)
@@ -370,12 +364,7 @@ var consoleHints = flagadmin.Hints{
 func (s *Server) subjectSave(kind subjectKind) func(http.ResponseWriter, *http.Request, *session) {
 	show := s.showSubject(kind)
 	return func(w http.ResponseWriter, r *http.Request, sess *session) {
-		ns, err := namespaceOf(r)
-		if err != nil {
-			s.renderError(w, r, sess, http.StatusBadRequest, err)
-			return
-		}
-		subj, d, err := subjectOf(r, kind, ns)
+		ns, subj, d, err := subjectOf(r, kind)
 		if err != nil {
 			s.renderError(w, r, sess, http.StatusBadRequest, err)
 			return
@@ -386,19 +375,8 @@ func (s *Server) subjectSave(kind subjectKind) func(http.ResponseWriter, *http.R
 			show(w, r, sess, http.StatusUnprocessableEntity, err.Error())
 			return
 		}
-		c, err := s.backend.client(sess, requestExtras(r))
-		if err != nil {
-			s.renderError(w, r, sess, http.StatusInternalServerError, err)
-			return
-		}
-		l, err := s.loadNamespace(r.Context(), c, ns)
-		if err != nil {
-			s.apiError(w, r, sess, err)
-			return
-		}
-		name := flagadmin.SubjectObjectName(subj.Kind, subj.ID)
-		if versionOf(subj.OverridesOf(l.Objs, ns)) != r.PostFormValue("version") {
-			show(w, r, sess, http.StatusConflict, changedMeanwhile(subj.KindName()+" "+ns+"/"+name))
+		_, c, l, ok := s.readNamespace(w, r, sess)
+		if !ok || !s.sameVersion(w, r, sess, show, subj, l, ns) {
 			return
 		}
 		p, err := flagadmin.PlanSet(l, req, now)
@@ -407,9 +385,8 @@ func (s *Server) subjectSave(kind subjectKind) func(http.ResponseWriter, *http.R
 			return
 		}
 		if p.Exists {
-			if tool := gitops.Tool(p.Cur.Obj); tool != "" {
-				show(w, r, sess, http.StatusUnprocessableEntity, fmt.Sprintf("%s is managed by %s (%s), which would revert the change at its next sync: change it in git",
-					p.Cur.Ref(subj), tool, gitops.Marker(p.Cur.Obj)))
+			if msg := gitopsRefusal(p.Cur.Ref(subj), p.Cur.Obj); msg != "" {
+				show(w, r, sess, http.StatusUnprocessableEntity, msg)
 				return
 			}
 		}
@@ -478,12 +455,7 @@ func parseExpiry(s string, now time.Time) (func(time.Time) *metav1.Time, error) 
 func (s *Server) subjectClear(kind subjectKind) func(http.ResponseWriter, *http.Request, *session) {
 	show := s.showSubject(kind)
 	return func(w http.ResponseWriter, r *http.Request, sess *session) {
-		ns, err := namespaceOf(r)
-		if err != nil {
-			s.renderError(w, r, sess, http.StatusBadRequest, err)
-			return
-		}
-		subj, d, err := subjectOf(r, kind, ns)
+		ns, subj, d, err := subjectOf(r, kind)
 		if err != nil {
 			s.renderError(w, r, sess, http.StatusBadRequest, err)
 			return
@@ -499,18 +471,8 @@ func (s *Server) subjectClear(kind subjectKind) func(http.ResponseWriter, *http.
 			show(w, r, sess, http.StatusUnprocessableEntity, "key: no flag to clear")
 			return
 		}
-		c, err := s.backend.client(sess, requestExtras(r))
-		if err != nil {
-			s.renderError(w, r, sess, http.StatusInternalServerError, err)
-			return
-		}
-		l, err := s.loadNamespace(r.Context(), c, ns)
-		if err != nil {
-			s.apiError(w, r, sess, err)
-			return
-		}
-		if versionOf(subj.OverridesOf(l.Objs, ns)) != r.PostFormValue("version") {
-			show(w, r, sess, http.StatusConflict, changedMeanwhile("The overrides of "+subj.String()))
+		_, c, l, ok := s.readNamespace(w, r, sess)
+		if !ok || !s.sameVersion(w, r, sess, show, subj, l, ns) {
 			return
 		}
 		changes, changed, err := flagadmin.PlanClear(l, ns, subj, keys)
@@ -519,9 +481,8 @@ func (s *Server) subjectClear(kind subjectKind) func(http.ResponseWriter, *http.
 			return
 		}
 		for _, ch := range changes {
-			if tool := gitops.Tool(ch.Cur.Obj); tool != "" {
-				show(w, r, sess, http.StatusUnprocessableEntity, fmt.Sprintf("%s is managed by %s (%s), which would revert the change at its next sync: change it in git",
-					ch.Cur.Ref(subj), tool, gitops.Marker(ch.Cur.Obj)))
+			if msg := gitopsRefusal(ch.Cur.Ref(subj), ch.Cur.Obj); msg != "" {
+				show(w, r, sess, http.StatusUnprocessableEntity, msg)
 				return
 			}
 		}
@@ -537,6 +498,17 @@ func (s *Server) subjectClear(kind subjectKind) func(http.ResponseWriter, *http.
 		}
 		redirectSubject(w, r, &d, "cleared", changed)
 	}
+}
+
+// sameVersion reports whether the subject's override objects are as the page showed them
+// (the form's version); if not, it has shown the current state with a 409.
+func (s *Server) sameVersion(w http.ResponseWriter, r *http.Request, sess *session, show func(http.ResponseWriter, *http.Request, *session, int, string),
+	subj flagadmin.Subject, l *flagadmin.Loaded, ns string) bool {
+	if versionOf(subj.OverridesOf(l.Objs, ns)) == r.PostFormValue("version") {
+		return true
+	}
+	show(w, r, sess, http.StatusConflict, changedMeanwhile("The overrides of "+subj.String()+" in "+ns))
+	return false
 }
 
 // redirectSubject sends the browser back to the subject's page after a write, saying which
