@@ -186,10 +186,13 @@ func create(t *testing.T, c client.Client, o client.Object) {
 	}
 }
 
-// serve starts a console over HTTPS with the console's own config and opts.
+// serve starts a console over HTTPS with the console's own config and opts (impersonating
+// unless opts say otherwise).
 func (c *cluster) serve(t *testing.T, opts Options) *httptest.Server {
 	t.Helper()
-	opts.Identity = IdentityImpersonate
+	if opts.Identity == "" {
+		opts.Identity = IdentityImpersonate
+	}
 	opts.SessionKey = make([]byte, KeySize)
 	if _, err := rand.Read(opts.SessionKey); err != nil {
 		t.Fatal(err)
@@ -540,6 +543,31 @@ func TestConsoleOnCluster(t *testing.T) {
 		if err := c.admin.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "device-tab-1"}, d); err != nil || d.Spec.DeviceID != "tab-1" || string(d.Spec.Flags[0].Value.Raw) != "true" {
 			t.Errorf("device-tab-1: %v %+v", err, d.Spec)
 		}
+	})
+
+	t.Run("passthrough: the user's own token", func(t *testing.T) {
+		pass := c.serve(t, Options{Identity: IdentityPassthrough})
+		alice := newBrowser(t, pass)
+		alice.signIn(aliceToken)
+		_, body := alice.get("/ns/shop/users/hank?edit=limit")
+		contains(t, body, `id="editor"`)
+		status, _, body := alice.do("POST", "/ns/shop/users/hank", url.Values{"key": {"limit"}, "value.limit": {"9"}, "version": {versionIn(t, body)}}, nil)
+		if status != http.StatusSeeOther {
+			t.Fatalf("save: status %d, error %q", status, errorOf(body))
+		}
+		var events []auditEvent
+		NewWithT(t).Eventually(func() int {
+			events = c.auditEvents(t, "create", "userflagoverrides", "user-hank")
+			return len(events)
+		}).WithTimeout(30 * time.Second).Should(Equal(1))
+		if events[0].User.Username != "alice" || events[0].Impersonated != nil {
+			t.Errorf("audit event: user %q, impersonated %+v; want alice herself", events[0].User.Username, events[0].Impersonated)
+		}
+		bob := newBrowser(t, pass)
+		bob.signIn(bobToken)
+		_, body = bob.get("/ns/shop/users/hank")
+		contains(t, body, `id="value-limit">9<`)
+		lacks(t, body, `id="edit-`, `id="clear-`)
 	})
 
 	t.Run("the console's own rights end at flagops objects", func(t *testing.T) {
