@@ -163,6 +163,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /signout", s.signOut)
 	mux.HandleFunc("GET /{$}", s.authed(s.home))
 	mux.HandleFunc("GET /ns/{ns}/flags", s.authed(s.flagsPage))
+	mux.HandleFunc("GET /ns/{ns}/flags/{name}", s.authed(s.flagPage))
 	mux.HandleFunc("POST /ns/{ns}/flags/{name}/enabled", s.authed(s.setEnabled))
 	mux.HandleFunc("POST /ns/{ns}/flags/{name}/rollout", s.authed(s.setRollout))
 	for _, kind := range []subjectKind{userKind, deviceKind} {

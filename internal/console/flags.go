@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/evaluator"
 	"github.com/flagops/flagops/internal/flagadmin"
 	"github.com/flagops/flagops/internal/gitops"
 )
@@ -119,29 +120,36 @@ func (s *Server) showFlags(w http.ResponseWriter, r *http.Request, sess *session
 	now := s.opts.now()
 	for _, f := range l.NamespaceFlags(ns) {
 		data.Total++
-		row := flagRow{
-			Name: f.Obj.Name, Key: f.Key, Type: string(f.Obj.Spec.Type), Description: f.Obj.Spec.Description,
-			Roles: f.Obj.Spec.AllowedRoles, Notes: f.Notes, ResourceVersion: f.Obj.ResourceVersion,
-			GitOps: gitops.Tool(f.Obj),
-		}
-		row.Enabled, row.Rollout = flagadmin.FlagState(&f.Obj.Spec, now)
-		if f.Obj.Spec.Rollout != nil {
-			row.RolloutValue = fmt.Sprint(f.Obj.Spec.Rollout.Percentage)
-		}
-		if f.Served {
-			row.Users, row.Devices = flagadmin.OverrideCounts(snap.Namespace(ns), f.Key)
-		}
-		row.Ready, row.Message = flagadmin.ReadyOf(f.Obj)
-		row.Editable = canPatch && row.GitOps == ""
+		row := flagRowOf(f, snap.Namespace(ns), now, canPatch)
 		if matches(&row, q) {
 			data.Rows = append(data.Rows, row)
 		}
 	}
 	p := &page{Title: "Flags in " + ns, User: sess.user, Namespace: ns, Nav: "flags", Error: errMsg, Data: data}
 	if errMsg == "" {
-		p.Notice = flagNotice(r, l, ns, now)
+		p.Notice = flagNotice(r.URL.Query(), r.URL.Query().Get("flag"), l, ns, now)
 	}
 	s.render(w, status, "flags", p)
+}
+
+// flagRowOf returns the row of a flag as served now: the master switch and rollout after the
+// schedule steps that took effect, the override entries that apply, Ready.
+func flagRowOf(f *flagadmin.FlagEntry, n evaluator.Namespace, now time.Time, canPatch bool) flagRow {
+	row := flagRow{
+		Name: f.Obj.Name, Key: f.Key, Type: string(f.Obj.Spec.Type), Description: f.Obj.Spec.Description,
+		Roles: f.Obj.Spec.AllowedRoles, Notes: f.Notes, ResourceVersion: f.Obj.ResourceVersion,
+		GitOps: gitops.Tool(f.Obj),
+	}
+	row.Enabled, row.Rollout = flagadmin.FlagState(&f.Obj.Spec, now)
+	if f.Obj.Spec.Rollout != nil {
+		row.RolloutValue = fmt.Sprint(f.Obj.Spec.Rollout.Percentage)
+	}
+	if f.Served {
+		row.Users, row.Devices = flagadmin.OverrideCounts(n, f.Key)
+	}
+	row.Ready, row.Message = flagadmin.ReadyOf(f.Obj)
+	row.Editable = canPatch && row.GitOps == ""
+	return row
 }
 
 // matches reports whether the row has q (case-insensitive) in its key, name, type,
@@ -162,9 +170,8 @@ func matches(row *flagRow, q string) bool {
 // flagNotice says what the last change of a flag did, from the query the change redirected
 // with (?done=on|off|rollout&flag=NAME), and warns when a schedule step decides the field
 // now. It is made from fixed words, so a crafted link cannot make the page say anything.
-func flagNotice(r *http.Request, l *flagadmin.Loaded, ns string, now time.Time) string {
-	q := r.URL.Query()
-	done, name := q.Get("done"), q.Get("flag")
+func flagNotice(q url.Values, name string, l *flagadmin.Loaded, ns string, now time.Time) string {
+	done := q.Get("done")
 	var f *flagadmin.FlagEntry
 	for _, e := range l.NamespaceFlags(ns) {
 		if e.Obj.Name == name {
@@ -266,6 +273,9 @@ func (s *Server) changeFlag(w http.ResponseWriter, r *http.Request, sess *sessio
 		}
 	}
 	target := "/ns/" + ns + "/flags?" + url.Values{"done": {done}, "flag": {name}, "q": {r.PostFormValue("q")}}.Encode()
+	if r.PostFormValue("return") == "flag" {
+		target = "/ns/" + ns + "/flags/" + name + "?" + url.Values{"done": {done}}.Encode()
+	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 

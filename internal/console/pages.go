@@ -63,10 +63,10 @@ func newPages() (*pages, error) {
 	}
 	for _, name := range names {
 		base := path.Base(name)
-		if base == "layout.html" {
+		if base == "layout.html" || base == "partials.html" {
 			continue
 		}
-		t, err := template.New(base).ParseFS(templateFS, "templates/layout.html", name)
+		t, err := template.New(base).Funcs(template.FuncMap{"controls": controlsOf}).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", name)
 		if err != nil {
 			return nil, fmt.Errorf("failed to parse template %s: %w", base, err)
 		}
@@ -102,6 +102,16 @@ func staticHandler() http.Handler {
 		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 		files.ServeHTTP(w, r)
 	})
+}
+
+// controls is what the flag-controls template gets: the row, and what its forms carry.
+type controls struct {
+	Namespace, Query, Return string
+	Row                      flagRow
+}
+
+func controlsOf(ns, q, ret string, row flagRow) controls {
+	return controls{Namespace: ns, Query: q, Return: ret, Row: row}
 }
 
 // page is what every template gets.

@@ -342,3 +342,50 @@ func TestSubjectNotice(t *testing.T) {
 		}
 	}
 }
+
+func TestFlagPage(t *testing.T) {
+	s, _ := newTestServer(t, nil)
+	admin, viewer := signIn(t, s, "admin-token"), signIn(t, s, "viewer-token")
+	tests := []struct {
+		name   string
+		cookie *http.Cookie
+		target string
+		status int
+		want   []string
+		unwant []string
+	}{
+		{"spec and overrides", admin, "/ns/shop/flags/theme", http.StatusOK, []string{
+			`id="flag-key">theme<`, `<code>&#34;light&#34;</code>`, `<code>&#34;dark&#34;</code>`, `<span class="badge role">user</span>`,
+			`user <a href="/ns/shop/users/alice">alice</a>`, `<code>&#34;sepia&#34;</code>`, `id="switch-theme"`, `name="return" value="flag"`,
+			`id="simulator"`, `<label for="sim-attrs">`,
+		}, []string{`id="sim-result"`}},
+		{"viewer", viewer, "/ns/shop/flags/theme", http.StatusOK, []string{`id="state-theme">on<`}, []string{`id="switch-theme"`}},
+		{"GitOps", admin, "/ns/shop/flags/managed", http.StatusOK, []string{`id="gitops-managed">managed by Argo CD`}, []string{`id="switch-managed"`}},
+		{"simulator: a user override", admin, "/ns/shop/flags/theme?sim=1&sim-user=alice&sim-role=user", http.StatusOK, []string{
+			`id="sim-value">&#34;sepia&#34;<`, `id="sim-source" title="user-override:shop/user-alice">user override<`,
+			`<code>user-override</code> <strong>applied</strong>`, `value="alice"`,
+		}, nil},
+		{"simulator: the role gate", admin, "/ns/shop/flags/theme?sim=1&sim-user=alice", http.StatusOK, []string{`id="sim-source" title="role-gate">role gate<`}, nil},
+		{"simulator: an attribute", admin, "/ns/shop/flags/beta.dashboard?sim=1&sim-user=zed&sim-attrs=plan%3Dpro%0A", http.StatusOK, []string{`id="sim-trace"`, `<code>rollout</code>`}, nil},
+		{"simulator: a device without its class", admin, "/ns/shop/flags/theme?sim=1&sim-device=tab-1", http.StatusOK, []string{`id="sim-error">device class: required with a device`}, []string{`id="sim-trace"`}},
+		{"simulator: a well-known attribute", admin, "/ns/shop/flags/theme?sim=1&sim-attrs=role%3Dadmin", http.StatusOK, []string{`id="sim-error">attributes: role is set by its own field`}, nil},
+		{"simulator: not NAME=VALUE", admin, "/ns/shop/flags/theme?sim=1&sim-attrs=plan", http.StatusOK, []string{`id="sim-error">attributes: &#34;plan&#34;: want NAME=VALUE`}, nil},
+		{"no such flag", admin, "/ns/shop/flags/nope", http.StatusNotFound, []string{"FeatureFlag shop/nope not found"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := do(t, s, request{method: "GET", target: tt.target, cookie: tt.cookie})
+			if rec.Code != tt.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tt.status, rec.Body.String())
+			}
+			body := checkPage(t, rec)
+			contains(t, body, tt.want...)
+			lacks(t, body, tt.unwant...)
+		})
+	}
+	rec := do(t, s, request{method: "POST", target: "/ns/shop/flags/theme/enabled", cookie: admin, form: url.Values{"enabled": {"false"}, "rv": {"5"}, "return": {"flag"}}})
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/ns/shop/flags/theme?done=off" {
+		t.Fatalf("switch from the flag page: status %d, Location %q", rec.Code, rec.Header().Get("Location"))
+	}
+	contains(t, checkPage(t, do(t, s, request{method: "GET", target: "/ns/shop/flags/theme?done=off", cookie: admin})), `id="notice">theme: master switch turned off.<`)
+}

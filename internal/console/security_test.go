@@ -240,7 +240,7 @@ func TestNoStateChangeOnGet(t *testing.T) {
 	cookie := signIn(t, s, "admin-token")
 	for _, target := range []string{
 		"/", "/?pick=1", "/ns/shop/flags", "/ns/shop/flags?q=beta", "/ns/shop/users/alice", "/ns/shop/users/alice?edit=theme",
-		"/ns/shop/devices/tab-1?class=tablet", "/ns/shop/users?id=alice",
+		"/ns/shop/devices/tab-1?class=tablet", "/ns/shop/users?id=alice", "/ns/shop/flags/theme?sim=1&sim-user=alice",
 	} {
 		rec := do(t, s, request{method: "GET", target: target, cookie: cookie})
 		if rec.Code >= 400 {

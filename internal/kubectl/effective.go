@@ -42,9 +42,6 @@ const effectiveExample = `
 # The same as JSON, for scripts
 %[1]s effective --user alice -o json`
 
-// timeFormat is how times are printed: RFC 3339 in UTC, as the server's views print them.
-const timeFormat = flagadmin.TimeFormat
-
 // EffectiveView is the structured output of effective: every flag's result for one context.
 type EffectiveView = flagadmin.EffectiveView
 
