@@ -166,6 +166,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /ns/{ns}/flags/{name}", s.authed(s.flagPage))
 	mux.HandleFunc("POST /ns/{ns}/flags/{name}/enabled", s.authed(s.setEnabled))
 	mux.HandleFunc("POST /ns/{ns}/flags/{name}/rollout", s.authed(s.setRollout))
+	mux.HandleFunc("GET /ns/{ns}/overrides", s.authed(s.overridesPage))
+	mux.HandleFunc("POST /ns/{ns}/overrides/enabled", s.authed(s.bulkSwitch))
 	for _, kind := range []subjectKind{userKind, deviceKind} {
 		mux.HandleFunc("GET /ns/{ns}/"+kind.path, s.authed(s.subjectFinder(kind)))
 		mux.HandleFunc("GET /ns/{ns}/"+kind.path+"/{id}", s.authed(s.subjectPage(kind)))

@@ -222,10 +222,10 @@ func newBrowser(t *testing.T, ts *httptest.Server) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := ts.Client()
+	c := *ts.Client() // a copy: every browser has its own cookies
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &browser{t: t, base: ts.URL, c: c}
+	return &browser{t: t, base: ts.URL, c: &c}
 }
 
 // do sends a request and returns the status, the Location and the body.
@@ -542,6 +542,31 @@ func TestConsoleOnCluster(t *testing.T) {
 		d := &v1.DeviceFlagOverride{}
 		if err := c.admin.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "device-tab-1"}, d); err != nil || d.Spec.DeviceID != "tab-1" || string(d.Spec.Flags[0].Value.Raw) != "true" {
 			t.Errorf("device-tab-1: %v %+v", err, d.Spec)
+		}
+	})
+
+	t.Run("bulk disable on the Overrides page", func(t *testing.T) {
+		alice := newBrowser(t, ts)
+		alice.signIn(aliceToken)
+		_, body := alice.get("/ns/shop/overrides?q=dave")
+		m := regexp.MustCompile(`name="select" value="(user/user-dave/\d+)"`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no selection for user-dave on the page")
+		}
+		bob := newBrowser(t, ts)
+		bob.signIn(bobToken)
+		status, _, body := bob.do("POST", "/ns/shop/overrides/enabled", url.Values{"enabled": {"false"}, "select": {m[1]}}, nil)
+		if status != http.StatusForbidden || !strings.Contains(errorOf(body), `User &#34;bob&#34; cannot patch resource &#34;userflagoverrides&#34;`) {
+			t.Errorf("bulk disable as a viewer: status %d, error %q", status, errorOf(body))
+		}
+		status, loc, body := alice.do("POST", "/ns/shop/overrides/enabled", url.Values{"enabled": {"false"}, "select": {m[1]}, "q": {"dave"}}, nil)
+		if status != http.StatusSeeOther {
+			t.Fatalf("bulk disable: status %d, error %q", status, errorOf(body))
+		}
+		_, body = alice.get(loc)
+		contains(t, body, `id="notice">Disabled 1 override objects.<`, `id="state-user-user-dave-limit">disabled<`)
+		if o, err := getOverride("user-dave"); err != nil || o.Spec.Enabled == nil || *o.Spec.Enabled {
+			t.Errorf("user-dave after the bulk disable: %v %+v", err, o.Spec)
 		}
 	})
 

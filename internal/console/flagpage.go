@@ -102,16 +102,7 @@ func (s *Server) flagPage(w http.ResponseWriter, r *http.Request, sess *session)
 	d := flagData{Row: flagRowOf(f, l.Store.Namespace(ns), now, canPatch), Spec: specOf(&f.Obj.Spec, now)}
 	for _, e := range flagadmin.OverrideEntries(l) {
 		if e.Namespace == ns && e.Key == f.Key {
-			kind := userKind
-			if e.Kind == evaluator.SubjectDevice {
-				kind = deviceKind
-			}
-			serves := "(" + e.Mode + ")"
-			if e.Mode == "value" {
-				serves = string(e.Value)
-			}
-			d.Overrides = append(d.Overrides, overrideView{OverrideEntry: e, Serves: serves,
-				SubjectPath: "/ns/" + ns + "/" + kind.path + "/" + url.PathEscape(e.SubjectID)})
+			d.Overrides = append(d.Overrides, overrideViewOf(ns, e))
 		}
 	}
 	if q := r.URL.Query(); q.Get("sim") != "" {
@@ -120,6 +111,20 @@ func (s *Server) flagPage(w http.ResponseWriter, r *http.Request, sess *session)
 	p := &page{Title: "Flag " + f.Key, User: sess.user, Namespace: ns, Nav: "flags", Data: d,
 		Notice: flagNotice(r.URL.Query(), name, l, ns, now)}
 	s.render(w, http.StatusOK, "flag", p)
+}
+
+// overrideViewOf returns an override entry of namespace ns with what it serves, in words,
+// and the page of its subject.
+func overrideViewOf(ns string, e flagadmin.OverrideEntry) overrideView {
+	kind := userKind
+	if e.Kind == evaluator.SubjectDevice {
+		kind = deviceKind
+	}
+	serves := "(" + e.Mode + ")"
+	if e.Mode == "value" {
+		serves = string(e.Value)
+	}
+	return overrideView{OverrideEntry: e, Serves: serves, SubjectPath: "/ns/" + ns + "/" + kind.path + "/" + url.PathEscape(e.SubjectID)}
 }
 
 func specOf(spec *v1.FeatureFlagSpec, now time.Time) specView {

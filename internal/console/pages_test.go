@@ -17,6 +17,7 @@ limitations under the License.
 package console
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"net/url"
@@ -124,45 +125,28 @@ func TestChangeFlag(t *testing.T) {
 func TestSubjectPage(t *testing.T) {
 	s, _ := newTestServer(t, nil)
 	admin, viewer := signIn(t, s, "admin-token"), signIn(t, s, "viewer-token")
-	tests := []struct {
-		name   string
-		cookie *http.Cookie
-		target string
-		want   []string
-		unwant []string
-	}{
-		{"alice's flags", admin, "/ns/shop/users/alice?role=user", []string{
+	runPages(t, s, []pageCase{
+		{"alice's flags", admin, "/ns/shop/users/alice?role=user", 0, []string{
 			`id="value-theme">&#34;sepia&#34;<`, `id="source-theme" title="user-override:shop/user-alice">user override<`,
 			`id="expires-theme">2030-01-08T12:00:00Z<`, `id="reason-theme">pilot customer<`, `id="source-limit" title="default">default<`,
 			`id="source-managed" title="kill-switch">kill switch<`, `id="edit-theme"`, `id="clear-theme"`, `name="version" value="user-alice=5"`,
 		}, []string{`id="clear-limit"`, `id="editor"`}},
-		{"a role the gate keeps out", admin, "/ns/shop/users/alice?role=guest", []string{`id="source-theme" title="role-gate">role gate<`, "left out of bulk evaluation"}, nil},
-		{"Boolean editor: a switch", admin, "/ns/shop/users/dave?edit=beta.dashboard", []string{
+		{"a role the gate keeps out", admin, "/ns/shop/users/alice?role=guest", 0, []string{`id="source-theme" title="role-gate">role gate<`, "left out of bulk evaluation"}, nil},
+		{"Boolean editor: a switch", admin, "/ns/shop/users/dave?edit=beta.dashboard", 0, []string{
 			`id="editor"`, `<input type="hidden" name="value.beta.dashboard" value="false">`, `type="checkbox" role="switch" id="value-input" name="value.beta.dashboard" value="true"`,
 			`<label for="value-input">`, `<label for="expires">`, `<label for="reason">`, `id="save"`,
 		}, nil},
-		{"Number editor", admin, "/ns/shop/users/dave?edit=limit", []string{`type="number" step="any" id="value-input" name="value.limit" value="10"`}, nil},
-		{"String editor", admin, "/ns/shop/users/alice?edit=theme&role=user", []string{`type="text" id="value-input" name="value.theme" value="sepia"`, `action="/ns/shop/users/alice?role=user" id="editor"`}, nil},
-		{"Object editor", admin, "/ns/shop/users/dave?edit=banner", []string{`<textarea id="value-input" name="value.banner"`, "checked against the flag's schema"}, nil},
-		{"viewer", viewer, "/ns/shop/users/alice?edit=theme", []string{"read-only: you may not change its overrides", `id="value-theme"`},
+		{"Number editor", admin, "/ns/shop/users/dave?edit=limit", 0, []string{`type="number" step="any" id="value-input" name="value.limit" value="10"`}, nil},
+		{"String editor", admin, "/ns/shop/users/alice?edit=theme&role=user", 0, []string{`type="text" id="value-input" name="value.theme" value="sepia"`, `action="/ns/shop/users/alice?role=user" id="editor"`}, nil},
+		{"Object editor", admin, "/ns/shop/users/dave?edit=banner", 0, []string{`<textarea id="value-input" name="value.banner"`, "checked against the flag's schema"}, nil},
+		{"viewer", viewer, "/ns/shop/users/alice?edit=theme", 0, []string{"read-only: you may not change its overrides", `id="value-theme"`},
 			[]string{`id="edit-`, `id="clear-`, `id="editor"`}},
-		{"object from git", admin, "/ns/shop/users/gina?edit=limit", []string{`id="readonly">UserFlagOverride shop/user-gina is managed by Argo CD`, `id="gitops-limit"`},
+		{"object from git", admin, "/ns/shop/users/gina?edit=limit", 0, []string{`id="readonly">UserFlagOverride shop/user-gina is managed by Argo CD`, `id="gitops-limit"`},
 			[]string{`id="edit-`, `id="clear-`, `id="editor"`}},
-		{"device without its class", admin, "/ns/shop/devices/tab-1", []string{`id="need-class"`, `id="ctx-class"`}, []string{`id="effective"`}},
-		{"device", admin, "/ns/shop/devices/tab-1?class=tablet", []string{`id="source-limit"`, `id="edit-limit"`, `action="/ns/shop/devices/tab-1"`}, nil},
-		{"an id that needs escaping", admin, "/ns/shop/users/a%2Fb%20c", []string{`<code id="subject">a/b c</code>`, `href="/ns/shop/users/a%2Fb%20c?edit=limit#editor"`}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rec := do(t, s, request{method: "GET", target: tt.target, cookie: tt.cookie})
-			if rec.Code != http.StatusOK {
-				t.Fatalf("status %d: %s", rec.Code, rec.Body.String())
-			}
-			body := checkPage(t, rec)
-			contains(t, body, tt.want...)
-			lacks(t, body, tt.unwant...)
-		})
-	}
+		{"device without its class", admin, "/ns/shop/devices/tab-1", 0, []string{`id="need-class"`, `id="ctx-class"`}, []string{`id="effective"`}},
+		{"device", admin, "/ns/shop/devices/tab-1?class=tablet", 0, []string{`id="source-limit"`, `id="edit-limit"`, `action="/ns/shop/devices/tab-1"`}, nil},
+		{"an id that needs escaping", admin, "/ns/shop/users/a%2Fb%20c", 0, []string{`<code id="subject">a/b c</code>`, `href="/ns/shop/users/a%2Fb%20c?edit=limit#editor"`}, nil},
+	})
 	rec := do(t, s, request{method: "GET", target: "/ns/shop/users?id=a/b", cookie: admin})
 	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/ns/shop/users/a%2Fb" {
 		t.Errorf("user finder: status %d, Location %q", rec.Code, rec.Header().Get("Location"))
@@ -346,14 +330,7 @@ func TestSubjectNotice(t *testing.T) {
 func TestFlagPage(t *testing.T) {
 	s, _ := newTestServer(t, nil)
 	admin, viewer := signIn(t, s, "admin-token"), signIn(t, s, "viewer-token")
-	tests := []struct {
-		name   string
-		cookie *http.Cookie
-		target string
-		status int
-		want   []string
-		unwant []string
-	}{
+	runPages(t, s, []pageCase{
 		{"spec and overrides", admin, "/ns/shop/flags/theme", http.StatusOK, []string{
 			`id="flag-key">theme<`, `<code>&#34;light&#34;</code>`, `<code>&#34;dark&#34;</code>`, `<span class="badge role">user</span>`,
 			`user <a href="/ns/shop/users/alice">alice</a>`, `<code>&#34;sepia&#34;</code>`, `id="switch-theme"`, `name="return" value="flag"`,
@@ -371,21 +348,107 @@ func TestFlagPage(t *testing.T) {
 		{"simulator: a well-known attribute", admin, "/ns/shop/flags/theme?sim=1&sim-attrs=role%3Dadmin", http.StatusOK, []string{`id="sim-error">attributes: role is set by its own field`}, nil},
 		{"simulator: not NAME=VALUE", admin, "/ns/shop/flags/theme?sim=1&sim-attrs=plan", http.StatusOK, []string{`id="sim-error">attributes: &#34;plan&#34;: want NAME=VALUE`}, nil},
 		{"no such flag", admin, "/ns/shop/flags/nope", http.StatusNotFound, []string{"FeatureFlag shop/nope not found"}, nil},
+	})
+	rec := do(t, s, request{method: "POST", target: "/ns/shop/flags/theme/enabled", cookie: admin, form: url.Values{"enabled": {"false"}, "rv": {"5"}, "return": {"flag"}}})
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/ns/shop/flags/theme?done=off" {
+		t.Fatalf("switch from the flag page: status %d, Location %q", rec.Code, rec.Header().Get("Location"))
+	}
+	contains(t, checkPage(t, do(t, s, request{method: "GET", target: "/ns/shop/flags/theme?done=off", cookie: admin})), `id="notice">theme: master switch turned off.<`)
+}
+
+func TestOverridesPage(t *testing.T) {
+	s, _ := newTestServer(t, nil)
+	admin, viewer := signIn(t, s, "admin-token"), signIn(t, s, "viewer-token")
+	runPages(t, s, []pageCase{
+		{"every entry, expiring soonest first", admin, "/ns/shop/overrides", 0, []string{
+			`id="count">2 of 2 override entries`, `value="user/user-alice/5" id="select-user-user-alice-theme"`,
+			`<label for="select-user-user-alice-theme" class="visually-hidden">`, `id="bulk-enable"`, `id="bulk-disable"`,
+			`user <a href="/ns/shop/users/alice">alice</a>`, `<a href="/ns/shop/flags/theme"><code>theme</code></a>`,
+			`id="state-user-user-gina-limit">applies<`, `managed by Argo CD · read-only`,
+		}, []string{`id="select-user-user-gina-limit"`}},
+		{"search", admin, "/ns/shop/overrides?q=GINA", 0, []string{`id="count">1 of 2`, `id="entry-user-user-gina-limit"`}, []string{`id="entry-user-user-alice-theme"`}},
+		{"devices", admin, "/ns/shop/overrides?kind=device", 0, []string{`id="count">0 of 2`}, []string{`id="bulk-enable"`}},
+		{"expiring within a day", admin, "/ns/shop/overrides?within=1d", 0, []string{`id="count">0 of 2`}, nil},
+		{"expiring within 8 days", admin, "/ns/shop/overrides?within=8d", 0, []string{`id="count">1 of 2`, `id="entry-user-user-alice-theme"`}, nil},
+		{"viewer", viewer, "/ns/shop/overrides", 0, []string{"read-only: you may not change overrides", `id="entry-user-user-alice-theme"`}, []string{`name="select"`, `id="bulk-`}},
+		{"notice after a bulk change", admin, "/ns/shop/overrides?bulk=disabled&n=2", 0, []string{`id="notice">Disabled 2 override objects.<`}, nil},
+	})
+	body := do(t, s, request{method: "GET", target: "/ns/shop/overrides", cookie: admin}).Body.String()
+	if strings.Index(body, `id="entry-user-user-alice-theme"`) > strings.Index(body, `id="entry-user-user-gina-limit"`) {
+		t.Error("the entry that expires is not listed first")
+	}
+	if rec := do(t, s, request{method: "GET", target: "/ns/shop/overrides?within=soon", cookie: admin}); rec.Code != http.StatusUnprocessableEntity {
+		t.Errorf("a bad duration: status %d, want 422", rec.Code)
+	}
+}
+
+func TestBulkSwitch(t *testing.T) {
+	tests := []struct {
+		name       string
+		form       url.Values
+		wantStatus int
+		// wantLocation after the change, or wantError when refused.
+		wantLocation, wantError string
+		wantEnabled             bool
+	}{
+		{"disable", url.Values{"enabled": {"false"}, "select": {"user/user-alice/5", "user/user-alice/5"}, "q": {"alice"}},
+			http.StatusSeeOther, "/ns/shop/overrides?bulk=disabled&n=1&q=alice", "", false},
+		{"changed meanwhile", url.Values{"enabled": {"false"}, "select": {"user/user-alice/4"}}, http.StatusConflict, "", "UserFlagOverride shop/user-alice changed meanwhile", true},
+		{"gone meanwhile", url.Values{"enabled": {"false"}, "select": {"user/user-zed/4"}}, http.StatusConflict, "", "The user override shop/user-zed changed meanwhile", true},
+		{"managed by Argo CD", url.Values{"enabled": {"false"}, "select": {"user/user-alice/5", "user/user-gina/5"}}, http.StatusUnprocessableEntity, "", "UserFlagOverride shop/user-gina is managed by Argo CD", true},
+		{"nothing selected", url.Values{"enabled": {"false"}}, http.StatusUnprocessableEntity, "", "select: no override selected", true},
+		{"a bad selection", url.Values{"enabled": {"false"}, "select": {"secret/x/1"}}, http.StatusUnprocessableEntity, "", "want KIND/NAME/RESOURCEVERSION", true},
+		{"a bad switch", url.Values{"enabled": {"maybe"}, "select": {"user/user-alice/5"}}, http.StatusUnprocessableEntity, "", "enabled: want", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			s, b := newTestServer(t, nil)
+			rec := do(t, s, request{method: "POST", target: "/ns/shop/overrides/enabled", cookie: signIn(t, s, "admin-token"), form: tt.form})
+			if rec.Code != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tt.wantStatus, rec.Body.String())
+			}
+			if tt.wantLocation != "" && rec.Header().Get("Location") != tt.wantLocation {
+				t.Errorf("Location %q, want %q", rec.Header().Get("Location"), tt.wantLocation)
+			}
+			if tt.wantError != "" {
+				contains(t, checkPage(t, rec), tt.wantError)
+				if n := b.writesBy("alice"); n != 0 {
+					t.Errorf("%d writes after a refused bulk change", n)
+				}
+			}
+			o := &v1.UserFlagOverride{}
+			if err := b.c.Get(context.Background(), client.ObjectKey{Namespace: "shop", Name: "user-alice"}, o); err != nil {
+				t.Fatal(err)
+			}
+			if enabled := o.Spec.Enabled == nil || *o.Spec.Enabled; enabled != tt.wantEnabled {
+				t.Errorf("user-alice enabled: %v, want %v", enabled, tt.wantEnabled)
+			}
+		})
+	}
+}
+
+// pageCase is a GET of a page: the status it answers (0 means 200), what it must show and
+// what it must not.
+type pageCase struct {
+	name   string
+	cookie *http.Cookie
+	target string
+	status int
+	want   []string
+	unwant []string
+}
+
+func runPages(t *testing.T, s http.Handler, cases []pageCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
 			rec := do(t, s, request{method: "GET", target: tt.target, cookie: tt.cookie})
-			if rec.Code != tt.status {
-				t.Fatalf("status %d, want %d: %s", rec.Code, tt.status, rec.Body.String())
+			if want := cmp.Or(tt.status, http.StatusOK); rec.Code != want {
+				t.Fatalf("status %d, want %d: %s", rec.Code, want, rec.Body.String())
 			}
 			body := checkPage(t, rec)
 			contains(t, body, tt.want...)
 			lacks(t, body, tt.unwant...)
 		})
 	}
-	rec := do(t, s, request{method: "POST", target: "/ns/shop/flags/theme/enabled", cookie: admin, form: url.Values{"enabled": {"false"}, "rv": {"5"}, "return": {"flag"}}})
-	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/ns/shop/flags/theme?done=off" {
-		t.Fatalf("switch from the flag page: status %d, Location %q", rec.Code, rec.Header().Get("Location"))
-	}
-	contains(t, checkPage(t, do(t, s, request{method: "GET", target: "/ns/shop/flags/theme?done=off", cookie: admin})), `id="notice">theme: master switch turned off.<`)
 }

@@ -140,6 +140,25 @@ func (s Subject) OverridesOf(objs *Objects, ns string) []Override {
 	return out
 }
 
+// OverridesIn returns the override objects of one kind in namespace ns, in list order.
+func OverridesIn(objs *Objects, kind evaluator.SubjectKind, ns string) []Override {
+	var out []Override
+	if kind == evaluator.SubjectDevice {
+		for i := range objs.Devices {
+			if objs.Devices[i].Namespace == ns {
+				out = append(out, Wrap(&objs.Devices[i]))
+			}
+		}
+		return out
+	}
+	for i := range objs.Users {
+		if objs.Users[i].Namespace == ns {
+			out = append(out, Wrap(&objs.Users[i]))
+		}
+	}
+	return out
+}
+
 // FindOverride returns the override object of kind and name in namespace ns, if listed.
 func FindOverride(objs *Objects, kind evaluator.SubjectKind, ns, name string) (Override, bool) {
 	if kind == evaluator.SubjectDevice {

@@ -350,7 +350,7 @@ func (o *historyOptions) targets(objs *Objects) (map[string][]string, bool) {
 			}
 		}
 		for _, s := range []evaluator.SubjectKind{evaluator.SubjectUser, evaluator.SubjectDevice} {
-			for _, ov := range allOverrides(objs, s, o.namespace) {
+			for _, ov := range flagadmin.OverridesIn(objs, s, o.namespace) {
 				if ov.Entry(o.key) >= 0 {
 					out[subject{Kind: s}.KindName()+"/"+ov.Obj.GetName()] = []string{o.key}
 					found = true
@@ -368,25 +368,6 @@ func (o *historyOptions) targets(objs *Objects) (map[string][]string, bool) {
 		out[s.KindName()+"/"+ov.Obj.GetName()] = keysOf(ov)
 	}
 	return out, true
-}
-
-// allOverrides returns the override objects of one kind in namespace ns.
-func allOverrides(objs *Objects, kind evaluator.SubjectKind, ns string) []override {
-	var out []override
-	if kind == evaluator.SubjectDevice {
-		for i := range objs.Devices {
-			if objs.Devices[i].Namespace == ns {
-				out = append(out, flagadmin.Wrap(&objs.Devices[i]))
-			}
-		}
-		return out
-	}
-	for i := range objs.Users {
-		if objs.Users[i].Namespace == ns {
-			out = append(out, flagadmin.Wrap(&objs.Users[i]))
-		}
-	}
-	return out
 }
 
 // notServed matches the message of UnknownFlag and InvalidValue: "flag KEY is not served: ...".
