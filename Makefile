@@ -133,7 +133,7 @@ chart: manifests kustomize ## Generate the Helm chart's templates, values.yaml a
 
 .PHONY: verify
 verify: manifests generate fmt tidy kustomize chart krew-manifest ## Regenerate everything (CRDs, RBAC, webhooks, DeepCopy, the chart, the krew manifest), check the kustomizations build, and fail if the tree is dirty.
-	@for k in config/default config/overlays/certmanager config/crd config/samples config/samples/sidecar-app config/evaluator config/argocd; do \
+	@for k in config/default config/overlays/certmanager config/crd config/samples config/samples/sidecar-app config/evaluator config/console config/argocd; do \
 		$(KUSTOMIZE) build $$k >/dev/null || { echo "error: kustomize build $$k failed" >&2; exit 1; }; \
 	done
 	@if [ -n "$$(git status --porcelain)" ]; then \
@@ -142,6 +142,13 @@ verify: manifests generate fmt tidy kustomize chart krew-manifest ## Regenerate 
 		git --no-pager diff --stat >&2; \
 		exit 1; \
 	fi
+
+# The console's vendored htmx (internal/console/static/htmx.min.js, recorded in htmx.txt).
+HTMX_VERSION ?= 2.0.11
+
+.PHONY: htmx
+htmx: ## Refresh the console's vendored htmx from npm (HTMX_VERSION), recording its version and sha256 in internal/console/static/htmx.txt.
+	hack/vendor-htmx.sh $(HTMX_VERSION)
 
 .PHONY: envtest
 envtest: ## Build (once, then cached) the test control plane and print its directory.

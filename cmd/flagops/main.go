@@ -22,6 +22,7 @@ limitations under the License.
 //	                  reads the cluster
 //	flagops sidecar   serves the flags of one namespace next to an application
 //	flagops serve     serves flags from a directory of manifests, with no cluster
+//	flagops console   serves the web console, acting as each signed-in user
 //	flagops version   prints the version
 package main
 
@@ -45,6 +46,7 @@ Commands:
   evaluator Serve flags to devices and applications, reading the current cluster only.
   sidecar   Serve the flags of one namespace next to an application.
   serve     Serve flags from a directory of manifests, with no cluster.
+  console   Serve the web console, acting as each signed-in Kubernetes user.
   version   Print the version.
 
 Run 'flagops <command> --help' for the flags of a command.
@@ -68,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runSidecar(args[1:], stdout, stderr)
 	case "serve":
 		return runServe(args[1:], stdout, stderr)
+	case "console":
+		return runConsole(args[1:], stdout, stderr)
 	case "version", "--version":
 		return output(stdout, stderr, "flagops "+version+"\n")
 	case "help", "-h", "--help":

@@ -60,6 +60,16 @@ func TestRun(t *testing.T) {
 		{name: "manager renewal longer than validity", args: []string{"manager", "--webhook-cert-validity=1h", "--webhook-cert-renew-before=2h"}, wantCode: 2, wantStderr: "--webhook-cert-renew-before: 2h0m0s is not shorter than --webhook-cert-validity"},
 		{name: "manager webhooks without a stamp key", args: []string{"manager"}, wantCode: 2, wantStderr: "--audit-stamp-key-file is required when the webhooks are enabled"},
 		{name: "manager missing stamp key file", args: []string{"manager", "--audit-stamp-key-file=/nonexistent/key"}, wantCode: 2, wantStderr: "failed to read the stamp key file"},
+		{name: "console help", args: []string{"console", "--help"}, wantCode: 0, wantStdout: "-token-audience"},
+		{name: "console without TLS", args: []string{"console"}, wantCode: 2, wantStderr: "--tls-cert-file and --tls-key-file are required"},
+		{name: "console plain HTTP off loopback", args: []string{"console", "--insecure-http", "--listen=0.0.0.0:8444"}, wantCode: 2, wantStderr: `--insecure-http: --listen "0.0.0.0:8444" is not a loopback address`},
+		{name: "console plain HTTP and TLS", args: []string{"console", "--insecure-http", "--tls-cert-file=c", "--tls-key-file=k"}, wantCode: 2, wantStderr: "--insecure-http and --tls-cert-file/--tls-key-file are exclusive"},
+		{name: "console bad identity", args: []string{"console", "--insecure-http", "--identity=sudo"}, wantCode: 2, wantStderr: `--identity "sudo": want impersonate or passthrough`},
+		{name: "console passthrough with an audience", args: []string{"console", "--insecure-http", "--identity=passthrough", "--token-audience=flagops-console"}, wantCode: 2, wantStderr: "--token-audience \"flagops-console\": --identity=passthrough"},
+		{name: "console review TTL", args: []string{"console", "--insecure-http", "--token-review-ttl=1h"}, wantCode: 2, wantStderr: "--token-review-ttl 1h0m0s: want 1s to 5m"},
+		{name: "console bad listen", args: []string{"console", "--insecure-http", "--listen=8444"}, wantCode: 2, wantStderr: `--listen "8444": want HOST:PORT`},
+		{name: "console missing session key", args: []string{"console", "--insecure-http", "--session-key-file=/nonexistent/key"}, wantCode: 2, wantStderr: "--session-key-file: open /nonexistent/key"},
+		{name: "console short session key", args: []string{"console", "--insecure-http", "--session-key-file=" + shortKey}, wantCode: 2, wantStderr: "want 32 random bytes, base64-encoded"},
 		{name: "manager short stamp key", args: []string{"manager", "--audit-stamp-key-file=" + shortKey}, wantCode: 2, wantStderr: "is 9 bytes, need at least 32"},
 	}
 	for _, tt := range tests {

@@ -38,6 +38,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
+	"github.com/flagops/flagops/internal/audit"
 	"github.com/flagops/flagops/test/testenv"
 )
 
@@ -481,5 +482,120 @@ func TestEvaluatorManifests(t *testing.T) {
 	}
 	if o, err := parseEvaluatorFlags(args, io.Discard, io.Discard); err != nil || o.access.auth == nil {
 		t.Errorf("the shipped evaluator arguments %q: %v; want an evaluator that requires tokens", args, err)
+	}
+}
+
+// TestConsoleManifests checks config/console: the console's Deployment serves HTTPS with the
+// certificate and session key of its Secrets and impersonates; its ClusterRole holds
+// constrained impersonation for flagops objects and the three request extras only (no legacy
+// impersonate verb, no wildcard); config/default does not include it.
+func TestConsoleManifests(t *testing.T) {
+	var (
+		d       appsv1.Deployment
+		np      networkingv1.NetworkPolicy
+		role    rbacv1.ClusterRole
+		binding rbacv1.ClusterRoleBinding
+		sa      corev1.ServiceAccount
+		svc     corev1.Service
+	)
+	manifest(t, "console", "Deployment", "flagops-console", &d)
+	manifest(t, "console", "NetworkPolicy", "flagops-console", &np)
+	manifest(t, "console", "ClusterRole", "flagops-console", &role)
+	manifest(t, "console", "ClusterRoleBinding", "flagops-console", &binding)
+	manifest(t, "console", "ServiceAccount", "flagops-console", &sa)
+	manifest(t, "console", "Service", "flagops-console", &svc)
+	c := container(t, &d, "console")
+	pod := &d.Spec.Template.Spec
+
+	// The shipped arguments parse, with the Secrets' files at test paths.
+	args := slices.Clone(c.Args[1:])
+	dir := t.TempDir()
+	mounted := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		for _, v := range pod.Volumes {
+			if v.Name == m.Name && v.Secret != nil && m.ReadOnly {
+				mounted[m.MountPath] = v.Secret.SecretName
+			}
+		}
+	}
+	for i, a := range args {
+		name, file, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		if !ok || !strings.HasSuffix(name, "-file") {
+			continue
+		}
+		if mounted[filepath.Dir(file)] == "" {
+			t.Errorf("--%s=%s is not in a mounted Secret", name, file)
+		}
+		if name == "session-key-file" {
+			writeFileAtomic(t, filepath.Join(dir, "key"), "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n")
+			args[i] = "--session-key-file=" + filepath.Join(dir, "key")
+		}
+	}
+	o, err := parseConsoleFlags(args, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatalf("the shipped console arguments %q: %v", args, err)
+	}
+
+	extras := []string{"userextras/" + audit.ExtraRoute, "userextras/" + audit.ExtraSourceIP, "userextras/" + audit.ExtraUserAgent}
+	constrained := func() bool {
+		for _, r := range role.Rules {
+			for _, v := range r.Verbs {
+				switch {
+				case v == "*" || v == "impersonate" || slices.Contains(r.Resources, "*") || slices.Contains(r.APIGroups, "*") || len(r.ResourceNames) > 0:
+					return false
+				case strings.HasPrefix(v, "impersonate-on:"):
+					if !slices.Equal(r.APIGroups, []string{"flagops.dev"}) {
+						return false
+					}
+				case strings.HasPrefix(v, "impersonate:"):
+					for _, res := range r.Resources {
+						if strings.HasPrefix(res, "userextras") && !slices.Contains(extras, res) {
+							return false
+						}
+					}
+				}
+			}
+		}
+		return true
+	}
+	grants := func(group, resource, verb string) bool {
+		return slices.ContainsFunc(role.Rules, func(r rbacv1.PolicyRule) bool {
+			return slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb)
+		})
+	}
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"runs flagops console", len(c.Args) > 0 && c.Args[0] == "console"},
+		{"over HTTPS, impersonating, for the console's audience", !o.insecureHTTP && o.identity == "impersonate" && o.tokenAudience == defaultConsoleAudience},
+		{"with the Secrets flagops-console-tls and flagops-console-session", slices.Contains(slices.Collect(maps.Values(mounted)), "flagops-console-tls") &&
+			slices.Contains(slices.Collect(maps.Values(mounted)), "flagops-console-session")},
+		{"as the ServiceAccount flagops-console", pod.ServiceAccountName == sa.Name},
+		{"probes over HTTPS", c.ReadinessProbe != nil && c.ReadinessProbe.HTTPGet.Scheme == corev1.URISchemeHTTPS && c.LivenessProbe.HTTPGet.Scheme == corev1.URISchemeHTTPS},
+		{"read-only root file system, no privilege escalation", c.SecurityContext != nil && *c.SecurityContext.ReadOnlyRootFilesystem && !*c.SecurityContext.AllowPrivilegeEscalation},
+		{"reviews tokens and access", grants("authentication.k8s.io", "tokenreviews", "create") && grants("authorization.k8s.io", "subjectaccessreviews", "create")},
+		{"impersonates users with their groups and the request extras", grants("authentication.k8s.io", "users", "impersonate:user-info") &&
+			grants("authentication.k8s.io", "groups", "impersonate:user-info") && !slices.ContainsFunc(extras, func(e string) bool { return !grants("authentication.k8s.io", e, "impersonate:user-info") })},
+		{"and writes flagops objects as them", grants("flagops.dev", "userflagoverrides", "impersonate-on:user-info:create") &&
+			grants("flagops.dev", "featureflags", "impersonate-on:user-info:patch") && grants("flagops.dev", "deviceflagoverrides", "impersonate-on:serviceaccount:delete")},
+		{"constrained impersonation only, for flagops objects only", constrained()},
+		{"bound to the ServiceAccount", binding.RoleRef.Name == role.Name && len(binding.Subjects) == 1 &&
+			binding.Subjects[0].Name == sa.Name && binding.Subjects[0].Namespace == sa.Namespace},
+		{"the NetworkPolicy admits the https port only", len(np.Spec.Ingress) == 1 && len(np.Spec.Ingress[0].Ports) == 1 &&
+			np.Spec.Ingress[0].Ports[0].Port.String() == "https"},
+		{"the Service's https port", len(svc.Spec.Ports) == 1 && svc.Spec.Ports[0].TargetPort.String() == "https"},
+	}
+	for _, tt := range tests {
+		if !tt.ok {
+			t.Errorf("config/console: %s: no", tt.name)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join("..", "..", "config", "default", "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "../console") {
+		t.Error("config/default includes the console: it is off by default")
 	}
 }

@@ -57,6 +57,22 @@ var Markers = []string{
 	FluxKustomizationLabel, FluxHelmReleaseLabel, HelmReleaseAnnotation, ManagedByLabel,
 }
 
+// Tool names the tool that manages obj, by the first GitOps marker it carries: "Argo CD",
+// "Flux" or "Helm"; "" when it carries none. The web console shows it on a read-only badge.
+func Tool(obj metav1.Object) string {
+	m := Marker(obj)
+	_, key, _ := strings.Cut(m, " ")
+	switch key {
+	case "":
+		return ""
+	case ArgoCDTrackingAnnotation, ArgoCDInstanceLabel, ArgoCDCustomInstanceLabel:
+		return "Argo CD"
+	case FluxKustomizationLabel, FluxHelmReleaseLabel:
+		return "Flux"
+	}
+	return "Helm"
+}
+
 // Marker returns a description of the first GitOps marker obj carries, such as
 // "label app.kubernetes.io/instance", or "" when it carries none.
 func Marker(obj metav1.Object) string {

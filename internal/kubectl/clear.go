@@ -23,8 +23,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/evaluator"
+	"github.com/flagops/flagops/internal/flagadmin"
 )
 
 const clearExample = `
@@ -89,7 +89,7 @@ func (o *clearOptions) Validate() error {
 		return err
 	}
 	for _, k := range o.keys {
-		if !keyPattern.MatchString(k) {
+		if !flagadmin.KeyPattern.MatchString(k) {
 			return fmt.Errorf("%s is not a flag key (letters, digits, '.', '_' and '-', starting with a letter or digit)", strconv.Quote(k))
 		}
 	}
@@ -105,46 +105,21 @@ func (o *clearOptions) Run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	type change struct{ cur, next override }
-	var changes []change
-	var changed []string
-	found := map[string]bool{}
-	for _, cur := range o.subject.overridesOf(l.objs, o.namespace) {
-		next := cur.copyOf()
-		next.spec.Flags = slices.DeleteFunc(next.spec.Flags, func(e v1.FlagOverrideEntry) bool {
-			if len(o.keys) == 0 || slices.Contains(o.keys, e.Key) {
-				found[e.Key] = true
-				if !slices.Contains(changed, e.Key) {
-					changed = append(changed, e.Key)
-				}
-				return true
-			}
-			return false
-		})
-		if len(next.spec.Flags) != len(cur.spec.Flags) {
-			changes = append(changes, change{cur, next})
-		}
-	}
-	for _, k := range o.keys {
-		if !found[k] {
-			return fmt.Errorf("%s has no override for %s in namespace %s", o.subject, strconv.Quote(k), strconv.Quote(o.namespace))
-		}
-	}
-	if len(changes) == 0 {
-		return fmt.Errorf("%s has no overrides in namespace %s", o.subject, strconv.Quote(o.namespace))
+	changes, changed, err := flagadmin.PlanClear(l, o.namespace, o.subject, o.keys)
+	if err != nil {
+		return err
 	}
 	// Every object is checked before anything is written.
 	for _, c := range changes {
-		if err := o.write.guard(o.ErrOut, o.subject.kindName(), c.cur.obj, false); err != nil {
+		if err := o.write.guard(o.ErrOut, o.subject.KindName(), c.Cur.Obj, false); err != nil {
 			return err
 		}
 	}
-	slices.Sort(changed)
 	w := &overrideWrite{globals: o.globals, flags: &o.write, subject: o.subject}
-	objs := l.objs
+	objs := l.Objs
 	var done []objectChange
 	for _, c := range changes {
-		action, result, err := w.write(cmd, c.cur, true, c.next, o.now())
+		action, result, err := w.write(cmd, c.Cur, true, c.Next, o.now())
 		if err != nil {
 			// What was written before stays written: say so before the error.
 			for _, d := range done {
@@ -155,10 +130,10 @@ func (o *clearOptions) Run(cmd *cobra.Command) error {
 			return err
 		}
 		if result == nil {
-			result = c.next.obj
+			result = c.Next.Obj
 		}
-		objs = replaced(objs, result, action == "deleted")
-		done = append(done, objectChange{Object: resourceName(o.subject.kindName(), c.cur.obj.GetName()), Action: action + o.write.suffix()})
+		objs = flagadmin.Replaced(objs, result, action == flagadmin.ActionDeleted)
+		done = append(done, objectChange{Object: resourceName(o.subject.KindName(), c.Cur.Obj.GetName()), Action: action + o.write.suffix()})
 	}
 	return printWriteResult(o.globals, o.output, o.namespace, o.ctx, objs, done, changed)
 }

@@ -63,9 +63,9 @@ func flagKeys(objs *Objects, prefix string, now func() time.Time) []string {
 	if err != nil {
 		return nil
 	}
-	for _, f := range l.flags {
-		if f.shadowedBy == "" && strings.HasPrefix(f.key, prefix) && !slices.Contains(out, f.key) {
-			out = append(out, f.key)
+	for _, f := range l.Flags {
+		if f.ShadowedBy == "" && strings.HasPrefix(f.Key, prefix) && !slices.Contains(out, f.Key) {
+			out = append(out, f.Key)
 		}
 	}
 	slices.Sort(out)

@@ -24,6 +24,10 @@ limitations under the License.
 // (-o json|yaml|name|jsonpath=...), the others print tables or, with -o json|yaml, a
 // structured document.
 //
+// The reading, evaluating and writing are package flagadmin's, which the web console
+// (internal/console) shares; this package turns flags and arguments into its requests and its
+// results and errors into kubectl-style output.
+//
 // # Reads evaluate locally
 //
 // The read commands (get, effective, explain, overrides) list the namespace's FeatureFlags,

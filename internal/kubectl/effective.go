@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/flagops/flagops/evaluator"
+	"github.com/flagops/flagops/internal/flagadmin"
 )
 
 const effectiveExample = `
@@ -41,66 +42,14 @@ const effectiveExample = `
 # The same as JSON, for scripts
 %[1]s effective --user alice -o json`
 
-// timeFormat is how times are printed: RFC 3339 in UTC, as the server's views print them.
-const timeFormat = "2006-01-02T15:04:05.999999999Z07:00"
-
 // EffectiveView is the structured output of effective: every flag's result for one context.
-type EffectiveView struct {
-	Namespace string            `json:"namespace"`
-	At        string            `json:"at"`
-	Context   evaluator.Context `json:"context"`
-	Flags     []EffectiveFlag   `json:"flags"`
-}
+type EffectiveView = flagadmin.EffectiveView
 
-// EffectiveFlag is one flag's result for the context and where it comes from. The fields are
-// those of the server's /v1/users/{id}/flags view, with the key and the plugin's notes.
-type EffectiveFlag struct {
-	Key     string          `json:"key"`
-	Value   json.RawMessage `json:"value,omitempty"`
-	Enabled bool            `json:"enabled"`
-	Variant string          `json:"variant,omitempty"`
-	Reason  string          `json:"reason"`
-	// Source is the evaluator's: default, kill-switch, role-gate, rollout, rule:NAME,
-	// allow-list:user, allow-list:org, schedule:AT, user-override:NS/NAME or
-	// device-override:NS/NAME.
-	Source string `json:"source,omitempty"`
-	// SourceKind is the resolution step: default, kill-switch, role-gate, allow-list,
-	// rule, rollout, schedule, user-override, device-override or error.
-	SourceKind string `json:"sourceKind"`
-	// Hidden is true when the role gate decided: bulk evaluation leaves the flag out.
-	Hidden       bool   `json:"hidden,omitempty"`
-	ErrorCode    string `json:"errorCode,omitempty"`
-	ErrorDetails string `json:"errorDetails,omitempty"`
-	// Override is the override entry that decided the flag.
-	Override *OverrideRef `json:"override,omitempty"`
-	// Notes say where the server's live view may differ.
-	Notes []string `json:"notes,omitempty"`
-}
+// EffectiveFlag is one flag's result for the context and where it comes from.
+type EffectiveFlag = flagadmin.EffectiveFlag
 
-// OverrideRef is an override entry: its object, what it serves, until when and why (seed
-// 001's getOverrideInfo).
-type OverrideRef struct {
-	Kind      evaluator.SubjectKind `json:"kind"`
-	Namespace string                `json:"namespace"`
-	Name      string                `json:"name"`
-	CreatedAt string                `json:"createdAt"`
-	ExpiresAt string                `json:"expiresAt,omitempty"`
-	Reason    string                `json:"reason,omitempty"`
-	// Mode is on (the flag's on value), off (its off value) or value (Value).
-	Mode  string          `json:"mode"`
-	Value json.RawMessage `json:"value,omitempty"`
-}
-
-func overrideRef(info *evaluator.OverrideInfo) *OverrideRef {
-	ref := &OverrideRef{
-		Kind: info.Kind, Namespace: info.Object.Namespace, Name: info.Object.Name,
-		CreatedAt: info.CreatedAt.UTC().Format(timeFormat), Reason: info.Reason, Mode: info.Mode, Value: info.Value,
-	}
-	if info.ExpiresAt != nil {
-		ref.ExpiresAt = info.ExpiresAt.UTC().Format(timeFormat)
-	}
-	return ref
-}
+// OverrideRef is an override entry: its object, what it serves, until when and why.
+type OverrideRef = flagadmin.OverrideRef
 
 // effectiveOptions are the options of the effective command.
 type effectiveOptions struct {
@@ -201,41 +150,9 @@ func loadNamespace(cmd *cobra.Command, g *globals, ns string) (*loaded, error) {
 }
 
 // effectiveView evaluates every flag key of namespace ns for ctx, as the server's admin view
-// does: the flag's result, the override entry that decided it, and the plugin's notes.
+// does.
 func effectiveView(l *loaded, ns string, ctx evaluator.Context, now time.Time) EffectiveView {
-	view := EffectiveView{Namespace: ns, At: now.UTC().Format(timeFormat), Context: ctx, Flags: []EffectiveFlag{}}
-	n := l.store.Namespace(ns)
-	overrides := map[string]*OverrideRef{}
-	for _, infos := range [][]evaluator.OverrideInfo{n.DeviceOverrides(ctx.DeviceID), n.UserOverrides(ctx.EffectiveUserID())} {
-		for i := range infos {
-			overrides[infos[i].Source+"\x00"+infos[i].Key] = overrideRef(&infos[i])
-		}
-	}
-	for _, f := range l.namespaceFlags(ns) {
-		if f.shadowedBy != "" {
-			continue
-		}
-		if !f.served {
-			view.Flags = append(view.Flags, EffectiveFlag{
-				Key: f.key, Reason: evaluator.ReasonError.String(), SourceKind: "error",
-				ErrorCode: evaluator.ErrorParse.String(), ErrorDetails: oneLine(f.compileErr.Error()), Notes: f.notes,
-			})
-			continue
-		}
-		res := n.Evaluate(ctx, f.key)
-		ef := EffectiveFlag{
-			Key: f.key, Value: res.Raw, Enabled: res.Enabled, Variant: res.Variant, Reason: res.Reason.String(),
-			Source: res.Source, SourceKind: res.SourceKind(),
-			Hidden: res.Hidden(),
-			Notes:  f.notes,
-		}
-		if res.ErrorCode != evaluator.ErrorNone {
-			ef.ErrorCode, ef.ErrorDetails = res.ErrorCode.String(), res.ErrorMessage
-		}
-		ef.Override = overrides[res.Source+"\x00"+f.key]
-		view.Flags = append(view.Flags, ef)
-	}
-	return view
+	return flagadmin.Effective(l, ns, ctx, now)
 }
 
 // printStructured prints v as indented JSON or as YAML.

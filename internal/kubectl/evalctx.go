@@ -25,6 +25,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flagops/flagops/evaluator"
+	"github.com/flagops/flagops/internal/flagadmin"
 )
 
 // contextFlags are the evaluation context of effective and explain.
@@ -79,18 +80,4 @@ func (c *contextFlags) context() (evaluator.Context, error) {
 }
 
 // parseDuration reads a positive duration: Go's form (90m, 24h, 1h30m) or whole days (7d).
-func parseDuration(flag, s string) (time.Duration, error) {
-	var d time.Duration
-	var err error
-	if days, ok := strings.CutSuffix(s, "d"); ok && days != "" && !strings.ContainsAny(days, "hmsuµn") {
-		var n int64
-		n, err = strconv.ParseInt(days, 10, 32)
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		d, err = time.ParseDuration(s)
-	}
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%s: %s is not a positive duration (e.g. 90m, 24h, 7d)", flag, strconv.Quote(s))
-	}
-	return d, nil
-}
+func parseDuration(flag, s string) (time.Duration, error) { return flagadmin.ParseDuration(flag, s) }

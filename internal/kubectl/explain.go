@@ -93,14 +93,14 @@ func (o *explainOptions) Run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	f := l.claimant(o.namespace, o.key)
+	f := l.Claimant(o.namespace, o.key)
 	if f == nil {
 		return flagNotFound(o.key, o.namespace)
 	}
-	if !f.served {
-		return fmt.Errorf("flag %s does not compile, so it is not evaluated locally: %s", strconv.Quote(o.key), oneLine(f.compileErr.Error()))
+	if !f.Served {
+		return fmt.Errorf("flag %s does not compile, so it is not evaluated locally: %s", strconv.Quote(o.key), oneLine(f.CompileErr.Error()))
 	}
-	view := ExplainView{Trace: l.store.Namespace(o.namespace).Explain(o.key, o.ctx), Notes: f.notes}
+	view := ExplainView{Trace: l.Store.Namespace(o.namespace).Explain(o.key, o.ctx), Notes: f.Notes}
 	if o.output != "" {
 		return printStructured(o.Out, o.output, view)
 	}

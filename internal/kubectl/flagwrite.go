@@ -19,11 +19,11 @@ package kubectl
 import (
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/internal/flagadmin"
 )
 
 const enableExample = `
@@ -48,15 +48,10 @@ const rolloutExample = `
 type flagWriteOptions struct {
 	*globals
 	write writeFlags
-	// field names the field for messages; patch returns the patch's spec and applies the
-	// change to a spec.
-	field string
-	patch func(spec *v1.FeatureFlagSpec) map[string]any
-	// same reports whether the spec already says what the command sets.
-	same func(spec *v1.FeatureFlagSpec) bool
+	// change is the field the command sets, and how.
+	change flagadmin.FlagChange
 
 	namespace, key string
-	percent        int32
 }
 
 func newFlagWriteCommand(g *globals, ex func(string) string, use, short, long, example string, nargs int,
@@ -99,12 +94,7 @@ that a change made in between is reported as a conflict. A schedule step
 that has taken effect sets the switch too: the command warns when one
 decides it now.`, state), enableExample, 1,
 		func(o *flagWriteOptions, _ []string) error {
-			o.field = "spec.enabled"
-			o.patch = func(spec *v1.FeatureFlagSpec) map[string]any {
-				spec.Enabled = on
-				return map[string]any{"enabled": on}
-			}
-			o.same = func(spec *v1.FeatureFlagSpec) bool { return spec.Enabled == on }
+			o.change = flagadmin.SwitchChange(on)
 			return nil
 		})
 }
@@ -117,22 +107,11 @@ object's resourceVersion. The bucketing attribute (spec.rollout.bucketBy)
 is kept. A schedule step that has taken effect sets the percentage too: the
 command warns when one decides it now.`, rolloutExample, 2,
 		func(o *flagWriteOptions, args []string) error {
-			p, err := strconv.ParseInt(strings.TrimSuffix(args[1], "%"), 10, 32)
-			if err != nil || p < 0 || p > 100 {
+			p, ok := flagadmin.ParsePercent(args[1])
+			if !ok {
 				return fmt.Errorf("PERCENT %s: want a whole number from 0 to 100", strconv.Quote(args[1]))
 			}
-			o.percent = int32(p)
-			o.field = "spec.rollout.percentage"
-			o.patch = func(spec *v1.FeatureFlagSpec) map[string]any {
-				if spec.Rollout == nil {
-					spec.Rollout = &v1.Rollout{}
-				}
-				spec.Rollout.Percentage = o.percent
-				return map[string]any{"rollout": map[string]any{"percentage": o.percent}}
-			}
-			o.same = func(spec *v1.FeatureFlagSpec) bool {
-				return spec.Rollout != nil && spec.Rollout.Percentage == o.percent
-			}
+			o.change = flagadmin.RolloutChange(p)
 			return nil
 		})
 }
@@ -143,21 +122,21 @@ func (o *flagWriteOptions) Run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	f := l.claimant(o.namespace, o.key)
+	f := l.Claimant(o.namespace, o.key)
 	if f == nil {
 		return flagNotFound(o.key, o.namespace)
 	}
-	next := f.obj.DeepCopy()
-	spec := o.patch(&next.Spec)
+	next := f.Obj.DeepCopy()
+	spec := o.change.Patch(&next.Spec)
 	if o.write.export {
 		return exportObject(o.Out, next)
 	}
-	name := resourceName("FeatureFlag", f.obj.Name)
-	if o.same(&f.obj.Spec) {
+	name := resourceName("FeatureFlag", f.Obj.Name)
+	if o.change.Same(&f.Obj.Spec) {
 		_, err := fmt.Fprintf(o.Out, "%s unchanged\n", name)
 		return err
 	}
-	if err := o.write.guard(o.ErrOut, "FeatureFlag", f.obj, true); err != nil {
+	if err := o.write.guard(o.ErrOut, "FeatureFlag", f.Obj, true); err != nil {
 		return err
 	}
 	if o.write.dryRun != "client" {
@@ -165,11 +144,11 @@ func (o *flagWriteOptions) Run(cmd *cobra.Command) error {
 		if err != nil {
 			return err
 		}
-		patch, err := rvPatch(f.obj, spec)
+		patch, err := flagadmin.RVPatch(f.Obj.GetResourceVersion(), spec)
 		if err != nil {
 			return err
 		}
-		next = f.obj.DeepCopy()
+		next = f.Obj.DeepCopy()
 		if err := w.Patch(cmd.Context(), next, patch, o.write.dryRun == "server"); err != nil {
 			return err
 		}
@@ -183,16 +162,10 @@ func (o *flagWriteOptions) Run(cmd *cobra.Command) error {
 // warnSchedule warns when a schedule step that has taken effect decides the field now, so
 // that the patch does not change what is served.
 func (o *flagWriteOptions) warnSchedule(f *v1.FeatureFlag) error {
-	enabled, rollout := flagState(&f.Spec, o.now())
-	var now string
-	switch {
-	case o.field == "spec.enabled" && enabled != f.Spec.Enabled:
-		now = strconv.FormatBool(enabled)
-	case o.field == "spec.rollout.percentage" && rollout != fmt.Sprintf("%d%%", o.percent):
-		now = rollout
-	default:
+	now, ok := o.change.ScheduleDecides(f, o.now())
+	if !ok {
 		return nil
 	}
-	_, err := fmt.Fprintf(o.ErrOut, "Warning: a schedule step of %s that has taken effect sets it to %s, which is served until a later step or a change of spec.schedule\n", o.field, now)
+	_, err := fmt.Fprintf(o.ErrOut, "Warning: a schedule step of %s that has taken effect sets it to %s, which is served until a later step or a change of spec.schedule\n", o.change.Field, now)
 	return err
 }

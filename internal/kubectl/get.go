@@ -31,7 +31,7 @@ import (
 	"k8s.io/cli-runtime/pkg/printers"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
-	"github.com/flagops/flagops/evaluator"
+	"github.com/flagops/flagops/internal/flagadmin"
 )
 
 const getExample = `
@@ -115,7 +115,7 @@ func (o *getOptions) Run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	entries, err := selectFlags(l.flags, o.keys, o.namespace)
+	entries, err := selectFlags(l.Flags, o.keys, o.namespace)
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func selectFlags(all []*flagEntry, keys []string, ns string) ([]*flagEntry, erro
 	for _, k := range keys {
 		found := false
 		for _, f := range all {
-			if f.key == k || f.obj.Name == k {
+			if f.Key == k || f.Obj.Name == k {
 				found = true
 				if !slices.Contains(out, f) {
 					out = append(out, f)
@@ -180,19 +180,12 @@ func selectFlags(all []*flagEntry, keys []string, ns string) ([]*flagEntry, erro
 	return out, nil
 }
 
-func flagNotFound(key, ns string) error {
-	if ns == "" {
-		return fmt.Errorf("flag %s not found in any namespace", strconv.Quote(key))
-	}
-	return fmt.Errorf("flag %s not found in namespace %s", strconv.Quote(key), strconv.Quote(ns))
-}
-
 // printObjects prints the FeatureFlag objects with a PrintFlags printer: the object itself
 // when one was asked for by key, else a List, as kubectl get does.
 func printObjects(p printers.ResourcePrinter, entries []*flagEntry, single bool, w io.Writer) error {
 	items := make([]unstructured.Unstructured, 0, len(entries))
 	for _, f := range entries {
-		obj := f.obj.DeepCopy()
+		obj := f.Obj.DeepCopy()
 		obj.ManagedFields = nil
 		obj.SetGroupVersionKind(v1.GroupVersion.WithKind("FeatureFlag"))
 		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
@@ -212,44 +205,7 @@ func printObjects(p printers.ResourcePrinter, entries []*flagEntry, single bool,
 // flagState is what a flag's kill switch and rollout are now, after the schedule steps at or
 // before now.
 func flagState(spec *v1.FeatureFlagSpec, now time.Time) (enabled bool, rollout string) {
-	enabled = spec.Enabled
-	hasRollout, pct := spec.Rollout != nil, int32(0)
-	if hasRollout {
-		pct = spec.Rollout.Percentage
-	}
-	steps := slices.Clone(spec.Schedule)
-	slices.SortStableFunc(steps, func(a, b v1.ScheduleStep) int { return a.At.Compare(b.At.Time) })
-	for _, st := range steps {
-		if st.At.After(now) {
-			break
-		}
-		if st.Enabled != nil {
-			enabled = *st.Enabled
-		}
-		if st.RolloutPercentage != nil {
-			hasRollout, pct = true, *st.RolloutPercentage
-		}
-	}
-	if !hasRollout {
-		return enabled, "-"
-	}
-	return enabled, strconv.Itoa(int(pct)) + "%"
-}
-
-// overrideCounts counts the user and device override entries for a flag that apply now, as
-// the manager's status counts them.
-func overrideCounts(ns evaluator.Namespace, key string) (users, devices int) {
-	for _, fo := range ns.FlagOverrides(key, nil, 0).Overrides {
-		if fo.State != evaluator.OverrideApplies {
-			continue
-		}
-		if fo.Kind == evaluator.SubjectUser {
-			users++
-		} else {
-			devices++
-		}
-	}
-	return users, devices
+	return flagadmin.FlagState(spec, now)
 }
 
 func printFlagTable(w io.Writer, l *loaded, entries []*flagEntry, allNamespaces bool, now time.Time) error {
@@ -259,34 +215,34 @@ func printFlagTable(w io.Writer, l *loaded, entries []*flagEntry, allNamespaces 
 		header = append([]string{"NAMESPACE"}, header...)
 	}
 	writeRow(tw, header)
-	snap := l.store.Snapshot()
+	snap := l.Store.Snapshot()
 	for _, f := range entries {
-		enabled, rollout := flagState(&f.obj.Spec, now)
+		enabled, rollout := flagState(&f.Obj.Spec, now)
 		state := "disabled"
 		if enabled {
 			state = "enabled"
 		}
 		users, devices := "-", "-"
 		switch {
-		case f.served:
-			u, d := overrideCounts(snap.Namespace(f.obj.Namespace), f.key)
+		case f.Served:
+			u, d := flagadmin.OverrideCounts(snap.Namespace(f.Obj.Namespace), f.Key)
 			users, devices = strconv.Itoa(u), strconv.Itoa(d)
-		case f.shadowedBy != "":
+		case f.ShadowedBy != "":
 			users, devices = "0", "0"
 		}
-		ready, msg := readyOf(f.obj)
+		ready, msg := flagadmin.ReadyOf(f.Obj)
 		parts := []string{}
 		if msg != "" {
 			parts = append(parts, msg)
 		}
-		for _, n := range f.notes {
+		for _, n := range f.Notes {
 			if !strings.HasPrefix(n, "server: ") {
 				parts = append(parts, n)
 			}
 		}
-		row := []string{f.key, string(f.obj.Spec.Type), state, rollout, users, devices, ready, strings.Join(parts, "; ")}
+		row := []string{f.Key, string(f.Obj.Spec.Type), state, rollout, users, devices, ready, strings.Join(parts, "; ")}
 		if allNamespaces {
-			row = append([]string{f.obj.Namespace}, row...)
+			row = append([]string{f.Obj.Namespace}, row...)
 		}
 		writeRow(tw, row)
 	}

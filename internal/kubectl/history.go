@@ -36,6 +36,7 @@ import (
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/evaluator"
 	"github.com/flagops/flagops/internal/auditevent"
+	"github.com/flagops/flagops/internal/flagadmin"
 )
 
 const historyExample = `
@@ -173,7 +174,7 @@ func (o *historyOptions) Run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	targets, found := o.targets(l.objs)
+	targets, found := o.targets(l.Objs)
 	el, err := o.newEvents(o.configFlags)
 	if err != nil {
 		return err
@@ -353,7 +354,7 @@ func (o *historyOptions) targets(objs *Objects) (map[string][]string, bool) {
 	out := map[string][]string{}
 	keysOf := func(ov override) []string {
 		var ks []string
-		for _, e := range ov.spec.Flags {
+		for _, e := range ov.Spec.Flags {
 			ks = append(ks, e.Key)
 		}
 		return ks
@@ -367,43 +368,24 @@ func (o *historyOptions) targets(objs *Objects) (map[string][]string, bool) {
 			}
 		}
 		for _, s := range []evaluator.SubjectKind{evaluator.SubjectUser, evaluator.SubjectDevice} {
-			for _, ov := range allOverrides(objs, s, o.namespace) {
-				if ov.entry(o.key) >= 0 {
-					out[subject{kind: s}.kindName()+"/"+ov.obj.GetName()] = []string{o.key}
+			for _, ov := range flagadmin.OverridesIn(objs, s, o.namespace) {
+				if ov.Entry(o.key) >= 0 {
+					out[subject{Kind: s}.KindName()+"/"+ov.Obj.GetName()] = []string{o.key}
 					found = true
 				}
 			}
 		}
 		return out, found
 	}
-	s := subject{kind: evaluator.SubjectUser, id: o.user}
+	s := subject{Kind: evaluator.SubjectUser, ID: o.user}
 	if o.device != "" {
-		s = subject{kind: evaluator.SubjectDevice, id: o.device}
+		s = subject{Kind: evaluator.SubjectDevice, ID: o.device}
 	}
-	out[s.kindName()+"/"+subjectObjectName(s.kind, s.id)] = nil
-	for _, ov := range s.overridesOf(objs, o.namespace) {
-		out[s.kindName()+"/"+ov.obj.GetName()] = keysOf(ov)
+	out[s.KindName()+"/"+subjectObjectName(s.Kind, s.ID)] = nil
+	for _, ov := range s.OverridesOf(objs, o.namespace) {
+		out[s.KindName()+"/"+ov.Obj.GetName()] = keysOf(ov)
 	}
 	return out, true
-}
-
-// allOverrides returns the override objects of one kind in namespace ns.
-func allOverrides(objs *Objects, kind evaluator.SubjectKind, ns string) []override {
-	var out []override
-	if kind == evaluator.SubjectDevice {
-		for i := range objs.Devices {
-			if objs.Devices[i].Namespace == ns {
-				out = append(out, wrap(&objs.Devices[i]))
-			}
-		}
-		return out
-	}
-	for i := range objs.Users {
-		if objs.Users[i].Namespace == ns {
-			out = append(out, wrap(&objs.Users[i]))
-		}
-	}
-	return out
 }
 
 // notServed matches the message of UnknownFlag and InvalidValue: "flag KEY is not served: ...".

@@ -17,18 +17,15 @@ limitations under the License.
 package kubectl
 
 import (
-	"cmp"
-	"encoding/json"
 	"errors"
 	"io"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/printers"
 
 	"github.com/flagops/flagops/evaluator"
+	"github.com/flagops/flagops/internal/flagadmin"
 )
 
 const overridesExample = `
@@ -44,30 +41,9 @@ const overridesExample = `
 # What expires in the next day, in every namespace
 %[1]s overrides -A --expiring-within 24h`
 
-// OverrideEntry is one override entry naming a flag, with whether it applies now: the
-// server's /v1/flags/{key}/overrides entry, with its namespace and key.
-type OverrideEntry struct {
-	Namespace string                `json:"namespace"`
-	Key       string                `json:"key"`
-	Kind      evaluator.SubjectKind `json:"kind"`
-	SubjectID string                `json:"subjectId"`
-	Name      string                `json:"name"`
-	Source    string                `json:"source"`
-	// Mode is value (Value is served), on or off.
-	Mode  string          `json:"mode"`
-	Value json.RawMessage `json:"value,omitempty"`
-	// Enabled is the override object's enabled.
-	Enabled   bool   `json:"enabled"`
-	CreatedAt string `json:"createdAt"`
-	ExpiresAt string `json:"expiresAt,omitempty"`
-	Reason    string `json:"reason,omitempty"`
-	// State is applies, lost, expired, disabled or invalid.
-	State evaluator.OverrideState `json:"state"`
-	// Error is why an invalid entry is never served.
-	Error string `json:"error,omitempty"`
-	// Winner is the object whose entry wins, when State is lost.
-	Winner string `json:"winner,omitempty"`
-}
+// OverrideEntry is one override entry naming a flag, with whether it applies now
+// (flagadmin.OverrideEntry).
+type OverrideEntry = flagadmin.OverrideEntry
 
 // overridesOptions are the options of the overrides command.
 type overridesOptions struct {
@@ -135,7 +111,7 @@ func (o *overridesOptions) Run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	if o.flag != "" && !l.namesKey(o.namespace, o.flag) {
+	if o.flag != "" && !namesKey(l, o.namespace, o.flag) {
 		return flagNotFound(o.flag, o.namespace)
 	}
 	entries := o.filter(overrideEntries(l), o.now())
@@ -150,8 +126,8 @@ func (o *overridesOptions) Run(cmd *cobra.Command) error {
 
 // namesKey reports whether a flag or an override entry of namespace ns (every namespace when
 // empty) has key.
-func (l *loaded) namesKey(ns, key string) bool {
-	snap := l.store.Snapshot()
+func namesKey(l *loaded, ns, key string) bool {
+	snap := l.Store.Snapshot()
 	for _, name := range snap.Namespaces() {
 		if ns != "" && name != ns {
 			continue
@@ -160,53 +136,16 @@ func (l *loaded) namesKey(ns, key string) bool {
 			return true
 		}
 	}
-	for _, f := range l.flags {
-		if f.key == key && (ns == "" || f.obj.Namespace == ns) {
+	for _, f := range l.Flags {
+		if f.Key == key && (ns == "" || f.Obj.Namespace == ns) {
 			return true
 		}
 	}
 	return false
 }
 
-// overrideEntries lists every override entry of the loaded objects, sorted by namespace,
-// key, kind (device first), subject and object, with its state now.
-func overrideEntries(l *loaded) []OverrideEntry {
-	keys := map[[2]string]bool{}
-	for i := range l.objs.Users {
-		for _, e := range l.objs.Users[i].Spec.Flags {
-			keys[[2]string{l.objs.Users[i].Namespace, e.Key}] = true
-		}
-	}
-	for i := range l.objs.Devices {
-		for _, e := range l.objs.Devices[i].Spec.Flags {
-			keys[[2]string{l.objs.Devices[i].Namespace, e.Key}] = true
-		}
-	}
-	sorted := make([][2]string, 0, len(keys))
-	for k := range keys {
-		sorted = append(sorted, k)
-	}
-	slices.SortFunc(sorted, func(a, b [2]string) int { return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1])) })
-	snap := l.store.Snapshot()
-	var out []OverrideEntry
-	for _, k := range sorted {
-		for _, fo := range snap.Namespace(k[0]).FlagOverrides(k[1], nil, 0).Overrides {
-			e := OverrideEntry{
-				Namespace: k[0], Key: k[1], Kind: fo.Kind, SubjectID: fo.SubjectID, Name: fo.Object.Name, Source: fo.Source,
-				Mode: fo.Mode, Value: fo.Value, Enabled: fo.Enabled, CreatedAt: fo.CreatedAt.UTC().Format(timeFormat),
-				Reason: fo.Reason, State: fo.State, Error: fo.Error,
-			}
-			if fo.ExpiresAt != nil {
-				e.ExpiresAt = fo.ExpiresAt.UTC().Format(timeFormat)
-			}
-			if fo.Winner != nil {
-				e.Winner = fo.Winner.Namespace + "/" + fo.Winner.Name
-			}
-			out = append(out, e)
-		}
-	}
-	return out
-}
+// overrideEntries lists every override entry of the loaded objects (flagadmin.OverrideEntries).
+func overrideEntries(l *loaded) []OverrideEntry { return flagadmin.OverrideEntries(l) }
 
 // filter keeps the entries that match the options.
 func (o *overridesOptions) filter(all []OverrideEntry, now time.Time) []OverrideEntry {

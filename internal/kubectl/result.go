@@ -23,11 +23,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flagops/flagops/evaluator"
+	"github.com/flagops/flagops/internal/flagadmin"
 )
 
 // overrideWrite stores a subject's override object.
@@ -37,86 +37,29 @@ type overrideWrite struct {
 	subject subject
 }
 
-// write stores next in place of cur (the listed object, when exists): it creates a new
-// object, deletes one left without entries (UID and resourceVersion preconditions), sends a
-// merge patch of the spec with the resourceVersion when entries are removed (server-side
-// apply removes only the fields its own manager owns), and otherwise server-side applies the
-// spec with the resourceVersion. It returns what it did (created, configured, deleted or
-// unchanged) and the object the API server returned (next itself for a client dry run, nil
-// when deleted or unchanged).
+// write stores next in place of cur (the listed object, when exists), as
+// flagadmin.WriteOverride does, or only says what it would do with --dry-run=client. It
+// returns what it did (created, configured, deleted or unchanged) and the object the API
+// server returned (next itself for a client dry run, nil when deleted or unchanged).
 func (w *overrideWrite) write(cmd *cobra.Command, cur override, exists bool, next override, now time.Time) (string, client.Object, error) {
-	ctx := cmd.Context()
-	if exists && equality.Semantic.DeepEqual(*cur.spec, *next.spec) {
-		return "unchanged", nil, nil
-	}
-	action := "configured"
-	switch {
-	case !exists:
-		action = "created"
-	case len(next.spec.Flags) == 0:
-		action = "deleted"
-	}
 	if w.flags.dryRun == "client" {
-		if !exists {
-			next.obj.SetCreationTimestamp(metav1.NewTime(now))
+		action := flagadmin.OverrideAction(cur, exists, next)
+		switch action {
+		case flagadmin.ActionUnchanged:
+			return action, nil, nil
+		case flagadmin.ActionCreated:
+			next.Obj.SetCreationTimestamp(metav1.NewTime(now))
 		}
-		return action, next.obj, nil
+		return action, next.Obj, nil
+	}
+	if flagadmin.OverrideAction(cur, exists, next) == flagadmin.ActionUnchanged {
+		return flagadmin.ActionUnchanged, nil, nil
 	}
 	writer, err := w.newWriter(w.configFlags)
 	if err != nil {
 		return "", nil, err
 	}
-	server := w.flags.dryRun == "server"
-	body := w.subject.newOverride(next.obj.GetNamespace(), next.obj.GetName())
-	*body.spec = *next.spec.DeepCopy()
-	body.obj.SetResourceVersion(cur.objResourceVersion(exists))
-	switch {
-	case action == "created":
-		err = writer.Create(ctx, body.obj, server)
-	case action == "deleted":
-		err = writer.Delete(ctx, cur.obj, server)
-	case removesEntries(cur, next):
-		// The spec's other fields as set changes them: it never removes an expiry or a reason.
-		spec := map[string]any{"flags": next.spec.Flags}
-		if next.spec.ExpiresAt != nil {
-			spec["expiresAt"] = next.spec.ExpiresAt
-		}
-		if next.spec.Reason != "" {
-			spec["reason"] = next.spec.Reason
-		}
-		var patch []byte
-		if patch, err = rvPatch(cur.obj, spec); err == nil {
-			body = cur.copyOf()
-			err = writer.Patch(ctx, body.obj, patch, server)
-		}
-	default:
-		err = writer.Apply(ctx, body.obj, server)
-	}
-	if err != nil {
-		return "", nil, err
-	}
-	if action == "deleted" {
-		return action, nil, nil
-	}
-	return action, body.obj, nil
-}
-
-// objResourceVersion is the listed object's resourceVersion, "" for a new one.
-func (o override) objResourceVersion(exists bool) string {
-	if !exists {
-		return ""
-	}
-	return o.obj.GetResourceVersion()
-}
-
-// removesEntries reports whether next lacks a key that cur has.
-func removesEntries(cur, next override) bool {
-	for _, e := range cur.spec.Flags {
-		if next.entry(e.Key) < 0 {
-			return true
-		}
-	}
-	return false
+	return flagadmin.WriteOverride(cmd.Context(), writer, w.subject, cur, exists, next, w.flags.dryRun == "server")
 }
 
 // objectChange is one object a write command changed, and how, in kubectl's words.

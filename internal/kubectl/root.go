@@ -18,7 +18,6 @@ package kubectl
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -28,9 +27,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/flagops/flagops/internal/flagadmin"
 )
 
 // globals are what every command shares: the connection flags, the streams, the clock and
@@ -169,12 +169,8 @@ func execute(root *cobra.Command, args []string, stderr io.Writer) int {
 // message" for an API server's error (a Forbidden names the verb and the resource), else
 // "error: message".
 func ErrorLine(err error) string {
-	var status apierrors.APIStatus
-	if errors.As(err, &status) {
-		st := status.Status()
-		if st.Reason != "" {
-			return fmt.Sprintf("Error from server (%s): %s", st.Reason, oneLine(st.Message))
-		}
+	if line, ok := flagadmin.ServerError(err); ok {
+		return line
 	}
 	return "error: " + oneLine(err.Error())
 }

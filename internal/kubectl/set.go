@@ -17,32 +17,21 @@ limitations under the License.
 package kubectl
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/evaluator"
-	"github.com/flagops/flagops/evaluator/adapt"
+	"github.com/flagops/flagops/internal/flagadmin"
 )
 
 // MaxEntries is the most KEY=VALUE entries one set takes, and the most entries an override
 // object holds (spec.flags' maxItems): seed 000's batch limit.
-const MaxEntries = 32
-
-// maxReason is the longest spec.reason the API accepts.
-const maxReason = 500
+const MaxEntries = flagadmin.MaxEntries
 
 const setExample = `
 # Give user alice the new dashboard and a theme for a week, with a reason for the audit trail
@@ -75,17 +64,9 @@ type setOptions struct {
 	subject   subject
 	ctx       evaluator.Context
 	// entries are the assignments, the last of repeated keys kept, in the order of their
-	// first appearance; a nil value clears the key.
-	entries []assignment
+	// first appearance.
+	entries []flagadmin.Assignment
 	expiry  func(now time.Time) *metav1.Time
-}
-
-// assignment is one KEY=VALUE of set, before the value is typed by its flag.
-type assignment struct {
-	key  string
-	text string
-	// clear is true for KEY=null.
-	clear bool
 }
 
 func newSetCommand(g *globals, ex func(string) string) *cobra.Command {
@@ -123,45 +104,14 @@ seed 000's {ok, flags}.`,
 	return cmd
 }
 
-// keyPattern is spec.flags[].key's pattern.
-var keyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-
 // Complete reads the namespace and the assignments.
 func (o *setOptions) Complete(_ *cobra.Command, args []string) error {
 	var err error
 	if o.namespace, err = o.globals.namespace(); err != nil {
 		return err
 	}
-	o.entries, err = parseAssignments(args)
+	o.entries, err = flagadmin.ParseAssignments(args)
 	return err
-}
-
-// parseAssignments reads KEY=VALUE arguments: at most MaxEntries, each key a valid flag key;
-// the last of repeated keys wins, in the place of the first.
-func parseAssignments(args []string) ([]assignment, error) {
-	if len(args) == 0 {
-		return nil, errors.New("at least one KEY=VALUE is required")
-	}
-	if len(args) > MaxEntries {
-		return nil, fmt.Errorf("%d entries: at most %d KEY=VALUE entries in one set", len(args), MaxEntries)
-	}
-	var out []assignment
-	for _, arg := range args {
-		key, text, ok := strings.Cut(arg, "=")
-		if !ok {
-			return nil, fmt.Errorf("%s: want KEY=VALUE (KEY=null clears the key)", strconv.Quote(arg))
-		}
-		if !keyPattern.MatchString(key) || len(key) > 253 {
-			return nil, fmt.Errorf("%s: %s is not a flag key (letters, digits, '.', '_' and '-', starting with a letter or digit)", strconv.Quote(arg), strconv.Quote(key))
-		}
-		a := assignment{key: key, text: text, clear: strings.TrimSpace(text) == "null"}
-		if i := slices.IndexFunc(out, func(x assignment) bool { return x.key == key }); i >= 0 {
-			out[i] = a
-		} else {
-			out = append(out, a)
-		}
-	}
-	return out, nil
 }
 
 // Validate checks the subject, the expiry, the reason and the output, without the cluster.
@@ -179,8 +129,8 @@ func (o *setOptions) Validate() error {
 	if o.expiry, err = expiryOf(o.expiresIn, o.expiresAt); err != nil {
 		return err
 	}
-	if n := len([]rune(o.reason)); n > maxReason {
-		return fmt.Errorf("--reason: %d characters, at most %d", n, maxReason)
+	if err := flagadmin.CheckReason("--reason", o.reason); err != nil {
+		return err
 	}
 	return validateOutput(o.output)
 }
@@ -209,6 +159,13 @@ func expiryOf(in, at string) (func(time.Time) *metav1.Time, error) {
 	return nil, nil
 }
 
+// setHints name the plugin's flags in the errors of a set.
+var setHints = flagadmin.Hints{
+	NewExpiry: "give a new expiry with --expires-in or --expires-at",
+	ExpiresAt: "--expires-at",
+	Clear:     func(s subject, key string) string { return "clear " + subjectFlag(s) + " " + key },
+}
+
 // Run checks every value against its flag, computes the new override and writes it.
 func (o *setOptions) Run(cmd *cobra.Command) error {
 	l, err := loadNamespace(cmd, o.globals, o.namespace)
@@ -216,165 +173,40 @@ func (o *setOptions) Run(cmd *cobra.Command) error {
 		return err
 	}
 	now := o.now()
-	name := subjectObjectName(o.subject.kind, o.subject.id)
-	cur, exists := findOverride(l.objs, o.subject.kind, o.namespace, name)
-	if err := o.checkTarget(cur, exists, now); err != nil {
-		return err
-	}
-	others := slices.DeleteFunc(o.subject.overridesOf(l.objs, o.namespace), func(x override) bool { return x.obj.GetName() == name })
-	var next override
-	if exists {
-		next = cur.copyOf()
-	} else {
-		next = o.subject.newOverride(o.namespace, name)
-		next.spec.Enabled = ptrBool(true)
-	}
-	changed, err := o.applyEntries(l, next, others, now)
+	p, err := flagadmin.PlanSet(l, &flagadmin.SetRequest{
+		Namespace: o.namespace, Subject: o.subject, Entries: o.entries, Expiry: o.expiry, Reason: o.reason, Hints: setHints,
+	}, now)
 	if err != nil {
 		return err
 	}
-	if o.expiry != nil {
-		next.spec.ExpiresAt = o.expiry(now)
-		if !now.Before(next.spec.ExpiresAt.Time) {
-			return fmt.Errorf("--expires-at %s: must be in the future", next.spec.ExpiresAt.UTC().Format(time.RFC3339))
-		}
-	}
-	if o.reason != "" {
-		next.spec.Reason = o.reason
-	}
-	if len(next.spec.Flags) > MaxEntries {
-		return fmt.Errorf("%s would hold %d entries: at most %d; clear some first", next.ref(o.subject), len(next.spec.Flags), MaxEntries)
-	}
 	if o.write.export {
-		if len(next.spec.Flags) == 0 {
-			return fmt.Errorf("%s would hold no entries: delete it from git instead", next.ref(o.subject))
+		if len(p.Next.Spec.Flags) == 0 {
+			return fmt.Errorf("%s would hold no entries: delete it from git instead", p.Next.Ref(o.subject))
 		}
-		return exportObject(o.Out, next.obj)
+		return exportObject(o.Out, p.Next.Obj)
 	}
-	if exists {
-		if err := o.write.guard(o.ErrOut, o.subject.kindName(), cur.obj, true); err != nil {
+	if p.Exists {
+		if err := o.write.guard(o.ErrOut, o.subject.KindName(), p.Cur.Obj, true); err != nil {
 			return err
 		}
 	}
 	w := &overrideWrite{globals: o.globals, flags: &o.write, subject: o.subject}
-	action, result, err := w.write(cmd, cur, exists, next, now)
+	action, result, err := w.write(cmd, p.Cur, p.Exists, p.Next, now)
 	if err != nil {
 		return err
 	}
-	objs := replaced(l.objs, next.obj, action == "deleted")
+	objs := flagadmin.Replaced(l.Objs, p.Next.Obj, action == flagadmin.ActionDeleted)
 	if result != nil {
-		objs = replaced(l.objs, result, action == "deleted")
+		objs = flagadmin.Replaced(l.Objs, result, action == flagadmin.ActionDeleted)
 	}
 	return printWriteResult(o.globals, o.output, o.namespace, o.ctx, objs,
-		[]objectChange{{Object: resourceName(o.subject.kindName(), name), Action: action + o.write.suffix()}}, changed)
-}
-
-// checkTarget refuses to add values to the plugin's object of the subject when they would
-// not apply: the object belongs to another subject, is disabled, or has expired (unless a
-// new expiry is given).
-func (o *setOptions) checkTarget(cur override, exists bool, now time.Time) error {
-	if !exists {
-		return nil
-	}
-	s := wrapSubject(cur)
-	if s != o.subject {
-		return fmt.Errorf("%s belongs to %s, not %s: rename or delete it", cur.ref(o.subject), s, o.subject)
-	}
-	if cur.spec.Enabled != nil && !*cur.spec.Enabled {
-		return fmt.Errorf("%s is disabled (spec.enabled is false), so values set in it would not apply; enable it, or clear it first", cur.ref(o.subject))
-	}
-	if cur.spec.ExpiresAt != nil && !now.Before(cur.spec.ExpiresAt.Time) && o.expiry == nil {
-		return fmt.Errorf("%s expired at %s, so values set in it would not apply; give a new expiry with --expires-in or --expires-at",
-			cur.ref(o.subject), cur.spec.ExpiresAt.UTC().Format(time.RFC3339))
-	}
-	return nil
-}
-
-// wrapSubject returns the subject of an override object.
-func wrapSubject(o override) subject {
-	switch x := o.obj.(type) {
-	case *v1.DeviceFlagOverride:
-		return subject{kind: evaluator.SubjectDevice, id: x.Spec.DeviceID}
-	case *v1.UserFlagOverride:
-		return subject{kind: evaluator.SubjectUser, id: x.Spec.UserID}
-	}
-	return subject{}
-}
-
-// applyEntries checks every assignment against its flag and applies it to next: a value
-// replaces the key's entry, null removes it. It returns the keys whose entry changed.
-func (o *setOptions) applyEntries(l *loaded, next override, others []override, now time.Time) ([]string, error) {
-	var changed []string
-	for _, a := range o.entries {
-		for _, x := range others {
-			if x.entry(a.key) >= 0 && x.active(now) {
-				return nil, fmt.Errorf("%s: %s is already overridden for it by %s; change it there, or clear it first (clear %s %s)",
-					a.key, o.subject, x.ref(o.subject), subjectFlag(o.subject), a.key)
-			}
-		}
-		i := next.entry(a.key)
-		if a.clear {
-			if i < 0 {
-				return nil, fmt.Errorf("%s: %s has no override for it in %s, so null has nothing to clear", a.key, o.subject, next.ref(o.subject))
-			}
-			next.spec.Flags = slices.Delete(next.spec.Flags, i, i+1)
-			changed = append(changed, a.key)
-			continue
-		}
-		raw, err := typedValue(l, o.namespace, a)
-		if err != nil {
-			return nil, err
-		}
-		e := v1.FlagOverrideEntry{Key: a.key, Value: &apiextensionsv1.JSON{Raw: raw}}
-		if i >= 0 {
-			if equality.Semantic.DeepEqual(next.spec.Flags[i], e) {
-				continue
-			}
-			next.spec.Flags[i] = e
-		} else {
-			next.spec.Flags = append(next.spec.Flags, e)
-		}
-		changed = append(changed, a.key)
-	}
-	slices.Sort(changed)
-	return changed, nil
+		[]objectChange{{Object: resourceName(o.subject.KindName(), p.Next.Obj.GetName()), Action: action + o.write.suffix()}}, p.Changed)
 }
 
 // subjectFlag is the flag that names the subject on the command line, e.g. --user alice.
 func subjectFlag(s subject) string {
-	if s.kind == evaluator.SubjectDevice {
-		return "--device " + s.id
+	if s.Kind == evaluator.SubjectDevice {
+		return "--device " + s.ID
 	}
-	return "--user " + s.id
+	return "--user " + s.ID
 }
-
-// typedValue parses an assignment's text to its flag's type and checks it against the flag's
-// schema with the evaluator, as the admission webhook does. Text that is not JSON is taken as
-// a string for a String flag.
-func typedValue(l *loaded, ns string, a assignment) (json.RawMessage, error) {
-	f := l.claimant(ns, a.key)
-	if f == nil {
-		return nil, flagNotFound(a.key, ns)
-	}
-	compiled, err := evaluator.Compile(f.key, adapt.FlagSpec(f.obj))
-	if err != nil {
-		return nil, fmt.Errorf("%s: the value cannot be checked because the flag's spec does not compile; fix the flag first: %s", a.key, oneLine(err.Error()))
-	}
-	raw := []byte(strings.TrimSpace(a.text))
-	if compiled.Type() == evaluator.TypeString && (!json.Valid(raw) || len(raw) == 0 || raw[0] != '"') {
-		raw, _ = json.Marshal(a.text)
-	}
-	if !json.Valid(raw) {
-		return nil, fmt.Errorf("%s=%s: %s flag needs a JSON %s value", a.key, a.text, strings.ToLower(string(compiled.Type())), strings.ToLower(string(compiled.Type())))
-	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, raw); err != nil {
-		return nil, fmt.Errorf("%s=%s: %w", a.key, a.text, err)
-	}
-	if err := compiled.CheckValue(buf.Bytes()); err != nil {
-		return nil, fmt.Errorf("%s=%s: %s", a.key, a.text, oneLine(err.Error()))
-	}
-	return buf.Bytes(), nil
-}
-
-func ptrBool(b bool) *bool { return &b }

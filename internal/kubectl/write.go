@@ -17,50 +17,26 @@ limitations under the License.
 package kubectl
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
-	"github.com/flagops/flagops/evaluator"
+	"github.com/flagops/flagops/internal/flagadmin"
 	"github.com/flagops/flagops/internal/gitops"
 )
 
 // FieldManager is the field manager of every write the plugin makes.
 const FieldManager = "kubectl-flagops"
 
-// Writer changes flagops objects with the caller's credentials. Every method sends the
-// object's resourceVersion, when it has one, as a precondition, so that a change made since
-// the plugin read the object is reported as a Conflict rather than overwritten; on success
-// obj holds what the API server stored (or, with dryRun, would have stored).
-type Writer interface {
-	// Create creates obj; a concurrent create of the same name is AlreadyExists.
-	Create(ctx context.Context, obj client.Object, dryRun bool) error
-	// Apply server-side applies obj, which must carry its resourceVersion.
-	Apply(ctx context.Context, obj client.Object, dryRun bool) error
-	// Patch sends the JSON merge patch to obj; the patch carries the resourceVersion.
-	Patch(ctx context.Context, obj client.Object, patch []byte, dryRun bool) error
-	// Delete deletes obj if its UID and resourceVersion are still those given.
-	Delete(ctx context.Context, obj client.Object, dryRun bool) error
-}
-
-// clientWriter is the Writer of a cluster.
-type clientWriter struct{ c client.Client }
+// Writer changes flagops objects with the caller's credentials (flagadmin.Writer).
+type Writer = flagadmin.Writer
 
 // newClientWriter returns a Writer that talks to the API server of the connection flags.
 func newClientWriter(getter genericclioptions.RESTClientGetter) (Writer, error) {
@@ -68,70 +44,7 @@ func newClientWriter(getter genericclioptions.RESTClientGetter) (Writer, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &clientWriter{c: c}, nil
-}
-
-func (w *clientWriter) Create(ctx context.Context, obj client.Object, dryRun bool) error {
-	opts := []client.CreateOption{client.FieldOwner(FieldManager)}
-	if dryRun {
-		opts = append(opts, client.DryRunAll)
-	}
-	return w.c.Create(ctx, obj, opts...)
-}
-
-func (w *clientWriter) Apply(ctx context.Context, obj client.Object, dryRun bool) error {
-	u, err := toUnstructured(obj)
-	if err != nil {
-		return err
-	}
-	opts := []client.ApplyOption{client.FieldOwner(FieldManager), client.ForceOwnership}
-	if dryRun {
-		opts = append(opts, client.DryRunAll)
-	}
-	ac := client.ApplyConfigurationFromUnstructured(u)
-	if err := w.c.Apply(ctx, ac, opts...); err != nil {
-		return err
-	}
-	return fromUnstructured(u.Object, obj)
-}
-
-func (w *clientWriter) Patch(ctx context.Context, obj client.Object, patch []byte, dryRun bool) error {
-	opts := []client.PatchOption{client.FieldOwner(FieldManager)}
-	if dryRun {
-		opts = append(opts, client.DryRunAll)
-	}
-	return w.c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch), opts...)
-}
-
-func (w *clientWriter) Delete(ctx context.Context, obj client.Object, dryRun bool) error {
-	uid, rv := obj.GetUID(), obj.GetResourceVersion()
-	opts := []client.DeleteOption{client.Preconditions{UID: &uid, ResourceVersion: &rv}}
-	if dryRun {
-		opts = append(opts, client.DryRunAll)
-	}
-	return w.c.Delete(ctx, obj, opts...)
-}
-
-// toUnstructured returns obj as an unstructured object with its apiVersion and kind.
-func toUnstructured(obj client.Object) (*unstructured.Unstructured, error) {
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		return nil, fmt.Errorf("failed to convert %s: %w", obj.GetName(), err)
-	}
-	u := &unstructured.Unstructured{Object: m}
-	gvks, _, err := newScheme().ObjectKinds(obj)
-	if err != nil || len(gvks) == 0 {
-		return nil, fmt.Errorf("failed to find the kind of %T: %w", obj, err)
-	}
-	u.SetGroupVersionKind(gvks[0])
-	return u, nil
-}
-
-func fromUnstructured(m map[string]any, obj client.Object) error {
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, obj); err != nil {
-		return fmt.Errorf("failed to convert the server's answer: %w", err)
-	}
-	return nil
+	return flagadmin.NewWriter(c, FieldManager), nil
 }
 
 // writeFlags are the flags every write command shares.
@@ -200,36 +113,10 @@ func resourceName(kind, name string) string {
 	return strings.ToLower(kind) + "." + v1.GroupVersion.Group + "/" + name
 }
 
-// nameInvalid matches what a DNS-1123 subdomain may not contain.
-var nameInvalid = regexp.MustCompile(`[^a-z0-9.-]+`)
-
-// subjectObjectName is the name of the override object the plugin writes for a subject:
-// "user-ID" or "device-ID" when that is a valid object name (a DNS-1123 subdomain: lower
-// case letters, digits, '-' and '.'), else the id made lower case with every other run of
-// characters replaced by '-', cut to 40 characters, and followed by the first 10 hex digits
-// of the SHA-256 of the id, so that ids that differ only in case or punctuation get
-// different objects.
-func subjectObjectName(kind evaluator.SubjectKind, id string) string {
-	prefix := string(kind) + "-"
-	if name := prefix + id; len(validation.IsDNS1123Subdomain(name)) == 0 {
-		return name
-	}
-	s := nameInvalid.ReplaceAllString(strings.ToLower(id), "-")
-	if len(s) > 40 {
-		s = s[:40]
-	}
-	s = strings.Trim(s, "-.")
-	sum := sha256.Sum256([]byte(id))
-	if s == "" {
-		return prefix + hex.EncodeToString(sum[:5])
-	}
-	return prefix + s + "-" + hex.EncodeToString(sum[:5])
-}
-
 // exportObject prints obj as YAML for git: apiVersion, kind, name, namespace, labels and
 // spec; nothing the API server or the manager writes.
 func exportObject(w io.Writer, obj client.Object) error {
-	u, err := toUnstructured(obj)
+	u, err := flagadmin.ToUnstructured(obj)
 	if err != nil {
 		return err
 	}
@@ -244,13 +131,4 @@ func exportObject(w io.Writer, obj client.Object) error {
 	}
 	_, err = w.Write(b)
 	return err
-}
-
-// rvPatch returns a JSON merge patch of spec that carries obj's resourceVersion as a
-// precondition.
-func rvPatch(obj client.Object, spec map[string]any) ([]byte, error) {
-	return json.Marshal(map[string]any{
-		"metadata": map[string]any{"resourceVersion": obj.GetResourceVersion()},
-		"spec":     spec,
-	})
 }
