@@ -40,7 +40,7 @@ type fakeConn struct {
 	ended  chan struct{} // closed when the handler returned
 }
 
-func newFakeServer(t *testing.T) *fakeServer {
+func newFakeServer(t testing.TB) *fakeServer {
 	t.Helper()
 	f := &fakeServer{conns: make(chan *fakeConn, 16)}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
@@ -93,7 +93,7 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // next returns the next stream request.
-func (f *fakeServer) next(t *testing.T) *fakeConn {
+func (f *fakeServer) next(t testing.TB) *fakeConn {
 	t.Helper()
 	select {
 	case c := <-f.conns:
@@ -111,7 +111,7 @@ func (c *fakeConn) send(frames ...string) {
 }
 
 // drop ends the stream from the server's side and waits until it has.
-func (c *fakeConn) drop(t *testing.T) {
+func (c *fakeConn) drop(t testing.TB) {
 	t.Helper()
 	close(c.end)
 	select {
@@ -144,13 +144,13 @@ func compact(s string) string {
 func upToDate(id string) string { return "id: " + id + "\n\n" }
 
 // testLogger writes the provider's log to the test's output (shown with -v or on failure).
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // newTestProvider returns a provider of the fake server with short timings, shut
 // down at cleanup.
-func newTestProvider(t *testing.T, f *fakeServer, o Options) *Provider {
+func newTestProvider(t testing.TB, f *fakeServer, o Options) *Provider {
 	t.Helper()
 	o.URL = f.srv.URL
 	o.Logger = testLogger(t)
@@ -172,7 +172,7 @@ func initAsync(p *Provider, ec openfeature.EvaluationContext) <-chan error {
 	return ch
 }
 
-func initResult(t *testing.T, ch <-chan error) error {
+func initResult(t testing.TB, ch <-chan error) error {
 	t.Helper()
 	select {
 	case err := <-ch:
@@ -184,7 +184,7 @@ func initResult(t *testing.T, ch <-chan error) error {
 }
 
 // nextEvent returns the provider's next event.
-func nextEvent(t *testing.T, p *Provider) openfeature.Event {
+func nextEvent(t testing.TB, p *Provider) openfeature.Event {
 	t.Helper()
 	select {
 	case ev := <-p.EventChannel():
@@ -196,7 +196,7 @@ func nextEvent(t *testing.T, p *Provider) openfeature.Event {
 }
 
 // expectEvent asserts the provider's next event: its type, and its flag changes.
-func expectEvent(t *testing.T, p *Provider, typ openfeature.EventType, changes ...string) openfeature.Event {
+func expectEvent(t testing.TB, p *Provider, typ openfeature.EventType, changes ...string) openfeature.Event {
 	t.Helper()
 	ev := nextEvent(t, p)
 	if ev.EventType != typ || !slices.Equal(ev.FlagChanges, changes) {
@@ -206,7 +206,7 @@ func expectEvent(t *testing.T, p *Provider, typ openfeature.EventType, changes .
 }
 
 // noEvent asserts that the provider has no event pending.
-func noEvent(t *testing.T, p *Provider) {
+func noEvent(t testing.TB, p *Provider) {
 	t.Helper()
 	select {
 	case ev := <-p.EventChannel():
@@ -216,7 +216,7 @@ func noEvent(t *testing.T, p *Provider) {
 }
 
 // eventually polls cond until it holds, failing after wait.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	for !cond() {

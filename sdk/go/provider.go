@@ -66,6 +66,11 @@ type Options struct {
 	// MaxEventBytes bounds one line of the stream (a snapshot is one line). Zero
 	// selects DefaultMaxEventBytes.
 	MaxEventBytes int
+	// OmitFlagMetadata leaves FlagMetadata ("source", "enabled") out of evaluation
+	// results. The SDK copies a provider's metadata map on every evaluation (2
+	// allocations); without metadata, an evaluation allocates only what the SDK
+	// allocates around any provider. UserFlags still has the source.
+	OmitFlagMetadata bool
 	// Logger receives connection problems; nil uses slog.Default().
 	Logger *slog.Logger
 }

@@ -22,6 +22,8 @@ const flags = `{
 	"ratio":{"value":0.25,"enabled":true,"variant":"on","reason":"STATIC","source":"default"},
 	"limits":{"value":{"maxStudents":1,"tags":["a"]},"enabled":true,"variant":"on","reason":"STATIC","source":"default"},
 	"promo":{"enabled":false,"variant":"off","reason":"DISABLED","source":"kill-switch"},
+	"legacy":{"value":"classic","enabled":false,"variant":"off","reason":"DISABLED","source":"kill-switch"},
+	"admin":{"value":"hidden","enabled":false,"variant":"off","reason":"DISABLED","source":"role-gate"},
 	"broken":{"enabled":false,"reason":"ERROR","errorCode":"PARSE_ERROR","errorDetails":"spec.value: required for String flags"},
 	"theme":{"value":"neon","enabled":true,"variant":"override","reason":"TARGETING_MATCH","source":"user-override:shop/bob-theme"},
 	"dark":{"value":false,"enabled":false,"variant":"off","reason":"TARGETING_MATCH","source":"device-override:shop/d1-dark"}
@@ -29,7 +31,7 @@ const flags = `{
 
 // ready returns a provider of a new fake server that holds flags for bob, and the
 // stream connection.
-func ready(t *testing.T, o Options) (*Provider, *fakeServer, *fakeConn) {
+func ready(t testing.TB, o Options) (*Provider, *fakeServer, *fakeConn) {
 	t.Helper()
 	f := newFakeServer(t)
 	p := newTestProvider(t, f, o)
@@ -86,6 +88,9 @@ func TestEvaluationThroughOpenFeature(t *testing.T) {
 			openfeature.FlagMetadata{"source": "user-override:shop/bob-theme", "enabled": true}},
 		{"no value: the default, DISABLED", "promo", "string", "none", "none", openfeature.DisabledReason, "off", "",
 			openfeature.FlagMetadata{"source": "kill-switch", "enabled": false}},
+		{"kill switch with an off value: STATIC, as OFREP says", "legacy", "string", "none", "classic", openfeature.StaticReason, "off", "",
+			openfeature.FlagMetadata{"source": "kill-switch", "enabled": false}},
+		{"role gate with an off value: TARGETING_MATCH, as OFREP says", "admin", "string", "none", "hidden", openfeature.TargetingMatchReason, "off", "", nil},
 		{"unknown key", "nope", "bool", true, true, openfeature.ErrorReason, "", openfeature.FlagNotFoundCode, nil},
 		{"string as boolean", "layout", "bool", true, true, openfeature.ErrorReason, "", openfeature.TypeMismatchCode, nil},
 		{"fraction as int", "ratio", "int", int64(7), int64(7), openfeature.ErrorReason, "", openfeature.TypeMismatchCode, nil},
@@ -143,6 +148,18 @@ func TestEvaluationThroughOpenFeature(t *testing.T) {
 			t.Errorf("the provider's own user as userId: %v, %v", r.Value, err)
 		}
 	})
+}
+
+// TestOmitFlagMetadata: results without FlagMetadata, the same otherwise.
+func TestOmitFlagMetadata(t *testing.T) {
+	p, _, _ := ready(t, Options{OmitFlagMetadata: true})
+	d := p.StringEvaluation(context.Background(), "theme", "none", openfeature.FlattenedContext{})
+	if d.Value != "neon" || d.Variant != "override" || d.Reason != openfeature.TargetingMatchReason || d.FlagMetadata != nil {
+		t.Errorf("got %v %s %s, metadata %v; want neon, override, TARGETING_MATCH and no metadata", d.Value, d.Variant, d.Reason, d.FlagMetadata)
+	}
+	if info, ok := p.OverrideInfo(context.Background(), "theme"); !ok || info.Name != "bob-theme" {
+		t.Errorf("OverrideInfo without metadata: %+v, %v", info, ok)
+	}
 }
 
 // TestEvents follows a provider through changes, drops and resumes: the events, the
@@ -397,8 +414,8 @@ func TestHelpers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 9 {
-		t.Errorf("UserFlags has %d flags, want 9", len(all))
+	if len(all) != 11 {
+		t.Errorf("UserFlags has %d flags, want 11", len(all))
 	}
 	want := Flag{Value: "neon", Enabled: true, Variant: "override", Reason: openfeature.TargetingMatchReason, Source: "user-override:shop/bob-theme"}
 	if !reflect.DeepEqual(all["theme"], want) {

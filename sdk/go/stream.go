@@ -271,7 +271,7 @@ func (c *conn) dispatch(ev *sseEvent, sentID string, synced bool) (ok bool, err 
 		if err := json.Unmarshal(ev.data, &d); err != nil {
 			return false, fmt.Errorf("%w: snapshot: %w", errGap, err)
 		}
-		flags, err := decodeFlags(d.Flags)
+		flags, err := decodeFlags(d.Flags, !p.opts.OmitFlagMetadata)
 		if err != nil {
 			return false, fmt.Errorf("%w: snapshot: %w", errGap, err)
 		}
@@ -294,7 +294,7 @@ func (c *conn) dispatch(ev *sseEvent, sentID string, synced bool) (ok bool, err 
 		if err := json.Unmarshal(ev.data, &d); err != nil {
 			return false, fmt.Errorf("%w: change: %w", errGap, err)
 		}
-		changed, err := decodeFlags(d.Changed)
+		changed, err := decodeFlags(d.Changed, !p.opts.OmitFlagMetadata)
 		if err != nil {
 			return false, fmt.Errorf("%w: change: %w", errGap, err)
 		}

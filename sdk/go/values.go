@@ -42,22 +42,45 @@ type flagValue struct {
 	err *openfeature.ResolutionError
 }
 
-func newFlagValue(w wireFlag) (*flagValue, error) {
-	f := &flagValue{wire: w, reason: openfeature.Reason(w.Reason)}
+func newFlagValue(w wireFlag, withMeta bool) (*flagValue, error) {
+	f := &flagValue{wire: w, reason: reasonOf(&w)}
 	if len(w.Value) > 0 {
 		if err := json.Unmarshal(w.Value, &f.value); err != nil {
 			return nil, fmt.Errorf("value: %w", err)
 		}
 	}
-	f.meta = openfeature.FlagMetadata{"enabled": w.Enabled}
-	if w.Source != "" {
-		f.meta["source"] = w.Source
+	if withMeta {
+		f.meta = openfeature.FlagMetadata{"enabled": w.Enabled}
+		if w.Source != "" {
+			f.meta["source"] = w.Source
+		}
 	}
 	if w.ErrorCode != "" {
 		e := resolutionError(openfeature.ErrorCode(w.ErrorCode), w.ErrorDetails)
 		f.err = &e
 	}
 	return f, nil
+}
+
+// reasonOf is the OpenFeature reason of a result: the one the evaluator's OFREP API
+// gives (docs/ofrep.md), so that every OpenFeature client reports the same. The
+// stream carries the evaluator's own reasons, where the kill switch and the role gate
+// are DISABLED even when they serve a value; OFREP says DISABLED exactly when there is
+// no value, STATIC for the kill switch's off value and TARGETING_MATCH for the role
+// gate's.
+func reasonOf(w *wireFlag) openfeature.Reason {
+	switch {
+	case w.ErrorCode != "":
+		return openfeature.ErrorReason
+	case len(w.Value) == 0:
+		return openfeature.DisabledReason
+	case w.Reason != string(openfeature.DisabledReason):
+		return openfeature.Reason(w.Reason)
+	case w.Source == "role-gate":
+		return openfeature.TargetingMatchReason
+	default:
+		return openfeature.StaticReason
+	}
 }
 
 // resolutionError builds the OpenFeature error of an evaluator error code.
@@ -83,11 +106,12 @@ type values struct {
 	flags map[string]*flagValue
 }
 
-// decodeFlags decodes the flags of a snapshot or changed event.
-func decodeFlags(m map[string]wireFlag) (map[string]*flagValue, error) {
+// decodeFlags decodes the flags of a snapshot or changed event, with their
+// FlagMetadata when withMeta.
+func decodeFlags(m map[string]wireFlag, withMeta bool) (map[string]*flagValue, error) {
 	out := make(map[string]*flagValue, len(m))
 	for k, w := range m {
-		f, err := newFlagValue(w)
+		f, err := newFlagValue(w, withMeta)
 		if err != nil {
 			return nil, fmt.Errorf("flag %q: %w", k, err)
 		}
