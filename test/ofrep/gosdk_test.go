@@ -34,7 +34,7 @@ func TestOpenFeatureGoSDK(t *testing.T) {
 	srv := httptest.NewServer(server.New(newStore(t), server.Options{DefaultNamespace: "shop"}))
 	defer srv.Close()
 	t.Cleanup(openfeature.Shutdown)
-	checkClient(t, srv.URL, false, evaluateGo)
+	checkClient(t, srv.URL, clientGo, evaluateGo)
 }
 
 // evaluateGo evaluates cases with the Go SDK against baseURL, through a provider bound to a
