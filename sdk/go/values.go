@@ -37,9 +37,9 @@ type flagValue struct {
 	// object or array (shared: never handed out without a copy).
 	value  any
 	reason openfeature.Reason
-	meta   openfeature.FlagMetadata
-	// err is the resolution error of a result the evaluator could not decide.
-	err *openfeature.ResolutionError
+	// detail is what an evaluation returns with the value, or with the caller's
+	// default when there is no value or the evaluator could not decide (an error).
+	detail openfeature.ProviderResolutionDetail
 }
 
 func newFlagValue(w wireFlag, withMeta bool) (*flagValue, error) {
@@ -49,15 +49,16 @@ func newFlagValue(w wireFlag, withMeta bool) (*flagValue, error) {
 			return nil, fmt.Errorf("value: %w", err)
 		}
 	}
-	if withMeta {
-		f.meta = openfeature.FlagMetadata{"enabled": w.Enabled}
-		if w.Source != "" {
-			f.meta["source"] = w.Source
-		}
-	}
+	f.detail = openfeature.ProviderResolutionDetail{Reason: f.reason, Variant: w.Variant}
 	if w.ErrorCode != "" {
-		e := resolutionError(openfeature.ErrorCode(w.ErrorCode), w.ErrorDetails)
-		f.err = &e
+		f.value = nil
+		f.detail = errorDetail(resolutionError(openfeature.ErrorCode(w.ErrorCode), w.ErrorDetails))
+	}
+	if withMeta {
+		f.detail.FlagMetadata = openfeature.FlagMetadata{"enabled": w.Enabled}
+		if w.Source != "" {
+			f.detail.FlagMetadata["source"] = w.Source
+		}
 	}
 	return f, nil
 }
@@ -158,32 +159,20 @@ func (v *values) withChanges(changed map[string]*flagValue, removed []string) (*
 	return &values{flags: next}, slices.Compact(keys)
 }
 
-// lookup finds a flag for an evaluation. It returns the flag when it has a value,
-// else nil with the details to return with the caller's default.
-func (p *Provider) lookup(key string, flatCtx openfeature.FlattenedContext) (*flagValue, openfeature.ProviderResolutionDetail) {
+// lookup finds a flag for an evaluation, or returns why it cannot.
+func (p *Provider) lookup(key string, flatCtx openfeature.FlattenedContext) (*flagValue, openfeature.ResolutionError) {
 	tk, _ := flatCtx[openfeature.TargetingKey].(string)
 	if msg := p.otherUser(flatCtx["userId"], tk); msg != "" {
-		return nil, errorDetail(openfeature.NewInvalidContextResolutionError(msg))
+		return nil, openfeature.NewInvalidContextResolutionError(msg)
 	}
 	v := p.vals.Load()
 	if v == nil {
-		return nil, errorDetail(openfeature.NewProviderNotReadyResolutionError("the flagops provider has no values yet"))
+		return nil, openfeature.NewProviderNotReadyResolutionError("the flagops provider has no values yet")
 	}
-	f, ok := v.flags[key]
-	switch {
-	case !ok:
-		return nil, errorDetail(openfeature.NewFlagNotFoundResolutionError("flag " + strconv.Quote(key) + " not found"))
-	case f.err != nil:
-		d := errorDetail(*f.err)
-		d.FlagMetadata = f.meta
-		return nil, d
+	if f, ok := v.flags[key]; ok {
+		return f, openfeature.ResolutionError{}
 	}
-	d := openfeature.ProviderResolutionDetail{Reason: f.reason, Variant: f.wire.Variant, FlagMetadata: f.meta}
-	if f.value == nil {
-		// No value for this context: the caller's default applies.
-		return nil, d
-	}
-	return f, d
+	return nil, openfeature.NewFlagNotFoundResolutionError("flag " + strconv.Quote(key) + " not found")
 }
 
 // otherUser returns why a call for the user of userID and targetingKey cannot be
@@ -206,17 +195,21 @@ func errorDetail(e openfeature.ResolutionError) openfeature.ProviderResolutionDe
 // evaluate resolves key to a T with conv, or returns def with the reason why not.
 func evaluate[T any](p *Provider, key string, def T, flatCtx openfeature.FlattenedContext, typ string,
 	conv func(any) (T, bool)) openfeature.GenericResolutionDetail[T] {
-	f, d := p.lookup(key, flatCtx)
-	if f == nil {
-		return openfeature.GenericResolutionDetail[T]{Value: def, ProviderResolutionDetail: d}
+	f, rerr := p.lookup(key, flatCtx)
+	switch {
+	case f == nil:
+		return openfeature.GenericResolutionDetail[T]{Value: def, ProviderResolutionDetail: errorDetail(rerr)}
+	case f.value == nil:
+		// No value for this context, or an error: the caller's default applies.
+		return openfeature.GenericResolutionDetail[T]{Value: def, ProviderResolutionDetail: f.detail}
 	}
 	v, ok := conv(f.value)
 	if !ok {
-		d = errorDetail(openfeature.NewTypeMismatchResolutionError(
+		d := errorDetail(openfeature.NewTypeMismatchResolutionError(
 			fmt.Sprintf("flag %q has a %s value, not %s", key, typeName(f.value), typ)))
 		return openfeature.GenericResolutionDetail[T]{Value: def, ProviderResolutionDetail: d}
 	}
-	return openfeature.GenericResolutionDetail[T]{Value: v, ProviderResolutionDetail: d}
+	return openfeature.GenericResolutionDetail[T]{Value: v, ProviderResolutionDetail: f.detail}
 }
 
 func typeName(v any) string {
