@@ -118,30 +118,39 @@ func manyFlags(n int) string {
 }
 
 // BenchmarkMemory1000Flags reports the heap the provider's values of 1,000 flags
-// hold (heap-bytes): the live heap after a GC with them, minus before.
+// hold (heap-bytes): the live heap after a GC with them, minus before; with the
+// FlagMetadata maps (the default) and without (OmitFlagMetadata).
 func BenchmarkMemory1000Flags(b *testing.B) {
 	const n = 1000
 	data := []byte(`{"flags":` + manyFlags(n) + `}`)
-	var total uint64
-	for b.Loop() {
-		// As the provider applies a snapshot event: decode, then derive the values.
-		before := liveHeap()
-		var wire struct {
-			Flags map[string]wireFlag `json:"flags"`
+	for _, withMeta := range []bool{true, false} {
+		name := "FlagMetadata"
+		if !withMeta {
+			name = "OmitFlagMetadata"
 		}
-		if err := json.Unmarshal(data, &wire); err != nil {
-			b.Fatal(err)
-		}
-		flags, err := decodeFlags(wire.Flags, true)
-		if err != nil {
-			b.Fatal(err)
-		}
-		wire.Flags = nil
-		v := &values{flags: flags}
-		total += liveHeap() - before
-		runtime.KeepAlive(v)
+		b.Run(name, func(b *testing.B) {
+			var total uint64
+			for b.Loop() {
+				// As the provider applies a snapshot event: decode, then derive the values.
+				before := liveHeap()
+				var wire struct {
+					Flags map[string]wireFlag `json:"flags"`
+				}
+				if err := json.Unmarshal(data, &wire); err != nil {
+					b.Fatal(err)
+				}
+				flags, err := decodeFlags(wire.Flags, withMeta)
+				if err != nil {
+					b.Fatal(err)
+				}
+				wire.Flags = nil
+				v := &values{flags: flags}
+				total += liveHeap() - before
+				runtime.KeepAlive(v)
+			}
+			b.ReportMetric(float64(total)/float64(b.N), "heap-bytes")
+		})
 	}
-	b.ReportMetric(float64(total)/float64(b.N), "heap-bytes")
 }
 
 func liveHeap() uint64 {

@@ -42,7 +42,16 @@ type flagValue struct {
 	detail openfeature.ProviderResolutionDetail
 }
 
-func newFlagValue(w wireFlag, withMeta bool) (*flagValue, error) {
+// metaKey identifies a flag's metadata, which flags decided alike share.
+type metaKey struct {
+	enabled bool
+	source  string
+}
+
+// newFlagValue derives a flag's values from its wire form. metas, when not nil,
+// holds the metadata maps made so far in this decoding, for sharing; nil leaves
+// FlagMetadata out.
+func newFlagValue(w wireFlag, metas map[metaKey]openfeature.FlagMetadata) (*flagValue, error) {
 	f := &flagValue{wire: w, reason: reasonOf(&w)}
 	if len(w.Value) > 0 {
 		if err := json.Unmarshal(w.Value, &f.value); err != nil {
@@ -54,11 +63,17 @@ func newFlagValue(w wireFlag, withMeta bool) (*flagValue, error) {
 		f.value = nil
 		f.detail = errorDetail(resolutionError(openfeature.ErrorCode(w.ErrorCode), w.ErrorDetails))
 	}
-	if withMeta {
-		f.detail.FlagMetadata = openfeature.FlagMetadata{"enabled": w.Enabled}
-		if w.Source != "" {
-			f.detail.FlagMetadata["source"] = w.Source
+	if metas != nil {
+		k := metaKey{w.Enabled, w.Source}
+		m, ok := metas[k]
+		if !ok {
+			m = openfeature.FlagMetadata{"enabled": w.Enabled}
+			if w.Source != "" {
+				m["source"] = w.Source
+			}
+			metas[k] = m
 		}
+		f.detail.FlagMetadata = m
 	}
 	return f, nil
 }
@@ -111,8 +126,12 @@ type values struct {
 // FlagMetadata when withMeta.
 func decodeFlags(m map[string]wireFlag, withMeta bool) (map[string]*flagValue, error) {
 	out := make(map[string]*flagValue, len(m))
+	var metas map[metaKey]openfeature.FlagMetadata
+	if withMeta {
+		metas = map[metaKey]openfeature.FlagMetadata{}
+	}
 	for k, w := range m {
-		f, err := newFlagValue(w, withMeta)
+		f, err := newFlagValue(w, metas)
 		if err != nil {
 			return nil, fmt.Errorf("flag %q: %w", k, err)
 		}
