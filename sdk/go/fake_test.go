@@ -215,18 +215,6 @@ func noEvent(t testing.TB, p *Provider) {
 	}
 }
 
-// eventually polls cond until it holds, failing after wait.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, wait)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // boolOf evaluates a Boolean flag straight on the provider.
 func boolOf(p *Provider, key string) openfeature.BoolResolutionDetail {
 	return p.BooleanEvaluation(context.Background(), key, false, openfeature.FlattenedContext{})
