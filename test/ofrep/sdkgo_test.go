@@ -56,60 +56,25 @@ func evaluateFlagops(t *testing.T, url, ns string, cases []testCase) []details {
 		}
 		client, ok := clients[string(key)]
 		if !ok {
-			client = flagopsClient(t, url, ns, c.Context)
+			client = flagopsClient(t, url, ns, evaluationContext(c.Context))
 			clients[string(key)] = client
 		}
-		ctx := context.Background()
-		none := openfeature.EvaluationContext{}
-		var d openfeature.EvaluationDetails
-		var value any
-		switch c.Type {
-		case "boolean":
-			r, _ := client.BooleanValueDetails(ctx, c.Flag, c.Default.(bool), none)
-			value, d = r.Value, r.EvaluationDetails
-		case "string":
-			r, _ := client.StringValueDetails(ctx, c.Flag, c.Default.(string), none)
-			value, d = r.Value, r.EvaluationDetails
-		case "number":
-			r, _ := client.FloatValueDetails(ctx, c.Flag, float64(c.Default.(int)), none)
-			value, d = r.Value, r.EvaluationDetails
-		case "object":
-			r, _ := client.ObjectValueDetails(ctx, c.Flag, c.Default, none)
-			value, d = r.Value, r.EvaluationDetails
-		default:
-			t.Fatalf("unknown type %q for flag %s", c.Type, c.Flag)
-		}
-		out[i] = details{Flag: d.FlagKey, Type: c.Type, Value: value, FlagMetadata: d.FlagMetadata,
-			Reason: str(string(d.Reason))}
-		if d.Variant != "" {
-			out[i].Variant = str(d.Variant)
-		}
-		if d.ErrorCode != "" {
-			out[i].ErrorCode = str(string(d.ErrorCode))
-		}
+		out[i] = evaluateCase(t, client, c)
 	}
 	return out
 }
 
-// flagopsClient returns a client of a ready flagops provider for evalCtx.
-func flagopsClient(t *testing.T, url, ns string, evalCtx map[string]any) *openfeature.Client {
+// flagopsClient returns a client of a ready flagops provider holding the values of
+// evalCtx.
+func flagopsClient(t *testing.T, url, ns string, evalCtx openfeature.EvaluationContext) *openfeature.Client {
 	t.Helper()
 	p, err := flagops.NewProvider(flagops.Options{URL: url, Namespace: ns, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	attrs := map[string]any{}
-	tk := ""
-	for k, v := range evalCtx {
-		if k == openfeature.TargetingKey {
-			tk = v.(string)
-		} else {
-			attrs[k] = v
-		}
-	}
 	api := isolated.NewAPI()
 	t.Cleanup(func() { _ = api.Shutdown(context.Background()) })
-	api.SetEvaluationContext(openfeature.NewEvaluationContext(tk, attrs))
+	api.SetEvaluationContext(evalCtx)
 	if err := api.SetProviderAndWait(context.Background(), p); err != nil {
 		t.Fatalf("SetProviderAndWait: %v", err)
 	}
