@@ -44,7 +44,8 @@
 // (STATIC, TARGETING_MATCH, SPLIT, DISABLED, ERROR; DISABLED exactly when there is no
 // value, as docs/ofrep.md explains), and FlagMetadata "source" (the step that decided,
 // for example user-override:shop/beta-testers) and "enabled" (whether the on path was
-// taken). A flag the evaluator gives no value for this context (switched off without
+// taken); the metadata map is read-only and shared between flags (the OpenFeature
+// client hands out copies). A flag the evaluator gives no value for this context (switched off without
 // an off value) returns the caller's default with reason DISABLED. An unknown key returns the default with
 // FLAG_NOT_FOUND, a value of another type TYPE_MISMATCH. Integer evaluation accepts
 // whole numbers only; object evaluation accepts JSON objects and returns a copy.
