@@ -379,6 +379,15 @@ func TestInitFailures(t *testing.T) {
 			t.Errorf("banner after the late snapshot: %v", d.Value)
 		}
 	})
+	t.Run("a snapshot longer than MaxEventBytes", func(t *testing.T) {
+		f := newFakeServer(t)
+		p := newTestProvider(t, f, Options{InitTimeout: 200 * time.Millisecond, MaxEventBytes: 100})
+		done := initAsync(p, openfeature.EvaluationContext{})
+		f.next(t).send(snapshot("id1", flags))
+		if err := initResult(t, done); err == nil || !strings.Contains(err.Error(), "longer than Options.MaxEventBytes (100)") {
+			t.Fatalf("Init: %v, want it to name MaxEventBytes", err)
+		}
+	})
 	t.Run("evaluations before the first snapshot", func(t *testing.T) {
 		f := newFakeServer(t)
 		p := newTestProvider(t, f, Options{})
@@ -389,6 +398,36 @@ func TestInitFailures(t *testing.T) {
 			t.Errorf("UserFlags before Init: %v, want ErrNotReady", err)
 		}
 	})
+}
+
+// TestShutdownAndInitAgain: Shutdown closes the stream and forgets the values; Init
+// starts afresh.
+func TestShutdownAndInitAgain(t *testing.T) {
+	p, f, c := ready(t, Options{})
+	if err := p.InitWithContext(context.Background(), openfeature.EvaluationContext{}); err == nil {
+		t.Error("a second Init while running succeeded")
+	}
+	p.Shutdown()
+	select {
+	case <-c.ended:
+	case <-time.After(wait):
+		t.Fatal("Shutdown left the stream open")
+	}
+	if d := boolOf(p, "banner"); d.ResolutionDetail().ErrorCode != openfeature.ProviderNotReadyCode {
+		t.Errorf("after Shutdown: %s, want PROVIDER_NOT_READY", d.ResolutionDetail().ErrorCode)
+	}
+	done := initAsync(p, openfeature.NewEvaluationContext("bob", nil))
+	c = f.next(t)
+	if id := c.req.Header.Get("Last-Event-ID"); id != "" {
+		t.Errorf("Init after Shutdown resumed from %q", id)
+	}
+	c.send(snapshot("id2", flags))
+	if err := initResult(t, done); err != nil {
+		t.Fatalf("Init after Shutdown: %v", err)
+	}
+	if d := boolOf(p, "banner"); !d.Value {
+		t.Error("banner after Init again: false")
+	}
 }
 
 // TestNamespace: a namespace selects the prefixed route.

@@ -112,7 +112,8 @@ func (c *conn) connect(ctx context.Context) (synced bool, err error) {
 	defer func() { _ = resp.Body.Close() }() // a read error is what counts
 	sentID := c.lastID
 	sc := bufio.NewScanner(&idleReader{r: resp.Body, t: idle, d: p.opts.IdleTimeout})
-	sc.Buffer(make([]byte, 0, 64<<10), p.opts.MaxEventBytes)
+	// The larger of the capacity and the maximum bounds a line.
+	sc.Buffer(make([]byte, 0, min(64<<10, p.opts.MaxEventBytes)), p.opts.MaxEventBytes)
 	var ev sseEvent
 	for sc.Scan() {
 		line := sc.Bytes()
@@ -133,6 +134,9 @@ func (c *conn) connect(ctx context.Context) (synced bool, err error) {
 	if err := sc.Err(); err != nil {
 		if ctx.Err() != nil && idleFired(idle) {
 			return synced, fmt.Errorf("the stream was silent for %s", p.opts.IdleTimeout)
+		}
+		if errors.Is(err, bufio.ErrTooLong) {
+			return synced, fmt.Errorf("the stream sent a line longer than Options.MaxEventBytes (%d)", p.opts.MaxEventBytes)
 		}
 		return synced, fmt.Errorf("reading the stream: %w", err)
 	}
