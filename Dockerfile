@@ -28,8 +28,11 @@ RUN v="$(go env GOVERSION)" && [ "$v" = "go${GO_VERSION}" ] || \
     { echo "error: the builder has ${v:-no Go}, the Dockerfile pins go${GO_VERSION}" >&2; exit 1; }
 
 WORKDIR /workspace
-# Module downloads get their own layer, rebuilt only when go.mod or go.sum change.
+# Module downloads get their own layer, rebuilt only when go.mod or go.sum change. The
+# main module's go.mod replaces the Go SDK's module (sdk/go) by its directory, whose
+# go.mod it reads.
 COPY go.mod go.sum ./
+COPY sdk/go/go.mod sdk/go/go.sum ./sdk/go/
 RUN go mod download
 
 # .dockerignore keeps the context to the Go packages of cmd/flagops and the manifests it

@@ -123,12 +123,14 @@
 // history, so it means the same on every replica and after a restart.
 // A reconnecting client sends its last ID as Last-Event-ID (or, failing
 // that, the lastEventId query parameter). If it equals the digest of the
-// context's current values the stream starts with nothing; any other ID
-// gets a fresh snapshot (native) or a refetch event (OFREP). A client
-// that resumes anywhere therefore gets either nothing, because it is up to
-// date, or the current values: never silence over a change. A native
-// stream without an ID starts with a snapshot, an OFREP stream without one
-// with nothing.
+// context's current values the stream starts with nothing new: on the
+// native stream, a block "id: <that ID>" without data (which EventSource
+// does not dispatch), so that the client knows at once that it is up to
+// date; on the OFREP stream, nothing. Any other ID gets a fresh snapshot
+// (native) or a refetch event (OFREP). A client that resumes anywhere
+// therefore gets either nothing new, because it is up to date, or the
+// current values: never silence over a change. A native stream without an
+// ID starts with a snapshot, an OFREP stream without one with nothing.
 //
 // The bulk response's eventStreams[0].endpoint.requestUri is the OFREP
 // stream of the caller's context: /ofrep/v1/sse (under the request's

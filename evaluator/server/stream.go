@@ -168,9 +168,14 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, ns evaluator.Nam
 	cur := snap.Namespace(st.ns)
 	results := st.reset(cur)
 	var first []byte
+	upToDate := lastID == st.id()
 	switch {
-	case lastID == st.id():
-		// The client holds these values already.
+	case upToDate && kind == streamNative:
+		// The client holds these values already: their ID alone (a block without data,
+		// which EventSource does not dispatch) tells it so, where silence could be a
+		// snapshot still on its way.
+		first = []byte("id: " + lastID + "\n\n")
+	case upToDate:
 	case kind == streamNative:
 		first = st.snapshotFrame(cur, results)
 	case lastID != "":
@@ -187,7 +192,7 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, ns evaluator.Nam
 	if !s.write(w, rc, append([]byte(retry), first...)) {
 		return
 	}
-	if first != nil {
+	if first != nil && !upToDate {
 		s.opts.Metrics.EventSent(st.kindName(eventSnapshot))
 	}
 	s.follow(w, rc, r, st, fo, snap.Revision())

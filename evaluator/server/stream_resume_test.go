@@ -165,7 +165,8 @@ func TestResumeOnAnotherReplica(t *testing.T) {
 			}
 			c.quiet(t)
 
-			// A client that is up to date on A gets nothing on B.
+			// A client that is up to date on A gets nothing new on B: the ID
+			// alone on the native stream, nothing on the OFREP stream.
 			upToDate := ofrepStreamID(t, a, "bob")
 			if tc.kind == "/v1/stream" {
 				c := open(t, a, tc.kind+"?userId=bob")
@@ -173,7 +174,11 @@ func TestResumeOnAnotherReplica(t *testing.T) {
 				st.apply(t, c.next(t))
 				upToDate = st.lastID
 			}
-			open(t, b, tc.kind+"?userId=bob", "Last-Event-ID", upToDate).quiet(t)
+			c = open(t, b, tc.kind+"?userId=bob", "Last-Event-ID", upToDate)
+			if tc.kind == "/v1/stream" {
+				c.expectUpToDate(t, upToDate)
+			}
+			c.quiet(t)
 		})
 	}
 }
@@ -210,7 +215,9 @@ func TestResumeAfterRestart(t *testing.T) {
 		after, _ := newTestStore(t)
 		apply(t, after, userOv("bob", "bob-theme", "theme", `"neon"`)) // revision 2
 		srv := serveStore(t, after, Options{})
-		open(t, srv, "/v1/stream?userId=bob", "Last-Event-ID", st.lastID).quiet(t)
+		c := open(t, srv, "/v1/stream?userId=bob", "Last-Event-ID", st.lastID)
+		c.expectUpToDate(t, st.lastID)
+		c.quiet(t)
 	})
 	t.Run("changed while down", func(t *testing.T) {
 		after, _ := newTestStore(t)

@@ -179,6 +179,15 @@ func (c *sseClient) expect(t *testing.T, event, id, data string) {
 	jsonEq(t, ev.data, data)
 }
 
+// expectUpToDate asserts that the next frame is the ID alone, which a
+// native stream sends a client that resumes with the ID of its values.
+func (c *sseClient) expectUpToDate(t *testing.T, id string) {
+	t.Helper()
+	if ev := c.next(t); ev != (sseEvent{id: id}) {
+		t.Fatalf("frame = %+v, want id %q alone", ev, id)
+	}
+}
+
 // idOf is the event ID of a client of namespace ns holding the current
 // effective map of ctx in store.
 func idOf(store *evaluator.Store, ns string, ctx evaluator.Context) string {
@@ -312,7 +321,7 @@ func TestStreamResume(t *testing.T) {
 		name   string
 		path   string
 		header []string
-		want   bool // a fresh snapshot; false: nothing
+		want   bool // a fresh snapshot; false: the ID alone
 	}{
 		{"older ID in the header", "/v1/stream?userId=bob", []string{"Last-Event-ID", old}, true},
 		{"older ID as query parameter", "/v1/stream?userId=bob&lastEventId=" + old, nil, true},
@@ -325,12 +334,15 @@ func TestStreamResume(t *testing.T) {
 			c := open(t, srv, tc.path, tc.header...)
 			if tc.want {
 				c.expect(t, "snapshot", current, want)
+			} else {
+				c.expectUpToDate(t, current)
 			}
 			c.quiet(t)
 		})
 	}
 	t.Run("changes after an up-to-date resume", func(t *testing.T) {
 		c := open(t, srv, "/v1/stream?userId=bob", "Last-Event-ID", idOf(store, "shop", bobCtx))
+		c.expectUpToDate(t, idOf(store, "shop", bobCtx))
 		c.quiet(t)
 		apply(t, store, userOv("bob", "bob-banner", "banner", `"hi"`))
 		if ev := c.next(t); ev.event != "device.feature-flags.changed" || ev.id != idOf(store, "shop", bobCtx) {

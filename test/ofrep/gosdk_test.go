@@ -34,7 +34,7 @@ func TestOpenFeatureGoSDK(t *testing.T) {
 	srv := httptest.NewServer(server.New(newStore(t), server.Options{DefaultNamespace: "shop"}))
 	defer srv.Close()
 	t.Cleanup(openfeature.Shutdown)
-	checkClient(t, srv.URL, false, evaluateGo)
+	checkClient(t, srv.URL, clientGo, evaluateGo)
 }
 
 // evaluateGo evaluates cases with the Go SDK against baseURL, through a provider bound to a
@@ -45,41 +45,53 @@ func evaluateGo(t *testing.T, baseURL string, cases []testCase) []details {
 		t.Fatalf("SetNamedProviderAndWait: %v", err)
 	}
 	client := openfeature.NewClient(baseURL)
-	ctx := context.Background()
 	out := make([]details, len(cases))
 	for i, c := range cases {
-		attrs := maps.Clone(c.Context)
-		tk, _ := attrs["targetingKey"].(string)
-		delete(attrs, "targetingKey")
-		evalCtx := openfeature.NewEvaluationContext(tk, attrs)
-		var d openfeature.EvaluationDetails
-		var value any
-		switch c.Type {
-		case "boolean":
-			r, _ := client.BooleanValueDetails(ctx, c.Flag, c.Default.(bool), evalCtx)
-			value, d = r.Value, r.EvaluationDetails
-		case "string":
-			r, _ := client.StringValueDetails(ctx, c.Flag, c.Default.(string), evalCtx)
-			value, d = r.Value, r.EvaluationDetails
-		case "number":
-			r, _ := client.FloatValueDetails(ctx, c.Flag, float64(c.Default.(int)), evalCtx)
-			value, d = r.Value, r.EvaluationDetails
-		case "object":
-			r, _ := client.ObjectValueDetails(ctx, c.Flag, c.Default, evalCtx)
-			value, d = r.Value, r.EvaluationDetails
-		default:
-			t.Fatalf("unknown type %q for flag %s", c.Type, c.Flag)
-		}
-		out[i] = details{Flag: d.FlagKey, Type: c.Type, Value: value, FlagMetadata: d.FlagMetadata}
-		if d.Reason != "" {
-			out[i].Reason = str(string(d.Reason))
-		}
-		if d.Variant != "" {
-			out[i].Variant = str(d.Variant)
-		}
-		if d.ErrorCode != "" {
-			out[i].ErrorCode = str(string(d.ErrorCode))
-		}
+		out[i] = evaluateCase(t, client, c)
+	}
+	return out
+}
+
+// evaluationContext is the OpenFeature evaluation context of a case's context.
+func evaluationContext(m map[string]any) openfeature.EvaluationContext {
+	attrs := maps.Clone(m)
+	tk, _ := attrs["targetingKey"].(string)
+	delete(attrs, "targetingKey")
+	return openfeature.NewEvaluationContext(tk, attrs)
+}
+
+// evaluateCase evaluates one case with client, in the case's context.
+func evaluateCase(t *testing.T, client *openfeature.Client, c testCase) details {
+	t.Helper()
+	ctx := context.Background()
+	evalCtx := evaluationContext(c.Context)
+	var d openfeature.EvaluationDetails
+	var value any
+	switch c.Type {
+	case "boolean":
+		r, _ := client.BooleanValueDetails(ctx, c.Flag, c.Default.(bool), evalCtx)
+		value, d = r.Value, r.EvaluationDetails
+	case "string":
+		r, _ := client.StringValueDetails(ctx, c.Flag, c.Default.(string), evalCtx)
+		value, d = r.Value, r.EvaluationDetails
+	case "number":
+		r, _ := client.FloatValueDetails(ctx, c.Flag, float64(c.Default.(int)), evalCtx)
+		value, d = r.Value, r.EvaluationDetails
+	case "object":
+		r, _ := client.ObjectValueDetails(ctx, c.Flag, c.Default, evalCtx)
+		value, d = r.Value, r.EvaluationDetails
+	default:
+		t.Fatalf("unknown type %q for flag %s", c.Type, c.Flag)
+	}
+	out := details{Flag: d.FlagKey, Type: c.Type, Value: value, FlagMetadata: d.FlagMetadata}
+	if d.Reason != "" {
+		out.Reason = str(string(d.Reason))
+	}
+	if d.Variant != "" {
+		out.Variant = str(d.Variant)
+	}
+	if d.ErrorCode != "" {
+		out.ErrorCode = str(string(d.ErrorCode))
 	}
 	return out
 }

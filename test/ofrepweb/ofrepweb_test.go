@@ -22,23 +22,18 @@ package ofrepweb
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/flagops/flagops/test/servetest"
 )
 
 const (
@@ -79,98 +74,6 @@ spec:
 `
 }
 
-// writeAtomic writes a file as editors that save safely do: a temporary file (a dot file,
-// which serve ignores) renamed over the target.
-func writeAtomic(t *testing.T, path, data string) {
-	t.Helper()
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// buildFlagops builds the flagops binary into a temporary directory.
-func buildFlagops(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "flagops")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/flagops/flagops/cmd/flagops")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// lockedBuffer collects a process's output for failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-var addressRE = regexp.MustCompile(`msg="Serving flags" address=(\S+)`)
-
-// startServe runs `flagops serve --dir dir` on a loopback port with extra flags and returns
-// its base URL and its log.
-func startServe(t *testing.T, bin, dir string, extra ...string) (string, *lockedBuffer) {
-	t.Helper()
-	args := append([]string{"serve", "--dir", dir, "--evaluator-bind-address", "127.0.0.1:0"}, extra...)
-	cmd := exec.Command(bin, args...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	log := &lockedBuffer{}
-	addr := make(chan string, 1)
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			_, _ = fmt.Fprintln(log, sc.Text()) // a lockedBuffer's Write does not fail
-			if m := addressRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addr <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		<-copied
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("flagops serve log:\n%s", log.String())
-		}
-	})
-	select {
-	case a := <-addr:
-		return "http://" + a, log
-	case <-copied:
-		t.Fatal("flagops serve exited before serving")
-	case <-time.After(changeBound):
-		t.Fatalf("flagops serve did not report its address within %s", changeBound)
-	}
-	return "", nil
-}
-
 // event is one line of harness.mjs's output.
 type event struct {
 	Type         string   `json:"type"`
@@ -199,7 +102,7 @@ func (e event) value() string {
 // harness is a running harness.mjs.
 type harness struct {
 	events chan event
-	stderr *lockedBuffer
+	stderr *servetest.LockedBuffer
 	seen   []string
 	// advertised are the event stream URIs of the bulk responses so far, resolved
 	// against the base URL; streams are the URLs of the EventSources opened so far.
@@ -233,7 +136,7 @@ func startHarness(t *testing.T, cfg map[string]any) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{events: make(chan event, 64), stderr: &lockedBuffer{}, base: base}
+	h := &harness{events: make(chan event, 64), stderr: &servetest.LockedBuffer{}, base: base}
 	cmd.Stderr = h.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -306,7 +209,7 @@ func (h *harness) waitFor(t *testing.T, what string, ok func(event) bool) event 
 // same with context tokens on: the provider sends its token as a header, and its
 // EventSource, which cannot send headers, uses the advertised URI with access_token.
 func TestOFREPWebProvider(t *testing.T) {
-	bin := buildFlagops(t)
+	bin := servetest.Build(t)
 	tests := []struct {
 		name string
 		auth bool
@@ -317,17 +220,17 @@ func TestOFREPWebProvider(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			writeAtomic(t, filepath.Join(dir, "flag.yaml"), flagManifest("sidebar"))
+			servetest.WriteAtomic(t, filepath.Join(dir, "flag.yaml"), flagManifest("sidebar"))
 			ctx := map[string]any{"targetingKey": userID}
 			var extra []string
 			token := ""
 			if tt.auth {
 				keys := filepath.Join(t.TempDir(), "keys.json")
 				var priv ed25519.PrivateKey
-				priv, extra = writeKeys(t, keys), []string{"--context-token-keys-file", keys}
-				token = mintToken(t, priv, map[string]any{"targetingKey": userID, "userId": userID})
+				priv, extra = servetest.WriteKeys(t, keys), []string{"--context-token-keys-file", keys}
+				token = servetest.MintToken(t, priv, namespace, time.Hour, map[string]any{"targetingKey": userID, "userId": userID})
 			}
-			base, _ := startServe(t, bin, dir, extra...)
+			base := servetest.Start(t, bin, dir, "127.0.0.1:0", extra...).URL
 			h := startHarness(t, map[string]any{
 				"baseUrl": base, "token": token, "context": ctx,
 				"flags": []map[string]any{{"flag": flagKey, "type": "string", "default": "none"}},
@@ -356,45 +259,11 @@ func TestOFREPWebProvider(t *testing.T) {
 			}
 			for _, st := range steps {
 				written := time.Now()
-				writeAtomic(t, filepath.Join(dir, st.file), st.manifest)
+				servetest.WriteAtomic(t, filepath.Join(dir, st.file), st.manifest)
 				ev := h.waitFor(t, "PROVIDER_CONFIGURATION_CHANGED with "+st.want+" after the "+st.what,
 					func(e event) bool { return e.Type == "changed" && e.value() == st.want })
 				t.Logf("%s: PROVIDER_CONFIGURATION_CHANGED with the new value %.3f s after the file write", st.what, ev.at.Sub(written).Seconds())
 			}
 		})
 	}
-}
-
-// writeKeys writes a JWKS holding a new Ed25519 public key (kid "test") and returns the
-// private key.
-func writeKeys(t *testing.T, path string) ed25519.PrivateKey {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwks, err := json.Marshal(map[string]any{"keys": []map[string]any{{
-		"kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": "test",
-		"x": base64.RawURLEncoding.EncodeToString(pub),
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeAtomic(t, path, string(jwks))
-	return priv
-}
-
-// mintToken signs a context token for the namespace, valid for an hour, carrying ctx.
-func mintToken(t *testing.T, priv ed25519.PrivateKey, ctx map[string]any) string {
-	t.Helper()
-	now := time.Now()
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
-		"aud": "flagops:" + namespace, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "ctx": ctx,
-	})
-	tok.Header["kid"] = "test"
-	s, err := tok.SignedString(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }

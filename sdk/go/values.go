@@ -1,0 +1,342 @@
+package flagops
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/open-feature/go-sdk/openfeature"
+)
+
+// wireFlag is one flag of the device stream: the evaluator's result for the context.
+type wireFlag struct {
+	Value        json.RawMessage `json:"value,omitempty"`
+	Enabled      bool            `json:"enabled"`
+	Variant      string          `json:"variant,omitempty"`
+	Reason       string          `json:"reason"`
+	Source       string          `json:"source,omitempty"`
+	ErrorCode    string          `json:"errorCode,omitempty"`
+	ErrorDetails string          `json:"errorDetails,omitempty"`
+}
+
+func (w *wireFlag) equal(o *wireFlag) bool {
+	return bytes.Equal(w.Value, o.Value) && w.Enabled == o.Enabled && w.Variant == o.Variant &&
+		w.Reason == o.Reason && w.Source == o.Source && w.ErrorCode == o.ErrorCode && w.ErrorDetails == o.ErrorDetails
+}
+
+// flagValue is one flag as evaluations read it: the wire form and what is derived
+// from it once, so that an evaluation only looks it up.
+type flagValue struct {
+	wire wireFlag
+	// value is nil (no value), a bool, a string, a float64, or the decoded JSON of an
+	// object or array (shared: never handed out without a copy).
+	value  any
+	reason openfeature.Reason
+	// detail is what an evaluation returns with the value, or with the caller's
+	// default when there is no value or the evaluator could not decide (an error).
+	detail openfeature.ProviderResolutionDetail
+}
+
+// metaKey identifies a flag's metadata, which flags decided alike share.
+type metaKey struct {
+	enabled bool
+	source  string
+}
+
+// newFlagValue derives a flag's values from its wire form. metas, when not nil,
+// holds the metadata maps made so far in this decoding, for sharing; nil leaves
+// FlagMetadata out.
+func newFlagValue(w wireFlag, metas map[metaKey]openfeature.FlagMetadata) (*flagValue, error) {
+	f := &flagValue{wire: w, reason: reasonOf(&w)}
+	if len(w.Value) > 0 {
+		if err := json.Unmarshal(w.Value, &f.value); err != nil {
+			return nil, fmt.Errorf("value: %w", err)
+		}
+	}
+	f.detail = openfeature.ProviderResolutionDetail{Reason: f.reason, Variant: w.Variant}
+	if w.ErrorCode != "" {
+		f.value = nil
+		f.detail = errorDetail(resolutionError(openfeature.ErrorCode(w.ErrorCode), w.ErrorDetails))
+	}
+	if metas != nil {
+		k := metaKey{w.Enabled, w.Source}
+		m, ok := metas[k]
+		if !ok {
+			m = openfeature.FlagMetadata{"enabled": w.Enabled}
+			if w.Source != "" {
+				m["source"] = w.Source
+			}
+			metas[k] = m
+		}
+		f.detail.FlagMetadata = m
+	}
+	return f, nil
+}
+
+// reasonOf is the OpenFeature reason of a result: the one the evaluator's OFREP API
+// gives (docs/ofrep.md), so that every OpenFeature client reports the same. The
+// stream carries the evaluator's own reasons, where the kill switch and the role gate
+// are DISABLED even when they serve a value; OFREP says DISABLED exactly when there is
+// no value, STATIC for the kill switch's off value and TARGETING_MATCH for the role
+// gate's.
+func reasonOf(w *wireFlag) openfeature.Reason {
+	switch {
+	case w.ErrorCode != "":
+		return openfeature.ErrorReason
+	case len(w.Value) == 0:
+		return openfeature.DisabledReason
+	case w.Reason != string(openfeature.DisabledReason):
+		return openfeature.Reason(w.Reason)
+	case w.Source == "role-gate":
+		return openfeature.TargetingMatchReason
+	default:
+		return openfeature.StaticReason
+	}
+}
+
+// resolutionError builds the OpenFeature error of an evaluator error code.
+func resolutionError(code openfeature.ErrorCode, msg string) openfeature.ResolutionError {
+	switch code {
+	case openfeature.FlagNotFoundCode:
+		return openfeature.NewFlagNotFoundResolutionError(msg)
+	case openfeature.ParseErrorCode:
+		return openfeature.NewParseErrorResolutionError(msg)
+	case openfeature.TypeMismatchCode:
+		return openfeature.NewTypeMismatchResolutionError(msg)
+	case openfeature.InvalidContextCode:
+		return openfeature.NewInvalidContextResolutionError(msg)
+	case openfeature.TargetingKeyMissingCode:
+		return openfeature.NewTargetingKeyMissingResolutionError(msg)
+	default:
+		return openfeature.NewGeneralResolutionError(msg)
+	}
+}
+
+// values is one immutable state of the provider's flags.
+type values struct {
+	flags map[string]*flagValue
+}
+
+// decodeFlags decodes the flags of a snapshot or changed event, with their
+// FlagMetadata when withMeta.
+func decodeFlags(m map[string]wireFlag, withMeta bool) (map[string]*flagValue, error) {
+	out := make(map[string]*flagValue, len(m))
+	var metas map[metaKey]openfeature.FlagMetadata
+	if withMeta {
+		metas = map[metaKey]openfeature.FlagMetadata{}
+	}
+	for k, w := range m {
+		f, err := newFlagValue(w, metas)
+		if err != nil {
+			return nil, fmt.Errorf("flag %q: %w", k, err)
+		}
+		out[k] = f
+	}
+	return out, nil
+}
+
+// diff returns the sorted keys whose result differs between old and new.
+func diff(old, new map[string]*flagValue) []string {
+	var keys []string
+	for k, n := range new {
+		if o, ok := old[k]; !ok || !o.wire.equal(&n.wire) {
+			keys = append(keys, k)
+		}
+	}
+	for k := range old {
+		if _, ok := new[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// withChanges returns the flags of v with changed set and removed deleted, and the
+// sorted keys whose result differs.
+func (v *values) withChanges(changed map[string]*flagValue, removed []string) (*values, []string) {
+	next := maps.Clone(v.flags)
+	var keys []string
+	for k, f := range changed {
+		if o, ok := next[k]; !ok || !o.wire.equal(&f.wire) {
+			keys = append(keys, k)
+		}
+		next[k] = f
+	}
+	for _, k := range removed {
+		if _, ok := next[k]; ok {
+			delete(next, k)
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return &values{flags: next}, slices.Compact(keys)
+}
+
+// lookup finds a flag for an evaluation, or returns why it cannot.
+func (p *Provider) lookup(key string, flatCtx openfeature.FlattenedContext) (*flagValue, openfeature.ResolutionError) {
+	tk, _ := flatCtx[openfeature.TargetingKey].(string)
+	if msg := p.otherUser(flatCtx["userId"], tk); msg != "" {
+		return nil, openfeature.NewInvalidContextResolutionError(msg)
+	}
+	v := p.vals.Load()
+	if v == nil {
+		return nil, openfeature.NewProviderNotReadyResolutionError("the flagops provider has no values yet")
+	}
+	if f, ok := v.flags[key]; ok {
+		return f, openfeature.ResolutionError{}
+	}
+	return nil, openfeature.NewFlagNotFoundResolutionError("flag " + strconv.Quote(key) + " not found")
+}
+
+// otherUser returns why a call for the user of userID and targetingKey cannot be
+// served, when that is another user than the provider's, else "".
+func (p *Provider) otherUser(userID any, targetingKey string) string {
+	u := p.user.Load()
+	if u == nil || *u == "" {
+		return ""
+	}
+	if call := userOf(userID, targetingKey); call != "" && call != *u {
+		return "the flagops provider holds the values of user " + strconv.Quote(*u) + ", not " + strconv.Quote(call)
+	}
+	return ""
+}
+
+func errorDetail(e openfeature.ResolutionError) openfeature.ProviderResolutionDetail {
+	return openfeature.ProviderResolutionDetail{ResolutionError: e, Reason: openfeature.ErrorReason}
+}
+
+// evaluate resolves key to a T with conv, or returns def with the reason why not.
+func evaluate[T any](p *Provider, key string, def T, flatCtx openfeature.FlattenedContext, typ string,
+	conv func(any) (T, bool)) openfeature.GenericResolutionDetail[T] {
+	f, rerr := p.lookup(key, flatCtx)
+	switch {
+	case f == nil:
+		return openfeature.GenericResolutionDetail[T]{Value: def, ProviderResolutionDetail: errorDetail(rerr)}
+	case f.value == nil:
+		// No value for this context, or an error: the caller's default applies.
+		return openfeature.GenericResolutionDetail[T]{Value: def, ProviderResolutionDetail: f.detail}
+	}
+	v, ok := conv(f.value)
+	if !ok {
+		d := errorDetail(openfeature.NewTypeMismatchResolutionError(
+			fmt.Sprintf("flag %q has a %s value, not %s", key, typeName(f.value), typ)))
+		return openfeature.GenericResolutionDetail[T]{Value: def, ProviderResolutionDetail: d}
+	}
+	return openfeature.GenericResolutionDetail[T]{Value: v, ProviderResolutionDetail: f.detail}
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case bool:
+		return "boolean"
+	case string:
+		return "string"
+	case float64:
+		return "number"
+	case map[string]any:
+		return "object"
+	default:
+		return "array"
+	}
+}
+
+func asBool(v any) (bool, bool)     { b, ok := v.(bool); return b, ok }
+func asString(v any) (string, bool) { s, ok := v.(string); return s, ok }
+func asFloat(v any) (float64, bool) { f, ok := v.(float64); return f, ok }
+
+func asObject(v any) (any, bool) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, false
+	}
+	return copyJSON(m), true
+}
+
+func asInt(v any) (int64, bool) {
+	f, ok := v.(float64)
+	if !ok || f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+// copyJSON deep-copies decoded JSON, so that a caller cannot change what the provider
+// holds.
+func copyJSON(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(t))
+		for k, e := range t {
+			m[k] = copyJSON(e)
+		}
+		return m
+	case []any:
+		s := make([]any, len(t))
+		for i, e := range t {
+			s[i] = copyJSON(e)
+		}
+		return s
+	default:
+		return v
+	}
+}
+
+// BooleanEvaluation implements openfeature.FeatureProvider.
+func (p *Provider) BooleanEvaluation(_ context.Context, flag string, defaultValue bool, flatCtx openfeature.FlattenedContext) openfeature.BoolResolutionDetail {
+	return evaluate(p, flag, defaultValue, flatCtx, "boolean", asBool)
+}
+
+// StringEvaluation implements openfeature.FeatureProvider.
+func (p *Provider) StringEvaluation(_ context.Context, flag string, defaultValue string, flatCtx openfeature.FlattenedContext) openfeature.StringResolutionDetail {
+	return evaluate(p, flag, defaultValue, flatCtx, "string", asString)
+}
+
+// FloatEvaluation implements openfeature.FeatureProvider.
+func (p *Provider) FloatEvaluation(_ context.Context, flag string, defaultValue float64, flatCtx openfeature.FlattenedContext) openfeature.FloatResolutionDetail {
+	return evaluate(p, flag, defaultValue, flatCtx, "number", asFloat)
+}
+
+// IntEvaluation implements openfeature.FeatureProvider: whole numbers only.
+func (p *Provider) IntEvaluation(_ context.Context, flag string, defaultValue int64, flatCtx openfeature.FlattenedContext) openfeature.IntResolutionDetail {
+	return evaluate(p, flag, defaultValue, flatCtx, "whole number", asInt)
+}
+
+// ObjectEvaluation implements openfeature.FeatureProvider: JSON objects only, as a
+// map[string]any that the caller may change.
+func (p *Provider) ObjectEvaluation(_ context.Context, flag string, defaultValue any, flatCtx openfeature.FlattenedContext) openfeature.InterfaceResolutionDetail {
+	return evaluate(p, flag, defaultValue, flatCtx, "object", asObject)
+}
+
+// contextParam renders an evaluation context as the stream's context parameter, a
+// JSON object; "" for an empty context.
+func contextParam(ec openfeature.EvaluationContext) (string, error) {
+	attrs := ec.Attributes()
+	m := make(map[string]any, len(attrs)+1)
+	for k, v := range attrs {
+		switch v.(type) {
+		case nil:
+			continue
+		case string, bool, float64, float32, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		default:
+			return "", fmt.Errorf("attribute %q is a %T: want a string, number or boolean", k, v)
+		}
+		m[k] = v
+	}
+	if tk := ec.TargetingKey(); tk != "" {
+		m[openfeature.TargetingKey] = tk
+	}
+	if len(m) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", fmt.Errorf("encoding it: %w", err)
+	}
+	return string(b), nil
+}
