@@ -171,11 +171,16 @@ $(OFREP_HARNESS): test/ofrep/package-lock.json
 OFREPWEB_HARNESS := test/ofrepweb/node_modules/.package-lock.json
 $(OFREPWEB_HARNESS): test/ofrepweb/package-lock.json
 	cd test/ofrepweb && npm ci --no-audit --no-fund --loglevel=error
+# The same for the React example (examples/react), which test/ofrepweb's TestReactApp bundles
+# with esbuild and runs in headless Chromium.
+REACT_EXAMPLE := examples/react/node_modules/.package-lock.json
+$(REACT_EXAMPLE): examples/react/package-lock.json
+	cd examples/react && npm ci --no-audit --no-fund --loglevel=error
 
 # The chart's tests (hack/chartgen) run helm and kustomize: HELM and KUSTOMIZE name them; the
 # krew manifest's test (hack/krewgen) installs the plugin with the krew KREW names.
 .PHONY: test
-test: manifests generate fmt vet helm kustomize kubectl krew $(OFREP_HARNESS) $(OFREPWEB_HARNESS) ## Run every test, on a real kube-apiserver and etcd built by hack/setup-envtest.sh.
+test: manifests generate fmt vet helm kustomize kubectl krew $(OFREP_HARNESS) $(OFREPWEB_HARNESS) $(REACT_EXAMPLE) ## Run every test, on a real kube-apiserver and etcd built by hack/setup-envtest.sh.
 	@assets="$$(hack/setup-envtest.sh)"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
 	KUBEBUILDER_ASSETS="$$assets" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" KUBECTL="$(KUBECTL)" KREW="$(KREW)" $(GO) test $(PKGS) -coverprofile cover.out $(TESTFLAGS)
