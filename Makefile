@@ -195,6 +195,10 @@ bench: ## Run the Go benchmarks (speed targets live here, never in unit tests).
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) $(PKGS)
 	$(if $(SDK_PKGS),cd sdk/go && $(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) $(SDK_PKGS))
 
+.PHONY: bench-react
+bench-react: $(REACT_EXAMPLE) ## Run examples/react in headless Chromium and fail if a flag change takes more than 1 s from the file write to the page (docs/sdk-browser.md).
+	REACT_CHANGE_BOUND=1s $(GO) test -count=1 -run '^TestReactApp$$' -v ./test/ofrepweb/
+
 ##@ Build
 
 .PHONY: build
