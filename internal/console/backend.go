@@ -29,7 +29,8 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	authnv1 "k8s.io/client-go/kubernetes/typed/authentication/v1"
+	authzv1 "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -73,10 +74,13 @@ type backend interface {
 }
 
 // kubeBackend is the backend of a cluster, with the console's own identity (cfg) for
-// TokenReview and SubjectAccessReview.
+// TokenReview and SubjectAccessReview. It holds the two API groups' clients, not a whole
+// clientset: an interface value of the clientset keeps every typed client of client-go in
+// the binary (about 8 MB).
 type kubeBackend struct {
 	cfg      *rest.Config
-	kube     kubernetes.Interface
+	authn    authnv1.AuthenticationV1Interface
+	authz    authzv1.AuthorizationV1Interface
 	identity Identity
 	audience string
 	ttl      time.Duration
@@ -96,11 +100,15 @@ type reviewed struct {
 const maxCached = 10000
 
 func newKubeBackend(cfg *rest.Config, o *Options) (*kubeBackend, error) {
-	kube, err := kubernetes.NewForConfig(cfg)
+	authn, err := authnv1.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create a client of the API server: %w", err)
 	}
-	return &kubeBackend{cfg: cfg, kube: kube, identity: o.Identity, audience: o.TokenAudience, ttl: o.ReviewTTL, now: o.now,
+	authz, err := authzv1.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create a client of the API server: %w", err)
+	}
+	return &kubeBackend{cfg: cfg, authn: authn, authz: authz, identity: o.Identity, audience: o.TokenAudience, ttl: o.ReviewTTL, now: o.now,
 		cache: map[[sha256.Size]byte]reviewed{}}, nil
 }
 
@@ -120,7 +128,7 @@ func (b *kubeBackend) review(ctx context.Context, token string) (*User, error) {
 	if b.audience != "" {
 		tr.Spec.Audiences = []string{b.audience}
 	}
-	res, err := b.kube.AuthenticationV1().TokenReviews().Create(ctx, tr, metav1.CreateOptions{})
+	res, err := b.authn.TokenReviews().Create(ctx, tr, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("failed to review the token: %w", err)
 	}
@@ -198,11 +206,11 @@ func (b *kubeBackend) client(s *session, extras map[string]string) (client.Clien
 func (b *kubeBackend) allowed(ctx context.Context, s *session, ns, verb, resource string) (bool, error) {
 	attrs := &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb, Group: v1.GroupVersion.Group, Resource: resource}
 	if b.identity == IdentityPassthrough {
-		kube, err := kubernetes.NewForConfig(b.userConfig(s, nil))
+		authz, err := authzv1.NewForConfig(b.userConfig(s, nil))
 		if err != nil {
 			return false, fmt.Errorf("failed to create a client of the API server: %w", err)
 		}
-		res, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx,
+		res, err := authz.SelfSubjectAccessReviews().Create(ctx,
 			&authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: attrs}}, metav1.CreateOptions{})
 		if err != nil {
 			return false, fmt.Errorf("failed to review access: %w", err)
@@ -216,7 +224,7 @@ func (b *kubeBackend) allowed(ctx context.Context, s *session, ns, verb, resourc
 		}
 		spec.Extra[k] = v
 	}
-	res, err := b.kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
+	res, err := b.authz.SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
 	if err != nil {
 		return false, fmt.Errorf("failed to review access: %w", err)
 	}
