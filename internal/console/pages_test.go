@@ -19,16 +19,23 @@ package console
 import (
 	"cmp"
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/internal/audit"
+	"github.com/flagops/flagops/internal/auditevent"
 )
 
 func TestFlagsPage(t *testing.T) {
@@ -356,6 +363,66 @@ func TestFlagPage(t *testing.T) {
 	contains(t, checkPage(t, do(t, s, request{method: "GET", target: "/ns/shop/flags/theme?done=off", cookie: admin})), `id="notice">theme: master switch turned off.<`)
 }
 
+// TestFlagHistory checks the flag page's history: the Events the manager records about the
+// flag and its overrides (audited changes with their actor, values and the console's
+// request, other Events with their message), newest first, and a user who may not list
+// Events.
+func TestFlagHistory(t *testing.T) {
+	s, b := newTestServer(t, nil)
+	b.listErr = func(user string, list client.ObjectList) error {
+		if _, ok := list.(*corev1.EventList); ok && user == "bob" {
+			return apierrors.NewForbidden(schema.GroupResource{Resource: "events"}, "", errors.New(`User "bob" cannot list resource "events" in API group "" in the namespace "shop"`))
+		}
+		return nil
+	}
+	ctx := context.Background()
+	event := func(name, kind, obj, typ, reason, action, msg string, ago time.Duration) {
+		t.Helper()
+		e := &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Namespace: "shop", Name: name},
+			InvolvedObject: corev1.ObjectReference{APIVersion: v1.GroupVersion.String(), Kind: kind, Namespace: "shop", Name: obj},
+			Type:           typ, Reason: reason, Action: action, Message: msg, ReportingController: "flagops-manager",
+			EventTime: metav1.NewMicroTime(testNow.Add(-ago)),
+		}
+		if err := b.c.Create(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	change := func(name, kind, obj, action string, n auditevent.Note, ago time.Duration) {
+		t.Helper()
+		event(name, kind, obj, corev1.EventTypeNormal, auditevent.Reason(action), action, auditevent.Format(n), ago)
+	}
+	raw := func(s string) map[string]json.RawMessage { return map[string]json.RawMessage{"theme": json.RawMessage(s)} }
+	change("c1", "UserFlagOverride", "user-alice", "user_override.created", auditevent.Note{SubjectKind: auditevent.SubjectUser, Subject: "alice",
+		Generation: 1, Actor: auditevent.Actor{Username: "carol", Verified: true},
+		Request: &auditevent.Request{Route: "POST /ns/{ns}/users/{id}", SourceIP: "192.0.2.7", UserAgent: "Mozilla/5.0"},
+		After:   raw(`{"value":"sepia"}`), RecordID: strings.Repeat("a", 32)}, 30*time.Minute)
+	change("c2", "FeatureFlag", "theme", "flag.updated", auditevent.Note{SubjectKind: auditevent.SubjectFlag, Subject: "theme",
+		Generation: 3, Actor: auditevent.Actor{Username: "kubectl-flagops"},
+		Before: map[string]json.RawMessage{"enabled": json.RawMessage(`false`)}, After: map[string]json.RawMessage{"enabled": json.RawMessage(`true`)},
+		RecordID: strings.Repeat("b", 32)}, 10*time.Minute)
+	event("e1", "UserFlagOverride", "user-alice", corev1.EventTypeWarning, v1.EventReasonInvalidValue, "", "flag theme is not served: does not match schema", time.Hour)
+	change("c3", "FeatureFlag", "limit", "flag.updated", auditevent.Note{SubjectKind: auditevent.SubjectFlag, Subject: "limit",
+		Generation: 2, Actor: auditevent.Actor{Username: "dave", Verified: true}, After: map[string]json.RawMessage{"enabled": json.RawMessage(`true`)},
+		RecordID: strings.Repeat("c", 32)}, 5*time.Minute)
+
+	admin, viewer := signIn(t, s, "admin-token"), signIn(t, s, "viewer-token")
+	runPages(t, s, []pageCase{
+		{"changes and Events, newest first", admin, "/ns/shop/flags/theme", http.StatusOK, []string{
+			`id="history-0"`, `id="history-actor-0">kubectl-flagops (unverified)<`, `<code>enabled</code>: <code class="before">false</code> → <code class="after">true</code>`,
+			`id="history-actor-1">carol<`, `<code>theme</code>: <code class="before">—</code> → <code class="after">{&#34;value&#34;:&#34;sepia&#34;}</code>`,
+			`id="history-details-1">via POST /ns/{ns}/users/{id} from 192.0.2.7 using Mozilla/5.0<`,
+			`id="history-2" class="warning"`, `id="history-actor-2">flagops-manager<`, `id="history-details-2">flag theme is not served: does not match schema<`,
+		}, []string{`id="history-3"`, "dave", `id="history-error"`}},
+		{"another flag's history", admin, "/ns/shop/flags/limit", http.StatusOK, []string{`id="history-actor-0">dave<`}, []string{`id="history-1"`}},
+		{"no Events", admin, "/ns/shop/flags/banner", http.StatusOK, []string{"No Events about this flag."}, []string{`id="history-0"`}},
+		{"a user who may not list Events", viewer, "/ns/shop/flags/theme", http.StatusOK, []string{
+			`id="history-error">The history cannot be shown: Error from server (Forbidden): events is forbidden: User &#34;bob&#34; cannot list resource &#34;events&#34;`,
+			`id="spec"`,
+		}, []string{`id="history-0"`}},
+	})
+}
+
 func TestOverridesPage(t *testing.T) {
 	s, _ := newTestServer(t, nil)
 	admin, viewer := signIn(t, s, "admin-token"), signIn(t, s, "viewer-token")
@@ -449,6 +516,9 @@ func runPages(t *testing.T, s http.Handler, cases []pageCase) {
 			body := checkPage(t, rec)
 			contains(t, body, tt.want...)
 			lacks(t, body, tt.unwant...)
+			if t.Failed() {
+				t.Log(body)
+			}
 		})
 	}
 }
