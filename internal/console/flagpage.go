@@ -202,6 +202,9 @@ func overrideViewOf(ns string, e flagadmin.OverrideEntry) overrideView {
 
 func specOf(spec *v1.FeatureFlagSpec, now time.Time) specView {
 	v := specView{DeviceClasses: spec.DeviceClasses}
+	if spec.Type == v1.FlagTypeBoolean {
+		v.Value, v.OffValue = "true", "false" // implied when omitted, and the only values allowed
+	}
 	if spec.Value != nil {
 		v.Value = string(spec.Value.Raw)
 	}

@@ -266,6 +266,19 @@ func TestSaveStoresAndShows(t *testing.T) {
 	body := checkPage(t, do(t, s, request{method: "GET", target: rec.Header().Get("Location"), cookie: cookie}))
 	contains(t, body, `id="notice">Saved limit.`, `id="value-limit">42<`, `id="source-limit" title="user-override:shop/user-dave">user override<`,
 		`id="reason-limit">pilot (TICKET-1)<`, `id="expires-limit">2030-01-08T12:00:00Z<`, `id="clear-limit"`)
+	// A save with the expiry and the reason left empty keeps them, as the editor says.
+	contains(t, checkPage(t, do(t, s, request{method: "GET", target: "/ns/shop/users/dave?edit=limit", cookie: cookie})),
+		"empty keeps the object's expiry", "empty keeps its reason")
+	form = url.Values{"key": {"limit"}, "value.limit": {"43"}, "version": {"user-dave=" + o.ResourceVersion}}
+	if rec := do(t, s, request{method: "POST", target: "/ns/shop/users/dave", cookie: cookie, form: form}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("second save: status %d: %s", rec.Code, rec.Body.String())
+	}
+	if err := b.c.Get(context.Background(), client.ObjectKey{Namespace: "shop", Name: "user-dave"}, o); err != nil {
+		t.Fatal(err)
+	}
+	if string(o.Spec.Flags[0].Value.Raw) != "43" || o.Spec.Reason != "pilot (TICKET-1)" || o.Spec.ExpiresAt == nil || !o.Spec.ExpiresAt.Time.Equal(testNow.Add(7*24*time.Hour)) {
+		t.Errorf("after a save without expiry and reason: %+v", o.Spec)
+	}
 }
 
 func TestForgedImpersonationHeaderIsIgnored(t *testing.T) {
@@ -344,6 +357,8 @@ func TestFlagPage(t *testing.T) {
 			`id="simulator"`, `<label for="sim-attrs">`,
 		}, []string{`id="sim-result"`}},
 		{"viewer", viewer, "/ns/shop/flags/theme", http.StatusOK, []string{`id="state-theme">on<`}, []string{`id="switch-theme"`}},
+		{"a Boolean flag's implied values", admin, "/ns/shop/flags/beta.dashboard", http.StatusOK, []string{
+			`<dt>Value when on</dt><dd><code>true</code></dd>`, `<dt>Value when off</dt><dd><code>false</code></dd>`}, nil},
 		{"GitOps", admin, "/ns/shop/flags/managed", http.StatusOK, []string{`id="gitops-managed">managed by Argo CD`}, []string{`id="switch-managed"`}},
 		{"simulator: a user override", admin, "/ns/shop/flags/theme?sim=1&sim-user=alice&sim-role=user", http.StatusOK, []string{
 			`id="sim-value">&#34;sepia&#34;<`, `id="sim-source" title="user-override:shop/user-alice">user override<`,
