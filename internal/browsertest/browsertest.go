@@ -142,8 +142,8 @@ type Browser struct {
 	ctx           context.Context
 	timeout       time.Duration
 	width, height int
-	log     string // the file of the browser's output
-	pid     int    // the browser's, and its process group's
+	log           string // the file of the browser's output
+	pid           int    // the browser's, and its process group's
 }
 
 // New starts a headless Chromium for t, with a fresh profile in t.TempDir(), and opens a

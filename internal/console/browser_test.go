@@ -319,7 +319,7 @@ func expectValues(t *testing.T, b *browsertest.Browser, want map[string]string) 
 
 // count returns how many elements of the page match the CSS selector.
 func count(b *browsertest.Browser, selector string) int {
-	return browsertest.Run(b, chromedp.Evaluate[int](`document.querySelectorAll(` + jsString(selector) + `).length`))
+	return browsertest.Run(b, chromedp.Evaluate[int](`document.querySelectorAll(`+jsString(selector)+`).length`))
 }
 
 func jsString(s string) string {

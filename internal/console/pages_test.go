@@ -407,7 +407,9 @@ func TestFlagHistory(t *testing.T) {
 		t.Helper()
 		event(name, kind, obj, corev1.EventTypeNormal, auditevent.Reason(action), action, auditevent.Format(n), ago)
 	}
-	raw := func(s string) map[string]json.RawMessage { return map[string]json.RawMessage{"theme": json.RawMessage(s)} }
+	raw := func(s string) map[string]json.RawMessage {
+		return map[string]json.RawMessage{"theme": json.RawMessage(s)}
+	}
 	change("c1", "UserFlagOverride", "user-alice", "user_override.created", auditevent.Note{SubjectKind: auditevent.SubjectUser, Subject: "alice",
 		Generation: 1, Actor: auditevent.Actor{Username: "carol", Verified: true},
 		Request: &auditevent.Request{Route: "POST /ns/{ns}/users/{id}", SourceIP: "192.0.2.7", UserAgent: "Mozilla/5.0"},
