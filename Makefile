@@ -158,6 +158,10 @@ HTMX_VERSION ?= 2.0.11
 htmx: ## Refresh the console's vendored htmx from npm (HTMX_VERSION), recording its version and sha256 in internal/console/static/htmx.txt.
 	hack/vendor-htmx.sh $(HTMX_VERSION)
 
+.PHONY: console-screenshots
+console-screenshots: ## Write the console's screenshots, docs/images/console-*.png, from its browser test on envtest (needs chromium).
+	@assets="$$(hack/setup-envtest.sh)"; KUBEBUILDER_ASSETS="$$assets" CONSOLE_SCREENSHOTS=1 $(GO) test ./internal/console/ -run 'TestConsoleInBrowser' -count=1
+
 .PHONY: envtest
 envtest: ## Build (once, then cached) the test control plane and print its directory.
 	@hack/setup-envtest.sh

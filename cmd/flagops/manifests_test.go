@@ -544,7 +544,9 @@ func TestConsoleManifests(t *testing.T) {
 				case v == "*" || v == "impersonate" || slices.Contains(r.Resources, "*") || slices.Contains(r.APIGroups, "*") || len(r.ResourceNames) > 0:
 					return false
 				case strings.HasPrefix(v, "impersonate-on:"):
-					if !slices.Equal(r.APIGroups, []string{"flagops.dev"}) {
+					// flagops objects, and the list of Events that the flag page's history reads.
+					events := slices.Equal(r.APIGroups, []string{""}) && slices.Equal(r.Resources, []string{"events"}) && strings.HasSuffix(v, ":list")
+					if !slices.Equal(r.APIGroups, []string{"flagops.dev"}) && !events {
 						return false
 					}
 				case strings.HasPrefix(v, "impersonate:"):
@@ -579,7 +581,8 @@ func TestConsoleManifests(t *testing.T) {
 			grants("authentication.k8s.io", "groups", "impersonate:user-info") && !slices.ContainsFunc(extras, func(e string) bool { return !grants("authentication.k8s.io", e, "impersonate:user-info") })},
 		{"and writes flagops objects as them", grants("flagops.dev", "userflagoverrides", "impersonate-on:user-info:create") &&
 			grants("flagops.dev", "featureflags", "impersonate-on:user-info:patch") && grants("flagops.dev", "deviceflagoverrides", "impersonate-on:serviceaccount:delete")},
-		{"constrained impersonation only, for flagops objects only", constrained()},
+		{"and lists Events as them", grants("", "events", "impersonate-on:user-info:list") && grants("", "events", "impersonate-on:serviceaccount:list")},
+		{"constrained impersonation only, for flagops objects and listing Events only", constrained()},
 		{"bound to the ServiceAccount", binding.RoleRef.Name == role.Name && len(binding.Subjects) == 1 &&
 			binding.Subjects[0].Name == sa.Name && binding.Subjects[0].Namespace == sa.Namespace},
 		{"the NetworkPolicy admits the https port only", len(np.Spec.Ingress) == 1 && len(np.Spec.Ingress[0].Ports) == 1 &&

@@ -138,11 +138,12 @@ func IgnoreCertificateErrors() Option {
 
 // Browser is one headless Chromium with one tab, for one test.
 type Browser struct {
-	t       testing.TB
-	ctx     context.Context
-	timeout time.Duration
-	log     string // the file of the browser's output
-	pid     int    // the browser's, and its process group's
+	t             testing.TB
+	ctx           context.Context
+	timeout       time.Duration
+	width, height int
+	log           string // the file of the browser's output
+	pid           int    // the browser's, and its process group's
 }
 
 // New starts a headless Chromium for t, with a fresh profile in t.TempDir(), and opens a
@@ -176,7 +177,7 @@ func New(t testing.TB, opts ...Option) *Browser {
 	allocOpts = append(allocOpts, c.flags...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), allocOpts...)
 	ctx, cancelTab := chromedp.NewContext(allocCtx)
-	b := &Browser{t: t, ctx: ctx, timeout: c.timeout, log: log.Name()}
+	b := &Browser{t: t, ctx: ctx, timeout: c.timeout, width: c.width, height: c.height, log: log.Name()}
 	t.Cleanup(func() {
 		// Close gracefully (Chromium then ends its own processes), then kill the rest of
 		// the group and wait until it is gone, so that nothing writes in the profile
@@ -195,23 +196,49 @@ func New(t testing.TB, opts ...Option) *Browser {
 		}
 	})
 
-	// The first run starts the browser and lives as long as it: it gets no timeout of its
-	// own (chromedp would kill the browser at that deadline), so the wait is bounded here.
+	if err := b.open(); err != nil {
+		cancelTab()
+		t.Fatalf("failed to start %s: %v\n%s", exe, err, b.output())
+	}
+	b.pid = cmd.Load().Process.Pid
+	return b
+}
+
+// open runs the first action in b's tab, which starts the browser (for New) or opens the
+// tab (for NewTab), and sets the viewport. That run lives as long as the tab: it gets no
+// timeout of its own (chromedp would close the tab, or the browser, at that deadline), so the
+// wait is bounded here.
+func (b *Browser) open() error {
 	started := make(chan error, 1)
-	go func() { started <- chromedp.Do(ctx, chromedp.EmulateViewport(int64(c.width), int64(c.height))) }()
-	timer := time.NewTimer(c.timeout)
+	go func() { started <- chromedp.Do(b.ctx, chromedp.EmulateViewport(int64(b.width), int64(b.height))) }()
+	timer := time.NewTimer(b.timeout)
 	defer timer.Stop()
 	select {
 	case err := <-started:
-		if err != nil {
-			t.Fatalf("failed to start %s: %v\n%s", exe, err, b.output())
-		}
-		b.pid = cmd.Load().Process.Pid
+		return err
 	case <-timer.C:
-		cancelTab()
-		t.Fatalf("%s did not start within %v\n%s", exe, c.timeout, b.output())
+		return fmt.Errorf("no answer within %v", b.timeout)
 	}
-	return b
+}
+
+// NewTab opens another tab in b's browser, with b's viewport and timeout, for the test t
+// (b's own, or one of its subtests): it shares b's profile, so its cookies. The tab is
+// closed when t ends.
+func (b *Browser) NewTab(t testing.TB) *Browser {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	tab := &Browser{t: t, ctx: ctx, timeout: b.timeout, width: b.width, height: b.height, log: b.log, pid: b.pid}
+	t.Cleanup(func() {
+		closeCtx, cancelClose := context.WithTimeout(ctx, 10*time.Second)
+		defer cancelClose()
+		_ = chromedp.Cancel(closeCtx)
+		cancel()
+	})
+	if err := tab.open(); err != nil {
+		cancel()
+		t.Fatalf("failed to open a tab: %v\n%s", err, b.output())
+	}
+	return tab
 }
 
 // Context returns the tab's chromedp context, for chromedp.Run with a context of one's own

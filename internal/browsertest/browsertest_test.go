@@ -267,3 +267,37 @@ func TestFailureShowsThePage(t *testing.T) {
 		}
 	}
 }
+
+// TestNewTab checks that a second tab shares the browser's cookies and viewport, and that
+// each tab shows its own page.
+func TestNewTab(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /set", func(w http.ResponseWriter, _ *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "who", Value: "ada", Path: "/", Secure: true, HttpOnly: true})
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = fmt.Fprint(w, `<!doctype html><p id="set">set</p>`)
+	})
+	mux.HandleFunc("GET /get", func(w http.ResponseWriter, r *http.Request) {
+		who := "nobody"
+		if c, err := r.Cookie("who"); err == nil {
+			who = c.Value
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = fmt.Fprintf(w, `<!doctype html><p id="who">%s</p>`, html.EscapeString(who))
+	})
+	srv := httptest.NewTLSServer(mux)
+	defer srv.Close()
+	b := New(t, WindowSize(375, 700), TrustCertificate(srv.Certificate()))
+	b.Do(chromedp.Navigate(srv.URL+"/set"), chromedp.WaitVisible(chromedp.ID("set")))
+	tab := b.NewTab(t)
+	tab.Do(chromedp.Navigate(srv.URL+"/get"), chromedp.WaitVisible(chromedp.ID("who")))
+	if got := Run(tab, chromedp.Text(chromedp.ID("who"))); got != "ada" {
+		t.Errorf("the second tab's cookie: %q, want ada", got)
+	}
+	if got := Run(tab, chromedp.Evaluate[int](`innerWidth`)); got != 375 {
+		t.Errorf("the second tab's viewport is %d wide, want 375", got)
+	}
+	if got := Run(b, chromedp.Location()); got != srv.URL+"/set" {
+		t.Errorf("the first tab shows %s, want its own page", got)
+	}
+}

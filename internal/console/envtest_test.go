@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -37,6 +38,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,17 +48,22 @@ import (
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/internal/audit"
+	"github.com/flagops/flagops/internal/auditevent"
 	"github.com/flagops/flagops/internal/flagadmin"
 	"github.com/flagops/flagops/internal/gitops"
 	"github.com/flagops/flagops/test/testenv"
 )
 
 // The people of the cluster tests, with their static tokens (--token-auth-file): alice edits
-// flags (group flag-editors, bound to flagops-admin in shop), bob reads them (flag-viewers,
-// flagops-viewer), mallory has no role.
+// flags (group flag-editors, bound to flagops-admin and view in shop), bob reads them
+// (flag-viewers, flagops-viewer and view), olga reads flags but not Events (flag-readers,
+// flagops-viewer alone), mallory has no role. The built-in view role lets a person list
+// Events, which the flag page's history reads; envtest runs no controller that aggregates
+// its rules, so the tests bind system:aggregate-to-view, which holds them.
 const (
 	aliceToken   = "alice-token-0123456789"
 	bobToken     = "bob-token-0123456789"
+	olgaToken    = "olga-token-0123456789"
 	malloryToken = "mallory-token-0123456789"
 )
 
@@ -83,7 +90,8 @@ func startCluster(t *testing.T) *cluster {
 	tokens := filepath.Join(dir, "tokens.csv")
 	policy := filepath.Join(dir, "audit-policy.yaml")
 	c := &cluster{auditLog: filepath.Join(dir, "audit.log")}
-	write(t, tokens, aliceToken+",alice,uid-alice,\"flag-editors\"\n"+bobToken+",bob,uid-bob,\"flag-viewers\"\n"+malloryToken+",mallory,uid-mallory\n")
+	write(t, tokens, aliceToken+",alice,uid-alice,\"flag-editors\"\n"+bobToken+",bob,uid-bob,\"flag-viewers\"\n"+
+		olgaToken+",olga,uid-olga,\"flag-readers\"\n"+malloryToken+",mallory,uid-mallory\n")
 	write(t, policy, "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n  resources:\n  - group: flagops.dev\n- level: None\n")
 	root := filepath.Join("..", "..")
 	env := testenv.New(root)
@@ -101,6 +109,9 @@ func startCluster(t *testing.T) *cluster {
 	c.config = cfg
 	scheme := flagadmin.NewScheme()
 	if err := rbacv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := eventsv1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
 	if c.admin, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
@@ -123,8 +134,13 @@ func startCluster(t *testing.T) *cluster {
 	for _, o := range shipped {
 		create(t, c.admin, o)
 	}
-	for group, role := range map[string]string{"flag-editors": "flagops-admin", "flag-viewers": "flagops-viewer"} {
-		create(t, c.admin, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: group},
+	for name, b := range map[string]struct{ group, role string }{
+		"flag-editors": {"flag-editors", "flagops-admin"}, "flag-editors-view": {"flag-editors", "system:aggregate-to-view"},
+		"flag-viewers": {"flag-viewers", "flagops-viewer"}, "flag-viewers-view": {"flag-viewers", "system:aggregate-to-view"},
+		"flag-readers": {"flag-readers", "flagops-viewer"},
+	} {
+		group, role := b.group, b.role
+		create(t, c.admin, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name},
 			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
 			Subjects: []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: group}}})
 	}
@@ -140,7 +156,9 @@ func startCluster(t *testing.T) *cluster {
 	// RBAC takes effect when the API server's informers see the bindings.
 	g := NewWithT(t)
 	g.Eventually(func() bool {
-		return c.allowed(ctx, "alice", []string{"flag-editors"}, "create") && c.allowed(ctx, "bob", []string{"flag-viewers"}, "list")
+		return c.allowed(ctx, "alice", []string{"flag-editors"}, "create") && c.allowed(ctx, "bob", []string{"flag-viewers"}, "list") &&
+			c.allowedOn(ctx, "bob", []string{"flag-viewers"}, &authorizationv1.ResourceAttributes{Namespace: "shop", Verb: "list", Resource: "events"}) &&
+			c.allowed(ctx, "olga", []string{"flag-readers"}, "list")
 	}).WithTimeout(time.Minute).WithPolling(100 * time.Millisecond).Should(BeTrue())
 	return c
 }
@@ -183,6 +201,45 @@ func create(t *testing.T, c client.Client, o client.Object) {
 	t.Helper()
 	if err := c.Create(context.Background(), o); err != nil {
 		t.Fatalf("create %T %s: %v", o, o.GetName(), err)
+	}
+}
+
+// recordEvents creates Events about beta.dashboard in shop as the manager records them
+// (events.k8s.io/v1; no manager runs in these tests): a schedule step, erin's override
+// created and the flag's rollout changed by alice through the console, and a change by
+// kubectl edit whose actor could not be verified. The audited changes' notes are
+// auditevent.Format's, which the manager uses.
+func (c *cluster) recordEvents(t *testing.T) {
+	t.Helper()
+	now := time.Now()
+	console := func(route string) *auditevent.Request {
+		return &auditevent.Request{Route: route, SourceIP: "192.0.2.7", UserAgent: "Mozilla/5.0 (X11; Linux x86_64)"}
+	}
+	alice := auditevent.Actor{Username: "alice", Verified: true}
+	overrideCreated := auditevent.Format(auditevent.Note{SubjectKind: auditevent.SubjectUser, Subject: "erin", Generation: 1, Actor: alice,
+		Request: console("POST /ns/{ns}/users/{id}"), After: map[string]json.RawMessage{"beta.dashboard": json.RawMessage(`{"value":true}`)},
+		RecordID: strings.Repeat("1", 32)})
+	flagUpdated := auditevent.Format(auditevent.Note{SubjectKind: auditevent.SubjectFlag, Subject: "beta.dashboard", Generation: 2, Actor: alice,
+		Request: console("POST /ns/{ns}/flags/{name}/rollout"),
+		Before:  map[string]json.RawMessage{"rollout": json.RawMessage(`{"percentage":10}`)}, After: map[string]json.RawMessage{"rollout": json.RawMessage(`{"percentage":25}`)},
+		RecordID: strings.Repeat("2", 32)})
+	for i, e := range []struct {
+		kind, name, typ, reason, action, note string
+		ago                                   time.Duration
+	}{
+		{"FeatureFlag", "beta.dashboard", corev1.EventTypeNormal, v1.EventReasonScheduleApplied, "Schedule",
+			"the schedule step at " + now.Add(-40*time.Minute).UTC().Format(time.RFC3339) + " took effect: enabled true", 40 * time.Minute},
+		{"UserFlagOverride", "user-erin", corev1.EventTypeNormal, v1.EventReasonOverrideCreated, "user_override.created", overrideCreated, 30 * time.Minute},
+		{"FeatureFlag", "beta.dashboard", corev1.EventTypeNormal, v1.EventReasonFlagUpdated, "flag.updated", flagUpdated, 20 * time.Minute},
+		{"FeatureFlag", "beta.dashboard", corev1.EventTypeWarning, v1.EventReasonUnverifiedChange, "Audit",
+			`flag.updated at generation 3 has no valid actor stamp (the annotation gave no name); recorded with actor.verified false and field manager "kubectl-edit" as a hint`, 10 * time.Minute},
+	} {
+		create(t, c.admin, &eventsv1.Event{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: fmt.Sprintf("ev-%d", i)},
+			Regarding:  corev1.ObjectReference{APIVersion: v1.GroupVersion.String(), Kind: e.kind, Namespace: "shop", Name: e.name},
+			EventTime:  metav1.NewMicroTime(now.Add(-e.ago)), Type: e.typ, Reason: e.reason, Note: e.note, Action: e.action,
+			ReportingController: "flagops-manager", ReportingInstance: "flagops-manager-0",
+		})
 	}
 }
 
@@ -455,6 +512,30 @@ func TestConsoleOnCluster(t *testing.T) {
 		if _, err := getOverride("user-erin"); !apierrors.IsNotFound(err) {
 			t.Errorf("user-erin: %v, want NotFound", err)
 		}
+	})
+
+	t.Run("the flag's history, read as the user", func(t *testing.T) {
+		c.recordEvents(t)
+		bob := newBrowser(t, ts)
+		bob.signIn(bobToken)
+		status, body := bob.get("/ns/shop/flags/beta.dashboard")
+		if status != http.StatusOK {
+			t.Fatalf("status %d: %s", status, errorOf(body))
+		}
+		contains(t, body, `id="history-0" class="warning"`, `id="history-actor-0">kubectl-edit (unverified)<`, `has no valid actor stamp`,
+			`id="history-actor-1">alice<`, `<code>rollout</code>: <code class="before">{&#34;percentage&#34;:10}</code> → <code class="after">{&#34;percentage&#34;:25}</code>`,
+			`id="history-details-1">via POST /ns/{ns}/flags/{name}/rollout from 192.0.2.7 using Mozilla/5.0 (X11; Linux x86_64)<`,
+			`id="history-actor-2">alice<`, `<code>beta.dashboard</code>: <code class="before">—</code> → <code class="after">{&#34;value&#34;:true}</code>`,
+			`id="history-actor-3">flagops-manager<`, `ScheduleApplied`)
+		lacks(t, body, `id="history-4"`)
+		// The console may list Events as anyone, but olga may not: her page says so.
+		olga := newBrowser(t, ts)
+		olga.signIn(olgaToken)
+		status, body = olga.get("/ns/shop/flags/beta.dashboard")
+		if status != http.StatusOK {
+			t.Fatalf("olga: status %d: %s", status, errorOf(body))
+		}
+		contains(t, body, `id="history-error">The history cannot be shown: Error from server (Forbidden): events is forbidden: User &#34;olga&#34; cannot list resource &#34;events&#34;`, `id="spec"`)
 	})
 
 	t.Run("no role: forbidden", func(t *testing.T) {

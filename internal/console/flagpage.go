@@ -17,12 +17,18 @@ limitations under the License.
 package console
 
 import (
+	"cmp"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/evaluator"
@@ -35,8 +41,39 @@ type flagData struct {
 	Row       flagRow
 	Spec      specView
 	Overrides []overrideView
+	History   historyView
 	Sim       simView
 }
+
+// historyView is the flag's recent history: the Events the manager recorded about it and
+// its overrides, newest first (flagadmin.History, as `kubectl flagops history KEY`).
+type historyView struct {
+	Entries []historyRow
+	// More counts the older entries left out.
+	More int
+	// Error says why there is no history, e.g. the user may not list Events.
+	Error string
+}
+
+// historyRow is one entry: an audited change with its actor and the values of its keys
+// before and after, or another Event with its message.
+type historyRow struct {
+	flagadmin.HistoryEntry
+	// What is the change's action, or the Event's reason.
+	What    string
+	Changes []keyChange
+	// Warning is true for an Event of type Warning.
+	Warning bool
+}
+
+// keyChange is a key's value before and after a change, compact JSON; "" for absent.
+type keyChange struct {
+	Key, Before, After string
+}
+
+// maxHistory is the most history entries the flag page shows; kubectl flagops history shows
+// them all.
+const maxHistory = 50
 
 // specView is a FeatureFlag's spec, each value as compact JSON.
 type specView struct {
@@ -79,7 +116,7 @@ type simView struct {
 // flagPage shows one flag: its spec, its override entries, and the simulator (?sim=1 with a
 // context) with the evaluator's decision trace, as `kubectl flagops explain` shows it.
 func (s *Server) flagPage(w http.ResponseWriter, r *http.Request, sess *session) {
-	ns, _, l, ok := s.readNamespace(w, r, sess)
+	ns, c, l, ok := s.readNamespace(w, r, sess)
 	if !ok {
 		return
 	}
@@ -105,12 +142,48 @@ func (s *Server) flagPage(w http.ResponseWriter, r *http.Request, sess *session)
 			d.Overrides = append(d.Overrides, overrideViewOf(ns, e))
 		}
 	}
+	d.History = s.history(r, c, l, ns, f.Key)
 	if q := r.URL.Query(); q.Get("sim") != "" {
 		d.Sim = simulate(l, ns, f, q)
 	}
 	p := &page{Title: "Flag " + f.Key, User: sess.user, Namespace: ns, Nav: "flags", Data: d,
 		Notice: flagNotice(r.URL.Query(), name, l, ns, now)}
 	s.render(w, http.StatusOK, "flag", p)
+}
+
+// history reads namespace ns's Events as the user, with c, and returns those about flag key.
+// Events the user may not list leave the page without a history and say why.
+func (s *Server) history(r *http.Request, c client.Client, l *flagadmin.Loaded, ns, key string) historyView {
+	events, err := flagadmin.ListEvents(r.Context(), c, ns)
+	if err != nil {
+		if !apierrors.IsForbidden(err) {
+			s.opts.Logger.Error(err, "Failed to list events", "namespace", ns)
+		}
+		return historyView{Error: "The history cannot be shown: " + describe(err)}
+	}
+	entries, _ := flagadmin.History(l.Objs, events, ns, flagadmin.HistoryQuery{Key: key})
+	var v historyView
+	if len(entries) > maxHistory {
+		v.More, entries = len(entries)-maxHistory, entries[:maxHistory]
+	}
+	for _, e := range entries {
+		row := historyRow{HistoryEntry: e, What: cmp.Or(e.Action, e.Reason), Warning: e.Type == corev1.EventTypeWarning}
+		if e.Before != nil || e.After != nil {
+			for _, k := range e.Keys {
+				row.Changes = append(row.Changes, keyChange{Key: k, Before: shownValue(e.Before[k]), After: shownValue(e.After[k])})
+			}
+		}
+		v.Entries = append(v.Entries, row)
+	}
+	return v
+}
+
+// shownValue is a value of a change as the history shows it: "" when absent.
+func shownValue(v json.RawMessage) string {
+	if s := string(v); s != "null" {
+		return s
+	}
+	return ""
 }
 
 // overrideViewOf returns an override entry of namespace ns with what it serves, in words,
@@ -129,6 +202,9 @@ func overrideViewOf(ns string, e flagadmin.OverrideEntry) overrideView {
 
 func specOf(spec *v1.FeatureFlagSpec, now time.Time) specView {
 	v := specView{DeviceClasses: spec.DeviceClasses}
+	if spec.Type == v1.FlagTypeBoolean {
+		v.Value, v.OffValue = "true", "false" // implied when omitted, and the only values allowed
+	}
 	if spec.Value != nil {
 		v.Value = string(spec.Value.Raw)
 	}

@@ -51,6 +51,8 @@ type fakeBackend struct {
 	tokens  map[string]*User
 	writers map[string]bool
 	c       client.Client
+	// listErr, when set, may refuse a List of the users' clients.
+	listErr func(user string, list client.ObjectList) error
 
 	mu sync.Mutex
 	// writes counts the writes by user; extras are those of the last client made.
@@ -77,6 +79,14 @@ func (b *fakeBackend) client(s *session, extras map[string]string) (client.Clien
 		b.writes[s.user.Name]++
 	}
 	return interceptor.NewClient(b.c.(client.WithWatch), interceptor.Funcs{
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			if b.listErr != nil {
+				if err := b.listErr(s.user.Name, list); err != nil {
+					return err
+				}
+			}
+			return c.List(ctx, list, opts...)
+		},
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 			count()
 			return c.Create(ctx, obj, opts...)

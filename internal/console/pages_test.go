@@ -19,16 +19,23 @@ package console
 import (
 	"cmp"
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/internal/audit"
+	"github.com/flagops/flagops/internal/auditevent"
 )
 
 func TestFlagsPage(t *testing.T) {
@@ -259,6 +266,19 @@ func TestSaveStoresAndShows(t *testing.T) {
 	body := checkPage(t, do(t, s, request{method: "GET", target: rec.Header().Get("Location"), cookie: cookie}))
 	contains(t, body, `id="notice">Saved limit.`, `id="value-limit">42<`, `id="source-limit" title="user-override:shop/user-dave">user override<`,
 		`id="reason-limit">pilot (TICKET-1)<`, `id="expires-limit">2030-01-08T12:00:00Z<`, `id="clear-limit"`)
+	// A save with the expiry and the reason left empty keeps them, as the editor says.
+	contains(t, checkPage(t, do(t, s, request{method: "GET", target: "/ns/shop/users/dave?edit=limit", cookie: cookie})),
+		"empty keeps the object's expiry", "empty keeps its reason")
+	form = url.Values{"key": {"limit"}, "value.limit": {"43"}, "version": {"user-dave=" + o.ResourceVersion}}
+	if rec := do(t, s, request{method: "POST", target: "/ns/shop/users/dave", cookie: cookie, form: form}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("second save: status %d: %s", rec.Code, rec.Body.String())
+	}
+	if err := b.c.Get(context.Background(), client.ObjectKey{Namespace: "shop", Name: "user-dave"}, o); err != nil {
+		t.Fatal(err)
+	}
+	if string(o.Spec.Flags[0].Value.Raw) != "43" || o.Spec.Reason != "pilot (TICKET-1)" || o.Spec.ExpiresAt == nil || !o.Spec.ExpiresAt.Time.Equal(testNow.Add(7*24*time.Hour)) {
+		t.Errorf("after a save without expiry and reason: %+v", o.Spec)
+	}
 }
 
 func TestForgedImpersonationHeaderIsIgnored(t *testing.T) {
@@ -337,6 +357,8 @@ func TestFlagPage(t *testing.T) {
 			`id="simulator"`, `<label for="sim-attrs">`,
 		}, []string{`id="sim-result"`}},
 		{"viewer", viewer, "/ns/shop/flags/theme", http.StatusOK, []string{`id="state-theme">on<`}, []string{`id="switch-theme"`}},
+		{"a Boolean flag's implied values", admin, "/ns/shop/flags/beta.dashboard", http.StatusOK, []string{
+			`<dt>Value when on</dt><dd><code>true</code></dd>`, `<dt>Value when off</dt><dd><code>false</code></dd>`}, nil},
 		{"GitOps", admin, "/ns/shop/flags/managed", http.StatusOK, []string{`id="gitops-managed">managed by Argo CD`}, []string{`id="switch-managed"`}},
 		{"simulator: a user override", admin, "/ns/shop/flags/theme?sim=1&sim-user=alice&sim-role=user", http.StatusOK, []string{
 			`id="sim-value">&#34;sepia&#34;<`, `id="sim-source" title="user-override:shop/user-alice">user override<`,
@@ -354,6 +376,68 @@ func TestFlagPage(t *testing.T) {
 		t.Fatalf("switch from the flag page: status %d, Location %q", rec.Code, rec.Header().Get("Location"))
 	}
 	contains(t, checkPage(t, do(t, s, request{method: "GET", target: "/ns/shop/flags/theme?done=off", cookie: admin})), `id="notice">theme: master switch turned off.<`)
+}
+
+// TestFlagHistory checks the flag page's history: the Events the manager records about the
+// flag and its overrides (audited changes with their actor, values and the console's
+// request, other Events with their message), newest first, and a user who may not list
+// Events.
+func TestFlagHistory(t *testing.T) {
+	s, b := newTestServer(t, nil)
+	b.listErr = func(user string, list client.ObjectList) error {
+		if _, ok := list.(*corev1.EventList); ok && user == "bob" {
+			return apierrors.NewForbidden(schema.GroupResource{Resource: "events"}, "", errors.New(`User "bob" cannot list resource "events" in API group "" in the namespace "shop"`))
+		}
+		return nil
+	}
+	ctx := context.Background()
+	event := func(name, kind, obj, typ, reason, action, msg string, ago time.Duration) {
+		t.Helper()
+		e := &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Namespace: "shop", Name: name},
+			InvolvedObject: corev1.ObjectReference{APIVersion: v1.GroupVersion.String(), Kind: kind, Namespace: "shop", Name: obj},
+			Type:           typ, Reason: reason, Action: action, Message: msg, ReportingController: "flagops-manager",
+			EventTime: metav1.NewMicroTime(testNow.Add(-ago)),
+		}
+		if err := b.c.Create(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	change := func(name, kind, obj, action string, n auditevent.Note, ago time.Duration) {
+		t.Helper()
+		event(name, kind, obj, corev1.EventTypeNormal, auditevent.Reason(action), action, auditevent.Format(n), ago)
+	}
+	raw := func(s string) map[string]json.RawMessage {
+		return map[string]json.RawMessage{"theme": json.RawMessage(s)}
+	}
+	change("c1", "UserFlagOverride", "user-alice", "user_override.created", auditevent.Note{SubjectKind: auditevent.SubjectUser, Subject: "alice",
+		Generation: 1, Actor: auditevent.Actor{Username: "carol", Verified: true},
+		Request: &auditevent.Request{Route: "POST /ns/{ns}/users/{id}", SourceIP: "192.0.2.7", UserAgent: "Mozilla/5.0"},
+		After:   raw(`{"value":"sepia"}`), RecordID: strings.Repeat("a", 32)}, 30*time.Minute)
+	change("c2", "FeatureFlag", "theme", "flag.updated", auditevent.Note{SubjectKind: auditevent.SubjectFlag, Subject: "theme",
+		Generation: 3, Actor: auditevent.Actor{Username: "kubectl-flagops"},
+		Before: map[string]json.RawMessage{"enabled": json.RawMessage(`false`)}, After: map[string]json.RawMessage{"enabled": json.RawMessage(`true`)},
+		RecordID: strings.Repeat("b", 32)}, 10*time.Minute)
+	event("e1", "UserFlagOverride", "user-alice", corev1.EventTypeWarning, v1.EventReasonInvalidValue, "", "flag theme is not served: does not match schema", time.Hour)
+	change("c3", "FeatureFlag", "limit", "flag.updated", auditevent.Note{SubjectKind: auditevent.SubjectFlag, Subject: "limit",
+		Generation: 2, Actor: auditevent.Actor{Username: "dave", Verified: true}, After: map[string]json.RawMessage{"enabled": json.RawMessage(`true`)},
+		RecordID: strings.Repeat("c", 32)}, 5*time.Minute)
+
+	admin, viewer := signIn(t, s, "admin-token"), signIn(t, s, "viewer-token")
+	runPages(t, s, []pageCase{
+		{"changes and Events, newest first", admin, "/ns/shop/flags/theme", http.StatusOK, []string{
+			`id="history-0"`, `id="history-actor-0">kubectl-flagops (unverified)<`, `<code>enabled</code>: <code class="before">false</code> → <code class="after">true</code>`,
+			`id="history-actor-1">carol<`, `<code>theme</code>: <code class="before">—</code> → <code class="after">{&#34;value&#34;:&#34;sepia&#34;}</code>`,
+			`id="history-details-1">via POST /ns/{ns}/users/{id} from 192.0.2.7 using Mozilla/5.0<`,
+			`id="history-2" class="warning"`, `id="history-actor-2">flagops-manager<`, `id="history-details-2">flag theme is not served: does not match schema<`,
+		}, []string{`id="history-3"`, "dave", `id="history-error"`}},
+		{"another flag's history", admin, "/ns/shop/flags/limit", http.StatusOK, []string{`id="history-actor-0">dave<`}, []string{`id="history-1"`}},
+		{"no Events", admin, "/ns/shop/flags/banner", http.StatusOK, []string{"No Events about this flag."}, []string{`id="history-0"`}},
+		{"a user who may not list Events", viewer, "/ns/shop/flags/theme", http.StatusOK, []string{
+			`id="history-error">The history cannot be shown: Error from server (Forbidden): events is forbidden: User &#34;bob&#34; cannot list resource &#34;events&#34;`,
+			`id="spec"`,
+		}, []string{`id="history-0"`}},
+	})
 }
 
 func TestOverridesPage(t *testing.T) {
@@ -449,6 +533,9 @@ func runPages(t *testing.T, s http.Handler, cases []pageCase) {
 			body := checkPage(t, rec)
 			contains(t, body, tt.want...)
 			lacks(t, body, tt.unwant...)
+			if t.Failed() {
+				t.Log(body)
+			}
 		})
 	}
 }

@@ -54,4 +54,12 @@ limitations under the License.
 //     entries are removed or for one field of a FeatureFlag;
 //   - set writes one object, the subject's own (SubjectObjectName), and refuses a key that
 //     another active override object of the subject holds.
+//
+// # History
+//
+// ListEvents lists a namespace's Events with the caller's client (the built-in view role
+// may), and History keeps those the manager recorded about a flag key or a subject's
+// override objects, newest first, reading the notes of audited changes with
+// internal/auditevent: `kubectl flagops history` prints them, the console's flag page shows
+// them.
 package flagadmin
