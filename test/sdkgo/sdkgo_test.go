@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onsi/gomega"
 	"github.com/open-feature/go-sdk/openfeature"
 	"github.com/open-feature/go-sdk/openfeature/isolated"
 
@@ -210,11 +211,8 @@ func TestProviderAgainstServe(t *testing.T) {
 			rec.expect(t, openfeature.ProviderConfigChange, "checkout.layout")
 		}
 		// The SDK takes the event on a goroutine of its own.
-		for deadline := time.Now().Add(eventWait); client.State() != openfeature.ReadyState; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("restart %d: client state %s, want READY", i+1, client.State())
-			}
-		}
+		gomega.NewWithT(t).Eventually(client.State, eventWait, 10*time.Millisecond).Should(
+			gomega.Equal(openfeature.ReadyState), "restart %d: client state", i+1)
 	}
 
 	// Nothing else was pending: the next change is the next event.
