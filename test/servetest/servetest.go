@@ -37,6 +37,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/flagops/flagops/internal/atomicfile"
 )
 
 // StartTimeout bounds the wait for a started server to report its address: generous,
@@ -47,11 +49,7 @@ const StartTimeout = 30 * time.Second
 // which serve ignores) renamed over the target.
 func WriteAtomic(t testing.TB, path, data string) {
 	t.Helper()
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
