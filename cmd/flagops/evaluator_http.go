@@ -108,7 +108,7 @@ func (r *evaluatorRunnable) Start(ctx context.Context) error {
 	if r.access != nil {
 		r.access.start(ctx, r.log)
 	}
-	r.srv.BaseContext = func(net.Listener) context.Context { return ctx }
+	defer endRequestsOnShutdown(ctx, r.srv)()
 	errc := make(chan error, 1)
 	go func() { errc <- r.srv.Serve(ln) }()
 	r.log.Info("Serving the evaluator", "address", ln.Addr().String())
@@ -120,11 +120,22 @@ func (r *evaluatorRunnable) Start(ctx context.Context) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), evaluatorShutdownTimeout)
 	defer cancel()
 	if err := r.srv.Shutdown(shutdownCtx); err != nil {
-		// Streams whose requests ended with ctx are closing; close what remains.
+		// The streams ended when Shutdown closed the listener; close what remains.
 		_ = r.srv.Close()
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("the evaluator server stopped: %w", err)
 	}
 	return nil
+}
+
+// endRequestsOnShutdown makes the requests of srv (its streams included) end once Shutdown
+// has closed srv's listeners, not as soon as ctx ends: a client that reconnects at once
+// when its stream ends must find the listener closed, not this server on its way out,
+// which would accept it and end it again. The returned function ends them too.
+func endRequestsOnShutdown(ctx context.Context, srv *http.Server) context.CancelFunc {
+	reqCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	srv.BaseContext = func(net.Listener) context.Context { return reqCtx }
+	srv.RegisterOnShutdown(cancel)
+	return cancel
 }

@@ -136,9 +136,9 @@ func serve(ctx context.Context, o *serveOptions, ln net.Listener, log *slog.Logg
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		// Requests, streams included, end when serving stops.
-		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
+	// Requests, streams included, end when serving stops, after the listener closed.
+	defer endRequestsOnShutdown(ctx, srv)()
 	o.access.start(ctx, logr.FromSlogHandler(log.Handler()))
 	errs := make(chan error, 2)
 	go func() { errs <- loader.Watch(ctx) }()
@@ -157,7 +157,7 @@ func serve(ctx context.Context, o *serveOptions, ln net.Listener, log *slog.Logg
 	}
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	// Open streams never finish on their own: close what Shutdown could not drain.
+	// Shutdown closes the listener, then ends the requests; close what it could not drain.
 	if err := srv.Shutdown(shutdown); err != nil {
 		_ = srv.Close()
 	}
