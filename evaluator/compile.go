@@ -19,6 +19,7 @@ import (
 type Flag struct {
 	key    string
 	typ    FlagType
+	spec   FlagSpec // as given, for Namespace.FlagSpec
 	off    value
 	schema *jsonschema.Schema
 	// validation identifies what override values are checked against
@@ -146,7 +147,7 @@ func (e *fieldErrs) wrap(field, detail string, err error) {
 // reported, each as a *FieldError naming the field, joined with errors.Join.
 func Compile(key string, spec FlagSpec) (*Flag, error) {
 	var errs fieldErrs
-	f := &Flag{key: key, typ: spec.Type}
+	f := &Flag{key: key, typ: spec.Type, spec: spec}
 	f.base.enabledStep, f.base.pctStep, f.base.valueStep = -1, -1, -1
 	if key == "" {
 		errs.add("key", "must not be empty")

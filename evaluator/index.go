@@ -485,6 +485,7 @@ func (sh *subjShard) rehash(old []subjSlot, size int) {
 // prevented compiling it.
 type flagEntry struct {
 	key        string
+	spec       FlagSpec // as given, also when it did not compile
 	flag       *Flag
 	err        error
 	errMsg     string

@@ -145,20 +145,21 @@ const (
 
 // Override pins flag values for one user or device. It mirrors the
 // FlagOverride custom resource; Namespace, Name and UID identify the source
-// object and the override applies only to flags of its own namespace.
+// object and the override applies only to flags of its own namespace. Its
+// JSON form is the one of the evaluator's sync stream.
 type Override struct {
-	Kind      SubjectKind
-	SubjectID string
-	Namespace string
-	Name      string
-	UID       string
-	CreatedAt time.Time
+	Kind      SubjectKind `json:"kind"`
+	SubjectID string      `json:"subjectId"`
+	Namespace string      `json:"namespace"`
+	Name      string      `json:"name"`
+	UID       string      `json:"uid,omitempty"`
+	CreatedAt time.Time   `json:"createdAt"`
 	// Enabled false disables the whole override object.
-	Enabled bool
+	Enabled bool `json:"enabled"`
 	// ExpiresAt, when set, ends the override at exactly that instant.
-	ExpiresAt *time.Time
-	Reason    string
-	Entries   []OverrideEntry
+	ExpiresAt *time.Time      `json:"expiresAt,omitempty"`
+	Reason    string          `json:"reason,omitempty"`
+	Entries   []OverrideEntry `json:"entries,omitempty"`
 }
 
 // OverrideEntry overrides one flag. Enabled false serves the flag's off

@@ -154,13 +154,19 @@ type SubjectChange struct {
 // the entry that wins for the pair after the write differs from the one
 // before in source object, served mode or value, expiry or reason, or one
 // side has none.
+//
+// Overrides lists the override objects the write upserted or deleted (UID
+// left out), sorted by namespace, kind and name, whether or not a result
+// changed: what a copy of the namespace's objects needs (Namespace.Overrides).
+// Empty does not look at it.
 type ChangeSet struct {
-	Revision uint64          `json:"revision"`
-	Flags    []FlagRef       `json:"flags,omitempty"`
-	Subjects []SubjectChange `json:"subjects,omitempty"`
+	Revision  uint64          `json:"revision"`
+	Flags     []FlagRef       `json:"flags,omitempty"`
+	Subjects  []SubjectChange `json:"subjects,omitempty"`
+	Overrides []ObjectRef     `json:"overrides,omitempty"`
 }
 
-// Empty reports whether nothing changed.
+// Empty reports whether no result changed.
 func (c ChangeSet) Empty() bool { return len(c.Flags) == 0 && len(c.Subjects) == 0 }
 
 // Apply applies a batch of writes atomically at the store clock's current
@@ -287,6 +293,7 @@ type txn struct {
 	reval   map[string]map[string]uint64 // namespace -> key -> gen of the last flag change
 	newObjs []*overrideObj
 	newFlag []nsFlag
+	objs    map[ObjectRef]struct{} // upserted or deleted override objects, without UID
 }
 
 type nsFlag struct {
@@ -323,6 +330,7 @@ func (s *Store) commit(now time.Time, ops []Op, comp []compiled) (*Snapshot, Cha
 		flags: map[FlagRef]struct{}{},
 		sched: map[FlagRef]struct{}{},
 		reval: map[string]map[string]uint64{},
+		objs:  map[ObjectRef]struct{}{},
 	}
 
 	// Time: expiries and schedule steps in (old.asOf, now].
@@ -344,9 +352,11 @@ func (s *Store) commit(now time.Time, ops []Op, comp []compiled) (*Snapshot, Cha
 		switch op.kind {
 		case opUpsertFlag:
 			s.gen++
-			fe := &flagEntry{key: op.key, flag: op.flag, gen: s.gen}
+			fe := &flagEntry{key: op.key, spec: op.spec, flag: op.flag, gen: s.gen}
 			if fe.flag == nil {
 				fe.flag, fe.err = comp[i].flag, comp[i].err
+			} else {
+				fe.spec = op.flag.spec
 			}
 			if fe.err != nil {
 				fe.flag, fe.errMsg, fe.validation = nil, fe.err.Error(), "\x01invalid"
@@ -377,9 +387,13 @@ func (s *Store) commit(now time.Time, ops []Op, comp []compiled) (*Snapshot, Cha
 			t.trackObj(op.ns, prev)
 			t.trackObj(op.ns, obj)
 			t.newObjs = append(t.newObjs, obj)
+			t.objs[ObjectRef{Kind: op.ov.Kind, Namespace: op.ns, Name: op.key}] = struct{}{}
 		case opDeleteOverride:
 			prev := n.putObj(op.ov.Kind, op.key, nil)
 			t.trackObj(op.ns, prev)
+			if prev != nil {
+				t.objs[ObjectRef{Kind: op.ov.Kind, Namespace: op.ns, Name: op.key}] = struct{}{}
+			}
 		}
 	}
 
@@ -457,6 +471,10 @@ func (s *Store) commit(now time.Time, ops []Op, comp []compiled) (*Snapshot, Cha
 		}
 	}
 	slices.SortFunc(cs.Flags, compareFlagRef)
+	for ref := range t.objs {
+		cs.Overrides = append(cs.Overrides, ref)
+	}
+	slices.SortFunc(cs.Overrides, compareObjectRef)
 
 	// Deadlines of new objects and flags (after now; earlier ones are
 	// already in effect).

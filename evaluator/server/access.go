@@ -32,6 +32,9 @@ const (
 	// accessAdmin: a token with scope flagops:admin; the context comes
 	// from the query.
 	accessAdmin
+	// accessSync: a token with scope flagops:sync; the route has no
+	// evaluation context.
+	accessSync
 )
 
 // paramAccessToken is the query parameter carrying a token on stream routes.
@@ -110,7 +113,13 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request, access routeA
 			"this route needs an admin token (scope "+ScopeAdmin+"); a device token cannot use it")
 		return nil, false
 	}
-	if access != accessAdmin && v.ctx.DeviceClass != "" {
+	if access == accessSync && !v.sync {
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+ScopeSync+`"`)
+		s.writeError(w, http.StatusForbidden, "", codeForbidden,
+			"this route needs a sync token (scope "+ScopeSync+"): it sends every override of the namespace")
+		return nil, false
+	}
+	if (access == accessDevice || access == accessStream) && v.ctx.DeviceClass != "" {
 		// Seed 000: chargers never get flag values or events.
 		snap := s.store.Snapshot()
 		if s.hasNamespace(snap, ns) && !snap.Namespace(ns).EligibleDeviceClass(v.ctx.DeviceClass) {

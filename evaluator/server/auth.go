@@ -30,6 +30,10 @@ const (
 	// ScopeAdmin in the scope claim grants the admin routes (explain and
 	// the user and device views).
 	ScopeAdmin = "flagops:admin"
+	// ScopeSync in the scope claim grants the sync stream (GET /v1/sync):
+	// every flag and override of the namespace, for in-process providers
+	// of server-side applications. Devices must never hold it.
+	ScopeSync = "flagops:sync"
 )
 
 // maxTokenBytes bounds a context token; longer ones are rejected unread.
@@ -148,6 +152,7 @@ type verifiedToken struct {
 	ctx   evaluator.Context
 	aud   []string
 	admin bool
+	sync  bool
 	exp   time.Time
 }
 
@@ -276,7 +281,8 @@ func (a *Authenticator) check(c *tokenClaims, now time.Time) (*verifiedToken, er
 	if ctx.TargetingKey == "" {
 		ctx.TargetingKey = ctx.UserID
 	}
-	return &verifiedToken{ctx: ctx, aud: c.Audience, admin: slices.Contains(c.Scope, ScopeAdmin), exp: exp}, nil
+	return &verifiedToken{ctx: ctx, aud: c.Audience, admin: slices.Contains(c.Scope, ScopeAdmin),
+		sync: slices.Contains(c.Scope, ScopeSync), exp: exp}, nil
 }
 
 // merge returns the evaluation context of a request bearing v: the

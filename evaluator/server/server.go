@@ -18,6 +18,7 @@
 //	GET  /v1/flags/{key}/overrides        admin: every override naming a flag (see below)
 //	GET  /v1/stream                       server-sent events for devices
 //	GET  /ofrep/v1/sse                    OFREP event stream
+//	GET  /v1/sync                         sync: every flag and override, for in-process providers
 //	GET  /healthz                         liveness (unprefixed only, never authenticated)
 //
 // A namespace without flags in the current snapshot is unknown: 404.
@@ -61,6 +62,10 @@
 // admin routes: they need "flagops:admin" in the token's scope claim (a
 // space-separated string or an array), else 403 FORBIDDEN; their context
 // comes from the query.
+//
+// The sync stream needs "flagops:sync" in the scope (an admin token is
+// not enough), else 403 FORBIDDEN: it sends every override of the
+// namespace, so only server-side services may hold such a token.
 //
 // Verified tokens are cached by their raw text until exp; new keys drop
 // the cache. The token of a request is available to handlers through
@@ -175,6 +180,31 @@
 //
 // Override expiries and schedule steps reach streams when the store's
 // owner calls Store.Tick (see Store.RunClock).
+//
+// # Sync stream
+//
+// GET /v1/sync sends everything a namespace holds, as given to the store,
+// for in-process providers that evaluate with their own evaluator.Store:
+// an event "sync.snapshot" with data {"namespace","flags":{key: spec},
+// "overrides":[override]} (evaluator.FlagSpec and evaluator.Override in
+// their JSON form), then, after each write to the namespace, an event
+// "sync.changed" with data {"flags":{key: spec},"deletedFlags":[key],
+// "overrides":[override],"deletedOverrides":[{"kind","name"}]}: every
+// flag and override object the write touched, as it is now (a client
+// upserts them and deletes the others). Expiries and schedule steps send
+// nothing: the client's store applies them at their instant by its own
+// clock. A value the store keeps but that is not JSON (never served) is
+// left out or, in a flag spec, replaced by an invalid type, so that the
+// copy evaluates alike (with another error message). It takes no query
+// parameters but lastEventId, and a stream slot like the other streams.
+//
+// Its event IDs are "<process epoch>-<store revision>": they hold only in
+// the process that sent them. A client that resumes with an ID of this
+// process whose revision the change history still holds gets the ID alone
+// (as on the native stream) and then what changed since; any other ID,
+// or none, gets a snapshot. A client that moves to another replica
+// therefore fetches the whole namespace again; so does one that fell
+// behind the history while connected.
 //
 // # Limits
 //
@@ -411,6 +441,7 @@ func New(store *evaluator.Store, opts Options) http.Handler {
 		{http.MethodGet, "/v1/flags/{key}/overrides", codeNamespaceNotFound, accessAdmin, s.flagOverrides},
 		{http.MethodGet, "/v1/stream", codeNamespaceNotFound, accessStream, s.nativeStream},
 		{http.MethodGet, "/ofrep/v1/sse", codeNamespaceNotFound, accessStream, s.ofrepStream},
+		{http.MethodGet, "/v1/sync", codeNamespaceNotFound, accessSync, s.syncStream},
 	}
 	for _, rt := range routes {
 		for _, prefix := range []string{"", "/namespaces/{namespace}"} {
