@@ -148,6 +148,14 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
 // newTestProvider returns a provider of the fake server with short timings, shut
 // down at cleanup.
 func newTestProvider(t testing.TB, f *fakeServer, o Options) *Provider {

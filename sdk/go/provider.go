@@ -2,7 +2,6 @@ package flagops
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,16 +12,18 @@ import (
 	"time"
 
 	"github.com/open-feature/go-sdk/openfeature"
+
+	"github.com/flagops/flagops/sdk/go/internal/link"
 )
 
 // Defaults for Options.
 const (
-	DefaultGracePeriod   = 15 * time.Second
-	DefaultMinBackoff    = 500 * time.Millisecond
-	DefaultMaxBackoff    = 30 * time.Second
-	DefaultIdleTimeout   = 60 * time.Second
-	DefaultInitTimeout   = 10 * time.Second
-	DefaultMaxEventBytes = 16 << 20
+	DefaultGracePeriod   = link.DefaultGracePeriod
+	DefaultMinBackoff    = link.DefaultMinBackoff
+	DefaultMaxBackoff    = link.DefaultMaxBackoff
+	DefaultIdleTimeout   = link.DefaultIdleTimeout
+	DefaultInitTimeout   = link.DefaultInitTimeout
+	DefaultMaxEventBytes = link.DefaultMaxEventBytes
 )
 
 // ProviderName is the provider's name in its metadata and events.
@@ -75,17 +76,6 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// status is the provider's own view of its state.
-type status uint8
-
-const (
-	statusNotReady status = iota
-	statusReady
-	statusStale
-	statusError
-	statusFatal
-)
-
 // Provider is an OpenFeature provider that serves the effective values of one
 // evaluation context from memory, kept current by the evaluator's device stream. It
 // implements openfeature.FeatureProvider, openfeature.ContextAwareStateHandler and
@@ -93,25 +83,15 @@ const (
 type Provider struct {
 	opts   Options
 	stream string // the stream URL without query
-	client *http.Client
-	log    *slog.Logger
-	events chan openfeature.Event
+	link   *link.Link
 
 	// vals is what evaluations read: nil before the first snapshot.
 	vals atomic.Pointer[values]
 	// user is the provider's user (userId, else targetingKey), "" when unknown.
 	user atomic.Pointer[string]
 
-	mu           sync.Mutex
-	status       status
-	ctxJSON      string // the stream's context parameter
-	cancel       context.CancelFunc
-	done         chan struct{}
-	initDone     bool       // Init has returned: state changes are events now
-	initSignaled bool       // the first sync or a fatal error was sent to initResult
-	initResult   chan error // buffered: nil at the first sync, or the fatal error
-	grace        *time.Timer
-	lastErr      error
+	mu      sync.Mutex
+	ctxJSON string // the stream's context parameter
 }
 
 // NewProvider checks o and returns a provider. It does not connect: Init (called by
@@ -121,50 +101,20 @@ func NewProvider(o Options) (*Provider, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("flagops: Options.URL %q: want an absolute http or https URL", o.URL)
 	}
-	if o.HTTPClient != nil && o.HTTPClient.Timeout != 0 {
-		return nil, errors.New("flagops: Options.HTTPClient has a Timeout, which would end the stream: leave it zero (Options.IdleTimeout bounds silences)")
-	}
-	for name, d := range map[string]time.Duration{"GracePeriod": o.GracePeriod, "MinBackoff": o.MinBackoff,
-		"MaxBackoff": o.MaxBackoff, "IdleTimeout": o.IdleTimeout, "InitTimeout": o.InitTimeout} {
-		if d < 0 {
-			return nil, fmt.Errorf("flagops: Options.%s is negative (%s)", name, d)
-		}
-	}
-	if o.MaxEventBytes < 0 {
-		return nil, fmt.Errorf("flagops: Options.MaxEventBytes is negative (%d)", o.MaxEventBytes)
-	}
-	o.GracePeriod = orDefault(o.GracePeriod, DefaultGracePeriod)
-	o.MinBackoff = orDefault(o.MinBackoff, DefaultMinBackoff)
-	o.MaxBackoff = max(orDefault(o.MaxBackoff, DefaultMaxBackoff), o.MinBackoff)
-	o.IdleTimeout = orDefault(o.IdleTimeout, DefaultIdleTimeout)
-	o.InitTimeout = orDefault(o.InitTimeout, DefaultInitTimeout)
-	o.MaxEventBytes = orDefault(o.MaxEventBytes, DefaultMaxEventBytes)
 	ctxJSON, err := contextParam(o.Context)
 	if err != nil {
 		return nil, fmt.Errorf("flagops: Options.Context: %w", err)
 	}
-	p := &Provider{
-		opts: o, stream: streamURL(u, o.Namespace), client: o.HTTPClient, log: o.Logger,
-		// The SDK reads events as they come; the buffer absorbs bursts (see emit).
-		events: make(chan openfeature.Event, 64),
+	cfg, err := link.Checked(link.Config{Name: ProviderName, Token: o.Token, Client: o.HTTPClient, Log: o.Logger,
+		GracePeriod: o.GracePeriod, MinBackoff: o.MinBackoff, MaxBackoff: o.MaxBackoff, IdleTimeout: o.IdleTimeout,
+		InitTimeout: o.InitTimeout, MaxEventBytes: o.MaxEventBytes}, DefaultMaxEventBytes)
+	if err != nil {
+		return nil, err
 	}
-	if p.client == nil {
-		p.client = &http.Client{}
-	}
-	if p.log == nil {
-		p.log = slog.Default()
-	}
-	p.log = p.log.With("provider", ProviderName, "url", p.stream)
-	p.ctxJSON = ctxJSON
+	p := &Provider{opts: o, stream: streamURL(u, o.Namespace), ctxJSON: ctxJSON}
+	cfg.Log = cfg.Log.With("provider", ProviderName, "url", p.stream)
+	p.link = link.New(cfg, deviceStream{p})
 	return p, nil
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // streamURL is the device stream's URL of namespace ns ("" for the unprefixed route).
@@ -185,7 +135,7 @@ func (p *Provider) Metadata() openfeature.Metadata {
 func (p *Provider) Hooks() []openfeature.Hook { return nil }
 
 // EventChannel implements openfeature.EventHandler.
-func (p *Provider) EventChannel() <-chan openfeature.Event { return p.events }
+func (p *Provider) EventChannel() <-chan openfeature.Event { return p.link.Events() }
 
 // Init implements openfeature.StateHandler: InitWithContext without a deadline of
 // its own (Options.InitTimeout still applies).
@@ -205,76 +155,44 @@ func (p *Provider) Shutdown() {
 // as malformed (an openfeature.ProviderInitError with PROVIDER_FATAL).
 func (p *Provider) InitWithContext(ctx context.Context, ec openfeature.EvaluationContext) error {
 	p.mu.Lock()
-	if p.cancel != nil {
-		p.mu.Unlock()
-		return errors.New("flagops: the provider is already initialised: shut it down first")
-	}
+	ctxJSON := p.ctxJSON
 	if isEmpty(p.opts.Context) {
-		ctxJSON, err := contextParam(ec)
+		var err error
+		ctxJSON, err = contextParam(ec)
 		if err != nil {
 			p.mu.Unlock()
 			return &openfeature.ProviderInitError{ErrorCode: openfeature.ProviderFatalCode,
 				Message: "flagops: the evaluation context given to Init: " + err.Error()}
 		}
-		p.ctxJSON = ctxJSON
-		p.setUser(ec)
-	} else {
-		p.setUser(p.opts.Context)
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	p.cancel, p.done = cancel, make(chan struct{})
-	p.status, p.initDone, p.initSignaled = statusNotReady, false, false
-	p.initResult = make(chan error, 1)
-	result, done := p.initResult, p.done
-	go p.run(runCtx, p.ctxJSON, done)
 	p.mu.Unlock()
-
-	timer := time.NewTimer(p.opts.InitTimeout)
-	defer timer.Stop()
-	var err error
-	select {
-	case err = <-result:
-	case <-ctx.Done():
-		err = fmt.Errorf("flagops: no snapshot from %s yet: %w", p.stream, ctx.Err())
-	case <-timer.C:
-		err = fmt.Errorf("flagops: no snapshot from %s within %s", p.stream, p.opts.InitTimeout)
+	u := p.stream
+	if ctxJSON != "" {
+		u += "?" + url.Values{"context": {ctxJSON}}.Encode()
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.initDone = true
-	if err != nil {
-		select {
-		case err = <-result: // it came in meanwhile
-		default:
-			if p.lastErr != nil {
-				err = fmt.Errorf("%w: %w", err, p.lastErr)
-			}
+	return p.link.Start(ctx, u, func() {
+		// Only once the link is known to start: a provider already running keeps
+		// its context.
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.ctxJSON = ctxJSON
+		if isEmpty(p.opts.Context) {
+			p.setUser(ec)
+		} else {
+			p.setUser(p.opts.Context)
 		}
-	}
-	return err
+	})
 }
 
 // ShutdownWithContext implements openfeature.ContextAwareStateHandler: it closes the
 // stream and waits for the provider's goroutine to end, or for ctx. The provider can
 // be initialised again afterwards.
 func (p *Provider) ShutdownWithContext(ctx context.Context) error {
-	p.mu.Lock()
-	cancel, done := p.cancel, p.done
-	p.cancel = nil
-	p.stopGrace()
-	p.status = statusNotReady
-	p.mu.Unlock()
-	if cancel == nil {
-		return nil
+	ended, err := p.link.Stop(ctx)
+	if ended {
+		p.vals.Store(nil)
 	}
-	cancel()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("flagops: shutting down: %w", ctx.Err())
-	}
-	p.vals.Store(nil)
-	return nil
+	return err
 }
 
 // setUser records the user of ec for the evaluation context check.
