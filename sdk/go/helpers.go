@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/open-feature/go-sdk/openfeature"
+
+	"github.com/flagops/flagops/sdk/go/internal/resolve"
 )
 
 // Flag is one flag's result for the provider's context (seed 001's FlagValue).
@@ -61,7 +63,7 @@ func (p *Provider) UserFlags(ctx context.Context) (map[string]Flag, error) {
 	out := make(map[string]Flag, len(v.flags))
 	for k, f := range v.flags {
 		out[k] = Flag{
-			Value: copyJSON(f.value), Enabled: f.wire.Enabled, Variant: f.wire.Variant, Reason: f.reason,
+			Value: resolve.CopyJSON(f.value), Enabled: f.wire.Enabled, Variant: f.wire.Variant, Reason: f.reason,
 			Source: f.wire.Source, ErrorCode: openfeature.ErrorCode(f.wire.ErrorCode), ErrorMessage: f.wire.ErrorDetails,
 		}
 	}
@@ -95,7 +97,7 @@ func (p *Provider) OverrideInfo(ctx context.Context, key string) (OverrideInfo, 
 			continue
 		}
 		ns, name, _ := strings.Cut(obj, "/")
-		return OverrideInfo{Kind: kind, Namespace: ns, Name: name, Value: copyJSON(f.value), Variant: f.wire.Variant}, true
+		return OverrideInfo{Kind: kind, Namespace: ns, Name: name, Value: resolve.CopyJSON(f.value), Variant: f.wire.Variant}, true
 	}
 	return OverrideInfo{}, false
 }

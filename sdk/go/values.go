@@ -6,11 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strconv"
 
 	"github.com/open-feature/go-sdk/openfeature"
+
+	"github.com/flagops/flagops/sdk/go/internal/resolve"
 )
 
 // wireFlag is one flag of the device stream: the evaluator's result for the context.
@@ -52,7 +53,7 @@ type metaKey struct {
 // holds the metadata maps made so far in this decoding, for sharing; nil leaves
 // FlagMetadata out.
 func newFlagValue(w wireFlag, metas map[metaKey]openfeature.FlagMetadata) (*flagValue, error) {
-	f := &flagValue{wire: w, reason: reasonOf(&w)}
+	f := &flagValue{wire: w, reason: resolve.Reason(w.ErrorCode, len(w.Value) > 0, w.Reason, w.Source)}
 	if len(w.Value) > 0 {
 		if err := json.Unmarshal(w.Value, &f.value); err != nil {
 			return nil, fmt.Errorf("value: %w", err)
@@ -61,7 +62,7 @@ func newFlagValue(w wireFlag, metas map[metaKey]openfeature.FlagMetadata) (*flag
 	f.detail = openfeature.ProviderResolutionDetail{Reason: f.reason, Variant: w.Variant}
 	if w.ErrorCode != "" {
 		f.value = nil
-		f.detail = errorDetail(resolutionError(openfeature.ErrorCode(w.ErrorCode), w.ErrorDetails))
+		f.detail = resolve.ErrorDetail(resolve.Error(openfeature.ErrorCode(w.ErrorCode), w.ErrorDetails))
 	}
 	if metas != nil {
 		k := metaKey{w.Enabled, w.Source}
@@ -76,45 +77,6 @@ func newFlagValue(w wireFlag, metas map[metaKey]openfeature.FlagMetadata) (*flag
 		f.detail.FlagMetadata = m
 	}
 	return f, nil
-}
-
-// reasonOf is the OpenFeature reason of a result: the one the evaluator's OFREP API
-// gives (docs/ofrep.md), so that every OpenFeature client reports the same. The
-// stream carries the evaluator's own reasons, where the kill switch and the role gate
-// are DISABLED even when they serve a value; OFREP says DISABLED exactly when there is
-// no value, STATIC for the kill switch's off value and TARGETING_MATCH for the role
-// gate's.
-func reasonOf(w *wireFlag) openfeature.Reason {
-	switch {
-	case w.ErrorCode != "":
-		return openfeature.ErrorReason
-	case len(w.Value) == 0:
-		return openfeature.DisabledReason
-	case w.Reason != string(openfeature.DisabledReason):
-		return openfeature.Reason(w.Reason)
-	case w.Source == "role-gate":
-		return openfeature.TargetingMatchReason
-	default:
-		return openfeature.StaticReason
-	}
-}
-
-// resolutionError builds the OpenFeature error of an evaluator error code.
-func resolutionError(code openfeature.ErrorCode, msg string) openfeature.ResolutionError {
-	switch code {
-	case openfeature.FlagNotFoundCode:
-		return openfeature.NewFlagNotFoundResolutionError(msg)
-	case openfeature.ParseErrorCode:
-		return openfeature.NewParseErrorResolutionError(msg)
-	case openfeature.TypeMismatchCode:
-		return openfeature.NewTypeMismatchResolutionError(msg)
-	case openfeature.InvalidContextCode:
-		return openfeature.NewInvalidContextResolutionError(msg)
-	case openfeature.TargetingKeyMissingCode:
-		return openfeature.NewTargetingKeyMissingResolutionError(msg)
-	default:
-		return openfeature.NewGeneralResolutionError(msg)
-	}
 }
 
 // values is one immutable state of the provider's flags.
@@ -207,110 +169,40 @@ func (p *Provider) otherUser(userID any, targetingKey string) string {
 	return ""
 }
 
-func errorDetail(e openfeature.ResolutionError) openfeature.ProviderResolutionDetail {
-	return openfeature.ProviderResolutionDetail{ResolutionError: e, Reason: openfeature.ErrorReason}
-}
-
 // evaluate resolves key to a T with conv, or returns def with the reason why not.
 func evaluate[T any](p *Provider, key string, def T, flatCtx openfeature.FlattenedContext, typ string,
 	conv func(any) (T, bool)) openfeature.GenericResolutionDetail[T] {
 	f, rerr := p.lookup(key, flatCtx)
-	switch {
-	case f == nil:
-		return openfeature.GenericResolutionDetail[T]{Value: def, ProviderResolutionDetail: errorDetail(rerr)}
-	case f.value == nil:
-		// No value for this context, or an error: the caller's default applies.
-		return openfeature.GenericResolutionDetail[T]{Value: def, ProviderResolutionDetail: f.detail}
+	if f == nil {
+		return openfeature.GenericResolutionDetail[T]{Value: def, ProviderResolutionDetail: resolve.ErrorDetail(rerr)}
 	}
-	v, ok := conv(f.value)
-	if !ok {
-		d := errorDetail(openfeature.NewTypeMismatchResolutionError(
-			fmt.Sprintf("flag %q has a %s value, not %s", key, typeName(f.value), typ)))
-		return openfeature.GenericResolutionDetail[T]{Value: def, ProviderResolutionDetail: d}
-	}
-	return openfeature.GenericResolutionDetail[T]{Value: v, ProviderResolutionDetail: f.detail}
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case bool:
-		return "boolean"
-	case string:
-		return "string"
-	case float64:
-		return "number"
-	case map[string]any:
-		return "object"
-	default:
-		return "array"
-	}
-}
-
-func asBool(v any) (bool, bool)     { b, ok := v.(bool); return b, ok }
-func asString(v any) (string, bool) { s, ok := v.(string); return s, ok }
-func asFloat(v any) (float64, bool) { f, ok := v.(float64); return f, ok }
-
-func asObject(v any) (any, bool) {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, false
-	}
-	return copyJSON(m), true
-}
-
-func asInt(v any) (int64, bool) {
-	f, ok := v.(float64)
-	if !ok || f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
-		return 0, false
-	}
-	return int64(f), true
-}
-
-// copyJSON deep-copies decoded JSON, so that a caller cannot change what the provider
-// holds.
-func copyJSON(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		m := make(map[string]any, len(t))
-		for k, e := range t {
-			m[k] = copyJSON(e)
-		}
-		return m
-	case []any:
-		s := make([]any, len(t))
-		for i, e := range t {
-			s[i] = copyJSON(e)
-		}
-		return s
-	default:
-		return v
-	}
+	return resolve.Value(key, f.value, f.detail, def, typ, conv)
 }
 
 // BooleanEvaluation implements openfeature.FeatureProvider.
 func (p *Provider) BooleanEvaluation(_ context.Context, flag string, defaultValue bool, flatCtx openfeature.FlattenedContext) openfeature.BoolResolutionDetail {
-	return evaluate(p, flag, defaultValue, flatCtx, "boolean", asBool)
+	return evaluate(p, flag, defaultValue, flatCtx, "boolean", resolve.Bool)
 }
 
 // StringEvaluation implements openfeature.FeatureProvider.
 func (p *Provider) StringEvaluation(_ context.Context, flag string, defaultValue string, flatCtx openfeature.FlattenedContext) openfeature.StringResolutionDetail {
-	return evaluate(p, flag, defaultValue, flatCtx, "string", asString)
+	return evaluate(p, flag, defaultValue, flatCtx, "string", resolve.String)
 }
 
 // FloatEvaluation implements openfeature.FeatureProvider.
 func (p *Provider) FloatEvaluation(_ context.Context, flag string, defaultValue float64, flatCtx openfeature.FlattenedContext) openfeature.FloatResolutionDetail {
-	return evaluate(p, flag, defaultValue, flatCtx, "number", asFloat)
+	return evaluate(p, flag, defaultValue, flatCtx, "number", resolve.Float)
 }
 
 // IntEvaluation implements openfeature.FeatureProvider: whole numbers only.
 func (p *Provider) IntEvaluation(_ context.Context, flag string, defaultValue int64, flatCtx openfeature.FlattenedContext) openfeature.IntResolutionDetail {
-	return evaluate(p, flag, defaultValue, flatCtx, "whole number", asInt)
+	return evaluate(p, flag, defaultValue, flatCtx, "whole number", resolve.Int)
 }
 
 // ObjectEvaluation implements openfeature.FeatureProvider: JSON objects only, as a
 // map[string]any that the caller may change.
 func (p *Provider) ObjectEvaluation(_ context.Context, flag string, defaultValue any, flatCtx openfeature.FlattenedContext) openfeature.InterfaceResolutionDetail {
-	return evaluate(p, flag, defaultValue, flatCtx, "object", asObject)
+	return evaluate(p, flag, defaultValue, flatCtx, "object", resolve.Object)
 }
 
 // contextParam renders an evaluation context as the stream's context parameter, a
