@@ -198,9 +198,9 @@
 // copy evaluates alike (with another error message). It takes no query
 // parameters but lastEventId, and a stream slot like the other streams.
 //
-// Its event IDs are "<process epoch>-<store revision>": they hold only in
-// the process that sent them. A client that resumes with an ID of this
-// process whose revision the change history still holds gets the ID alone
+// Its event IDs are "<epoch>-<store revision>", the epoch drawn at random
+// by New: they hold only in the handler that sent them. A client that
+// resumes with an ID of this handler whose revision the change history still holds gets the ID alone
 // (as on the native stream) and then what changed since; any other ID,
 // or none, gets a snapshot. A client that moves to another replica
 // therefore fetches the whole namespace again; so does one that fell
@@ -384,6 +384,8 @@ type server struct {
 	// in the order they are counted, so that the last report is current.
 	slots   sync.Mutex
 	streams int
+	// syncEpoch prefixes the sync stream's event IDs (newSyncEpoch).
+	syncEpoch string
 }
 
 // nsCache remembers which namespaces of one snapshot have flags, so that
@@ -419,6 +421,8 @@ func New(store *evaluator.Store, opts Options) http.Handler {
 		opts:  opts,
 		lim:   limits{maxAttrs: opts.MaxAttributes, maxAttrBytes: opts.MaxAttributeBytes},
 		log:   opts.Logger,
+
+		syncEpoch: newSyncEpoch(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -40,19 +40,19 @@ type objectName struct {
 	Name string                `json:"name"`
 }
 
-// syncEpoch tells this process's store revisions from another's in sync
-// event IDs.
-var syncEpoch = func() string {
+// newSyncEpoch returns what tells one server's store revisions from any
+// other's in sync event IDs.
+func newSyncEpoch() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
 	return hex.EncodeToString(b)
-}()
+}
 
-func syncID(rev uint64) string { return syncEpoch + "-" + strconv.FormatUint(rev, 10) }
+func (s *server) syncID(rev uint64) string { return s.syncEpoch + "-" + strconv.FormatUint(rev, 10) }
 
-// syncResumeAt returns the revision a Last-Event-ID of this process names.
-func syncResumeAt(id string) (uint64, bool) {
-	rest, ok := strings.CutPrefix(id, syncEpoch+"-")
+// syncResumeAt returns the revision a Last-Event-ID of this server names.
+func (s *server) syncResumeAt(id string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(id, s.syncEpoch+"-")
 	if !ok {
 		return 0, false
 	}
@@ -91,7 +91,7 @@ func (s *server) syncStream(w http.ResponseWriter, r *http.Request, ns evaluator
 
 	// Resume where the client is when this process's feed still has
 	// every change since; else a snapshot.
-	pos, resumable := syncResumeAt(lastID)
+	pos, resumable := s.syncResumeAt(lastID)
 	snap := s.store.Snapshot()
 	if resumable && pos <= snap.Revision() {
 		if _, _, ok := s.store.Changes(pos); !ok {
@@ -100,7 +100,7 @@ func (s *server) syncStream(w http.ResponseWriter, r *http.Request, ns evaluator
 	}
 	if !resumable || pos > snap.Revision() {
 		pos = snap.Revision()
-		frame = append(frame, syncSnapshotFrame(ns.Name(), snap)...)
+		frame = append(frame, s.syncSnapshotFrame(ns.Name(), snap)...)
 		s.opts.Metrics.EventSent(eventSyncSnapshot)
 	} else {
 		// The block without data tells the client where it stands; the
@@ -122,10 +122,10 @@ func (s *server) syncStream(w http.ResponseWriter, r *http.Request, ns evaluator
 			// The feed no longer holds revision pos+1: start over.
 			s.opts.Metrics.Overflowed()
 			pos = snap.Revision()
-			out = syncSnapshotFrame(ns.Name(), snap)
+			out = s.syncSnapshotFrame(ns.Name(), snap)
 		case len(changes) > 0:
 			pos = changes[len(changes)-1].Revision
-			out = syncChangeFrame(ns.Name(), snap, changes, pos)
+			out = s.syncChangeFrame(ns.Name(), snap, changes, pos)
 		}
 		if out != nil {
 			if !s.write(w, rc, out) {
@@ -151,13 +151,13 @@ func (s *server) syncStream(w http.ResponseWriter, r *http.Request, ns evaluator
 }
 
 // syncSnapshotFrame renders namespace ns of snap as a sync.snapshot event.
-func syncSnapshotFrame(ns string, snap *evaluator.Snapshot) []byte {
+func (s *server) syncSnapshotFrame(ns string, snap *evaluator.Snapshot) []byte {
 	n := snap.Namespace(ns)
 	ovs := n.Overrides()
 	if ovs == nil {
 		ovs = []evaluator.Override{}
 	}
-	return syncFrame(eventSyncSnapshot, syncID(snap.Revision()),
+	return syncFrame(eventSyncSnapshot, s.syncID(snap.Revision()),
 		syncSnapshot{Namespace: ns, Flags: n.FlagSpecs(), Overrides: ovs})
 }
 
@@ -166,7 +166,7 @@ func syncSnapshotFrame(ns string, snap *evaluator.Snapshot) []byte {
 // object as it is in snap (which is at pos or later: a later state is
 // sent again with the change that made it), or nil when they wrote
 // nothing there.
-func syncChangeFrame(ns string, snap *evaluator.Snapshot, changes []evaluator.ChangeSet, pos uint64) []byte {
+func (s *server) syncChangeFrame(ns string, snap *evaluator.Snapshot, changes []evaluator.ChangeSet, pos uint64) []byte {
 	n := snap.Namespace(ns)
 	var ch syncChange
 	seenFlag := map[string]bool{}
@@ -202,7 +202,7 @@ func syncChangeFrame(ns string, snap *evaluator.Snapshot, changes []evaluator.Ch
 	if len(seenFlag) == 0 && len(seenObj) == 0 {
 		return nil
 	}
-	return syncFrame(eventSyncChanged, syncID(pos), ch)
+	return syncFrame(eventSyncChanged, s.syncID(pos), ch)
 }
 
 func syncFrame(event, id string, data any) []byte {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -108,14 +109,27 @@ func (r *syncReplica) same(t *testing.T, store *evaluator.Store, loose ...string
 	}
 }
 
+// epochOf returns the epoch of a sync event ID, which must be of revision rev.
+func epochOf(t *testing.T, id string, rev uint64) string {
+	t.Helper()
+	epoch, r, ok := strings.Cut(id, "-")
+	if !ok || len(epoch) != 16 || r != strconv.FormatUint(rev, 10) {
+		t.Fatalf("event ID %q, want <16 hex digits>-%d", id, rev)
+	}
+	return epoch
+}
+
+func syncID(epoch string, rev uint64) string { return epoch + "-" + strconv.FormatUint(rev, 10) }
+
 func TestSyncStream(t *testing.T) {
 	srv, store := newStreamServer(t, Options{}, nil)
 	c := open(t, srv, "/v1/sync")
 	r := newSyncReplica("shop")
 	ev := c.next(t)
-	if ev.event != eventSyncSnapshot || ev.id != syncID(store.Snapshot().Revision()) {
+	if ev.event != eventSyncSnapshot {
 		t.Fatalf("first event %+v", ev)
 	}
+	epoch := epochOf(t, ev.id, store.Snapshot().Revision())
 	var snap syncSnapshot
 	if err := json.Unmarshal([]byte(ev.data), &snap); err != nil {
 		t.Fatal(err)
@@ -146,7 +160,7 @@ func TestSyncStream(t *testing.T) {
 	for _, st := range steps {
 		apply(t, store, st.ops...)
 		ev := c.next(t)
-		if ev.event != eventSyncChanged || ev.id != syncID(store.Snapshot().Revision()) {
+		if ev.event != eventSyncChanged || ev.id != syncID(epoch, store.Snapshot().Revision()) {
 			t.Fatalf("%s: event %+v", st.name, ev)
 		}
 		var got syncChange
@@ -181,8 +195,8 @@ func TestSyncStream(t *testing.T) {
 	c3.expectUpToDate(t, id)
 	r.apply(t, c3.next(t))
 	r.same(t, store)
-	if r.lastID != syncID(store.Snapshot().Revision()) {
-		t.Fatalf("last ID %s after catching up, want %s", r.lastID, syncID(store.Snapshot().Revision()))
+	if r.lastID != syncID(epoch, store.Snapshot().Revision()) {
+		t.Fatalf("last ID %s after catching up, want %s", r.lastID, syncID(epoch, store.Snapshot().Revision()))
 	}
 }
 
@@ -190,14 +204,22 @@ func TestSyncStreamSnapshotWhenItCannotResume(t *testing.T) {
 	store, _ := newTestStore(t)
 	srv := serveStore(t, store, Options{})
 	rev := store.Snapshot().Revision()
+	c := open(t, srv, "/v1/sync")
+	epoch := epochOf(t, c.next(t).id, rev)
+	// Another server over the same store: its IDs mean nothing here.
+	other := open(t, serveStore(t, store, Options{}), "/v1/sync")
+	otherID := other.next(t).id
+	if epochOf(t, otherID, rev) == epoch {
+		t.Fatal("two servers drew the same epoch")
+	}
 	for name, id := range map[string]string{
-		"another process's ID":  "0123456789abcdef-" + "1",
-		"an ID from the future": syncID(rev + 5),
-		"garbage":               syncID(0) + "x",
+		"another server's ID":   otherID,
+		"an ID from the future": syncID(epoch, rev+5),
+		"garbage":               syncID(epoch, 0) + "x",
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := open(t, srv, "/v1/sync", "Last-Event-ID", id)
-			if ev := c.next(t); ev.event != eventSyncSnapshot || ev.id != syncID(rev) {
+			if ev := c.next(t); ev.event != eventSyncSnapshot || ev.id != syncID(epoch, rev) {
 				t.Fatalf("first event %+v, want a snapshot", ev)
 			}
 		})
@@ -205,11 +227,12 @@ func TestSyncStreamSnapshotWhenItCannotResume(t *testing.T) {
 	t.Run("history overflowed", func(t *testing.T) {
 		small := evaluator.NewStore(evaluator.WithChangeHistory(2))
 		apply(t, small, evaluator.UpsertFlag("shop", "a", stringFlag(`"1"`, true)))
-		id := syncID(small.Snapshot().Revision())
+		srv := serveStore(t, small, Options{})
+		id := open(t, srv, "/v1/sync").next(t).id
 		for range 3 {
 			apply(t, small, evaluator.UpsertFlag("shop", "a", stringFlag(`"2"`, true)))
 		}
-		c := open(t, serveStore(t, small, Options{}), "/v1/sync", "Last-Event-ID", id)
+		c := open(t, srv, "/v1/sync", "Last-Event-ID", id)
 		if ev := c.next(t); ev.event != eventSyncSnapshot || !strings.Contains(ev.data, `"2"`) {
 			t.Fatalf("first event %+v, want a snapshot with the latest value", ev)
 		}
@@ -234,7 +257,9 @@ func TestSyncStreamOverflowWhileFollowing(t *testing.T) {
 	}()
 	c := open(t, srv, "/v1/sync")
 	r := newSyncReplica("shop")
-	r.apply(t, c.next(t))
+	first := c.next(t)
+	epoch := epochOf(t, first.id, store.Snapshot().Revision())
+	r.apply(t, first)
 	armed.Store(true)
 	apply(t, store, bannerOn()) // the stream blocks writing this one
 	waitBlocked(t, blocked)
@@ -243,7 +268,7 @@ func TestSyncStreamOverflowWhileFollowing(t *testing.T) {
 	armed.Store(false)
 	close(release)
 	released = true
-	for r.lastID != syncID(store.Snapshot().Revision()) {
+	for r.lastID != syncID(epoch, store.Snapshot().Revision()) {
 		r.apply(t, c.next(t))
 	}
 	r.same(t, store)
