@@ -39,3 +39,13 @@ func BenchmarkOFREPSingle(b *testing.B) {
 func BenchmarkOFREPBulk(b *testing.B) {
 	benchmarkPost(b, "/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"user-42","orgId":"acme","plan":"pro"}}`)
 }
+
+// The Override benchmarks evaluate for alice, whose user override (with an
+// expiry and a reason) decides new-checkout.
+func BenchmarkOFREPSingleOverride(b *testing.B) {
+	benchmarkPost(b, "/ofrep/v1/evaluate/flags/new-checkout", `{"context":{"targetingKey":"alice"}}`)
+}
+
+func BenchmarkOFREPBulkOverride(b *testing.B) {
+	benchmarkPost(b, "/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"alice"}}`)
+}
