@@ -54,11 +54,22 @@ func (n Namespace) DeviceOverrides(deviceID string) []OverrideInfo {
 }
 
 // UserOverride returns the override entry that applies to (user, key) now.
+// Like UserOverrides it does not consider the role gate.
 func (n Namespace) UserOverride(userID, key string) (OverrideInfo, bool) {
+	return n.override(SubjectUser, userID, key)
+}
+
+// DeviceOverride returns the override entry that applies to (device, key)
+// now. Like DeviceOverrides it does not consider device class eligibility.
+func (n Namespace) DeviceOverride(deviceID, key string) (OverrideInfo, bool) {
+	return n.override(SubjectDevice, deviceID, key)
+}
+
+func (n Namespace) override(kind SubjectKind, id, key string) (OverrideInfo, bool) {
 	if n.st == nil {
 		return OverrideInfo{}, false
 	}
-	oe := n.st.effective(SubjectUser, userID, key, n.now())
+	oe := n.st.effective(kind, id, key, n.now())
 	if oe == nil {
 		return OverrideInfo{}, false
 	}

@@ -371,6 +371,15 @@ func TestUserOverrides(t *testing.T) {
 	if d := h.DeviceOverrides("phone-1"); len(d) != 1 || d[0].Key != "new-ui" || d[0].Kind != SubjectDevice {
 		t.Fatalf("DeviceOverrides = %+v", d)
 	}
+	if info, ok := h.DeviceOverride("phone-1", "new-ui"); !ok || info.Object.Name != "dev" || info.Kind != SubjectDevice {
+		t.Fatalf("DeviceOverride = %+v %v", info, ok)
+	}
+	if _, ok := h.DeviceOverride("phone-1", "beta"); ok {
+		t.Fatal("DeviceOverride for a key without an override")
+	}
+	if _, ok := h.DeviceOverride("alice", "new-ui"); ok {
+		t.Fatal("DeviceOverride of a user's override")
+	}
 	// At expiry the support override stops applying and the later one
 	// takes over limit.
 	clk.Set(exp)

@@ -190,7 +190,8 @@ type FlagOverrideSpec struct {
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 
 	// reason says why the override exists, for the audit trail and for operators: 1 to 500
-	// characters.
+	// characters. The evaluator also gives it to the clients of the override's subject,
+	// with the flags it decides (overrideReason): do not put secrets in it.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=500

@@ -16,7 +16,7 @@ func TestOFREPBulk(t *testing.T) {
 		{"key":"banner","reason":"DISABLED","variant":"off","metadata":{"source":"kill-switch","enabled":false}},
 		{"key":"broken","errorCode":"PARSE_ERROR","errorDetails":"spec.value: required for String flags"},
 		{"key":"limits","value":{"maxItems":50},"reason":"STATIC","variant":"on","metadata":{"source":"default","enabled":true}},
-		{"key":"new-checkout","value":true,"reason":"TARGETING_MATCH","variant":"override","metadata":{"source":"user-override:shop/alice-beta","enabled":true}},
+		{"key":"new-checkout","value":true,"reason":"TARGETING_MATCH","variant":"override","metadata":{"source":"user-override:shop/alice-beta","enabled":true,"overrideExpiresAt":"2030-01-01T13:00:00Z","overrideReason":"beta tester"}},
 		{"key":"theme","value":"dark","reason":"STATIC","variant":"on","metadata":{"source":"default","enabled":true}}],
 		"metadata":{"namespace":"shop"},
 		"eventStreams":[{"type":"sse","endpoint":{"requestUri":` + strconv.Quote(advertisedURI("",
@@ -125,7 +125,7 @@ func TestNative(t *testing.T) {
 			"theme":{"value":"dark","enabled":true,"variant":"on","reason":"STATIC","source":"default"}}}`, "", ""},
 		{"selected flags with role", "/v1/evaluate", `{"context":{"userId":"alice","role":"admin"},"flags":["admin-panel"]}`, 200,
 			`{"namespace":"shop","revision":1,"flags":{
-			"admin-panel":{"value":true,"enabled":true,"variant":"on","reason":"TARGETING_MATCH","source":"user-override:shop/alice-beta"}}}`, "", ""},
+			"admin-panel":{"value":true,"enabled":true,"variant":"on","reason":"TARGETING_MATCH","source":"user-override:shop/alice-beta","overrideExpiresAt":"2030-01-01T13:00:00Z","overrideReason":"beta tester"}}}`, "", ""},
 		{"other namespace", "/namespaces/other/v1/evaluate", `{"flags":[]}`, 200, `{"namespace":"other","revision":1,"flags":{}}`, "", ""},
 		{"flags not an array", "/v1/evaluate", `{"flags":"theme"}`, 400, "", "PARSE_ERROR", "flags:"},
 		{"empty flag key", "/v1/evaluate", `{"flags":["a",""]}`, 400, "", "PARSE_ERROR", "flags[1]: must not be empty"},

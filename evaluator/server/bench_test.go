@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/flagops/flagops/evaluator"
 )
 
 func benchmarkPost(b *testing.B, target, body string) {
@@ -38,4 +40,30 @@ func BenchmarkOFREPSingle(b *testing.B) {
 
 func BenchmarkOFREPBulk(b *testing.B) {
 	benchmarkPost(b, "/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"user-42","orgId":"acme","plan":"pro"}}`)
+}
+
+// The Override benchmarks evaluate for alice, whose user override (with an
+// expiry and a reason) decides new-checkout.
+func BenchmarkOFREPSingleOverride(b *testing.B) {
+	benchmarkPost(b, "/ofrep/v1/evaluate/flags/new-checkout", `{"context":{"targetingKey":"alice"}}`)
+}
+
+func BenchmarkOFREPBulkOverride(b *testing.B) {
+	benchmarkPost(b, "/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"alice"}}`)
+}
+
+// BenchmarkOverrideMeta is what a result decided by an override pays on top
+// of the others: the lookup of the override's expiry and reason.
+func BenchmarkOverrideMeta(b *testing.B) {
+	store, _ := newTestStore(b)
+	ns := store.Namespace("shop")
+	ctx := evaluator.Context{TargetingKey: "alice"}
+	res := ns.Evaluate(ctx, "new-checkout")
+	if m := overrideMetaOf(ns, &ctx, &res); m.reason == "" || m.expiresAt == "" {
+		b.Fatalf("overrideMetaOf = %+v, want alice-beta's reason and expiry", m)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		overrideMetaOf(ns, &ctx, &res)
+	}
 }

@@ -138,12 +138,14 @@ func checkMembers(t *testing.T, body []byte, kind bodyKind) {
 // FuzzOFREPResult checks that the hand-written OFREP result encoder writes
 // what encoding/json writes.
 func FuzzOFREPResult(f *testing.F) {
-	f.Add("k", []byte(`true`), uint8(evaluator.ReasonStatic), "on", "default", true, uint8(0), "")
-	f.Add("banner", []byte(nil), uint8(evaluator.ReasonDisabled), "off", "kill-switch", false, uint8(0), "")
-	f.Add("admin", []byte(`"off"`), uint8(evaluator.ReasonDisabled), "off", evaluator.SourceRoleGate, false, uint8(0), "")
-	f.Add("k\u2028<&>", []byte(`{"a":[1,"<b>"]}`), uint8(evaluator.ReasonTargetingMatch), "rule \"x\"", "rule:x", true, uint8(0), "")
-	f.Add("e", []byte(nil), uint8(evaluator.ReasonError), "", "", false, uint8(evaluator.ErrorInvalidContext), "attribute \"a\": \xff")
-	f.Fuzz(func(t *testing.T, key string, raw []byte, reason uint8, variant, source string, enabled bool, code uint8, msg string) {
+	f.Add("k", []byte(`true`), uint8(evaluator.ReasonStatic), "on", "default", true, uint8(0), "", "", "")
+	f.Add("banner", []byte(nil), uint8(evaluator.ReasonDisabled), "off", "kill-switch", false, uint8(0), "", "", "")
+	f.Add("admin", []byte(`"off"`), uint8(evaluator.ReasonDisabled), "off", evaluator.SourceRoleGate, false, uint8(0), "", "", "")
+	f.Add("k\u2028<&>", []byte(`{"a":[1,"<b>"]}`), uint8(evaluator.ReasonTargetingMatch), "rule \"x\"", "rule:x", true, uint8(0), "", "", "")
+	f.Add("e", []byte(nil), uint8(evaluator.ReasonError), "", "", false, uint8(evaluator.ErrorInvalidContext), "attribute \"a\": \xff", "", "")
+	f.Add("ov", []byte(`"neon"`), uint8(evaluator.ReasonTargetingMatch), "override", "user-override:shop/o", true, uint8(0), "",
+		"2030-01-01T13:00:00Z", "ticket \"42\" <\u2028>")
+	f.Fuzz(func(t *testing.T, key string, raw []byte, reason uint8, variant, source string, enabled bool, code uint8, msg, expiresAt, ovReason string) {
 		if len(raw) > 0 && !json.Valid(raw) {
 			return
 		}
@@ -152,7 +154,8 @@ func FuzzOFREPResult(f *testing.F) {
 		if len(raw) == 0 {
 			res.Raw = nil
 		}
-		hand, std := appendOFREPResult(nil, &res), appendOFREPResultStd(nil, &res)
+		m := overrideMeta{expiresAt: expiresAt, reason: ovReason}
+		hand, std := appendOFREPResult(nil, &res, m), appendOFREPResultStd(nil, &res, m)
 		var h, s any
 		if err := json.Unmarshal(hand, &h); err != nil {
 			t.Fatalf("hand-written encoding %q is not JSON: %v", hand, err)

@@ -66,17 +66,18 @@ func (s *server) ofrepSingle(w http.ResponseWriter, r *http.Request, ns evaluato
 	}
 	s.opts.Metrics.Evaluated(res.Reason.String())
 	buf := getBuf()
-	buf.Write(appendOFREPResult(buf.AvailableBuffer(), &res))
+	buf.Write(appendOFREPResult(buf.AvailableBuffer(), &res, overrideMetaOf(ns, &req.ctx, &res)))
 	s.writeJSON(w, http.StatusOK, buf.Bytes())
 	putBuf(buf)
 }
 
 // appendOFREPResult appends the OFREP representation of one result: the
-// success object, with the reason of ofrepReason, or the error object for
-// an evaluation error.
-func appendOFREPResult(b []byte, res *evaluator.Result) []byte {
+// success object, with the reason of ofrepReason and the override's expiry
+// and reason (m) in its metadata, or the error object for an evaluation
+// error.
+func appendOFREPResult(b []byte, res *evaluator.Result, m overrideMeta) []byte {
 	if stdJSON {
-		return appendOFREPResultStd(b, res)
+		return appendOFREPResultStd(b, res, m)
 	}
 	b = append(b, `{"key":`...)
 	b = appendString(b, res.Key)
@@ -102,6 +103,14 @@ func appendOFREPResult(b []byte, res *evaluator.Result) []byte {
 	b = appendString(b, res.Source)
 	b = append(b, `,"enabled":`...)
 	b = strconv.AppendBool(b, res.Enabled)
+	if m.expiresAt != "" {
+		b = append(b, `,"overrideExpiresAt":`...)
+		b = appendString(b, m.expiresAt)
+	}
+	if m.reason != "" {
+		b = append(b, `,"overrideReason":`...)
+		b = appendString(b, m.reason)
+	}
 	return append(b, "}}"...)
 }
 
@@ -146,8 +155,9 @@ func bulkResponse(ns evaluator.Namespace, ctx *evaluator.Context, prefix, token 
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendOFREPResult(b, &results[i])
-		sum += resultSum(&results[i])
+		om := overrideMetaOf(ns, ctx, &results[i])
+		b = appendOFREPResult(b, &results[i], om)
+		sum += resultSum(&results[i], om)
 		if m != nil {
 			m.Evaluated(results[i].Reason.String())
 		}
@@ -190,12 +200,17 @@ type nativeFlag struct {
 	Source       string          `json:"source,omitempty"`
 	ErrorCode    string          `json:"errorCode,omitempty"`
 	ErrorDetails string          `json:"errorDetails,omitempty"`
+	// OverrideReason and OverrideExpiresAt are those of the override that
+	// decided the result (see overrideMeta).
+	OverrideReason    string `json:"overrideReason,omitempty"`
+	OverrideExpiresAt string `json:"overrideExpiresAt,omitempty"`
 }
 
-func nativeOf(res *evaluator.Result) nativeFlag {
+func nativeOf(res *evaluator.Result, m overrideMeta) nativeFlag {
 	f := nativeFlag{
 		Value: res.Raw, Enabled: res.Enabled, Variant: res.Variant,
 		Reason: res.Reason.String(), Source: res.Source,
+		OverrideReason: m.reason, OverrideExpiresAt: m.expiresAt,
 	}
 	if res.ErrorCode != evaluator.ErrorNone {
 		f.ErrorCode, f.ErrorDetails = res.ErrorCode.String(), res.ErrorMessage
@@ -221,7 +236,7 @@ func (s *server) native(w http.ResponseWriter, r *http.Request, ns evaluator.Nam
 		results := ns.EvaluateAll(req.ctx)
 		resp.Flags = make(map[string]nativeFlag, len(results))
 		for i := range results {
-			resp.Flags[results[i].Key] = nativeOf(&results[i])
+			resp.Flags[results[i].Key] = nativeOf(&results[i], overrideMetaOf(ns, &req.ctx, &results[i]))
 			s.opts.Metrics.Evaluated(results[i].Reason.String())
 		}
 	} else {
@@ -237,7 +252,7 @@ func (s *server) native(w http.ResponseWriter, r *http.Request, ns evaluator.Nam
 			if res.ErrorCode == evaluator.ErrorFlagNotFound {
 				res.ErrorMessage = "flag " + strconv.Quote(key) + " not found in namespace " + strconv.Quote(ns.Name())
 			}
-			resp.Flags[key] = nativeOf(&res)
+			resp.Flags[key] = nativeOf(&res, overrideMetaOf(ns, &req.ctx, &res))
 			s.opts.Metrics.Evaluated(res.Reason.String())
 		}
 	}

@@ -23,6 +23,16 @@
 //
 // A namespace without flags in the current snapshot is unknown: 404.
 //
+// # Override expiry and reason
+//
+// A result decided by a user or device override (source
+// "user-override:<ns>/<name>" or "device-override:<ns>/<name>") also
+// carries overrideExpiresAt (RFC 3339, UTC; only when the override
+// expires) and overrideReason (only when not empty): in the OFREP result's
+// metadata, and beside source in the native API and stream. Only the
+// client whose context the override decided gets them (seed 001's
+// getOverrideInfo); no other subject's override reaches a client.
+//
 // # Context tokens
 //
 // Without Options.Auth serving is open: there is no authentication,
@@ -123,8 +133,10 @@
 // # Event IDs and resume
 //
 // An event's ID is a digest of the values the client holds once it has
-// the event: the result (value, enabled, variant, reason, source, error)
-// of every flag of its effective map. It does not depend on the store's
+// the event: the result (value, enabled, variant, reason, source, error,
+// and the deciding override's expiry and reason) of every flag of its
+// effective map, so that a change of only an override's reason or expiry
+// is an event with a new ID. It does not depend on the store's
 // history, so it means the same on every replica and after a restart.
 // A reconnecting client sends its last ID as Last-Event-ID (or, failing
 // that, the lastEventId query parameter). If it equals the digest of the

@@ -137,7 +137,7 @@ func TestOFREPSingle(t *testing.T) {
 		wantDetails      string
 	}{
 		{"override", "/ofrep/v1/evaluate/flags/new-checkout", `{"context":{"targetingKey":"alice"}}`, 200,
-			`{"key":"new-checkout","value":true,"reason":"TARGETING_MATCH","variant":"override","metadata":{"source":"user-override:shop/alice-beta","enabled":true}}`, "", ""},
+			`{"key":"new-checkout","value":true,"reason":"TARGETING_MATCH","variant":"override","metadata":{"source":"user-override:shop/alice-beta","enabled":true,"overrideExpiresAt":"2030-01-01T13:00:00Z","overrideReason":"beta tester"}}`, "", ""},
 		{"rollout off", "/ofrep/v1/evaluate/flags/new-checkout", `{"context":{"userId":"bob"}}`, 200,
 			`{"key":"new-checkout","value":false,"reason":"SPLIT","variant":"off","metadata":{"source":"rollout","enabled":false}}`, "", ""},
 		{"namespaced prefix", "/namespaces/shop/ofrep/v1/evaluate/flags/new-checkout", `{"context":{"userId":"mallory"}}`, 200,

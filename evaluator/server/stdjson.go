@@ -23,8 +23,10 @@ type ofrepSuccess struct {
 }
 
 type ofrepMetadata struct {
-	Source  string `json:"source"`
-	Enabled bool   `json:"enabled"`
+	Source            string `json:"source"`
+	Enabled           bool   `json:"enabled"`
+	OverrideExpiresAt string `json:"overrideExpiresAt,omitempty"`
+	OverrideReason    string `json:"overrideReason,omitempty"`
 }
 
 type ofrepFailure struct {
@@ -34,12 +36,12 @@ type ofrepFailure struct {
 }
 
 // appendOFREPResultStd is appendOFREPResult with encoding/json.
-func appendOFREPResultStd(b []byte, res *evaluator.Result) []byte {
+func appendOFREPResultStd(b []byte, res *evaluator.Result, m overrideMeta) []byte {
 	var v any = ofrepFailure{Key: res.Key, ErrorCode: res.ErrorCode.String(), ErrorDetails: res.ErrorMessage}
 	if res.ErrorCode == evaluator.ErrorNone {
 		v = ofrepSuccess{
 			Key: res.Key, Value: res.Raw, Reason: ofrepReason(res).String(), Variant: res.Variant,
-			Metadata: ofrepMetadata{Source: res.Source, Enabled: res.Enabled},
+			Metadata: ofrepMetadata{Source: res.Source, Enabled: res.Enabled, OverrideExpiresAt: m.expiresAt, OverrideReason: m.reason},
 		}
 	}
 	enc, err := json.Marshal(v)

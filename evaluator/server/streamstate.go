@@ -36,7 +36,7 @@ func (st *streamState) reset(ns evaluator.Namespace) []evaluator.Result {
 	results := ns.EvaluateAll(st.ctx)
 	st.held = make([]heldEntry, len(results))
 	for i := range results {
-		st.held[i] = heldEntry{results[i].Key, resultSum(&results[i])}
+		st.held[i] = heldEntry{results[i].Key, resultSum(&results[i], st.meta(ns, &results[i]))}
 	}
 	slices.SortFunc(st.held, func(a, b heldEntry) int { return strings.Compare(a.key, b.key) })
 	return results
@@ -77,7 +77,8 @@ func (st *streamState) update(ns evaluator.Namespace, keys []evaluator.FlagRef) 
 		i, had := st.find(ref.Key)
 		switch {
 		case listed:
-			sum := resultSum(&res)
+			m := st.meta(ns, &res)
+			sum := resultSum(&res, m)
 			if had && st.held[i].sum == sum {
 				continue
 			}
@@ -86,7 +87,7 @@ func (st *streamState) update(ns evaluator.Namespace, keys []evaluator.FlagRef) 
 			} else {
 				st.held = slices.Insert(st.held, i, heldEntry{ref.Key, sum})
 			}
-			data.Changed[ref.Key] = nativeOf(&res)
+			data.Changed[ref.Key] = nativeOf(&res, m)
 		case had:
 			st.held = slices.Delete(st.held, i, i+1)
 			data.Removed = append(data.Removed, ref.Key)
@@ -112,9 +113,17 @@ func digestString(sum uint64) string {
 	return strings.Repeat("0", 16-len(b)) + string(b)
 }
 
+// meta is the overrideMeta of res, a result of the stream's context in ns.
+func (st *streamState) meta(ns evaluator.Namespace, res *evaluator.Result) overrideMeta {
+	return overrideMetaOf(ns, &st.ctx, res)
+}
+
 // resultSum digests every field of a result that reaches a client: the
-// key, the value, enabled, variant, reason, source and the error.
-func resultSum(r *evaluator.Result) uint64 {
+// key, the value, enabled, variant, reason, source and the error, and the
+// expiry and reason of the override that decided it (m). Those two are
+// digested only when one is set, so that the digests of other results stay
+// what they were before the fields existed.
+func resultSum(r *evaluator.Result, m overrideMeta) uint64 {
 	var b [512]byte
 	buf := b[:0]
 	field := func(s string) {
@@ -133,6 +142,10 @@ func resultSum(r *evaluator.Result) uint64 {
 	field(r.Source)
 	field(r.ErrorCode.String())
 	field(r.ErrorMessage)
+	if m != (overrideMeta{}) {
+		field(m.expiresAt)
+		field(m.reason)
+	}
 	h := sha256.Sum256(buf)
 	return binary.BigEndian.Uint64(h[:8])
 }
@@ -150,7 +163,7 @@ func (st *streamState) kindName(native string) string {
 func (st *streamState) snapshotFrame(ns evaluator.Namespace, results []evaluator.Result) []byte {
 	resp := nativeResponse{Namespace: st.ns, Revision: ns.Revision(), Flags: make(map[string]nativeFlag, len(results))}
 	for i := range results {
-		resp.Flags[results[i].Key] = nativeOf(&results[i])
+		resp.Flags[results[i].Key] = nativeOf(&results[i], st.meta(ns, &results[i]))
 	}
 	return frame(st.id(), eventSnapshot, mustJSON(resp))
 }

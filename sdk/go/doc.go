@@ -43,9 +43,10 @@
 // Results carry the evaluator's value and variant, the reason its OFREP API gives
 // (STATIC, TARGETING_MATCH, SPLIT, DISABLED, ERROR; DISABLED exactly when there is no
 // value, as docs/ofrep.md explains), and FlagMetadata "source" (the step that decided,
-// for example user-override:shop/beta-testers) and "enabled" (whether the on path was
-// taken); the metadata map is read-only and shared between flags (the OpenFeature
-// client hands out copies). A flag the evaluator gives no value for this context (switched off without
+// for example user-override:shop/beta-testers), "enabled" (whether the on path was
+// taken) and, for a result an override decided, "overrideReason" and
+// "overrideExpiresAt" (RFC 3339) when the override has them; the metadata map is
+// read-only and shared between flags (the OpenFeature client hands out copies). A flag the evaluator gives no value for this context (switched off without
 // an off value) returns the caller's default with reason DISABLED. An unknown key returns the default with
 // FLAG_NOT_FOUND, a value of another type TYPE_MISMATCH. Integer evaluation accepts
 // whole numbers only; object evaluation accepts JSON objects and returns a copy.

@@ -52,7 +52,7 @@ func Example() {
 
 	// Seed 001's helpers.
 	if info, ok := provider.OverrideInfo(ctx, "billing.enabled"); ok {
-		log.Printf("billing.enabled is set for you by %s override %s/%s", info.Kind, info.Namespace, info.Name)
+		log.Printf("billing.enabled is set for you by %s override %s/%s: %s", info.Kind, info.Namespace, info.Name, info.Reason)
 	}
 	all, err := provider.UserFlags(ctx)
 	if err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/open-feature/go-sdk/openfeature"
 
@@ -45,6 +46,11 @@ type OverrideInfo struct {
 	// off without an off value), Variant "override", "on" or "off".
 	Value   any
 	Variant string
+	// ExpiresAt is when the override stops applying (nil: it does not expire), Reason
+	// why it exists ("" when its object gives none): the object's spec.expiresAt and
+	// spec.reason.
+	ExpiresAt *time.Time
+	Reason    string
 }
 
 // ErrNotReady is returned before the provider holds values.
@@ -97,7 +103,13 @@ func (p *Provider) OverrideInfo(ctx context.Context, key string) (OverrideInfo, 
 			continue
 		}
 		ns, name, _ := strings.Cut(obj, "/")
-		return OverrideInfo{Kind: kind, Namespace: ns, Name: name, Value: resolve.CopyJSON(f.value), Variant: f.wire.Variant}, true
+		info := OverrideInfo{Kind: kind, Namespace: ns, Name: name, Value: resolve.CopyJSON(f.value), Variant: f.wire.Variant,
+			Reason: f.wire.OverrideReason}
+		if f.expiresAt != nil {
+			at := *f.expiresAt
+			info.ExpiresAt = &at
+		}
+		return info, true
 	}
 	return OverrideInfo{}, false
 }

@@ -25,8 +25,9 @@ const flags = `{
 	"legacy":{"value":"classic","enabled":false,"variant":"off","reason":"DISABLED","source":"kill-switch"},
 	"admin":{"value":"hidden","enabled":false,"variant":"off","reason":"DISABLED","source":"role-gate"},
 	"broken":{"enabled":false,"reason":"ERROR","errorCode":"PARSE_ERROR","errorDetails":"spec.value: required for String flags"},
-	"theme":{"value":"neon","enabled":true,"variant":"override","reason":"TARGETING_MATCH","source":"user-override:shop/bob-theme"},
-	"dark":{"value":false,"enabled":false,"variant":"off","reason":"TARGETING_MATCH","source":"device-override:shop/d1-dark"}
+	"theme":{"value":"neon","enabled":true,"variant":"override","reason":"TARGETING_MATCH","source":"user-override:shop/bob-theme",
+		"overrideReason":"pilot","overrideExpiresAt":"2030-01-01T13:00:00Z"},
+	"dark":{"value":false,"enabled":false,"variant":"off","reason":"TARGETING_MATCH","source":"device-override:shop/d1-dark","overrideReason":"kiosk"}
 }`
 
 // ready returns a provider of a new fake server that holds flags for bob, and the
@@ -85,7 +86,10 @@ func TestEvaluationThroughOpenFeature(t *testing.T) {
 		{"object", "limits", "object", nil, map[string]any{"maxStudents": 1.0, "tags": []any{"a"}},
 			openfeature.StaticReason, "on", "", nil},
 		{"user override", "theme", "string", "none", "neon", openfeature.TargetingMatchReason, "override", "",
-			openfeature.FlagMetadata{"source": "user-override:shop/bob-theme", "enabled": true}},
+			openfeature.FlagMetadata{"source": "user-override:shop/bob-theme", "enabled": true,
+				"overrideReason": "pilot", "overrideExpiresAt": "2030-01-01T13:00:00Z"}},
+		{"device override", "dark", "bool", true, false, openfeature.TargetingMatchReason, "off", "",
+			openfeature.FlagMetadata{"source": "device-override:shop/d1-dark", "enabled": false, "overrideReason": "kiosk"}},
 		{"no value: the default, DISABLED", "promo", "string", "none", "none", openfeature.DisabledReason, "off", "",
 			openfeature.FlagMetadata{"source": "kill-switch", "enabled": false}},
 		{"kill switch with an off value: STATIC, as OFREP says", "legacy", "string", "none", "classic", openfeature.StaticReason, "off", "",
@@ -157,7 +161,7 @@ func TestOmitFlagMetadata(t *testing.T) {
 	if d.Value != "neon" || d.Variant != "override" || d.Reason != openfeature.TargetingMatchReason || d.FlagMetadata != nil {
 		t.Errorf("got %v %s %s, metadata %v; want neon, override, TARGETING_MATCH and no metadata", d.Value, d.Variant, d.Reason, d.FlagMetadata)
 	}
-	if info, ok := p.OverrideInfo(context.Background(), "theme"); !ok || info.Name != "bob-theme" {
+	if info, ok := p.OverrideInfo(context.Background(), "theme"); !ok || info.Name != "bob-theme" || info.Reason != "pilot" || info.ExpiresAt == nil {
 		t.Errorf("OverrideInfo without metadata: %+v, %v", info, ok)
 	}
 }
@@ -263,6 +267,7 @@ func TestGap(t *testing.T) {
 		{"undecodable change", "id: id2\nevent: device.feature-flags.changed\ndata: {\"changed\":\n\n"},
 		{"undecodable value", changedEvent("id2", `{"banner":{"value":tru,"enabled":true}}`, `[]`)},
 		{"undecodable snapshot", "id: id2\nevent: snapshot\ndata: [\n\n"},
+		{"undecodable override expiry", changedEvent("id2", `{"theme":{"value":"neon","enabled":true,"overrideExpiresAt":"tomorrow"}}`, `[]`)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -464,13 +469,15 @@ func TestHelpers(t *testing.T) {
 		t.Errorf("broken = %+v, want PARSE_ERROR without a value", b)
 	}
 
+	expires := time.Date(2030, 1, 1, 13, 0, 0, 0, time.UTC)
 	tests := []struct {
 		key  string
 		want OverrideInfo
 		has  bool
 	}{
-		{"theme", OverrideInfo{Kind: OverrideUser, Namespace: "shop", Name: "bob-theme", Value: "neon", Variant: "override"}, true},
-		{"dark", OverrideInfo{Kind: OverrideDevice, Namespace: "shop", Name: "d1-dark", Value: false, Variant: "off"}, true},
+		{"theme", OverrideInfo{Kind: OverrideUser, Namespace: "shop", Name: "bob-theme", Value: "neon", Variant: "override",
+			ExpiresAt: &expires, Reason: "pilot"}, true},
+		{"dark", OverrideInfo{Kind: OverrideDevice, Namespace: "shop", Name: "d1-dark", Value: false, Variant: "off", Reason: "kiosk"}, true},
 		{"layout", OverrideInfo{}, false},
 		{"nope", OverrideInfo{}, false},
 	}
@@ -491,6 +498,40 @@ func TestHelpers(t *testing.T) {
 	same := openfeature.WithTransactionContext(ctx, openfeature.NewEvaluationContext("bob", nil))
 	if !p.HasOverride(same, "theme") {
 		t.Error("HasOverride in bob's transaction context is false")
+	}
+
+	info, _ := p.OverrideInfo(ctx, "theme")
+	*info.ExpiresAt = time.Time{}
+	if again, _ := p.OverrideInfo(ctx, "theme"); !again.ExpiresAt.Equal(expires) {
+		t.Errorf("after the caller changed its ExpiresAt: %v, want %v", again.ExpiresAt, expires)
+	}
+}
+
+// TestOverrideReasonAndExpiryChange: a change of only the reason or the expiry of
+// the override that decides a flag raises PROVIDER_CONFIGURATION_CHANGED with its
+// key, and the helpers and the metadata give the new ones.
+func TestOverrideReasonAndExpiryChange(t *testing.T) {
+	p, _, c := ready(t, Options{})
+	ctx := context.Background()
+	const theme = `"theme":{"value":"neon","enabled":true,"variant":"override","reason":"TARGETING_MATCH","source":"user-override:shop/bob-theme"`
+	c.send(changedEvent("id2", `{`+theme+`,"overrideReason":"ticket 2","overrideExpiresAt":"2030-01-01T13:00:00Z"}}`, `[]`))
+	expectEvent(t, p, openfeature.ProviderConfigChange, "theme")
+	if info, _ := p.OverrideInfo(ctx, "theme"); info.Reason != "ticket 2" {
+		t.Errorf("reason %q, want ticket 2", info.Reason)
+	}
+	d := p.StringEvaluation(ctx, "theme", "none", openfeature.FlattenedContext{})
+	if d.FlagMetadata["overrideReason"] != "ticket 2" {
+		t.Errorf("metadata %v, want overrideReason ticket 2", d.FlagMetadata)
+	}
+
+	c.send(changedEvent("id3", `{`+theme+`,"overrideReason":"ticket 2"}}`, `[]`))
+	expectEvent(t, p, openfeature.ProviderConfigChange, "theme")
+	if info, _ := p.OverrideInfo(ctx, "theme"); info.ExpiresAt != nil || info.Reason != "ticket 2" {
+		t.Errorf("after the expiry was removed: %+v", info)
+	}
+	d = p.StringEvaluation(ctx, "theme", "none", openfeature.FlattenedContext{})
+	if _, ok := d.FlagMetadata["overrideExpiresAt"]; ok {
+		t.Errorf("metadata %v still has overrideExpiresAt", d.FlagMetadata)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/open-feature/go-sdk/openfeature"
 
@@ -23,11 +24,16 @@ type wireFlag struct {
 	Source       string          `json:"source,omitempty"`
 	ErrorCode    string          `json:"errorCode,omitempty"`
 	ErrorDetails string          `json:"errorDetails,omitempty"`
+	// OverrideReason and OverrideExpiresAt (RFC 3339) are those of the override that
+	// decided the result, when one did and they are set.
+	OverrideReason    string `json:"overrideReason,omitempty"`
+	OverrideExpiresAt string `json:"overrideExpiresAt,omitempty"`
 }
 
 func (w *wireFlag) equal(o *wireFlag) bool {
 	return bytes.Equal(w.Value, o.Value) && w.Enabled == o.Enabled && w.Variant == o.Variant &&
-		w.Reason == o.Reason && w.Source == o.Source && w.ErrorCode == o.ErrorCode && w.ErrorDetails == o.ErrorDetails
+		w.Reason == o.Reason && w.Source == o.Source && w.ErrorCode == o.ErrorCode && w.ErrorDetails == o.ErrorDetails &&
+		w.OverrideReason == o.OverrideReason && w.OverrideExpiresAt == o.OverrideExpiresAt
 }
 
 // flagValue is one flag as evaluations read it: the wire form and what is derived
@@ -38,6 +44,8 @@ type flagValue struct {
 	// object or array (shared: never handed out without a copy).
 	value  any
 	reason openfeature.Reason
+	// expiresAt is OverrideExpiresAt parsed; nil when it is not set.
+	expiresAt *time.Time
 	// detail is what an evaluation returns with the value, or with the caller's
 	// default when there is no value or the evaluator could not decide (an error).
 	detail openfeature.ProviderResolutionDetail
@@ -45,8 +53,8 @@ type flagValue struct {
 
 // metaKey identifies a flag's metadata, which flags decided alike share.
 type metaKey struct {
-	enabled bool
-	source  string
+	enabled                   bool
+	source, ovReason, ovUntil string
 }
 
 // newFlagValue derives a flag's values from its wire form. metas, when not nil,
@@ -59,18 +67,31 @@ func newFlagValue(w wireFlag, metas map[metaKey]openfeature.FlagMetadata) (*flag
 			return nil, fmt.Errorf("value: %w", err)
 		}
 	}
+	if w.OverrideExpiresAt != "" {
+		at, err := time.Parse(time.RFC3339Nano, w.OverrideExpiresAt)
+		if err != nil {
+			return nil, fmt.Errorf("overrideExpiresAt: %w", err)
+		}
+		f.expiresAt = &at
+	}
 	f.detail = openfeature.ProviderResolutionDetail{Reason: f.reason, Variant: w.Variant}
 	if w.ErrorCode != "" {
 		f.value = nil
 		f.detail = resolve.ErrorDetail(resolve.Error(openfeature.ErrorCode(w.ErrorCode), w.ErrorDetails))
 	}
 	if metas != nil {
-		k := metaKey{w.Enabled, w.Source}
+		k := metaKey{w.Enabled, w.Source, w.OverrideReason, w.OverrideExpiresAt}
 		m, ok := metas[k]
 		if !ok {
 			m = openfeature.FlagMetadata{"enabled": w.Enabled}
 			if w.Source != "" {
 				m["source"] = w.Source
+			}
+			if w.OverrideReason != "" {
+				m["overrideReason"] = w.OverrideReason
+			}
+			if w.OverrideExpiresAt != "" {
+				m["overrideExpiresAt"] = w.OverrideExpiresAt
 			}
 			metas[k] = m
 		}

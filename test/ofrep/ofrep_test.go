@@ -51,11 +51,17 @@ type details struct {
 	FlagMetadata map[string]any `json:"flagMetadata"`
 }
 
+// The expiry and reason of user-42's override.
+var pilotExpiry = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const pilotReason = "Pilot customer, ticket 42."
+
 func newStore(t *testing.T) *evaluator.Store {
 	t.Helper()
 	const ns = "shop"
 	store := evaluator.NewStore()
 	on := true
+	expires := pilotExpiry
 	_, _, err := store.Apply(
 		evaluator.UpsertFlag(ns, "billing.enabled", evaluator.FlagSpec{Type: evaluator.TypeBoolean, Enabled: true}),
 		evaluator.UpsertFlag(ns, "beta.dash", evaluator.FlagSpec{Type: evaluator.TypeBoolean}),
@@ -74,7 +80,7 @@ func newStore(t *testing.T) *evaluator.Store {
 		evaluator.UpsertFlag(ns, "search.ranker", evaluator.FlagSpec{Type: evaluator.TypeString, Enabled: true,
 			Value: json.RawMessage(`"v2"`), Rollout: &evaluator.Rollout{Percentage: 50}}),
 		evaluator.UpsertOverride(evaluator.Override{Kind: evaluator.SubjectUser, SubjectID: "user-42", Namespace: ns,
-			Name: "pilot", UID: "u1", CreatedAt: time.Unix(1, 0), Enabled: true,
+			Name: "pilot", UID: "u1", CreatedAt: time.Unix(1, 0), Enabled: true, ExpiresAt: &expires, Reason: pilotReason,
 			Entries: []evaluator.OverrideEntry{{Key: "beta.dash", Enabled: &on}}}),
 	)
 	if err != nil {
@@ -131,6 +137,8 @@ type clientCase struct {
 	// it out), so a client that holds that map (clientMap) returns the caller's default
 	// with FLAG_NOT_FOUND, as docs/ofrep.md says of web providers.
 	hiddenFromMap bool
+	// meta are flag metadata entries the result must have.
+	meta map[string]any
 }
 
 // clientKind says how a client gets its values.
@@ -154,7 +162,8 @@ func clientCases() []clientCase {
 		// The kill switch decides a value (false): a caller default of true must not win.
 		{name: "boolean off by the kill switch, caller default true", c: testCase{Flag: "beta.dash", Type: "boolean", Default: true, Context: user},
 			want: false, reason: str("STATIC")},
-		{name: "boolean from a user override", c: testCase{Flag: "beta.dash", Type: "boolean", Default: false, Context: pilot}, want: true, reason: str("TARGETING_MATCH")},
+		{name: "boolean from a user override", c: testCase{Flag: "beta.dash", Type: "boolean", Default: false, Context: pilot}, want: true, reason: str("TARGETING_MATCH"),
+			meta: map[string]any{"source": "user-override:shop/pilot", "overrideReason": pilotReason, "overrideExpiresAt": "2100-01-01T00:00:00Z"}},
 		{name: "string", c: testCase{Flag: "checkout.layout", Type: "string", Default: "none", Context: user}, want: "sidebar", reason: str("STATIC")},
 		{name: "string off by the kill switch serves its off value", c: testCase{Flag: "checkout.legacy", Type: "string", Default: "none", Context: user},
 			want: "classic", reason: str("STATIC")},
@@ -213,6 +222,11 @@ func checkClient(t *testing.T, srvURL string, kind clientKind, evaluate func(t *
 				}
 				if !reflect.DeepEqual(d.ErrorCode, tt.errCode) {
 					t.Errorf("errorCode = %v, want %v", deref(d.ErrorCode), deref(tt.errCode))
+				}
+				for k, v := range tt.meta {
+					if d.FlagMetadata[k] != v {
+						t.Errorf("flagMetadata[%s] = %#v, want %#v (flagMetadata %v)", k, d.FlagMetadata[k], v, d.FlagMetadata)
+					}
 				}
 			})
 		}

@@ -247,6 +247,9 @@ const seedCalls = `(() => {
   };
 })()`
 
+// overrideReason is the reason of the user's override, which getOverrideInfo returns.
+const overrideReason = "The React example's test."
+
 // userOverrideManifest is the UserFlagOverride of userID, with entries given as YAML flow
 // mappings.
 func userOverrideManifest(entries ...string) string {
@@ -257,7 +260,7 @@ metadata:
   namespace: ` + namespace + `
 spec:
   userId: ` + userID + `
-  reason: The React example's test.
+  reason: ` + overrideReason + `
   flags:
   - ` + strings.Join(entries, "\n  - ") + "\n"
 }
@@ -575,6 +578,7 @@ func checkSeedCalls(t *testing.T, b *browsertest.Browser) {
 		"hasOverrideBilling":          false,
 		"getOverrideInfo": map[string]any{
 			"kind": "user", "namespace": namespace, "name": userID, "value": "beta", "variant": "override",
+			"expiresAt": nil, "reason": overrideReason,
 		},
 	}
 	for k, w := range want {

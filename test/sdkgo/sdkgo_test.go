@@ -24,7 +24,9 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -75,6 +77,16 @@ spec:
 }
 
 func userOverride(name, user, key string) string {
+	return userOverrideWith(name, user, key, "The Go provider test.", time.Time{})
+}
+
+// userOverrideWith is userOverride with a reason and, unless expires is zero, an
+// expiry.
+func userOverrideWith(name, user, key, reason string, expires time.Time) string {
+	expiry := ""
+	if !expires.IsZero() {
+		expiry = "  expiresAt: \"" + expires.UTC().Format(time.RFC3339) + "\"\n"
+	}
 	return `apiVersion: flagops.dev/v1alpha1
 kind: UserFlagOverride
 metadata:
@@ -82,8 +94,8 @@ metadata:
   namespace: ` + namespace + `
 spec:
   userId: ` + user + `
-  reason: The Go provider test.
-  flags:
+  reason: ` + strconv.Quote(reason) + `
+` + expiry + `  flags:
   - key: ` + key + `
     enabled: true
 `
@@ -178,14 +190,29 @@ func TestProviderAgainstServe(t *testing.T) {
 	// Another user's override changes nothing here; the provider's user's does. The
 	// next event is the latter's alone.
 	servetest.WriteAtomic(t, filepath.Join(dir, "other.yaml"), userOverride("other-billing", "user-8", "billing.enabled"))
-	servetest.WriteAtomic(t, filepath.Join(dir, "mine.yaml"), userOverride("pilot-billing", userID, "billing.enabled"))
+	expires := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
+	servetest.WriteAtomic(t, filepath.Join(dir, "mine.yaml"), userOverrideWith("pilot-billing", userID, "billing.enabled", "Pilot, ticket 1.", expires))
 	rec.expect(t, openfeature.ProviderConfigChange, "billing.enabled")
 	if !client.Boolean(ctx, "billing.enabled", false, none) {
 		t.Error("billing.enabled is off after the user override turned it on")
 	}
-	info, ok := p.OverrideInfo(ctx, "billing.enabled")
-	if want := (flagops.OverrideInfo{Kind: flagops.OverrideUser, Namespace: namespace, Name: "pilot-billing", Value: true, Variant: "on"}); !ok || info != want {
+	want := flagops.OverrideInfo{Kind: flagops.OverrideUser, Namespace: namespace, Name: "pilot-billing", Value: true, Variant: "on",
+		ExpiresAt: &expires, Reason: "Pilot, ticket 1."}
+	if info, ok := p.OverrideInfo(ctx, "billing.enabled"); !ok || !reflect.DeepEqual(info, want) {
 		t.Errorf("OverrideInfo = %+v, %v; want %+v", info, ok, want)
+	}
+
+	// A change of only the override's reason: an event with its key, and the new reason
+	// in OverrideInfo and in the flag's metadata.
+	servetest.WriteAtomic(t, filepath.Join(dir, "mine.yaml"), userOverrideWith("pilot-billing", userID, "billing.enabled", "Pilot, ticket 2.", expires))
+	rec.expect(t, openfeature.ProviderConfigChange, "billing.enabled")
+	want.Reason = "Pilot, ticket 2."
+	if info, ok := p.OverrideInfo(ctx, "billing.enabled"); !ok || !reflect.DeepEqual(info, want) {
+		t.Errorf("OverrideInfo after the reason changed = %+v, %v; want %+v", info, ok, want)
+	}
+	d, _ := client.BooleanValueDetails(ctx, "billing.enabled", false, none)
+	if d.FlagMetadata["overrideReason"] != want.Reason || d.FlagMetadata["overrideExpiresAt"] != expires.Format(time.RFC3339) {
+		t.Errorf("metadata = %v, want the new reason and the expiry", d.FlagMetadata)
 	}
 
 	// Restarts: a new process on the same port. STALE, then READY with current values;

@@ -2,16 +2,27 @@
 
 // overrideInfo returns the override that decides a flag, from its evaluation details
 // (client.getStringDetails or a React SDK *Details hook): {kind: 'user'|'device', namespace,
-// name, value, variant}, or null when no override decides it. flagops names the deciding step
-// in the flag's metadata.source: user-override:<namespace>/<name> or
-// device-override:<namespace>/<name>. Seed 001's hasOverride(flag) is overrideInfo(...) !== null.
+// name, value, variant, expiresAt, reason}, or null when no override decides it. flagops names
+// the deciding step in the flag's metadata.source: user-override:<namespace>/<name> or
+// device-override:<namespace>/<name>, and gives the override's expiry (RFC 3339, UTC) and
+// reason in metadata.overrideExpiresAt and metadata.overrideReason when it has them (null
+// here when not). Seed 001's hasOverride(flag) is overrideInfo(...) !== null.
 export function overrideInfo(details) {
-  const source = details?.flagMetadata?.source ?? '';
+  const metadata = details?.flagMetadata ?? {};
+  const source = metadata.source ?? '';
   for (const kind of ['user', 'device']) {
     const prefix = `${kind}-override:`;
     if (source.startsWith(prefix)) {
       const [namespace, name] = source.slice(prefix.length).split('/', 2);
-      return { kind, namespace, name, value: details.value, variant: details.variant };
+      return {
+        kind,
+        namespace,
+        name,
+        value: details.value,
+        variant: details.variant,
+        expiresAt: metadata.overrideExpiresAt ?? null,
+        reason: metadata.overrideReason ?? null,
+      };
     }
   }
   return null;
