@@ -59,9 +59,13 @@ export GOTOOLCHAIN ?= auto
 # build recipes for the test control plane and are not part of it.
 PKGS ?= ./...
 # The Go SDK (sdk/go, docs/sdk.md) is a module of its own, so that applications using it do
-# not pull in the main module's dependencies: fmt, vet, tidy, test, bench and lint-go run
-# on its packages SDK_PKGS too (empty leaves it out).
+# not pull in the main module's dependencies, and so is its in-process provider
+# (sdk/go/inprocess), which needs the evaluator core: fmt, vet, tidy, test, bench and lint-go
+# run on the packages SDK_PKGS of each (empty leaves them out).
 SDK_PKGS ?= ./...
+SDK_MODULES := sdk/go sdk/go/inprocess
+# $(call sdk-run,command) runs command in each SDK module, unless SDK_PKGS is empty.
+sdk-run = $(if $(SDK_PKGS),$(foreach m,$(SDK_MODULES),(cd $(m) && $(1)) &&) true)
 # Extra flags for `go test`, e.g. TESTFLAGS='-run TestFoo -v'.
 TESTFLAGS ?=
 # Benchmark selection and time for `make bench`.
@@ -93,12 +97,12 @@ generate: controller-gen ## Generate DeepCopy methods for the API types.
 .PHONY: fmt
 fmt: ## Run gofmt on the code.
 	$(GO) fmt ./...
-	$(if $(SDK_PKGS),cd sdk/go && $(GO) fmt $(SDK_PKGS))
+	$(call sdk-run,$(GO) fmt $(SDK_PKGS))
 
 .PHONY: vet
 vet: ## Run go vet on the code.
 	$(GO) vet ./...
-	$(if $(SDK_PKGS),cd sdk/go && $(GO) vet $(SDK_PKGS))
+	$(call sdk-run,$(GO) vet $(SDK_PKGS))
 
 # Build tags to lint with: e2e adds the end-to-end suite to the default build. ineffassign
 # has no -tags flag and takes them from GOFLAGS.
@@ -112,7 +116,7 @@ lint-go: staticcheck errcheck ineffassign ## Lint all Go code: staticcheck (its 
 	$(STATICCHECK) -tags '$(LINT_TAGS)' $(PKGS)
 	$(ERRCHECK) -tags '$(LINT_TAGS)' $(PKGS)
 	GOFLAGS='$(strip $(shell $(GO) env GOFLAGS) -tags=$(LINT_TAGS))' $(INEFFASSIGN) $(PKGS)
-	$(if $(SDK_PKGS),cd sdk/go && $(STATICCHECK) $(SDK_PKGS) && $(ERRCHECK) $(SDK_PKGS) && $(INEFFASSIGN) $(SDK_PKGS))
+	$(call sdk-run,$(STATICCHECK) $(SDK_PKGS) && $(ERRCHECK) $(SDK_PKGS) && $(INEFFASSIGN) $(SDK_PKGS))
 
 .PHONY: lint-api
 lint-api: kube-api-linter ## Check the API types against the Kubernetes API conventions (kube-api-linter; settings and reasons in hack/kube-api-linter.yaml).
@@ -131,9 +135,9 @@ kube-score: kustomize kube-score-bin helm ## Check config/default, and the chart
 		| { grep -v '^\[OK\]\|^\[SKIPPED\]' || echo "kube-score: charts/flagops: no findings"; }
 
 .PHONY: tidy
-tidy: ## Tidy go.mod and go.sum (and sdk/go's).
+tidy: ## Tidy go.mod and go.sum (and the SDK modules').
 	$(GO) mod tidy
-	cd sdk/go && $(GO) mod tidy
+	$(foreach m,$(SDK_MODULES),(cd $(m) && $(GO) mod tidy) &&) true
 
 .PHONY: chart
 chart: manifests kustomize ## Generate the Helm chart's templates, values.yaml and Chart.yaml (charts/flagops) from config/default.
@@ -188,7 +192,7 @@ test: manifests generate fmt vet helm kustomize kubectl krew $(OFREP_HARNESS) $(
 	@assets="$$(hack/setup-envtest.sh)"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
 	KUBEBUILDER_ASSETS="$$assets" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" KUBECTL="$(KUBECTL)" KREW="$(KREW)" $(GO) test $(PKGS) -coverprofile cover.out $(TESTFLAGS)
-	$(if $(SDK_PKGS),cd sdk/go && $(GO) test $(SDK_PKGS) -coverprofile cover.out $(TESTFLAGS))
+	$(call sdk-run,$(GO) test $(SDK_PKGS) -coverprofile cover.out $(TESTFLAGS))
 
 .PHONY: demo
 demo: ## Run flagops on a local control plane (CRDs, webhooks, manager, samples) and print commands to try; Ctrl-C stops it.
@@ -197,7 +201,7 @@ demo: ## Run flagops on a local control plane (CRDs, webhooks, manager, samples)
 .PHONY: bench
 bench: ## Run the Go benchmarks (speed targets live here, never in unit tests).
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) $(PKGS)
-	$(if $(SDK_PKGS),cd sdk/go && $(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) $(SDK_PKGS))
+	$(call sdk-run,$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) $(SDK_PKGS))
 
 .PHONY: bench-react
 bench-react: $(REACT_EXAMPLE) ## Run examples/react in headless Chromium and fail if a flag change takes more than 1 s from the file write to the page (docs/sdk-browser.md).

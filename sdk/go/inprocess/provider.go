@@ -1,0 +1,483 @@
+// Package inprocess is an OpenFeature provider for server-side Go applications that
+// evaluate flags for many users: it holds a copy of a whole namespace (every flag and
+// every override) and evaluates with the evaluator core itself, in the application's
+// process. The copy comes from the evaluator's sync stream (GET /v1/sync), which
+// needs a token with the scope flagops:sync.
+//
+// It is a Go module of its own because it depends on the evaluator core (package
+// github.com/flagops/flagops/evaluator, which compiles no Kubernetes code); the
+// device-stream provider, package github.com/flagops/flagops/sdk/go, depends on the
+// OpenFeature SDK alone.
+package inprocess
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/open-feature/go-sdk/openfeature"
+
+	"github.com/flagops/flagops/evaluator"
+	flagops "github.com/flagops/flagops/sdk/go"
+	"github.com/flagops/flagops/sdk/go/internal/link"
+	"github.com/flagops/flagops/sdk/go/internal/resolve"
+)
+
+// ProviderName is the provider's name in its metadata and events.
+const ProviderName = "flagops-inprocess"
+
+// DefaultMaxEventBytes bounds a line of the sync stream unless Options say
+// otherwise: a snapshot of the whole namespace is one line.
+const DefaultMaxEventBytes = 512 << 20
+
+// Options configures a Provider. The durations have the defaults of the
+// device-stream provider (flagops.DefaultGracePeriod, ...).
+type Options struct {
+	// URL is the evaluator's base URL, for example http://127.0.0.1:8080 (required).
+	URL string
+	// Namespace selects /namespaces/{Namespace}/v1/sync; empty uses the unprefixed
+	// route, that of the evaluator's default namespace.
+	Namespace string
+	// Token returns a sync token (scope flagops:sync), sent as "Authorization:
+	// Bearer". It is called before the first connection and again after a 401 or a
+	// failure. Nil sends no token (an open evaluator).
+	Token func(ctx context.Context) (string, error)
+	// HTTPClient sends the requests; nil uses a client without timeouts. Its Timeout
+	// must be zero.
+	HTTPClient *http.Client
+	// GracePeriod, MinBackoff, MaxBackoff, IdleTimeout and InitTimeout work as in
+	// flagops.Options.
+	GracePeriod, MinBackoff, MaxBackoff, IdleTimeout, InitTimeout time.Duration
+	// MaxEventBytes bounds one line of the stream (a snapshot is one line). Zero
+	// selects DefaultMaxEventBytes.
+	MaxEventBytes int
+	// OmitFlagMetadata leaves FlagMetadata ("source", "enabled") out of results.
+	OmitFlagMetadata bool
+	// Logger receives connection problems; nil uses slog.Default().
+	Logger *slog.Logger
+}
+
+// Provider evaluates flags of one namespace in process. It implements
+// openfeature.FeatureProvider, openfeature.ContextAwareStateHandler and
+// openfeature.EventHandler. Create it with NewProvider; it is safe for concurrent use.
+type Provider struct {
+	opts  Options
+	url   string
+	link  *link.Link
+	store *evaluator.Store
+
+	// mu guards ns and synced, written by the stream's goroutine.
+	mu     sync.RWMutex
+	ns     string // the namespace of the snapshot
+	synced bool   // a snapshot is in the store
+}
+
+// NewProvider checks o and returns a provider. It does not connect: Init does.
+func NewProvider(o Options) (*Provider, error) {
+	u, err := url.Parse(o.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("flagops: Options.URL %q: want an absolute http or https URL", o.URL)
+	}
+	cfg, err := link.Checked(link.Config{Name: ProviderName, Token: o.Token, Client: o.HTTPClient, Log: o.Logger,
+		GracePeriod: o.GracePeriod, MinBackoff: o.MinBackoff, MaxBackoff: o.MaxBackoff, IdleTimeout: o.IdleTimeout,
+		InitTimeout: o.InitTimeout, MaxEventBytes: o.MaxEventBytes}, DefaultMaxEventBytes)
+	if err != nil {
+		return nil, err
+	}
+	s := strings.TrimSuffix(u.String(), "/")
+	if o.Namespace != "" {
+		s += "/namespaces/" + url.PathEscape(o.Namespace)
+	}
+	p := &Provider{opts: o, url: s + "/v1/sync", store: evaluator.NewStore()}
+	cfg.Log = cfg.Log.With("provider", ProviderName, "url", p.url)
+	p.link = link.New(cfg, syncStream{p})
+	return p, nil
+}
+
+// Metadata implements openfeature.FeatureProvider.
+func (p *Provider) Metadata() openfeature.Metadata { return openfeature.Metadata{Name: ProviderName} }
+
+// Hooks implements openfeature.FeatureProvider: the provider has none.
+func (p *Provider) Hooks() []openfeature.Hook { return nil }
+
+// EventChannel implements openfeature.EventHandler.
+func (p *Provider) EventChannel() <-chan openfeature.Event { return p.link.Events() }
+
+// Init implements openfeature.StateHandler.
+func (p *Provider) Init(ec openfeature.EvaluationContext) error {
+	return p.InitWithContext(context.Background(), ec)
+}
+
+// Shutdown implements openfeature.StateHandler.
+func (p *Provider) Shutdown() {
+	_ = p.ShutdownWithContext(context.Background()) // fails only when the context ends
+}
+
+// InitWithContext implements openfeature.ContextAwareStateHandler: it opens the sync
+// stream and returns once the namespace's snapshot is in memory, or fails as
+// flagops.Provider's does.
+func (p *Provider) InitWithContext(ctx context.Context, _ openfeature.EvaluationContext) error {
+	return p.link.Start(ctx, p.url, func() {})
+}
+
+// ShutdownWithContext implements openfeature.ContextAwareStateHandler: it closes the
+// stream and forgets the namespace. The provider can be initialised again afterwards.
+func (p *Provider) ShutdownWithContext(ctx context.Context) error {
+	ended, err := p.link.Stop(ctx)
+	if ended {
+		p.mu.Lock()
+		p.synced = false
+		p.mu.Unlock()
+	}
+	return err
+}
+
+// Event names and data of the sync stream (the evaluator's server package
+// documents them).
+const (
+	eventSnapshot = "sync.snapshot"
+	eventChanged  = "sync.changed"
+)
+
+type syncSnapshot struct {
+	Namespace string                        `json:"namespace"`
+	Flags     map[string]evaluator.FlagSpec `json:"flags"`
+	Overrides []evaluator.Override          `json:"overrides"`
+}
+
+type syncChange struct {
+	Flags            map[string]evaluator.FlagSpec `json:"flags"`
+	DeletedFlags     []string                      `json:"deletedFlags"`
+	Overrides        []evaluator.Override          `json:"overrides"`
+	DeletedOverrides []struct {
+		Kind evaluator.SubjectKind `json:"kind"`
+		Name string                `json:"name"`
+	} `json:"deletedOverrides"`
+}
+
+// syncStream applies the sync stream's events to the provider's store.
+type syncStream struct{ p *Provider }
+
+// Apply implements link.Handler.
+func (s syncStream) Apply(ev *link.Event, synced bool) (link.Applied, []string, error) {
+	p := s.p
+	switch ev.Name {
+	case eventSnapshot:
+		var d syncSnapshot
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			return 0, nil, fmt.Errorf("%w: snapshot: %w", link.ErrGap, err)
+		}
+		if d.Namespace == "" {
+			return 0, nil, fmt.Errorf("%w: snapshot without a namespace", link.ErrGap)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		ops := replaceOps(p.store.Snapshot(), &d)
+		cs, err := p.apply(ops)
+		if err != nil {
+			return 0, nil, err
+		}
+		p.ns, p.synced = d.Namespace, true
+		return link.Replaced, changedKeys(cs), nil
+	case eventChanged:
+		if !synced {
+			return 0, nil, fmt.Errorf("%w: a change before the snapshot", link.ErrGap)
+		}
+		var d syncChange
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			return 0, nil, fmt.Errorf("%w: change: %w", link.ErrGap, err)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		var ops []evaluator.Op
+		for k, spec := range d.Flags {
+			ops = append(ops, evaluator.UpsertFlag(p.ns, k, spec))
+		}
+		for _, k := range d.DeletedFlags {
+			ops = append(ops, evaluator.DeleteFlag(p.ns, k))
+		}
+		for _, o := range d.Overrides {
+			o.Namespace = p.ns
+			ops = append(ops, evaluator.UpsertOverride(o))
+		}
+		for _, o := range d.DeletedOverrides {
+			ops = append(ops, evaluator.DeleteOverride(o.Kind, p.ns, o.Name))
+		}
+		cs, err := p.apply(ops)
+		if err != nil {
+			return 0, nil, err
+		}
+		return link.Changed, changedKeys(cs), nil
+	}
+	return link.Ignored, nil, nil // an event this provider does not know
+}
+
+// replaceOps are the writes that turn what snap holds into the snapshot d: delete
+// what d lacks, upsert what differs. Writing what is already held would report every
+// key as changed.
+func replaceOps(snap *evaluator.Snapshot, d *syncSnapshot) []evaluator.Op {
+	var ops []evaluator.Op
+	held := map[string]map[string][]byte{} // kind -> name -> JSON, of d.Namespace
+	for _, ns := range snap.Namespaces() {
+		cur := snap.Namespace(ns)
+		for k, spec := range cur.FlagSpecs() {
+			if want, ok := d.Flags[k]; !ok || ns != d.Namespace {
+				ops = append(ops, evaluator.DeleteFlag(ns, k))
+			} else if sameJSON(spec, want) {
+				delete(d.Flags, k)
+			}
+		}
+		for _, o := range cur.Overrides() {
+			if ns != d.Namespace {
+				ops = append(ops, evaluator.DeleteOverride(o.Kind, ns, o.Name))
+				continue
+			}
+			if held[string(o.Kind)] == nil {
+				held[string(o.Kind)] = map[string][]byte{}
+			}
+			held[string(o.Kind)][o.Name] = mustJSON(o)
+		}
+	}
+	for k, spec := range d.Flags {
+		ops = append(ops, evaluator.UpsertFlag(d.Namespace, k, spec))
+	}
+	for _, o := range d.Overrides {
+		o.Namespace = d.Namespace
+		old, ok := held[string(o.Kind)][o.Name]
+		if ok {
+			delete(held[string(o.Kind)], o.Name)
+		}
+		if !ok || old == nil || !bytes.Equal(old, mustJSON(o)) {
+			ops = append(ops, evaluator.UpsertOverride(o))
+		}
+	}
+	for kind, names := range held {
+		for name := range names {
+			ops = append(ops, evaluator.DeleteOverride(evaluator.SubjectKind(kind), d.Namespace, name))
+		}
+	}
+	return ops
+}
+
+func sameJSON(a, b any) bool {
+	ja, jb := mustJSON(a), mustJSON(b)
+	return ja != nil && bytes.Equal(ja, jb)
+}
+
+// mustJSON encodes what came from JSON (flag specs and overrides of the stream), or
+// returns nil, which the callers never take as equal to anything.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// apply writes ops to the store; a malformed one is a gap (the snapshot is fetched
+// again), since the store took none of them.
+func (p *Provider) apply(ops []evaluator.Op) (evaluator.ChangeSet, error) {
+	if len(ops) == 0 {
+		return evaluator.ChangeSet{}, nil
+	}
+	_, cs, err := p.store.Apply(ops...)
+	if err != nil {
+		return cs, fmt.Errorf("%w: %w", link.ErrGap, err)
+	}
+	return cs, nil
+}
+
+// changedKeys are the flags whose result may have changed for some context, sorted.
+func changedKeys(cs evaluator.ChangeSet) []string {
+	var keys []string
+	for _, f := range cs.Flags {
+		keys = append(keys, f.Key)
+	}
+	for _, s := range cs.Subjects {
+		keys = append(keys, s.Key)
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// namespace returns the namespace to evaluate, or false before the first snapshot.
+func (p *Provider) namespace() (evaluator.Namespace, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if !p.synced {
+		return evaluator.Namespace{}, false
+	}
+	return p.store.Namespace(p.ns), true
+}
+
+// evaluation is one flag's result and what it was evaluated in.
+type evaluation struct {
+	ns  evaluator.Namespace
+	ctx evaluator.Context
+	res evaluator.Result
+}
+
+// result evaluates key for flatCtx.
+func (p *Provider) result(key string, flatCtx map[string]any) (evaluation, openfeature.ResolutionError, bool) {
+	ns, ok := p.namespace()
+	if !ok {
+		return evaluation{}, openfeature.NewProviderNotReadyResolutionError("the flagops provider has no values yet"), false
+	}
+	ctx, err := evaluator.ContextFromMap(flatCtx)
+	if err != nil {
+		return evaluation{}, openfeature.NewInvalidContextResolutionError(err.Error()), false
+	}
+	return evaluation{ns: ns, ctx: ctx, res: ns.Evaluate(ctx, key)}, openfeature.ResolutionError{}, true
+}
+
+// override returns the override that decided the result, if one did.
+func (e *evaluation) override() (evaluator.OverrideInfo, bool) {
+	var info evaluator.OverrideInfo
+	var ok bool
+	switch {
+	case strings.HasPrefix(e.res.Source, evaluator.SourceUserOverride):
+		info, ok = e.ns.UserOverride(e.ctx.EffectiveUserID(), e.res.Key)
+	case strings.HasPrefix(e.res.Source, evaluator.SourceDeviceOverride):
+		info, ok = e.ns.DeviceOverride(e.ctx.DeviceID, e.res.Key)
+	}
+	// Another source: the override expired between the evaluation and now.
+	return info, ok && info.Source == e.res.Source
+}
+
+// expiryFormat is how the evaluator writes an override's expiry in metadata.
+const expiryFormat = "2006-01-02T15:04:05.999999999Z07:00"
+
+// detail is the resolution detail of a result, and its value (nil: none). Its
+// metadata is the evaluator's OFREP metadata: source, enabled, and the deciding
+// override's overrideReason and overrideExpiresAt.
+func (p *Provider) detail(e *evaluation) (any, openfeature.ProviderResolutionDetail) {
+	res := &e.res
+	if res.ErrorCode != evaluator.ErrorNone {
+		return nil, resolve.ErrorDetail(resolve.Error(openfeature.ErrorCode(res.ErrorCode.String()), res.ErrorMessage))
+	}
+	d := openfeature.ProviderResolutionDetail{
+		Reason:  resolve.Reason("", res.Raw != nil, res.Reason.String(), res.Source),
+		Variant: res.Variant,
+	}
+	if !p.opts.OmitFlagMetadata {
+		d.FlagMetadata = openfeature.FlagMetadata{"enabled": res.Enabled}
+		if res.Source != "" {
+			d.FlagMetadata["source"] = res.Source
+		}
+		if info, ok := e.override(); ok {
+			if info.Reason != "" {
+				d.FlagMetadata["overrideReason"] = info.Reason
+			}
+			if info.ExpiresAt != nil {
+				d.FlagMetadata["overrideExpiresAt"] = info.ExpiresAt.UTC().Format(expiryFormat)
+			}
+		}
+	}
+	return res.Value, d
+}
+
+func evaluate[T any](p *Provider, key string, def T, flatCtx openfeature.FlattenedContext, typ string,
+	conv func(any) (T, bool)) openfeature.GenericResolutionDetail[T] {
+	e, rerr, ok := p.result(key, flatCtx)
+	if !ok {
+		return openfeature.GenericResolutionDetail[T]{Value: def, ProviderResolutionDetail: resolve.ErrorDetail(rerr)}
+	}
+	v, d := p.detail(&e)
+	return resolve.Value(key, v, d, def, typ, conv)
+}
+
+// BooleanEvaluation implements openfeature.FeatureProvider.
+func (p *Provider) BooleanEvaluation(_ context.Context, flag string, defaultValue bool, flatCtx openfeature.FlattenedContext) openfeature.BoolResolutionDetail {
+	return evaluate(p, flag, defaultValue, flatCtx, "boolean", resolve.Bool)
+}
+
+// StringEvaluation implements openfeature.FeatureProvider.
+func (p *Provider) StringEvaluation(_ context.Context, flag string, defaultValue string, flatCtx openfeature.FlattenedContext) openfeature.StringResolutionDetail {
+	return evaluate(p, flag, defaultValue, flatCtx, "string", resolve.String)
+}
+
+// FloatEvaluation implements openfeature.FeatureProvider.
+func (p *Provider) FloatEvaluation(_ context.Context, flag string, defaultValue float64, flatCtx openfeature.FlattenedContext) openfeature.FloatResolutionDetail {
+	return evaluate(p, flag, defaultValue, flatCtx, "number", resolve.Float)
+}
+
+// IntEvaluation implements openfeature.FeatureProvider: whole numbers only.
+func (p *Provider) IntEvaluation(_ context.Context, flag string, defaultValue int64, flatCtx openfeature.FlattenedContext) openfeature.IntResolutionDetail {
+	return evaluate(p, flag, defaultValue, flatCtx, "whole number", resolve.Int)
+}
+
+// ObjectEvaluation implements openfeature.FeatureProvider: JSON objects only, as a
+// map[string]any that the caller may change.
+func (p *Provider) ObjectEvaluation(_ context.Context, flag string, defaultValue any, flatCtx openfeature.FlattenedContext) openfeature.InterfaceResolutionDetail {
+	return evaluate(p, flag, defaultValue, flatCtx, "object", resolve.Object)
+}
+
+// contextOf is the evaluation context of a helper call: the OpenFeature transaction
+// context of ctx, flattened.
+func contextOf(ctx context.Context) map[string]any {
+	tc := openfeature.TransactionContext(ctx)
+	m := make(map[string]any, len(tc.Attributes())+1)
+	for k, v := range tc.Attributes() {
+		m[k] = v
+	}
+	if tk := tc.TargetingKey(); tk != "" {
+		m[openfeature.TargetingKey] = tk
+	}
+	return m
+}
+
+// UserFlags returns every flag's result for the evaluation context of ctx (its
+// OpenFeature transaction context, openfeature.WithTransactionContext), by key (seed
+// 001's getUserFlags). Flags the role gate keeps from the context are left out, as
+// the evaluator's bulk evaluation leaves them out. It fails before the first
+// snapshot and for a context the evaluator cannot use.
+func (p *Provider) UserFlags(ctx context.Context) (map[string]flagops.Flag, error) {
+	ns, ok := p.namespace()
+	if !ok {
+		return nil, flagops.ErrNotReady
+	}
+	ectx, err := evaluator.ContextFromMap(contextOf(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("flagops: the transaction context: %w", err)
+	}
+	results := ns.EvaluateAll(ectx)
+	out := make(map[string]flagops.Flag, len(results))
+	for i := range results {
+		res := &results[i]
+		v, d := p.detail(&evaluation{ns: ns, ctx: ectx, res: *res})
+		out[res.Key] = flagops.Flag{Value: resolve.CopyJSON(v), Enabled: res.Enabled, Variant: res.Variant,
+			Reason: d.Reason, Source: res.Source, ErrorCode: openfeature.ErrorCode(res.ErrorCode.String()), ErrorMessage: res.ErrorMessage}
+	}
+	return out, nil
+}
+
+// HasOverride reports whether a user or device override decides flag key for the
+// evaluation context of ctx (seed 001's hasOverride).
+func (p *Provider) HasOverride(ctx context.Context, key string) bool {
+	_, ok := p.OverrideInfo(ctx, key)
+	return ok
+}
+
+// OverrideInfo returns the override that decides flag key for the evaluation
+// context of ctx (seed 001's getOverrideInfo), with its expiry and reason, and false
+// when none does.
+func (p *Provider) OverrideInfo(ctx context.Context, key string) (flagops.OverrideInfo, bool) {
+	e, _, ok := p.result(key, contextOf(ctx))
+	if !ok || e.res.ErrorCode != evaluator.ErrorNone {
+		return flagops.OverrideInfo{}, false
+	}
+	info, ok := e.override()
+	if !ok {
+		return flagops.OverrideInfo{}, false
+	}
+	return flagops.OverrideInfo{Kind: string(info.Kind), Namespace: info.Object.Namespace, Name: info.Object.Name,
+		Value: resolve.CopyJSON(e.res.Value), Variant: e.res.Variant, ExpiresAt: info.ExpiresAt, Reason: info.Reason}, true
+}
