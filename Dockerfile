@@ -29,10 +29,11 @@ RUN v="$(go env GOVERSION)" && [ "$v" = "go${GO_VERSION}" ] || \
 
 WORKDIR /workspace
 # Module downloads get their own layer, rebuilt only when go.mod or go.sum change. The
-# main module's go.mod replaces the Go SDK's module (sdk/go) by its directory, whose
-# go.mod it reads.
+# main module's go.mod replaces the Go SDK's modules (sdk/go, sdk/go/inprocess) by their
+# directories, whose go.mod it reads.
 COPY go.mod go.sum ./
 COPY sdk/go/go.mod sdk/go/go.sum ./sdk/go/
+COPY sdk/go/inprocess/go.mod sdk/go/inprocess/go.sum ./sdk/go/inprocess/
 RUN go mod download
 
 # .dockerignore keeps the context to the Go packages of cmd/flagops and the manifests it

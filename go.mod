@@ -13,6 +13,7 @@ require (
 	github.com/cucumber/godog v0.16.0
 	github.com/cucumber/messages/go/v34 v34.2.1
 	github.com/flagops/flagops/sdk/go v0.0.0
+	github.com/flagops/flagops/sdk/go/inprocess v0.0.0-00010101000000-000000000000
 	github.com/fsnotify/fsnotify v1.9.0
 	github.com/go-logr/logr v1.4.4
 	github.com/golang-jwt/jwt/v5 v5.3.1
@@ -134,5 +135,9 @@ require (
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.3 // indirect
 )
 
-// The Go SDK, a module of its own (sdk/go), is tested against the real server here.
-replace github.com/flagops/flagops/sdk/go => ./sdk/go
+// The Go SDK's modules (sdk/go and its in-process provider, sdk/go/inprocess) are tested
+// against the real server here.
+replace (
+	github.com/flagops/flagops/sdk/go => ./sdk/go
+	github.com/flagops/flagops/sdk/go/inprocess => ./sdk/go/inprocess
+)

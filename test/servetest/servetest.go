@@ -174,10 +174,18 @@ func WriteKeys(t testing.TB, path string) ed25519.PrivateKey {
 // MintToken signs a context token for namespace ns, valid for ttl, carrying ctx.
 func MintToken(t testing.TB, priv ed25519.PrivateKey, ns string, ttl time.Duration, ctx map[string]any) string {
 	t.Helper()
+	return MintScoped(t, priv, ns, ttl, ctx, "")
+}
+
+// MintScoped is MintToken with a scope claim (none when scope is empty).
+func MintScoped(t testing.TB, priv ed25519.PrivateKey, ns string, ttl time.Duration, ctx map[string]any, scope string) string {
+	t.Helper()
 	now := time.Now()
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
-		"aud": "flagops:" + ns, "iat": now.Unix(), "exp": now.Add(ttl).Unix(), "ctx": ctx,
-	})
+	claims := jwt.MapClaims{"aud": "flagops:" + ns, "iat": now.Unix(), "exp": now.Add(ttl).Unix(), "ctx": ctx}
+	if scope != "" {
+		claims["scope"] = scope
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	tok.Header["kid"] = "test"
 	s, err := tok.SignedString(priv)
 	if err != nil {

@@ -78,7 +78,22 @@ type Provider struct {
 	mu     sync.RWMutex
 	ns     string // the namespace of the snapshot
 	synced bool   // a snapshot is in the store
+
+	// metas holds the metadata of results not decided by an override, shared: the
+	// SDK hands out copies.
+	metaMu sync.RWMutex
+	metas  map[metaKey]openfeature.FlagMetadata
 }
+
+// metaKey identifies the metadata of a result not decided by an override.
+type metaKey struct {
+	enabled bool
+	source  string
+}
+
+// maxMetas bounds the metadata cache; sources are a flag's steps (rule names,
+// schedule instants), so it holds a namespace's many times over.
+const maxMetas = 4096
 
 // NewProvider checks o and returns a provider. It does not connect: Init does.
 func NewProvider(o Options) (*Provider, error) {
@@ -181,12 +196,12 @@ func (s syncStream) Apply(ev *link.Event, synced bool) (link.Applied, []string, 
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		ops := replaceOps(p.store.Snapshot(), &d)
-		cs, err := p.apply(ops)
+		keys, err := p.apply(ops)
 		if err != nil {
 			return 0, nil, err
 		}
 		p.ns, p.synced = d.Namespace, true
-		return link.Replaced, changedKeys(cs), nil
+		return link.Replaced, keys, nil
 	case eventChanged:
 		if !synced {
 			return 0, nil, fmt.Errorf("%w: a change before the snapshot", link.ErrGap)
@@ -211,11 +226,11 @@ func (s syncStream) Apply(ev *link.Event, synced bool) (link.Applied, []string, 
 		for _, o := range d.DeletedOverrides {
 			ops = append(ops, evaluator.DeleteOverride(o.Kind, p.ns, o.Name))
 		}
-		cs, err := p.apply(ops)
+		keys, err := p.apply(ops)
 		if err != nil {
 			return 0, nil, err
 		}
-		return link.Changed, changedKeys(cs), nil
+		return link.Changed, keys, nil
 	}
 	return link.Ignored, nil, nil // an event this provider does not know
 }
@@ -282,30 +297,52 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// apply writes ops to the store; a malformed one is a gap (the snapshot is fetched
-// again), since the store took none of them.
-func (p *Provider) apply(ops []evaluator.Op) (evaluator.ChangeSet, error) {
+// apply writes ops to the store and returns the keys whose result may have changed
+// for some context, sorted. A malformed op is a gap (the snapshot is fetched again),
+// since the store took none of them.
+func (p *Provider) apply(ops []evaluator.Op) ([]string, error) {
 	if len(ops) == 0 {
-		return evaluator.ChangeSet{}, nil
+		return nil, nil
 	}
-	_, cs, err := p.store.Apply(ops...)
+	old := p.store.Snapshot()
+	snap, cs, err := p.store.Apply(ops...)
 	if err != nil {
-		return cs, fmt.Errorf("%w: %w", link.ErrGap, err)
+		return nil, fmt.Errorf("%w: %w", link.ErrGap, err)
 	}
-	return cs, nil
-}
-
-// changedKeys are the flags whose result may have changed for some context, sorted.
-func changedKeys(cs evaluator.ChangeSet) []string {
 	var keys []string
 	for _, f := range cs.Flags {
 		keys = append(keys, f.Key)
 	}
-	for _, s := range cs.Subjects {
-		keys = append(keys, s.Key)
+	for _, sc := range cs.Subjects {
+		if !sameOverride(old.Namespace(sc.Namespace), snap.Namespace(sc.Namespace), sc) {
+			keys = append(keys, sc.Key)
+		}
 	}
 	slices.Sort(keys)
-	return slices.Compact(keys)
+	return slices.Compact(keys), nil
+}
+
+// sameOverride reports whether the override that applies to the pair of sc serves the
+// same thing in a and b, from the same object, until the same time, for the same
+// reason. The store reports a pair also when only the object's UID or creation time
+// changed (its precedence among conflicting objects), which a new evaluator process
+// serving files (flagops serve --dir) does for every object; no result changes then.
+func sameOverride(a, b evaluator.Namespace, sc evaluator.SubjectChange) bool {
+	get := func(n evaluator.Namespace) (evaluator.OverrideInfo, bool) {
+		if sc.Kind == evaluator.SubjectDevice {
+			return n.DeviceOverride(sc.SubjectID, sc.Key)
+		}
+		return n.UserOverride(sc.SubjectID, sc.Key)
+	}
+	ia, oka := get(a)
+	ib, okb := get(b)
+	if !oka || !okb {
+		return oka == okb
+	}
+	ia.Object.UID = ib.Object.UID
+	return ia.Mode == ib.Mode && bytes.Equal(ia.Value, ib.Value) && ia.Source == ib.Source &&
+		ia.Object == ib.Object && ia.Reason == ib.Reason &&
+		(ia.ExpiresAt == nil) == (ib.ExpiresAt == nil) && (ia.ExpiresAt == nil || ia.ExpiresAt.Equal(*ib.ExpiresAt))
 }
 
 // namespace returns the namespace to evaluate, or false before the first snapshot.
@@ -367,21 +404,44 @@ func (p *Provider) detail(e *evaluation) (any, openfeature.ProviderResolutionDet
 		Reason:  resolve.Reason("", res.Raw != nil, res.Reason.String(), res.Source),
 		Variant: res.Variant,
 	}
-	if !p.opts.OmitFlagMetadata {
-		d.FlagMetadata = openfeature.FlagMetadata{"enabled": res.Enabled}
-		if res.Source != "" {
-			d.FlagMetadata["source"] = res.Source
-		}
-		if info, ok := e.override(); ok {
-			if info.Reason != "" {
-				d.FlagMetadata["overrideReason"] = info.Reason
-			}
-			if info.ExpiresAt != nil {
-				d.FlagMetadata["overrideExpiresAt"] = info.ExpiresAt.UTC().Format(expiryFormat)
-			}
-		}
+	if p.opts.OmitFlagMetadata {
+		return res.Value, d
+	}
+	info, decided := e.override()
+	if !decided {
+		d.FlagMetadata = p.meta(res.Enabled, res.Source)
+		return res.Value, d
+	}
+	d.FlagMetadata = openfeature.FlagMetadata{"enabled": res.Enabled, "source": res.Source}
+	if info.Reason != "" {
+		d.FlagMetadata["overrideReason"] = info.Reason
+	}
+	if info.ExpiresAt != nil {
+		d.FlagMetadata["overrideExpiresAt"] = info.ExpiresAt.UTC().Format(expiryFormat)
 	}
 	return res.Value, d
+}
+
+// meta returns the shared metadata of a result not decided by an override.
+func (p *Provider) meta(enabled bool, source string) openfeature.FlagMetadata {
+	k := metaKey{enabled, source}
+	p.metaMu.RLock()
+	m, ok := p.metas[k]
+	p.metaMu.RUnlock()
+	if ok {
+		return m
+	}
+	m = openfeature.FlagMetadata{"enabled": enabled}
+	if source != "" {
+		m["source"] = source
+	}
+	p.metaMu.Lock()
+	defer p.metaMu.Unlock()
+	if p.metas == nil || len(p.metas) >= maxMetas {
+		p.metas = make(map[metaKey]openfeature.FlagMetadata)
+	}
+	p.metas[k] = m
+	return m
 }
 
 func evaluate[T any](p *Provider, key string, def T, flatCtx openfeature.FlattenedContext, typ string,

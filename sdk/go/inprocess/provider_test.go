@@ -39,7 +39,7 @@ type fixture struct {
 	lastIDs chan string  // Last-Event-ID of each sync request
 }
 
-func newFixture(t *testing.T, opts server.Options) *fixture {
+func newFixture(t testing.TB, opts server.Options) *fixture {
 	t.Helper()
 	f := &fixture{lastIDs: make(chan string, 64)}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -59,7 +59,7 @@ func newFixture(t *testing.T, opts server.Options) *fixture {
 
 // replace serves store from now on, through a new server, and drops the open
 // connections.
-func (f *fixture) replace(t *testing.T, store *evaluator.Store, opts server.Options) {
+func (f *fixture) replace(t testing.TB, store *evaluator.Store, opts server.Options) {
 	t.Helper()
 	if opts.DefaultNamespace == "" {
 		opts.DefaultNamespace = "shop"
@@ -73,7 +73,7 @@ func (f *fixture) replace(t *testing.T, store *evaluator.Store, opts server.Opti
 var created = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // newStore holds flags of every kind of step the evaluator has, and overrides.
-func newStore(t *testing.T) *evaluator.Store {
+func newStore(t testing.TB) *evaluator.Store {
 	t.Helper()
 	s := evaluator.NewStore()
 	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
@@ -99,7 +99,7 @@ func newStore(t *testing.T) *evaluator.Store {
 	return s
 }
 
-func apply(t *testing.T, s *evaluator.Store, ops ...evaluator.Op) {
+func apply(t testing.TB, s *evaluator.Store, ops ...evaluator.Op) {
 	t.Helper()
 	if _, _, err := s.Apply(ops...); err != nil {
 		t.Fatal(err)
@@ -394,9 +394,14 @@ func TestResumeAndReplicas(t *testing.T) {
 	}
 
 	// Another replica, whose store differs: a snapshot, then exactly the keys whose
-	// definition differs from what the provider held.
+	// definition differs from what the provider held. alice's override there has
+	// another UID and creation time (as after a restart of flagops serve --dir) but
+	// serves the same: no result changes, so its keys are not reported.
 	other := newStore(t)
-	apply(t, other, evaluator.UpsertFlag("shop", "seats", evaluator.FlagSpec{Type: evaluator.TypeNumber, Enabled: true, Value: raw(`8`)}),
+	alice, _ := f.store.Namespace("shop").Override(evaluator.SubjectUser, "alice-pilot")
+	alice.UID, alice.CreatedAt = "u2", alice.CreatedAt.Add(time.Hour)
+	apply(t, other, evaluator.UpsertOverride(alice),
+		evaluator.UpsertFlag("shop", "seats", evaluator.FlagSpec{Type: evaluator.TypeNumber, Enabled: true, Value: raw(`8`)}),
 		evaluator.UpsertFlag("shop", "banner", evaluator.FlagSpec{Type: evaluator.TypeString, Enabled: true, Value: raw(`"new"`)}),
 		evaluator.DeleteFlag("shop", "limits"))
 	f.replace(t, other, server.Options{})
@@ -515,5 +520,27 @@ func TestNewProviderChecksOptions(t *testing.T) {
 	p, err := NewProvider(Options{URL: "https://flags.example.com/", Namespace: "a b"})
 	if err != nil || p.url != "https://flags.example.com/namespaces/a%20b/v1/sync" {
 		t.Errorf("URL %q, %v", p.url, err)
+	}
+}
+
+func TestMetadataCache(t *testing.T) {
+	p, err := NewProvider(Options{URL: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := p.meta(true, "rule:beta")
+	if b := p.meta(true, "rule:beta"); fmt.Sprintf("%p", a) != fmt.Sprintf("%p", b) {
+		t.Error("the same metadata twice: not shared")
+	}
+	for i := range maxMetas + 10 {
+		if m := p.meta(i%2 == 0, fmt.Sprint("rule:r", i)); m["source"] != fmt.Sprint("rule:r", i) || m["enabled"] != (i%2 == 0) {
+			t.Fatalf("meta %d = %v", i, m)
+		}
+	}
+	if len(p.metas) > maxMetas {
+		t.Errorf("the cache holds %d entries, more than %d", len(p.metas), maxMetas)
+	}
+	if m := p.meta(false, ""); len(m) != 1 || m["enabled"] != false {
+		t.Errorf("metadata without a source: %v", m)
 	}
 }
