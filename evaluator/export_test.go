@@ -3,6 +3,7 @@ package evaluator
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -70,32 +71,27 @@ func TestExportReproducesEvaluations(t *testing.T) {
 	)
 	srcNS := src.Namespace("ns")
 
-	wire, err := json.Marshal(struct {
-		Flags     map[string]FlagSpec `json:"flags"`
-		Overrides []Override          `json:"overrides"`
-	}{srcNS.FlagSpecs(), srcNS.Overrides()})
+	wire, err := json.Marshal(srcNS.Data())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got struct {
-		Flags     map[string]FlagSpec `json:"flags"`
-		Overrides []Override          `json:"overrides"`
-	}
+	var got NamespaceData
 	if err := json.Unmarshal(wire, &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Flags) != 5 || len(got.Overrides) != 4 {
-		t.Fatalf("exported %d flags and %d overrides, want 5 and 4", len(got.Flags), len(got.Overrides))
+	if got.Namespace != "ns" || len(got.Flags) != 5 || len(got.Overrides) != 4 {
+		t.Fatalf("exported %q: %d flags and %d overrides, want ns: 5 and 4", got.Namespace, len(got.Flags), len(got.Overrides))
 	}
 	dst := NewStore(WithClock(clk))
-	var ops []Op
-	for k, spec := range got.Flags {
-		ops = append(ops, UpsertFlag("ns", k, spec))
+	mustApply(t, dst, UpsertFlag("elsewhere", "x", boolFlag(true)), UpsertFlag("ns", "stale", boolFlag(true)),
+		UpsertOverride(userOverride("ns", "gone", "alice", created, on("str"))))
+	mustApply(t, dst, got.Ops(dst.Snapshot())...)
+	if ns := dst.Snapshot().Namespaces(); !slices.Equal(ns, []string{"ns"}) {
+		t.Fatalf("the copy holds namespaces %v, want ns alone", ns)
 	}
-	for _, o := range got.Overrides {
-		ops = append(ops, UpsertOverride(o))
+	if ops := got.Ops(dst.Snapshot()); len(ops) != 0 {
+		t.Fatalf("the copy holds the data, but Ops returns %d writes", len(ops))
 	}
-	mustApply(t, dst, ops...)
 
 	contexts := []Context{
 		{UserID: "alice"}, {UserID: "alice", Role: "admin"}, {UserID: "bob"}, {UserID: "vip"},
@@ -159,3 +155,26 @@ func TestExportLookups(t *testing.T) {
 
 func first[A, B any](a A, _ B) A  { return a }
 func second[A, B any](_ A, b B) B { return b }
+
+func TestNamespaceChangesOps(t *testing.T) {
+	s := NewStore(WithClock(newFakeClock(t0)))
+	mustApply(t, s, UpsertFlag("ns", "a", boolFlag(true)), UpsertFlag("ns", "b", boolFlag(true)),
+		UpsertOverride(userOverride("ns", "o", "alice", created, off("a"))))
+	c := NamespaceChanges{
+		Flags:            map[string]FlagSpec{"c": boolFlag(false)},
+		DeletedFlags:     []string{"b"},
+		Overrides:        []Override{userOverride("other", "p", "bob", created, off("c"))}, // its namespace is ns's
+		DeletedOverrides: []ObjectName{{Kind: SubjectUser, Name: "o"}},
+	}
+	mustApply(t, s, c.Ops("ns")...)
+	n := s.Namespace("ns")
+	if got := n.Keys(); !slices.Equal(got, []string{"a", "c"}) {
+		t.Errorf("flags %v, want a and c", got)
+	}
+	if _, ok := n.Override(SubjectUser, "o"); ok {
+		t.Error("override o was not deleted")
+	}
+	if o, ok := n.Override(SubjectUser, "p"); !ok || o.Namespace != "ns" {
+		t.Errorf("override p: %+v, %v; want it in ns", o, ok)
+	}
+}

@@ -237,18 +237,26 @@ func (s *server) follow(w http.ResponseWriter, rc *http.ResponseController, r *h
 			s.opts.Metrics.EventSent(st.kindName("changed"))
 			s.opts.Metrics.Propagation(time.Since(ch.Snapshot.AsOf()))
 		}
-		for waiting := true; waiting; {
-			select {
-			case <-r.Context().Done():
-				return
-			case <-tick:
-				if !s.write(w, rc, []byte(": heartbeat\n\n")) {
-					return
-				}
-				s.opts.Metrics.EventSent("heartbeat")
-			case <-ch.Wake:
-				waiting = false
+		if !s.await(w, rc, r, tick, ch.Wake) {
+			return
+		}
+	}
+}
+
+// await writes a heartbeat at each tick until wake is closed; it reports
+// false when the stream must end (the client left, a write failed).
+func (s *server) await(w http.ResponseWriter, rc *http.ResponseController, r *http.Request, tick <-chan time.Time, wake <-chan struct{}) bool {
+	for {
+		select {
+		case <-r.Context().Done():
+			return false
+		case <-tick:
+			if !s.write(w, rc, []byte(": heartbeat\n\n")) {
+				return false
 			}
+			s.opts.Metrics.EventSent("heartbeat")
+		case <-wake:
+			return true
 		}
 	}
 }

@@ -533,34 +533,55 @@ func waitBlocked(t *testing.T, blocked chan struct{}) {
 // TestStreamBeyondHistory: a stream that falls further behind than the
 // store's change history compares everything with the current state and
 // sends exactly what changed for its client.
-func TestStreamBeyondHistory(t *testing.T) {
-	var armed atomic.Bool
-	release := make(chan struct{})
-	m := &fakeMetrics{events: map[string]int{}, overflow: make(chan struct{}, 1), gauge: make(chan int, 16)}
-	blocked := make(chan struct{}, 1)
-	srv, store := newStreamServer(t, Options{Metrics: m}, func(h http.Handler) http.Handler {
+// gate holds a server's stream writes while armed, until released.
+type gate struct {
+	armed    atomic.Bool
+	release  chan struct{}
+	blocked  chan struct{}
+	released bool
+}
+
+// newGatedServer returns a stream server whose writes g holds, and g; g is released
+// at cleanup if the test did not.
+func newGatedServer(t *testing.T, opts Options) (*httptest.Server, *evaluator.Store, *gate) {
+	t.Helper()
+	g := &gate{release: make(chan struct{}), blocked: make(chan struct{}, 1)}
+	srv, store := newStreamServer(t, opts, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.ServeHTTP(gatedWriter{w, &armed, release, blocked}, r)
+			h.ServeHTTP(gatedWriter{w, &g.armed, g.release, g.blocked}, r)
 		})
 	})
-	released := false
-	defer func() {
-		if !released {
-			close(release)
+	t.Cleanup(func() {
+		if !g.released {
+			close(g.release)
 		}
-	}()
+	})
+	return srv, store, g
+}
+
+// outrun blocks the stream on the next write, then makes more writes than the
+// store's change history holds (ending with ops), and lets the stream go on.
+func (g *gate) outrun(t *testing.T, store *evaluator.Store, ops ...evaluator.Op) {
+	t.Helper()
+	g.armed.Store(true)
+	apply(t, store, bannerOn()) // the stream blocks writing this one
+	waitBlocked(t, g.blocked)
+	tickN(store, evaluator.DefaultChangeHistory)
+	for _, op := range ops {
+		apply(t, store, op)
+	}
+	g.armed.Store(false)
+	close(g.release)
+	g.released = true
+}
+
+func TestStreamBeyondHistory(t *testing.T) {
+	m := &fakeMetrics{events: map[string]int{}, overflow: make(chan struct{}, 1), gauge: make(chan int, 16)}
+	srv, store, g := newGatedServer(t, Options{Metrics: m})
 	c := open(t, srv, "/v1/stream?userId=bob")
 	var st clientState
 	st.apply(t, c.next(t))
-	armed.Store(true)
-	apply(t, store, bannerOn()) // the stream blocks writing this one
-	waitBlocked(t, blocked)
-	tickN(store, evaluator.DefaultChangeHistory)
-	apply(t, store, userOv("bob", "bob-theme", "theme", `"neon"`))
-	apply(t, store, evaluator.DeleteFlag("shop", "limits"))
-	armed.Store(false)
-	close(release)
-	released = true
+	g.outrun(t, store, userOv("bob", "bob-theme", "theme", `"neon"`), evaluator.DeleteFlag("shop", "limits"))
 	c.catchUp(t, srv, &st)
 	c.quiet(t)
 	if st.lastID != idOf(store, "shop", bobCtx) {

@@ -18,28 +18,6 @@ const (
 	eventSyncChanged  = "sync.changed"
 )
 
-// syncSnapshot is the data of a sync.snapshot event: everything the
-// namespace holds, as given to the store.
-type syncSnapshot struct {
-	Namespace string                        `json:"namespace"`
-	Flags     map[string]evaluator.FlagSpec `json:"flags"`
-	Overrides []evaluator.Override          `json:"overrides"`
-}
-
-// syncChange is the data of a sync.changed event: the flags and override
-// objects written since the previous event, as they are now.
-type syncChange struct {
-	Flags            map[string]evaluator.FlagSpec `json:"flags,omitempty"`
-	DeletedFlags     []string                      `json:"deletedFlags,omitempty"`
-	Overrides        []evaluator.Override          `json:"overrides,omitempty"`
-	DeletedOverrides []objectName                  `json:"deletedOverrides,omitempty"`
-}
-
-type objectName struct {
-	Kind evaluator.SubjectKind `json:"kind"`
-	Name string                `json:"name"`
-}
-
 // newSyncEpoch returns what tells one server's store revisions from any
 // other's in sync event IDs.
 func newSyncEpoch() string {
@@ -134,31 +112,15 @@ func (s *server) syncStream(w http.ResponseWriter, r *http.Request, ns evaluator
 			s.opts.Metrics.EventSent(eventSyncChanged)
 			s.opts.Metrics.Propagation(time.Since(snap.AsOf()))
 		}
-		for waiting := true; waiting; {
-			select {
-			case <-r.Context().Done():
-				return
-			case <-tick:
-				if !s.write(w, rc, []byte(": heartbeat\n\n")) {
-					return
-				}
-				s.opts.Metrics.EventSent("heartbeat")
-			case <-wake:
-				waiting = false
-			}
+		if !s.await(w, rc, r, tick, wake) {
+			return
 		}
 	}
 }
 
 // syncSnapshotFrame renders namespace ns of snap as a sync.snapshot event.
 func (s *server) syncSnapshotFrame(ns string, snap *evaluator.Snapshot) []byte {
-	n := snap.Namespace(ns)
-	ovs := n.Overrides()
-	if ovs == nil {
-		ovs = []evaluator.Override{}
-	}
-	return syncFrame(eventSyncSnapshot, s.syncID(snap.Revision()),
-		syncSnapshot{Namespace: ns, Flags: n.FlagSpecs(), Overrides: ovs})
+	return syncFrame(eventSyncSnapshot, s.syncID(snap.Revision()), snap.Namespace(ns).Data())
 }
 
 // syncChangeFrame renders what changes wrote to namespace ns as a
@@ -168,9 +130,9 @@ func (s *server) syncSnapshotFrame(ns string, snap *evaluator.Snapshot) []byte {
 // nothing there.
 func (s *server) syncChangeFrame(ns string, snap *evaluator.Snapshot, changes []evaluator.ChangeSet, pos uint64) []byte {
 	n := snap.Namespace(ns)
-	var ch syncChange
+	var ch evaluator.NamespaceChanges
 	seenFlag := map[string]bool{}
-	seenObj := map[objectName]bool{}
+	seenObj := map[evaluator.ObjectName]bool{}
 	for _, cs := range changes {
 		for _, f := range cs.Flags {
 			if f.Namespace != ns || seenFlag[f.Key] {
@@ -187,7 +149,7 @@ func (s *server) syncChangeFrame(ns string, snap *evaluator.Snapshot, changes []
 			}
 		}
 		for _, o := range cs.Overrides {
-			ref := objectName{o.Kind, o.Name}
+			ref := evaluator.ObjectName{Kind: o.Kind, Name: o.Name}
 			if o.Namespace != ns || seenObj[ref] {
 				continue
 			}
@@ -225,7 +187,7 @@ func syncFrame(event, id string, data any) []byte {
 // that is not JSON: like the flag, it does not compile.
 const specNotJSON evaluator.FlagType = "not valid JSON (a value of the flag's spec is not JSON)"
 
-// wireSafe returns data (a syncSnapshot or syncChange) with each flag whose
+// wireSafe returns data (an evaluator.NamespaceData or NamespaceChanges) with each flag whose
 // spec holds a raw value that is not JSON replaced by a spec of type
 // specNotJSON, and without the override entries whose value is not JSON.
 // Neither is ever served, so the result evaluates as data does.
@@ -249,10 +211,10 @@ func wireSafe(data any) any {
 		}
 	}
 	switch d := data.(type) {
-	case syncSnapshot:
+	case evaluator.NamespaceData:
 		safeFlags(d.Flags)
 		safeOverrides(d.Overrides)
-	case syncChange:
+	case evaluator.NamespaceChanges:
 		safeFlags(d.Flags)
 		safeOverrides(d.Overrides)
 	}

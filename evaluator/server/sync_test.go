@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,43 +31,20 @@ func (r *syncReplica) apply(t *testing.T, ev sseEvent) {
 	var ops []evaluator.Op
 	switch ev.event {
 	case eventSyncSnapshot:
-		var s syncSnapshot
+		var s evaluator.NamespaceData
 		if err := json.Unmarshal([]byte(ev.data), &s); err != nil {
 			t.Fatalf("snapshot: %v", err)
 		}
 		if s.Namespace != r.ns {
 			t.Fatalf("snapshot of namespace %q, want %q", s.Namespace, r.ns)
 		}
-		cur := r.store.Namespace(r.ns)
-		for k := range cur.FlagSpecs() {
-			ops = append(ops, evaluator.DeleteFlag(r.ns, k))
-		}
-		for _, o := range cur.Overrides() {
-			ops = append(ops, evaluator.DeleteOverride(o.Kind, r.ns, o.Name))
-		}
-		for k, spec := range s.Flags {
-			ops = append(ops, evaluator.UpsertFlag(r.ns, k, spec))
-		}
-		for _, o := range s.Overrides {
-			ops = append(ops, evaluator.UpsertOverride(o))
-		}
+		ops = s.Ops(r.store.Snapshot())
 	case eventSyncChanged:
-		var c syncChange
+		var c evaluator.NamespaceChanges
 		if err := json.Unmarshal([]byte(ev.data), &c); err != nil {
 			t.Fatalf("change: %v", err)
 		}
-		for k, spec := range c.Flags {
-			ops = append(ops, evaluator.UpsertFlag(r.ns, k, spec))
-		}
-		for _, k := range c.DeletedFlags {
-			ops = append(ops, evaluator.DeleteFlag(r.ns, k))
-		}
-		for _, o := range c.Overrides {
-			ops = append(ops, evaluator.UpsertOverride(o))
-		}
-		for _, o := range c.DeletedOverrides {
-			ops = append(ops, evaluator.DeleteOverride(o.Kind, r.ns, o.Name))
-		}
+		ops = c.Ops(r.ns)
 	case "":
 		if ev.id == "" || ev.data != "" {
 			t.Fatalf("unexpected frame %+v", ev)
@@ -130,7 +106,7 @@ func TestSyncStream(t *testing.T) {
 		t.Fatalf("first event %+v", ev)
 	}
 	epoch := epochOf(t, ev.id, store.Snapshot().Revision())
-	var snap syncSnapshot
+	var snap evaluator.NamespaceData
 	if err := json.Unmarshal([]byte(ev.data), &snap); err != nil {
 		t.Fatal(err)
 	}
@@ -143,19 +119,19 @@ func TestSyncStream(t *testing.T) {
 	steps := []struct {
 		name string
 		ops  []evaluator.Op
-		want syncChange
+		want evaluator.NamespaceChanges
 	}{
 		{"flag changed", []evaluator.Op{evaluator.UpsertFlag("shop", "banner", stringFlag(`"sale"`, true))},
-			syncChange{Flags: map[string]evaluator.FlagSpec{"banner": stringFlag(`"sale"`, true)}}},
+			evaluator.NamespaceChanges{Flags: map[string]evaluator.FlagSpec{"banner": stringFlag(`"sale"`, true)}}},
 		{"override created", []evaluator.Op{userOv("bob", "bob-theme", "theme", `"neon"`)},
-			syncChange{Overrides: []evaluator.Override{{Kind: evaluator.SubjectUser, SubjectID: "bob", Namespace: "shop", Name: "bob-theme",
+			evaluator.NamespaceChanges{Overrides: []evaluator.Override{{Kind: evaluator.SubjectUser, SubjectID: "bob", Namespace: "shop", Name: "bob-theme",
 				CreatedAt: testNow.Add(-time.Minute), Enabled: true, Entries: []evaluator.OverrideEntry{{Key: "theme", Value: json.RawMessage(`"neon"`)}}}}}},
 		{"losing override", []evaluator.Op{userOv("bob", "bob-theme-2", "theme", `"light"`)},
-			syncChange{Overrides: []evaluator.Override{{Kind: evaluator.SubjectUser, SubjectID: "bob", Namespace: "shop", Name: "bob-theme-2",
+			evaluator.NamespaceChanges{Overrides: []evaluator.Override{{Kind: evaluator.SubjectUser, SubjectID: "bob", Namespace: "shop", Name: "bob-theme-2",
 				CreatedAt: testNow.Add(-time.Minute), Enabled: true, Entries: []evaluator.OverrideEntry{{Key: "theme", Value: json.RawMessage(`"light"`)}}}}}},
 		{"override deleted", []evaluator.Op{evaluator.DeleteOverride(evaluator.SubjectUser, "shop", "bob-theme")},
-			syncChange{DeletedOverrides: []objectName{{evaluator.SubjectUser, "bob-theme"}}}},
-		{"flag deleted", []evaluator.Op{evaluator.DeleteFlag("shop", "limits")}, syncChange{DeletedFlags: []string{"limits"}}},
+			evaluator.NamespaceChanges{DeletedOverrides: []evaluator.ObjectName{{Kind: evaluator.SubjectUser, Name: "bob-theme"}}}},
+		{"flag deleted", []evaluator.Op{evaluator.DeleteFlag("shop", "limits")}, evaluator.NamespaceChanges{DeletedFlags: []string{"limits"}}},
 	}
 	for _, st := range steps {
 		apply(t, store, st.ops...)
@@ -163,7 +139,7 @@ func TestSyncStream(t *testing.T) {
 		if ev.event != eventSyncChanged || ev.id != syncID(epoch, store.Snapshot().Revision()) {
 			t.Fatalf("%s: event %+v", st.name, ev)
 		}
-		var got syncChange
+		var got evaluator.NamespaceChanges
 		if err := json.Unmarshal([]byte(ev.data), &got); err != nil {
 			t.Fatal(err)
 		}
@@ -240,34 +216,14 @@ func TestSyncStreamSnapshotWhenItCannotResume(t *testing.T) {
 }
 
 func TestSyncStreamOverflowWhileFollowing(t *testing.T) {
-	var armed atomic.Bool
-	release := make(chan struct{})
-	blocked := make(chan struct{}, 1)
 	m := &fakeMetrics{events: map[string]int{}, overflow: make(chan struct{}, 1), gauge: make(chan int, 16)}
-	srv, store := newStreamServer(t, Options{Metrics: m}, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.ServeHTTP(gatedWriter{w, &armed, release, blocked}, r)
-		})
-	})
-	released := false
-	defer func() {
-		if !released {
-			close(release)
-		}
-	}()
+	srv, store, g := newGatedServer(t, Options{Metrics: m})
 	c := open(t, srv, "/v1/sync")
 	r := newSyncReplica("shop")
 	first := c.next(t)
 	epoch := epochOf(t, first.id, store.Snapshot().Revision())
 	r.apply(t, first)
-	armed.Store(true)
-	apply(t, store, bannerOn()) // the stream blocks writing this one
-	waitBlocked(t, blocked)
-	tickN(store, evaluator.DefaultChangeHistory)
-	apply(t, store, userOv("bob", "bob-theme", "theme", `"neon"`), evaluator.DeleteFlag("shop", "limits"))
-	armed.Store(false)
-	close(release)
-	released = true
+	g.outrun(t, store, userOv("bob", "bob-theme", "theme", `"neon"`), evaluator.DeleteFlag("shop", "limits"))
 	for r.lastID != syncID(epoch, store.Snapshot().Revision()) {
 		r.apply(t, c.next(t))
 	}

@@ -10,31 +10,9 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 	"github.com/open-feature/go-sdk/openfeature/isolated"
+
+	"github.com/flagops/flagops/sdk/go/internal/oftest"
 )
-
-// constProvider is the cheapest provider that is not the SDK's no-op one (which the
-// SDK exempts from its state checks): a constant true with a reason and a variant.
-// It measures what the SDK itself costs around a provider.
-type constProvider struct{}
-
-func (constProvider) Metadata() openfeature.Metadata { return openfeature.Metadata{Name: "const"} }
-func (constProvider) Hooks() []openfeature.Hook      { return nil }
-func (constProvider) BooleanEvaluation(context.Context, string, bool, openfeature.FlattenedContext) openfeature.BoolResolutionDetail {
-	return openfeature.BoolResolutionDetail{Value: true, ProviderResolutionDetail: openfeature.ProviderResolutionDetail{
-		Reason: openfeature.StaticReason, Variant: "on"}}
-}
-func (constProvider) StringEvaluation(_ context.Context, _ string, d string, _ openfeature.FlattenedContext) openfeature.StringResolutionDetail {
-	return openfeature.StringResolutionDetail{Value: d}
-}
-func (constProvider) FloatEvaluation(_ context.Context, _ string, d float64, _ openfeature.FlattenedContext) openfeature.FloatResolutionDetail {
-	return openfeature.FloatResolutionDetail{Value: d}
-}
-func (constProvider) IntEvaluation(_ context.Context, _ string, d int64, _ openfeature.FlattenedContext) openfeature.IntResolutionDetail {
-	return openfeature.IntResolutionDetail{Value: d}
-}
-func (constProvider) ObjectEvaluation(_ context.Context, _ string, d any, _ openfeature.FlattenedContext) openfeature.InterfaceResolutionDetail {
-	return openfeature.InterfaceResolutionDetail{Value: d}
-}
 
 // BenchmarkBooleanValue: a cached Boolean evaluation through an OpenFeature client
 // (client.BooleanValue), against two baselines in the same run: the SDK's no-op
@@ -49,7 +27,7 @@ func BenchmarkBooleanValue(b *testing.B) {
 		p    openfeature.FeatureProvider
 	}{
 		{"noop", openfeature.NoopProvider{}},
-		{"const", constProvider{}},
+		{"const", oftest.ConstProvider{}},
 		{"flagops", withMeta},
 		{"flagops-OmitFlagMetadata", noMeta},
 	}

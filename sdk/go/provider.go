@@ -14,6 +14,7 @@ import (
 	"github.com/open-feature/go-sdk/openfeature"
 
 	"github.com/flagops/flagops/sdk/go/internal/link"
+	"github.com/flagops/flagops/sdk/go/internal/resolve"
 )
 
 // Defaults for Options.
@@ -81,6 +82,9 @@ type Options struct {
 // implements openfeature.FeatureProvider, openfeature.ContextAwareStateHandler and
 // openfeature.EventHandler. Create it with NewProvider; it is safe for concurrent use.
 type Provider struct {
+	// Typed has the typed evaluations (BooleanEvaluation, ...), from memory.
+	resolve.Typed
+
 	opts   Options
 	stream string // the stream URL without query
 	link   *link.Link
@@ -112,6 +116,7 @@ func NewProvider(o Options) (*Provider, error) {
 		return nil, err
 	}
 	p := &Provider{opts: o, stream: streamURL(u, o.Namespace), ctxJSON: ctxJSON}
+	p.Typed = resolve.Typed{Lookup: p.resolveFlag}
 	cfg.Log = cfg.Log.With("provider", ProviderName, "url", p.stream)
 	p.link = link.New(cfg, deviceStream{p})
 	return p, nil

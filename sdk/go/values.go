@@ -2,7 +2,6 @@ package flagops
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -190,40 +189,14 @@ func (p *Provider) otherUser(userID any, targetingKey string) string {
 	return ""
 }
 
-// evaluate resolves key to a T with conv, or returns def with the reason why not.
-func evaluate[T any](p *Provider, key string, def T, flatCtx openfeature.FlattenedContext, typ string,
-	conv func(any) (T, bool)) openfeature.GenericResolutionDetail[T] {
+// resolveFlag is the provider's resolve.Lookup: the flag's value and detail from
+// memory, or why it has none.
+func (p *Provider) resolveFlag(key string, flatCtx openfeature.FlattenedContext) (any, openfeature.ProviderResolutionDetail) {
 	f, rerr := p.lookup(key, flatCtx)
 	if f == nil {
-		return openfeature.GenericResolutionDetail[T]{Value: def, ProviderResolutionDetail: resolve.ErrorDetail(rerr)}
+		return nil, resolve.ErrorDetail(rerr)
 	}
-	return resolve.Value(key, f.value, f.detail, def, typ, conv)
-}
-
-// BooleanEvaluation implements openfeature.FeatureProvider.
-func (p *Provider) BooleanEvaluation(_ context.Context, flag string, defaultValue bool, flatCtx openfeature.FlattenedContext) openfeature.BoolResolutionDetail {
-	return evaluate(p, flag, defaultValue, flatCtx, "boolean", resolve.Bool)
-}
-
-// StringEvaluation implements openfeature.FeatureProvider.
-func (p *Provider) StringEvaluation(_ context.Context, flag string, defaultValue string, flatCtx openfeature.FlattenedContext) openfeature.StringResolutionDetail {
-	return evaluate(p, flag, defaultValue, flatCtx, "string", resolve.String)
-}
-
-// FloatEvaluation implements openfeature.FeatureProvider.
-func (p *Provider) FloatEvaluation(_ context.Context, flag string, defaultValue float64, flatCtx openfeature.FlattenedContext) openfeature.FloatResolutionDetail {
-	return evaluate(p, flag, defaultValue, flatCtx, "number", resolve.Float)
-}
-
-// IntEvaluation implements openfeature.FeatureProvider: whole numbers only.
-func (p *Provider) IntEvaluation(_ context.Context, flag string, defaultValue int64, flatCtx openfeature.FlattenedContext) openfeature.IntResolutionDetail {
-	return evaluate(p, flag, defaultValue, flatCtx, "whole number", resolve.Int)
-}
-
-// ObjectEvaluation implements openfeature.FeatureProvider: JSON objects only, as a
-// map[string]any that the caller may change.
-func (p *Provider) ObjectEvaluation(_ context.Context, flag string, defaultValue any, flatCtx openfeature.FlattenedContext) openfeature.InterfaceResolutionDetail {
-	return evaluate(p, flag, defaultValue, flatCtx, "object", resolve.Object)
+	return f.value, f.detail
 }
 
 // contextParam renders an evaluation context as the stream's context parameter, a

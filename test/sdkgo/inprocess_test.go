@@ -20,7 +20,6 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,20 +31,11 @@ import (
 	"github.com/flagops/flagops/test/servetest"
 )
 
-// expectInProcess returns when the in-process provider's next event is of type typ
-// with exactly the flag changes given.
+// expectInProcess returns when the in-process provider's next event came, which must
+// be of type typ with exactly the flag changes given.
 func expectInProcess(t *testing.T, p *inprocess.Provider, typ openfeature.EventType, changes ...string) time.Time {
 	t.Helper()
-	select {
-	case ev := <-p.EventChannel():
-		if ev.EventType != typ || !slices.Equal(ev.FlagChanges, changes) {
-			t.Fatalf("event %s %v (%s), want %s %v", ev.EventType, ev.FlagChanges, ev.Message, typ, changes)
-		}
-		return time.Now()
-	case <-time.After(eventWait):
-		t.Fatalf("no %s %v within %s", typ, changes, eventWait)
-		return time.Time{}
-	}
+	return expectEvent(t, p.EventChannel(), typ, changes...)
 }
 
 // TestInProcessAgainstServe runs the in-process provider against `flagops serve --dir`

@@ -131,12 +131,19 @@ func record(t *testing.T, p *flagops.Provider) *recorder {
 
 func (r *recorder) EventChannel() <-chan openfeature.Event { return r.toSDK }
 
-// expect returns the next event, which must be of type typ with exactly the flag
-// changes given, and when it came.
+// expect returns when the next event came, which must be of type typ with exactly
+// the flag changes given.
 func (r *recorder) expect(t *testing.T, typ openfeature.EventType, changes ...string) time.Time {
 	t.Helper()
+	return expectEvent(t, r.events, typ, changes...)
+}
+
+// expectEvent returns when the next event of events came, which must be of type typ
+// with exactly the flag changes given.
+func expectEvent(t *testing.T, events <-chan openfeature.Event, typ openfeature.EventType, changes ...string) time.Time {
+	t.Helper()
 	select {
-	case ev := <-r.events:
+	case ev := <-events:
 		if ev.EventType != typ || !slices.Equal(ev.FlagChanges, changes) {
 			t.Fatalf("event %s %v (%s), want %s %v", ev.EventType, ev.FlagChanges, ev.Message, typ, changes)
 		}

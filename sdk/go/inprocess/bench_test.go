@@ -14,31 +14,8 @@ import (
 	"github.com/flagops/flagops/evaluator"
 	"github.com/flagops/flagops/evaluator/server"
 	"github.com/flagops/flagops/sdk/go/internal/link"
+	"github.com/flagops/flagops/sdk/go/internal/oftest"
 )
-
-// constProvider is the cheapest provider that is not the SDK's no-op one (which the
-// SDK exempts from its state checks): a constant true with a reason and a variant.
-// It measures what the SDK itself costs around a provider.
-type constProvider struct{}
-
-func (constProvider) Metadata() openfeature.Metadata { return openfeature.Metadata{Name: "const"} }
-func (constProvider) Hooks() []openfeature.Hook      { return nil }
-func (constProvider) BooleanEvaluation(context.Context, string, bool, openfeature.FlattenedContext) openfeature.BoolResolutionDetail {
-	return openfeature.BoolResolutionDetail{Value: true, ProviderResolutionDetail: openfeature.ProviderResolutionDetail{
-		Reason: openfeature.StaticReason, Variant: "on"}}
-}
-func (constProvider) StringEvaluation(_ context.Context, _ string, d string, _ openfeature.FlattenedContext) openfeature.StringResolutionDetail {
-	return openfeature.StringResolutionDetail{Value: d}
-}
-func (constProvider) FloatEvaluation(_ context.Context, _ string, d float64, _ openfeature.FlattenedContext) openfeature.FloatResolutionDetail {
-	return openfeature.FloatResolutionDetail{Value: d}
-}
-func (constProvider) IntEvaluation(_ context.Context, _ string, d int64, _ openfeature.FlattenedContext) openfeature.IntResolutionDetail {
-	return openfeature.IntResolutionDetail{Value: d}
-}
-func (constProvider) ObjectEvaluation(_ context.Context, _ string, d any, _ openfeature.FlattenedContext) openfeature.InterfaceResolutionDetail {
-	return openfeature.InterfaceResolutionDetail{Value: d}
-}
 
 // bigStore holds flags flags (a quarter each with a rule, a rollout, an allow-list
 // and nothing but a value) and overrides user overrides of two entries each, for
@@ -117,7 +94,7 @@ func BenchmarkBooleanValue(b *testing.B) {
 		p    openfeature.FeatureProvider
 	}{
 		{"noop", openfeature.NoopProvider{}},
-		{"const", constProvider{}},
+		{"const", oftest.ConstProvider{}},
 		{"inprocess", benchProvider(b, store, Options{})},
 		{"inprocess-OmitFlagMetadata", benchProvider(b, store, Options{OmitFlagMetadata: true})},
 	}
@@ -193,8 +170,7 @@ func BenchmarkSnapshot(b *testing.B) {
 // the evaluator sends it.
 func snapshotEvent(b *testing.B, store *evaluator.Store) *link.Event {
 	b.Helper()
-	ns := store.Namespace("shop")
-	data, err := json.Marshal(syncSnapshot{Namespace: "shop", Flags: ns.FlagSpecs(), Overrides: ns.Overrides()})
+	data, err := json.Marshal(store.Namespace("shop").Data())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -69,6 +69,9 @@ type Options struct {
 // openfeature.FeatureProvider, openfeature.ContextAwareStateHandler and
 // openfeature.EventHandler. Create it with NewProvider; it is safe for concurrent use.
 type Provider struct {
+	// Typed has the typed evaluations (BooleanEvaluation, ...), in process.
+	resolve.Typed
+
 	opts  Options
 	url   string
 	link  *link.Link
@@ -112,6 +115,7 @@ func NewProvider(o Options) (*Provider, error) {
 		s += "/namespaces/" + url.PathEscape(o.Namespace)
 	}
 	p := &Provider{opts: o, url: s + "/v1/sync", store: evaluator.NewStore()}
+	p.Typed = resolve.Typed{Lookup: p.resolveFlag}
 	cfg.Log = cfg.Log.With("provider", ProviderName, "url", p.url)
 	p.link = link.New(cfg, syncStream{p})
 	return p, nil
@@ -162,22 +166,6 @@ const (
 	eventChanged  = "sync.changed"
 )
 
-type syncSnapshot struct {
-	Namespace string                        `json:"namespace"`
-	Flags     map[string]evaluator.FlagSpec `json:"flags"`
-	Overrides []evaluator.Override          `json:"overrides"`
-}
-
-type syncChange struct {
-	Flags            map[string]evaluator.FlagSpec `json:"flags"`
-	DeletedFlags     []string                      `json:"deletedFlags"`
-	Overrides        []evaluator.Override          `json:"overrides"`
-	DeletedOverrides []struct {
-		Kind evaluator.SubjectKind `json:"kind"`
-		Name string                `json:"name"`
-	} `json:"deletedOverrides"`
-}
-
 // syncStream applies the sync stream's events to the provider's store.
 type syncStream struct{ p *Provider }
 
@@ -186,7 +174,7 @@ func (s syncStream) Apply(ev *link.Event, synced bool) (link.Applied, []string, 
 	p := s.p
 	switch ev.Name {
 	case eventSnapshot:
-		var d syncSnapshot
+		var d evaluator.NamespaceData
 		if err := json.Unmarshal(ev.Data, &d); err != nil {
 			return 0, nil, fmt.Errorf("%w: snapshot: %w", link.ErrGap, err)
 		}
@@ -195,7 +183,7 @@ func (s syncStream) Apply(ev *link.Event, synced bool) (link.Applied, []string, 
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		ops := replaceOps(p.store.Snapshot(), &d)
+		ops := d.Ops(p.store.Snapshot())
 		keys, err := p.apply(ops)
 		if err != nil {
 			return 0, nil, err
@@ -206,26 +194,13 @@ func (s syncStream) Apply(ev *link.Event, synced bool) (link.Applied, []string, 
 		if !synced {
 			return 0, nil, fmt.Errorf("%w: a change before the snapshot", link.ErrGap)
 		}
-		var d syncChange
+		var d evaluator.NamespaceChanges
 		if err := json.Unmarshal(ev.Data, &d); err != nil {
 			return 0, nil, fmt.Errorf("%w: change: %w", link.ErrGap, err)
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		var ops []evaluator.Op
-		for k, spec := range d.Flags {
-			ops = append(ops, evaluator.UpsertFlag(p.ns, k, spec))
-		}
-		for _, k := range d.DeletedFlags {
-			ops = append(ops, evaluator.DeleteFlag(p.ns, k))
-		}
-		for _, o := range d.Overrides {
-			o.Namespace = p.ns
-			ops = append(ops, evaluator.UpsertOverride(o))
-		}
-		for _, o := range d.DeletedOverrides {
-			ops = append(ops, evaluator.DeleteOverride(o.Kind, p.ns, o.Name))
-		}
+		ops := d.Ops(p.ns)
 		keys, err := p.apply(ops)
 		if err != nil {
 			return 0, nil, err
@@ -233,68 +208,6 @@ func (s syncStream) Apply(ev *link.Event, synced bool) (link.Applied, []string, 
 		return link.Changed, keys, nil
 	}
 	return link.Ignored, nil, nil // an event this provider does not know
-}
-
-// replaceOps are the writes that turn what snap holds into the snapshot d: delete
-// what d lacks, upsert what differs. Writing what is already held would report every
-// key as changed.
-func replaceOps(snap *evaluator.Snapshot, d *syncSnapshot) []evaluator.Op {
-	var ops []evaluator.Op
-	held := map[string]map[string][]byte{} // kind -> name -> JSON, of d.Namespace
-	for _, ns := range snap.Namespaces() {
-		cur := snap.Namespace(ns)
-		for k, spec := range cur.FlagSpecs() {
-			if want, ok := d.Flags[k]; !ok || ns != d.Namespace {
-				ops = append(ops, evaluator.DeleteFlag(ns, k))
-			} else if sameJSON(spec, want) {
-				delete(d.Flags, k)
-			}
-		}
-		for _, o := range cur.Overrides() {
-			if ns != d.Namespace {
-				ops = append(ops, evaluator.DeleteOverride(o.Kind, ns, o.Name))
-				continue
-			}
-			if held[string(o.Kind)] == nil {
-				held[string(o.Kind)] = map[string][]byte{}
-			}
-			held[string(o.Kind)][o.Name] = mustJSON(o)
-		}
-	}
-	for k, spec := range d.Flags {
-		ops = append(ops, evaluator.UpsertFlag(d.Namespace, k, spec))
-	}
-	for _, o := range d.Overrides {
-		o.Namespace = d.Namespace
-		old, ok := held[string(o.Kind)][o.Name]
-		if ok {
-			delete(held[string(o.Kind)], o.Name)
-		}
-		if !ok || old == nil || !bytes.Equal(old, mustJSON(o)) {
-			ops = append(ops, evaluator.UpsertOverride(o))
-		}
-	}
-	for kind, names := range held {
-		for name := range names {
-			ops = append(ops, evaluator.DeleteOverride(evaluator.SubjectKind(kind), d.Namespace, name))
-		}
-	}
-	return ops
-}
-
-func sameJSON(a, b any) bool {
-	ja, jb := mustJSON(a), mustJSON(b)
-	return ja != nil && bytes.Equal(ja, jb)
-}
-
-// mustJSON encodes what came from JSON (flag specs and overrides of the stream), or
-// returns nil, which the callers never take as equal to anything.
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil
-	}
-	return b
 }
 
 // apply writes ops to the store and returns the keys whose result may have changed
@@ -444,40 +357,13 @@ func (p *Provider) meta(enabled bool, source string) openfeature.FlagMetadata {
 	return m
 }
 
-func evaluate[T any](p *Provider, key string, def T, flatCtx openfeature.FlattenedContext, typ string,
-	conv func(any) (T, bool)) openfeature.GenericResolutionDetail[T] {
+// resolveFlag is the provider's resolve.Lookup: an evaluation in process.
+func (p *Provider) resolveFlag(key string, flatCtx openfeature.FlattenedContext) (any, openfeature.ProviderResolutionDetail) {
 	e, rerr, ok := p.result(key, flatCtx)
 	if !ok {
-		return openfeature.GenericResolutionDetail[T]{Value: def, ProviderResolutionDetail: resolve.ErrorDetail(rerr)}
+		return nil, resolve.ErrorDetail(rerr)
 	}
-	v, d := p.detail(&e)
-	return resolve.Value(key, v, d, def, typ, conv)
-}
-
-// BooleanEvaluation implements openfeature.FeatureProvider.
-func (p *Provider) BooleanEvaluation(_ context.Context, flag string, defaultValue bool, flatCtx openfeature.FlattenedContext) openfeature.BoolResolutionDetail {
-	return evaluate(p, flag, defaultValue, flatCtx, "boolean", resolve.Bool)
-}
-
-// StringEvaluation implements openfeature.FeatureProvider.
-func (p *Provider) StringEvaluation(_ context.Context, flag string, defaultValue string, flatCtx openfeature.FlattenedContext) openfeature.StringResolutionDetail {
-	return evaluate(p, flag, defaultValue, flatCtx, "string", resolve.String)
-}
-
-// FloatEvaluation implements openfeature.FeatureProvider.
-func (p *Provider) FloatEvaluation(_ context.Context, flag string, defaultValue float64, flatCtx openfeature.FlattenedContext) openfeature.FloatResolutionDetail {
-	return evaluate(p, flag, defaultValue, flatCtx, "number", resolve.Float)
-}
-
-// IntEvaluation implements openfeature.FeatureProvider: whole numbers only.
-func (p *Provider) IntEvaluation(_ context.Context, flag string, defaultValue int64, flatCtx openfeature.FlattenedContext) openfeature.IntResolutionDetail {
-	return evaluate(p, flag, defaultValue, flatCtx, "whole number", resolve.Int)
-}
-
-// ObjectEvaluation implements openfeature.FeatureProvider: JSON objects only, as a
-// map[string]any that the caller may change.
-func (p *Provider) ObjectEvaluation(_ context.Context, flag string, defaultValue any, flatCtx openfeature.FlattenedContext) openfeature.InterfaceResolutionDetail {
-	return evaluate(p, flag, defaultValue, flatCtx, "object", resolve.Object)
+	return p.detail(&e)
 }
 
 // contextOf is the evaluation context of a helper call: the OpenFeature transaction

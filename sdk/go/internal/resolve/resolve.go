@@ -4,6 +4,7 @@
 package resolve
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -128,4 +129,44 @@ func CopyJSON(v any) any {
 	default:
 		return v
 	}
+}
+
+// Lookup resolves a flag for a context: its value (nil: none, the caller's default
+// applies) and the detail to return with it.
+type Lookup func(key string, flatCtx openfeature.FlattenedContext) (any, openfeature.ProviderResolutionDetail)
+
+// Typed implements the typed evaluations of openfeature.FeatureProvider with its
+// Lookup: a value of another type than the call's gives the default with
+// TYPE_MISMATCH.
+type Typed struct{ Lookup Lookup }
+
+// BooleanEvaluation implements openfeature.FeatureProvider.
+func (t Typed) BooleanEvaluation(_ context.Context, flag string, defaultValue bool, flatCtx openfeature.FlattenedContext) openfeature.BoolResolutionDetail {
+	v, d := t.Lookup(flag, flatCtx)
+	return Value(flag, v, d, defaultValue, "boolean", Bool)
+}
+
+// StringEvaluation implements openfeature.FeatureProvider.
+func (t Typed) StringEvaluation(_ context.Context, flag string, defaultValue string, flatCtx openfeature.FlattenedContext) openfeature.StringResolutionDetail {
+	v, d := t.Lookup(flag, flatCtx)
+	return Value(flag, v, d, defaultValue, "string", String)
+}
+
+// FloatEvaluation implements openfeature.FeatureProvider.
+func (t Typed) FloatEvaluation(_ context.Context, flag string, defaultValue float64, flatCtx openfeature.FlattenedContext) openfeature.FloatResolutionDetail {
+	v, d := t.Lookup(flag, flatCtx)
+	return Value(flag, v, d, defaultValue, "number", Float)
+}
+
+// IntEvaluation implements openfeature.FeatureProvider: whole numbers only.
+func (t Typed) IntEvaluation(_ context.Context, flag string, defaultValue int64, flatCtx openfeature.FlattenedContext) openfeature.IntResolutionDetail {
+	v, d := t.Lookup(flag, flatCtx)
+	return Value(flag, v, d, defaultValue, "whole number", Int)
+}
+
+// ObjectEvaluation implements openfeature.FeatureProvider: JSON objects only, as a
+// map[string]any that the caller may change.
+func (t Typed) ObjectEvaluation(_ context.Context, flag string, defaultValue any, flatCtx openfeature.FlattenedContext) openfeature.InterfaceResolutionDetail {
+	v, d := t.Lookup(flag, flatCtx)
+	return Value(flag, v, d, defaultValue, "object", Object)
 }
