@@ -36,7 +36,9 @@ limitations under the License.
 //     the API requests each made until then.
 //
 // Without the leader phase the objects are created with no manager running. It prints a
-// summary and writes the figures as JSON to -out.
+// summary and writes the figures as JSON to -out. With -profile, the cold evaluator runs
+// with --pprof-bind-address, and its CPU profile of the first 30 s and its heap profile
+// after -settle are written there (go tool pprof reads them).
 //
 //	KUBEBUILDER_ASSETS=... go run ./hack/scale -n 10000 -devices 1000 -out scale.json
 package main
@@ -76,6 +78,9 @@ type params struct {
 	Phases    []string      `json:"phases"`
 	Settle    time.Duration `json:"settleNs"`
 	BenchTime string        `json:"benchtime"`
+	// ProfileDir, when set, receives the cold evaluator's CPU profile of its first 30 s and
+	// its heap profile after -settle, from its --pprof-bind-address.
+	ProfileDir string `json:"profileDir,omitempty"`
 }
 
 // report is the JSON of -out.
@@ -110,6 +115,7 @@ func main() {
 	root := flag.String("root", ".", "repository root (for the CRDs, cmd/flagops and ./evaluator)")
 	bin := flag.String("bin", "", "a flagops binary to run; empty builds cmd/flagops")
 	out := flag.String("out", "", "write the figures as JSON to this file")
+	flag.StringVar(&p.ProfileDir, "profile", "", "write the cold evaluator's CPU profile (its first 30 s) and heap profile (after -settle) to this directory")
 	flag.Parse()
 	p.Phases = strings.Split(phases, ",")
 	for _, ph := range p.Phases {

@@ -364,6 +364,14 @@ func (h *harness) cold(ctx context.Context, kind string) (*coldResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	var cpuDone chan error
+	if kind == "evaluator" && h.p.ProfileDir != "" {
+		// The CPU profile of the start: its first 30 s.
+		cpuDone = make(chan error, 1)
+		go func() {
+			cpuDone <- fetchProfile(ctx, "http://"+addrs.pprof+"/debug/pprof/profile?seconds=30", filepath.Join(h.p.ProfileDir, "evaluator-start.cpu.pprof"))
+		}()
+	}
 	defer func() {
 		if err := p.stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "scale:", err)
@@ -394,17 +402,43 @@ func (h *harness) cold(ctx context.Context, kind string) (*coldResult, error) {
 	case <-time.After(h.p.Settle):
 	}
 	res.SteadyRSSMB, res.PeakRSSMB = p.memMB()
+	if cpuDone != nil {
+		if err := <-cpuDone; err != nil {
+			return nil, err
+		}
+		if err := fetchProfile(ctx, "http://"+addrs.pprof+"/debug/pprof/heap?gc=1", filepath.Join(h.p.ProfileDir, "evaluator-steady.heap.pprof")); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
+}
+
+// fetchProfile writes what a pprof endpoint answers to path, retrying until the endpoint
+// listens.
+func fetchProfile(ctx context.Context, url, path string) error {
+	var b []byte
+	err := waitFor(ctx, func() (bool, error) {
+		var err error
+		b, err = scrapeBytes(url)
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("failed to read the profile %s: %w", url, err)
+	}
+	if err := os.WriteFile(path+".tmp", b, 0o644); err != nil {
+		return fmt.Errorf("failed to write the profile: %w", err)
+	}
+	return os.Rename(path+".tmp", path)
 }
 
 // ---- processes ----
 
-type addrs struct{ probe, metrics, evaluator string }
+type addrs struct{ probe, metrics, evaluator, pprof string }
 
 func freeAddrs() (addrs, error) {
 	var a addrs
 	var err error
-	for _, s := range []*string{&a.probe, &a.metrics, &a.evaluator} {
+	for _, s := range []*string{&a.probe, &a.metrics, &a.evaluator, &a.pprof} {
 		if *s, err = freeAddr(); err != nil {
 			return a, err
 		}
@@ -432,9 +466,12 @@ func (h *harness) startEvaluator(name string) (*proc, addrs, error) {
 	if err != nil {
 		return nil, a, err
 	}
-	p, err := startProc(name, h.bin, h.kubeconfig, h.dir, "evaluator",
-		"--health-probe-bind-address=0", "--metrics-bind-address="+a.metrics,
-		"--evaluator-bind-address="+a.evaluator, "--insecure-no-auth", "--default-namespace="+scaleNS)
+	args := []string{"evaluator", "--health-probe-bind-address=0", "--metrics-bind-address=" + a.metrics,
+		"--evaluator-bind-address=" + a.evaluator, "--insecure-no-auth", "--default-namespace=" + scaleNS}
+	if h.p.ProfileDir != "" {
+		args = append(args, "--pprof-bind-address="+a.pprof)
+	}
+	p, err := startProc(name, h.bin, h.kubeconfig, h.dir, args...)
 	return p, a, err
 }
 

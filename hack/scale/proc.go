@@ -227,17 +227,23 @@ func diff(after, before map[string]int64) map[string]int64 {
 
 // scrape returns the text of a plain-HTTP metrics endpoint.
 func scrape(url string) (string, error) {
+	b, err := scrapeBytes(url)
+	return string(b), err
+}
+
+// scrapeBytes returns what a plain-HTTP GET of url answers with 200.
+func scrapeBytes(url string) ([]byte, error) {
 	resp, err := http.Get(url)
 	if err != nil {
-		return "", fmt.Errorf("failed to scrape %s: %w", url, err)
+		return nil, fmt.Errorf("failed to scrape %s: %w", url, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return "", fmt.Errorf("failed to scrape %s: %w", url, err)
+		return nil, fmt.Errorf("failed to scrape %s: %w", url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("failed to scrape %s: %s", url, resp.Status)
+		return nil, fmt.Errorf("failed to scrape %s: %s", url, resp.Status)
 	}
-	return string(b), nil
+	return b, nil
 }
