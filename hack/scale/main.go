@@ -46,6 +46,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"debug/buildinfo"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -94,9 +95,11 @@ type report struct {
 }
 
 type machine struct {
-	NProc      int    `json:"nproc"`
-	CPU        string `json:"cpu"`
-	GoVersion  string `json:"goVersion"`
+	NProc     int    `json:"nproc"`
+	CPU       string `json:"cpu"`
+	GoVersion string `json:"goVersion"`
+	// FlagopsGo is the Go version the flagops binary was built with.
+	FlagopsGo  string `json:"flagopsGoVersion,omitempty"`
 	LoadBefore string `json:"loadBefore"`
 	LoadAfter  string `json:"loadAfter"`
 }
@@ -176,6 +179,10 @@ func run(ctx context.Context, p params, root, bin string) (*report, error) {
 		if err := build.Run(); err != nil {
 			return r, fmt.Errorf("failed to build cmd/flagops: %w", err)
 		}
+	}
+
+	if info, err := buildinfo.ReadFile(bin); err == nil {
+		r.Machine.FlagopsGo = info.GoVersion
 	}
 
 	env := testenv.New(root)
@@ -298,7 +305,8 @@ func runEval(ctx context.Context, root, benchtime string) (*evalResult, error) {
 
 func printReport(r *report) {
 	p := r.Params
-	fmt.Printf("machine            %d CPUs, %s, %s; load before %s, after %s\n", r.Machine.NProc, r.Machine.CPU, r.Machine.GoVersion, r.Machine.LoadBefore, r.Machine.LoadAfter)
+	fmt.Printf("machine            %d CPUs, %s, harness %s, flagops %s; load before %s, after %s\n",
+		r.Machine.NProc, r.Machine.CPU, r.Machine.GoVersion, r.Machine.FlagopsGo, r.Machine.LoadBefore, r.Machine.LoadAfter)
 	if ev := r.Eval; ev != nil {
 		fmt.Printf("eval               %s\n", ev.Command)
 		fmt.Printf("  one flag         empty %.1f ns/op, 100k %.1f ns/op, ratio %.2f\n", ev.NsPerOp["one/empty"], ev.NsPerOp["one/100k"], ev.RatioOne)
