@@ -82,19 +82,3 @@ var _ = Describe("Bulk import", func() {
 		Expect(most.Load()).To(BeNumerically(">=", together), "finalizer patches in flight at once")
 	})
 })
-
-var _ = Describe("Initial sync", func() {
-	// The start's garbage (every object decoded, and copied again by the initial sync) was
-	// kept as resident memory: 3 times the live heap at 100,000 overrides (hack/scale,
-	// docs/capacity.md).
-	It("returns the memory of the start to the operating system once, when it is done", func() {
-		var calls atomic.Int32
-		release := releaseMemory
-		releaseMemory = func() { calls.Add(1) }
-		DeferCleanup(func() { releaseMemory = release })
-		m := startManager(ctx, managerConfig{isolation: "initial-sync"})
-		Eventually(calls.Load).Should(BeNumerically("==", 1))
-		Consistently(calls.Load).Should(BeNumerically("==", 1))
-		Expect(m.syncer.Synced()).To(BeTrue())
-	})
-})

@@ -19,7 +19,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"runtime/debug"
 	"strings"
 
 	"k8s.io/utils/ptr"
@@ -60,13 +59,6 @@ type replicaRunnable func(context.Context) error
 func (f replicaRunnable) Start(ctx context.Context) error { return f(ctx) }
 func (replicaRunnable) NeedLeaderElection() bool          { return false }
 
-// releaseMemory runs once the initial sync is complete: it returns to the operating system
-// the memory of what the start decoded and copied once (every object of the watches' initial
-// events, and the cache's copies that the initial sync read). With 100,000 overrides that
-// garbage is twice the live heap, and without this the process kept it as its resident size
-// (hack/scale, docs/capacity.md). A variable so that a test can see it run.
-var releaseMemory = debug.FreeOSMemory
-
 // SetupSync wires the store into mgr: a sync reconciler per kind, the initial sync that gates
 // /readyz, and the clock that ticks the store at expiries and schedule steps. It returns the
 // Syncer, which the lifecycle controllers share.
@@ -81,11 +73,7 @@ func SetupSync(mgr ctrl.Manager, store *evaluator.Store) (*Syncer, error) {
 		if !mgr.GetCache().WaitForCacheSync(ctx) {
 			return fmt.Errorf("the cache did not sync")
 		}
-		if err := s.InitialSync(ctx); err != nil {
-			return err
-		}
-		releaseMemory()
-		return nil
+		return s.InitialSync(ctx)
 	})
 	if err := mgr.Add(initial); err != nil {
 		return nil, fmt.Errorf("failed to add the initial sync: %w", err)

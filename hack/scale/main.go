@@ -79,6 +79,10 @@ type params struct {
 	Phases    []string      `json:"phases"`
 	Settle    time.Duration `json:"settleNs"`
 	BenchTime string        `json:"benchtime"`
+	// Cold lists the processes of the cold phase: manager, evaluator.
+	Cold []string `json:"cold"`
+	// EvaluatorGoMemLimit, when set, is the GOMEMLIMIT of the cold evaluator.
+	EvaluatorGoMemLimit string `json:"evaluatorGoMemLimit,omitempty"`
 	// ProfileDir, when set, receives the cold evaluator's CPU profile of its first 30 s and
 	// its heap profile after -settle, from its --pprof-bind-address.
 	ProfileDir string `json:"profileDir,omitempty"`
@@ -106,7 +110,7 @@ type machine struct {
 
 func main() {
 	var p params
-	var phases string
+	var phases, cold string
 	flag.IntVar(&p.Flags, "flags", 200, "FeatureFlags to create")
 	flag.IntVar(&p.Users, "n", 100_000, "UserFlagOverrides to create (two entries each)")
 	flag.IntVar(&p.Devices, "devices", 10_000, "DeviceFlagOverrides to create (two entries each)")
@@ -118,9 +122,16 @@ func main() {
 	root := flag.String("root", ".", "repository root (for the CRDs, cmd/flagops and ./evaluator)")
 	bin := flag.String("bin", "", "a flagops binary to run; empty builds cmd/flagops")
 	out := flag.String("out", "", "write the figures as JSON to this file")
+	flag.StringVar(&cold, "cold", "manager,evaluator", "comma-separated processes the cold phase starts, one after the other: manager, evaluator")
+	flag.StringVar(&p.EvaluatorGoMemLimit, "evaluator-gomemlimit", "", "GOMEMLIMIT of the cold evaluator, e.g. 300MiB; empty leaves it unset")
 	flag.StringVar(&p.ProfileDir, "profile", "", "write the cold evaluator's CPU profile (its first 30 s) and heap profile (after -settle) to this directory")
 	flag.Parse()
-	p.Phases = strings.Split(phases, ",")
+	p.Phases, p.Cold = strings.Split(phases, ","), strings.Split(cold, ",")
+	for _, c := range p.Cold {
+		if c != "manager" && c != "evaluator" {
+			fail(2, fmt.Errorf("-cold: unknown process %q (manager, evaluator)", c))
+		}
+	}
 	for _, ph := range p.Phases {
 		if !slices.Contains([]string{"eval", "leader", "cold"}, ph) {
 			fail(2, fmt.Errorf("-phases: unknown phase %q (eval, leader, cold)", ph))
@@ -223,7 +234,7 @@ func run(ctx context.Context, p params, root, bin string) (*report, error) {
 		}
 	}
 	if has("cold") {
-		for _, kind := range []string{"manager", "evaluator"} {
+		for _, kind := range p.Cold {
 			c, err := h.cold(ctx, kind)
 			if err != nil {
 				return r, err

@@ -462,7 +462,7 @@ func (h *harness) startManager(name string, extra ...string) (*proc, addrs, erro
 	args := append([]string{"manager", "--enable-webhooks=false",
 		"--health-probe-bind-address=" + a.probe, "--metrics-bind-address=" + a.metrics, "--metrics-secure=false",
 		"--evaluator-bind-address=" + a.evaluator, "--insecure-no-auth", "--default-namespace=" + scaleNS}, extra...)
-	p, err := startProc(name, h.bin, h.kubeconfig, h.dir, args...)
+	p, err := startProc(name, h.bin, h.kubeconfig, h.dir, nil, args...)
 	return p, a, err
 }
 
@@ -477,7 +477,11 @@ func (h *harness) startEvaluator(name string) (*proc, addrs, error) {
 	if h.p.ProfileDir != "" {
 		args = append(args, "--pprof-bind-address="+a.pprof)
 	}
-	p, err := startProc(name, h.bin, h.kubeconfig, h.dir, args...)
+	var env []string
+	if h.p.EvaluatorGoMemLimit != "" {
+		env = append(env, "GOMEMLIMIT="+h.p.EvaluatorGoMemLimit)
+	}
+	p, err := startProc(name, h.bin, h.kubeconfig, h.dir, env, args...)
 	return p, a, err
 }
 

@@ -51,15 +51,15 @@ type proc struct {
 	waitErr error
 }
 
-// startProc starts bin with args, KUBECONFIG set to kubeconfig, and its output in
-// dir/name.log.
-func startProc(name, bin, kubeconfig, dir string, args ...string) (*proc, error) {
+// startProc starts bin with args, KUBECONFIG set to kubeconfig and env added to the
+// environment, and its output in dir/name.log.
+func startProc(name, bin, kubeconfig, dir string, env []string, args ...string) (*proc, error) {
 	logFile, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the log of %s: %w", name, err)
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+kubeconfig), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	p := &proc{name: name, cmd: cmd, exited: make(chan struct{})}
 	p.start = time.Now()
