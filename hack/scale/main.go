@@ -67,6 +67,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/flagops/flagops/hack/internal/machine"
 	"github.com/flagops/flagops/test/testenv"
 )
 
@@ -91,14 +92,14 @@ type params struct {
 // report is the JSON of -out.
 type report struct {
 	Params   params        `json:"params"`
-	Machine  machine       `json:"machine"`
+	Machine  host          `json:"machine"`
 	Eval     *evalResult   `json:"eval,omitempty"`
 	Populate *populated    `json:"populate,omitempty"`
 	Leader   *leaderResult `json:"leader,omitempty"`
 	Cold     []coldResult  `json:"cold,omitempty"`
 }
 
-type machine struct {
+type host struct {
 	NProc     int    `json:"nproc"`
 	CPU       string `json:"cpu"`
 	GoVersion string `json:"goVersion"`
@@ -146,7 +147,7 @@ func main() {
 	defer cancelTimeout()
 	r, err := run(ctx, p, filepath.Clean(*root), *bin)
 	if r != nil {
-		r.Machine.LoadAfter = loadavg()
+		r.Machine.LoadAfter = machine.LoadAvg()
 		printReport(r)
 		if *out != "" {
 			if werr := writeJSON(*out, r); werr != nil && err == nil {
@@ -165,7 +166,7 @@ func fail(code int, err error) {
 }
 
 func run(ctx context.Context, p params, root, bin string) (*report, error) {
-	r := &report{Params: p, Machine: machine{NProc: runtime.NumCPU(), CPU: cpuModel(), GoVersion: runtime.Version(), LoadBefore: loadavg()}}
+	r := &report{Params: p, Machine: host{NProc: runtime.NumCPU(), CPU: machine.CPUModel(), GoVersion: runtime.Version(), LoadBefore: machine.LoadAvg()}}
 	has := func(ph string) bool { return slices.Contains(p.Phases, ph) }
 	if has("eval") {
 		ev, err := runEval(ctx, root, p.BenchTime)
@@ -366,29 +367,4 @@ func writeJSON(path string, v any) error {
 		return fmt.Errorf("failed to write %s: %w", tmp, err)
 	}
 	return os.Rename(tmp, path)
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
