@@ -26,12 +26,13 @@ limitations under the License.
 //     principals, and the ratio of the two (same run);
 //   - leader: a manager (`flagops manager`, the only replica, so the leader) runs during the
 //     import: the time from the first create until it is quiet (every override counted in
-//     its flags' status and audited: the audit file holds a record of each flag and
-//     override), the API requests it made (its client-go rest_client_requests_total), its
+//     its flags' status, audited: the audit file holds a record of each flag and override,
+//     and reconciled: it has the audit finalizer and a status of its generation), the API
+//     requests it made (its client-go rest_client_requests_total), its
 //     memory, and the time a change of one flag made halfway through the import takes to
 //     reach a device stream (GET /v1/stream of the manager's evaluator server);
 //   - cold: once the objects exist, a manager and then an evaluator (`flagops evaluator`,
-//     the read-only mode) each start cold: time to Ready (/readyz answers 200), VmRSS at
+//     the read-only mode; -cold chooses) each start cold: time to Ready (/readyz answers 200), VmRSS at
 //     Ready, peak (VmHWM) and steady VmRSS (-settle after Ready), sampled every 250 ms, and
 //     the API requests each made until then.
 //
