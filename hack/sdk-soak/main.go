@@ -48,6 +48,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -197,11 +198,11 @@ func (s *soak) withLog(err error) error {
 	if err == nil || s.srv == nil {
 		return err
 	}
-	log := s.srv.Log.String()
-	if len(log) > 4000 {
-		log = "..." + log[len(log)-4000:]
+	tail := s.srv.Log.String()
+	if len(tail) > 4000 {
+		tail = "..." + tail[len(tail)-4000:]
 	}
-	return fmt.Errorf("%w\nserver log:\n%s", err, log)
+	return fmt.Errorf("%w\nserver log:\n%s", err, tail)
 }
 
 func (s *soak) url() string { return "http://" + s.addr }
@@ -211,14 +212,14 @@ func (s *soak) soak(ctx context.Context) error {
 	if s.o.verbose {
 		level = slog.LevelInfo
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	plog := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer close(stop)
 	defer func() { _ = openfeature.ShutdownWithContext(context.Background()) }() // ends the providers' streams
 	for i := range s.o.providers {
-		p, err := newProbe(i, s.url(), log)
+		p, err := newProbe(i, s.url(), plog)
 		if err != nil {
 			return err
 		}
@@ -473,6 +474,8 @@ func (s *soak) checkpoint(ctx context.Context, label string, seq int, strict boo
 	r.Converge = statsOf(converge)
 	r.Label = label
 	s.sum.checkpoint(*r)
+	log.Printf("%s: reconnect median %.0f ms, stale at READY %d, stale %d, missed %d of %d changes",
+		label, r.Reconnect.Median, r.StaleAtReady, r.Stale, r.Missed, r.Expected)
 	return nil
 }
 
