@@ -675,12 +675,12 @@ func (s *summary) print() {
 	fmt.Printf("%-10s %7s %-7s %5s %6s %6s %16s %6s %6s %6s %6s %20s %6s %9s %9s\n",
 		"checkpoint", "at s", "signal", "wdown", "down s", "served", "reconnect", "atRdy", "stale", "missed", "expect", "converge", "gorout", "heap", "RSS")
 	for _, c := range s.Checkpoints {
-		wd := ""
+		wd, at := "", c.Memory.At // the checkpoint's end; for a restart, its signal
 		if c.Signal != "" {
-			wd = strconv.Itoa(c.Writes)
+			wd, at = strconv.Itoa(c.Writes), c.At
 		}
 		fmt.Printf("%-10s %7.1f %-7s %5s %6.2f %6.2f %16s %6d %6d %6d %6d %20s %6d %9s %9s\n",
-			c.Label, c.Memory.At, c.Signal, wd, c.Down, c.ServerApplied, ms(c.Reconnect), c.StaleAtReady, c.Stale, c.Missed,
+			c.Label, at, c.Signal, wd, c.Down, c.ServerApplied, ms(c.Reconnect), c.StaleAtReady, c.Stale, c.Missed,
 			c.Expected, ms(c.Converge), c.Memory.Goroutines, mib(c.Memory.HeapInuse), mib(c.Memory.RSS))
 	}
 	fmt.Printf("sampled every 5 s: RSS max %s, goroutines %d..%d\n", mib(s.RSSMax), s.Goroutines.Min, s.Goroutines.Max)
