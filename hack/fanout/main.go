@@ -34,13 +34,13 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/flagops/flagops/evaluator"
 	"github.com/flagops/flagops/evaluator/server"
+	"github.com/flagops/flagops/hack/internal/machine"
 )
 
 const (
@@ -324,17 +324,8 @@ func (p *serverProc) mem() (mem, error) {
 	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
 		return mem{}, err
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return mem{}, err
-	}
-	for l := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return mem{rss: kib << 10, heap: m.Heap, stacks: m.Stacks}, err
-		}
-	}
-	return mem{}, errors.New("no VmRSS")
+	rss, err := machine.RSS(p.cmd.Process.Pid)
+	return mem{rss: rss, heap: m.Heap, stacks: m.Stacks}, err
 }
 
 // write makes a store write (or broadcast) and returns its time in the server.
@@ -617,22 +608,9 @@ func median(ss []stats, f func(stats) time.Duration) time.Duration {
 	return v[len(v)/2]
 }
 
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	for l := range strings.SplitSeq(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
 func report(n int, fo, br *result) {
 	fmt.Printf("machine: nproc=%d, cpu=%s, %s, loopback 127.0.0.1; servers and clients share the cores\n",
-		runtime.NumCPU(), cpuModel(), runtime.Version())
+		runtime.NumCPU(), machine.CPUModel(), runtime.Version())
 	fmt.Printf("N=%d streams (GET /v1/stream?userId=u<i>); namespace of 100 flags, 10 with rules\n\n", n)
 
 	perStream := func(a, b int64) float64 { return float64(b-a) / float64(n) / 1024 }

@@ -1,0 +1,69 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package machine describes the machine the hack/ measurements run on, from /proc.
+package machine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// CPUModel returns the first CPU's model name, or "unknown".
+func CPUModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// Describe returns the number of CPUs, the CPU model, the platform and the Go version.
+func Describe() string {
+	return fmt.Sprintf("nproc=%d, cpu=%s, %s/%s, %s", runtime.NumCPU(), CPUModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+// RSS returns the resident set size (VmRSS) of the process pid, in bytes; pid 0 is this
+// process.
+func RSS(pid int) (int64, error) {
+	p := "self"
+	if pid != 0 {
+		p = strconv.Itoa(pid)
+	}
+	b, err := os.ReadFile("/proc/" + p + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("reading VmRSS: %w", err)
+	}
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("reading VmRSS: %w", err)
+			}
+			return kib << 10, nil
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc/" + p + "/status")
+}
