@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 // Command storm simulates, at 1/100 scale, the reconnect storm that follows the restart of
 // one evaluator replica of a fleet behind a Service, on loopback, on this machine:
 //
@@ -38,6 +54,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/flagops/flagops/test/servetest"
 )
 
 // Values of -endpoints.
@@ -149,7 +167,8 @@ func run(c config) error {
 	}
 	defer func() { _ = os.RemoveAll(work) }()
 	if c.flagops == "" {
-		if c.flagops, err = build(ctx, filepath.Join(work, "flagops")); err != nil {
+		c.flagops = filepath.Join(work, "flagops")
+		if err := servetest.BuildTo(c.flagops); err != nil {
 			return err
 		}
 	}
@@ -161,7 +180,7 @@ func run(c config) error {
 		return err
 	}
 
-	fleet, err := startFleet(ctx, c, work, dir)
+	fleet, err := startFleet(c, dir)
 	if err != nil {
 		return err
 	}

@@ -1,13 +1,30 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package main
 
 import (
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/flagops/flagops/hack/internal/machine"
 )
 
 // peakPerWindow is the largest number of times (sorted or not) within any window w.
@@ -63,7 +80,7 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 func (r *result) report(w io.Writer, c config) {
 	p := func(format string, a ...any) { _, _ = fmt.Fprintf(w, format+"\n", a...) }
 	p("machine: nproc=%d, %s, %s; load average before the run (1/5/15 min): %s",
-		runtime.NumCPU(), cpuModel(), runtime.Version(), r.load)
+		runtime.NumCPU(), machine.CPUModel(), runtime.Version(), r.load)
 	p("storm: %d streams over %d replicas (flagops serve --dir, 100 flags), --max-subscribers %d each; replica 0 stopped by %s, down %s, endpoints %s; clients' policy %s; %d changes of %s every %s from the stop",
 		r.n, len(r.perReplicaBefore), c.maxSubscribers, strings.ToUpper("sig"+c.stop), c.down, c.endpoints, c.policy, c.flips, flipKeyName, c.flipEvery)
 	p("streams per replica before: %v; after: %v", r.perReplicaBefore, r.perReplicaAfter)
@@ -102,17 +119,4 @@ func (r *result) report(w io.Writer, c config) {
 		final = "on"
 	}
 	p("missed changes: %d of %d clients do not hold the last value written (%s %s)", r.missed, r.n, flipKeyName, final)
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "cpu unknown"
-	}
-	for l := range strings.SplitSeq(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "cpu unknown"
 }

@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package main
 
 import (
@@ -134,19 +150,15 @@ func storm(ctx context.Context, c config, f *fleet, dir string) (*result, error)
 			victims = append(victims, cl)
 		}
 	}
-	sig := syscall.SIGTERM
-	if c.stop == "kill" {
-		sig = syscall.SIGKILL
-	}
 	if c.endpoints == endpointsReady {
 		f.out.Store(0) // the endpoints controller takes a terminating pod out at once
 	}
-	f.replicas[0].stop(sig)
+	f.replicas[0].stop(c.stop == "term")
 	res.stopped = time.Since(t0)
 	restartDone := make(chan error, 1)
 	go func() {
 		time.Sleep(time.Until(t0.Add(c.down)))
-		err := f.replicas[0].start(ctx)
+		err := f.replicas[0].start()
 		res.restarted = time.Since(t0)
 		f.out.Store(-1) // ready: back in the endpoints
 		restartDone <- err
