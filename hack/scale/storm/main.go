@@ -30,8 +30,8 @@ limitations under the License.
 //     between half and one and a half of it, doubling while attempts fail, up to 30 s, at
 //     least a 503's Retry-After);
 //   - once every client holds current values, replica 0 is stopped (-stop kill: SIGKILL;
-//     term: SIGTERM, which ends its streams after closing the listener, as in a rolling
-//     update) and started again on the same port after -down. From the stop on, FlipKey is
+//     term: SIGINT, which serve handles as SIGTERM: it ends its streams after closing the
+//     listener, as in a rolling update) and started again on the same port after -down. From the stop on, FlipKey is
 //     flipped -flips times, every -flip-every, by rewriting its manifest (both replicas
 //     watch the directory).
 //
@@ -85,7 +85,7 @@ func main() {
 	flag.IntVar(&c.replicas, "replicas", 2, "number of flagops serve replicas")
 	flag.StringVar(&c.flagops, "flagops", "", "flagops binary; empty builds ./cmd/flagops")
 	flag.IntVar(&c.maxSubscribers, "max-subscribers", 0, "--max-subscribers of each replica; 0 means -n (a replica can hold every stream)")
-	flag.StringVar(&c.stop, "stop", "term", "how replica 0 stops: term (SIGTERM, graceful) or kill (SIGKILL)")
+	flag.StringVar(&c.stop, "stop", "term", "how replica 0 stops: term (graceful: SIGINT, which serve handles as SIGTERM) or kill (SIGKILL)")
 	flag.DurationVar(&c.down, "down", 5*time.Second, "time replica 0 stays down before it starts again")
 	flag.StringVar(&c.policy, "policy", "sdk", "clients' reconnection policy: sdk or retry")
 	flag.StringVar(&c.endpoints, "endpoints", endpointsReady, "the Service's endpoints while replica 0 is down: ready (it is taken out at its stop, as a terminating pod is) or all (attempts still reach it and are refused, as with a crashed pod before its readiness probe fails)")

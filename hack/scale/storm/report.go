@@ -21,7 +21,6 @@ import (
 	"io"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/flagops/flagops/hack/internal/machine"
@@ -82,7 +81,7 @@ func (r *result) report(w io.Writer, c config) {
 	p("machine: nproc=%d, %s, %s; load average before the run (1/5/15 min): %s",
 		runtime.NumCPU(), machine.CPUModel(), runtime.Version(), r.load)
 	p("storm: %d streams over %d replicas (flagops serve --dir, 100 flags), --max-subscribers %d each; replica 0 stopped by %s, down %s, endpoints %s; clients' policy %s; %d changes of %s every %s from the stop",
-		r.n, len(r.perReplicaBefore), c.maxSubscribers, strings.ToUpper("sig"+c.stop), c.down, c.endpoints, c.policy, c.flips, flipKeyName, c.flipEvery)
+		r.n, len(r.perReplicaBefore), c.maxSubscribers, map[string]string{"term": "SIGINT (graceful)", "kill": "SIGKILL"}[c.stop], c.down, c.endpoints, c.policy, c.flips, flipKeyName, c.flipEvery)
 	p("streams per replica before: %v; after: %v", r.perReplicaBefore, r.perReplicaAfter)
 	p("")
 	p("replica 0 exited %s after its signal; ready again at %s", secs(r.stopped), secs(r.restarted))
