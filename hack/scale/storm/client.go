@@ -88,6 +88,8 @@ type client struct {
 	url    func(replica int) string
 	policy string
 	rec    *recorder
+	// limit, when set, is the simulated accept-rate limit.
+	limit atomic.Pointer[acceptLimit]
 
 	lastID string // the ID of the last event applied
 	retry  time.Duration
@@ -124,6 +126,8 @@ func (c *client) run(ctx context.Context, hc *http.Client, pick func() int, firs
 	}
 }
 
+func (c *client) setLimit(l *acceptLimit) { c.limit.Store(l) }
+
 // connect opens one stream to replica r and applies its events until it ends. synced
 // reports whether the client had current values on it; retryAfter is a 503's Retry-After.
 func (c *client) connect(ctx context.Context, hc *http.Client, r int, onSync func()) (synced bool, retryAfter time.Duration) {
@@ -133,6 +137,12 @@ func (c *client) connect(ctx context.Context, hc *http.Client, r int, onSync fun
 	}
 	if c.lastID != "" {
 		req.Header.Set("Last-Event-ID", c.lastID)
+	}
+	if l := c.limit.Load(); l != nil {
+		if ok, ra := l.admit(r); !ok {
+			c.rec.rejected(r)
+			return false, ra
+		}
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -75,6 +75,8 @@ type config struct {
 	flips          int
 	flipEvery      time.Duration
 	sources        int
+	acceptRate     float64
+	limitJitter    bool
 	settle         time.Duration
 	timeout        time.Duration
 }
@@ -91,6 +93,8 @@ func main() {
 	flag.StringVar(&c.endpoints, "endpoints", endpointsReady, "the Service's endpoints while replica 0 is down: ready (it is taken out at its stop, as a terminating pod is) or all (attempts still reach it and are refused, as with a crashed pod before its readiness probe fails)")
 	flag.IntVar(&c.flips, "flips", 10, "changes of "+flipKeyName+" made from the stop on")
 	flag.DurationVar(&c.flipEvery, "flip-every", 500*time.Millisecond, "interval of the changes")
+	flag.Float64Var(&c.acceptRate, "accept-rate", 0, "simulated per-replica accept-rate limit, streams a second (burst as many), counted from the stop; beyond it a stream gets a 503 with Retry-After 3 s, as a full replica answers. 0: none (the evaluator has none)")
+	flag.BoolVar(&c.limitJitter, "accept-rate-jitter", false, "draw the simulated limit's Retry-After between 3 s and 6 s")
 	flag.IntVar(&c.sources, "sources", 8, "loopback source addresses 127.0.0.2.. the clients dial from (ephemeral ports)")
 	flag.DurationVar(&c.settle, "settle", 60*time.Second, "how long to wait, after the storm, for every client to hold the last change")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "overall timeout")
@@ -121,6 +125,8 @@ func (c *config) check() error {
 		return fmt.Errorf("-sources: %d is not within 1..250", c.sources)
 	case c.maxSubscribers < 0:
 		return fmt.Errorf("-max-subscribers: %d is negative", c.maxSubscribers)
+	case c.acceptRate < 0:
+		return fmt.Errorf("-accept-rate: %g is negative", c.acceptRate)
 	case c.flips < 1:
 		return fmt.Errorf("-flips: %d; at least one change must be made during the storm", c.flips)
 	}

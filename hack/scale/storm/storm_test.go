@@ -185,3 +185,55 @@ func TestFleetPick(t *testing.T) {
 		t.Errorf("with replica 1 out, picked %v, want 0 and 2 only", seen)
 	}
 }
+
+func TestAcceptLimit(t *testing.T) {
+	now := time.Unix(0, 0)
+	l := newAcceptLimit(2, 10, 3*time.Second, false)
+	l.now = func() time.Time { return now }
+	for i := range 10 { // the burst
+		if ok, _ := l.admit(0); !ok {
+			t.Fatalf("stream %d of the burst refused", i)
+		}
+	}
+	if ok, ra := l.admit(0); ok || ra != 3*time.Second {
+		t.Errorf("11th stream at once: admitted %v, Retry-After %s; want refused, 3s", ok, ra)
+	}
+	if ok, _ := l.admit(1); !ok {
+		t.Error("replica 1 refused a stream: each replica has its own bucket")
+	}
+	now = now.Add(250 * time.Millisecond) // 2.5 tokens
+	for i := range 2 {
+		if ok, _ := l.admit(0); !ok {
+			t.Fatalf("stream %d after 250 ms refused", i)
+		}
+	}
+	if ok, _ := l.admit(0); ok {
+		t.Error("a third stream after 250 ms at 10/s admitted")
+	}
+	now = now.Add(time.Hour) // the bucket holds one burst, no more
+	n := 0
+	for {
+		if ok, _ := l.admit(0); !ok {
+			break
+		}
+		n++
+	}
+	if n != 10 {
+		t.Errorf("after an hour idle, %d streams admitted at once, want the burst, 10", n)
+	}
+
+	j := newAcceptLimit(1, 1, 3*time.Second, true)
+	j.now = func() time.Time { return now }
+	j.admit(0)
+	seen := map[time.Duration]bool{}
+	for range 200 {
+		_, ra := j.admit(0)
+		if ra < 3*time.Second || ra > 6*time.Second {
+			t.Fatalf("jittered Retry-After %s, want within [3s, 6s]", ra)
+		}
+		seen[ra] = true
+	}
+	if len(seen) < 2 {
+		t.Error("jittered Retry-After is always the same")
+	}
+}
