@@ -36,6 +36,9 @@ import (
 const (
 	policySDK   = "sdk"
 	policyRetry = "retry"
+	// policySDK503 is policySDK except after a 503: it waits the Retry-After drawn between
+	// it and twice it, and does not double its back-off (another replica may have room).
+	policySDK503 = "sdk-503"
 )
 
 const (
@@ -51,7 +54,7 @@ const (
 func delay(policy string, attempt int, retry, retryAfter time.Duration) time.Duration {
 	var d time.Duration
 	switch policy {
-	case policySDK:
+	case policySDK, policySDK503:
 		// sdk/go's Backoff: at once, then lo doubling up to hi, drawn in [d/2, d].
 		if attempt > 0 {
 			d = doubled(sdkMinBackoff, attempt-1)
@@ -66,6 +69,16 @@ func delay(policy string, attempt int, retry, retryAfter time.Duration) time.Dur
 		d = d/2 + rand.N(d+1)
 	}
 	return max(d, retryAfter)
+}
+
+// next returns the wait before the next attempt and the number of that attempt, after
+// attempt number attempt, given the stream's last retry field and a 503's Retry-After
+// (0 when none).
+func next(policy string, attempt int, retry, retryAfter time.Duration) (time.Duration, int) {
+	if policy == policySDK503 && retryAfter > 0 {
+		return retryAfter + rand.N(retryAfter+1), attempt
+	}
+	return delay(policy, attempt, retry, retryAfter), attempt + 1
 }
 
 // doubled is d doubled n times, at most maxBackoff.
@@ -112,8 +125,8 @@ func (c *client) run(ctx context.Context, hc *http.Client, pick func() int, firs
 		if synced {
 			attempt = 0
 		}
-		d := delay(c.policy, attempt, c.retry, retryAfter)
-		attempt++
+		var d time.Duration
+		d, attempt = next(c.policy, attempt, c.retry, retryAfter)
 		if d == 0 {
 			continue
 		}

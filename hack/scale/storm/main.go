@@ -21,19 +21,21 @@ limitations under the License.
 //     the 100-flag bench namespace (hack/internal/benchns), each on its own loopback port;
 //   - N native stream clients (default 10,000), GET /v1/stream?userId=u<i>, each connection
 //     attempt sent to a replica drawn at random among the Service's endpoints (-endpoints
-//     says whether a stopped replica is among them), as a Service's proxy does. A client keeps
-//     the ID of the last event it applied and sends it as Last-Event-ID when it reconnects,
-//     and waits between attempts by one of two policies (-policy):
+//     says whether a stopped replica is among them), as a Service's proxy does. A client
+//     keeps the ID of the last event it applied and sends it as Last-Event-ID when it reconnects,
+//     and waits between attempts by one of three policies (-policy):
 //     sdk, the Go provider's back-off (docs/sdk.md: at once, then 500 ms doubling up to
 //     30 s, each delay drawn between half and all of it, at least a 503's Retry-After);
 //     retry, an EventSource that honours the stream's `retry:` field with jitter (drawn
 //     between half and one and a half of it, doubling while attempts fail, up to 30 s, at
-//     least a 503's Retry-After);
+//     least a 503's Retry-After); sdk-503, sdk except that a 503 does not double the
+//     back-off: the client waits the Retry-After drawn between it and twice it;
 //   - once every client holds current values, replica 0 is stopped (-stop kill: SIGKILL;
 //     term: SIGINT, which serve handles as SIGTERM: it ends its streams after closing the
-//     listener, as in a rolling update) and started again on the same port after -down. From the stop on, FlipKey is
-//     flipped -flips times, every -flip-every, by rewriting its manifest (both replicas
-//     watch the directory).
+//     listener, as in a rolling update) and started again on the same port after -down.
+//     From the stop on, FlipKey is flipped -flips times, every -flip-every, by rewriting
+//     its manifest (both replicas watch the directory). -accept-rate simulates a
+//     per-replica accept-rate limit in front of the replicas.
 //
 // It reports the time from the stop until every client holds current values again, each
 // client's time without current values, accepted streams (200) and 503s per replica and
@@ -89,7 +91,7 @@ func main() {
 	flag.IntVar(&c.maxSubscribers, "max-subscribers", 0, "--max-subscribers of each replica; 0 means -n (a replica can hold every stream)")
 	flag.StringVar(&c.stop, "stop", "term", "how replica 0 stops: term (graceful: SIGINT, which serve handles as SIGTERM) or kill (SIGKILL)")
 	flag.DurationVar(&c.down, "down", 5*time.Second, "time replica 0 stays down before it starts again")
-	flag.StringVar(&c.policy, "policy", "sdk", "clients' reconnection policy: sdk or retry")
+	flag.StringVar(&c.policy, "policy", "sdk", "clients' reconnection policy: sdk, retry or sdk-503")
 	flag.StringVar(&c.endpoints, "endpoints", endpointsReady, "the Service's endpoints while replica 0 is down: ready (it is taken out at its stop, as a terminating pod is) or all (attempts still reach it and are refused, as with a crashed pod before its readiness probe fails)")
 	flag.IntVar(&c.flips, "flips", 10, "changes of "+flipKeyName+" made from the stop on")
 	flag.DurationVar(&c.flipEvery, "flip-every", 500*time.Millisecond, "interval of the changes")
@@ -117,8 +119,8 @@ func (c *config) check() error {
 		return fmt.Errorf("-replicas: %d; the storm needs a survivor, at least 2", c.replicas)
 	case c.stop != "term" && c.stop != "kill":
 		return fmt.Errorf("-stop: %q is neither term nor kill", c.stop)
-	case c.policy != policySDK && c.policy != policyRetry:
-		return fmt.Errorf("-policy: %q is neither %s nor %s", c.policy, policySDK, policyRetry)
+	case c.policy != policySDK && c.policy != policyRetry && c.policy != policySDK503:
+		return fmt.Errorf("-policy: %q is none of %s, %s and %s", c.policy, policySDK, policyRetry, policySDK503)
 	case c.endpoints != endpointsReady && c.endpoints != endpointsAll:
 		return fmt.Errorf("-endpoints: %q is neither %s nor %s", c.endpoints, endpointsReady, endpointsAll)
 	case c.sources < 1 || c.sources > 250:

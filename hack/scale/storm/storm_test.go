@@ -237,3 +237,44 @@ func TestAcceptLimit(t *testing.T) {
 		t.Error("jittered Retry-After is always the same")
 	}
 }
+
+// TestRunSDK503: with sdk-503, a client refused with a 503 waits the Retry-After drawn
+// between it and twice it, without doubling its back-off; with sdk, the back-off doubles.
+func TestRunSDK503(t *testing.T) {
+	for _, tt := range []struct {
+		policy string
+		lo, hi time.Duration
+	}{
+		{policySDK503, 3 * time.Second, 6 * time.Second},
+		{policySDK, 3 * time.Second, 3 * time.Second}, // attempts 1..3: max(≤ 2 s back-off, 3 s)
+	} {
+		t.Run(tt.policy, func(t *testing.T) {
+			waits := waitsAfter503s(tt.policy, 3)
+			for i, d := range waits {
+				if d < tt.lo || d > tt.hi {
+					t.Errorf("wait %d after a 503 = %s, want within [%s, %s]", i, d, tt.lo, tt.hi)
+				}
+			}
+		})
+	}
+	// After many 503s, sdk has doubled up to 30 s; sdk-503 still waits 3-6 s.
+	if w := waitsAfter503s(policySDK, 12); w[11] < 15*time.Second {
+		t.Errorf("sdk's 12th wait after 503s = %s, want its back-off, at least 15 s", w[11])
+	}
+	if w := waitsAfter503s(policySDK503, 12); w[11] > 6*time.Second {
+		t.Errorf("sdk-503's 12th wait after 503s = %s, want at most 6 s", w[11])
+	}
+}
+
+// waitsAfter503s returns the waits of a client whose first k attempts after a drop all
+// got a 503 with Retry-After 3 s.
+func waitsAfter503s(policy string, k int) []time.Duration {
+	var waits []time.Duration
+	attempt := 0
+	for range k {
+		var d time.Duration
+		d, attempt = next(policy, attempt, 0, 3*time.Second)
+		waits = append(waits, d)
+	}
+	return waits
+}
