@@ -169,6 +169,9 @@ func StartProcess(bin, dir, addr string, extra ...string) (*Server, error) {
 	}
 }
 
+// Pid is the server's process ID.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Stop interrupts the server and waits for it to exit; it may be called more than once.
 func (s *Server) Stop() { s.end(os.Interrupt) }
 

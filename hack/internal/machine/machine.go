@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // CPUModel returns the first CPU's model name, or "unknown".
@@ -66,4 +67,29 @@ func RSS(pid int) (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmRSS in /proc/" + p + "/status")
+}
+
+// clockTick is USER_HZ, the unit of the times in /proc/<pid>/stat: 100 on Linux.
+const clockTick = 10 * time.Millisecond
+
+// CPU returns the CPU time (user and system) the process pid has used.
+func CPU(pid int) (time.Duration, error) {
+	p := "/proc/" + strconv.Itoa(pid) + "/stat"
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0, fmt.Errorf("reading CPU time: %w", err)
+	}
+	// The fields after the command name (which may hold spaces) start with the state,
+	// field 3; utime and stime are fields 14 and 15.
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("%s: %d fields", p, len(fields))
+	}
+	ut, err1 := strconv.ParseInt(fields[11], 10, 64)
+	st, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("%s: %w", p, err)
+	}
+	return time.Duration(ut+st) * clockTick, nil
 }
