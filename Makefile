@@ -198,6 +198,13 @@ test: manifests generate fmt vet helm kustomize kubectl krew $(OFREP_HARNESS) $(
 demo: ## Run flagops on a local control plane (CRDs, webhooks, manager, samples) and print commands to try; Ctrl-C stops it.
 	@assets="$$(hack/setup-envtest.sh)"; KUBEBUILDER_ASSETS="$$assets" $(GO) run ./hack/demo
 
+# Flags of `make scale`, e.g. make scale SCALE_ARGS="-n 10000 -devices 1000".
+SCALE_ARGS ?= -out scale.json
+
+.PHONY: scale
+scale: ## Measure flagops with 100,000 overrides on envtest (hack/scale, docs/capacity.md); not part of `make test`.
+	@assets="$$(hack/setup-envtest.sh)"; KUBEBUILDER_ASSETS="$$assets" nice -n 10 $(GO) run ./hack/scale $(SCALE_ARGS)
+
 .PHONY: bench
 bench: ## Run the Go benchmarks (speed targets live here, never in unit tests).
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) $(PKGS)

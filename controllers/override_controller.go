@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
@@ -76,6 +77,14 @@ func (o override) metricKind() string {
 	}
 	return "user"
 }
+
+// overrideWorkers is how many overrides of one kind the OverrideReconciler reconciles at
+// once. Each new override costs two writes (the finalizer, then the status), so one worker
+// made a bulk import wait on the API server's round trips one override at a time: about 33
+// overrides a second on envtest, an hour for 100,000 (hack/scale, docs/capacity.md). One
+// object is never reconciled by two workers at once, and a reconcile shares nothing but the
+// store's snapshots and the clients, so the workers need no lock.
+const overrideWorkers = 16
 
 // OverrideReconciler runs on the elected leader. It holds the audit finalizer, audits every
 // change, reports status and events, and cleans up expired overrides.
@@ -382,6 +391,7 @@ func (r *OverrideReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(r.Kind.NewObject()).
 		Named(strings.ToLower(string(r.Kind))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: overrideWorkers}).
 		WatchesRawSource(&storeSource{syncer: r.Syncer, kind: r.Kind, reader: mgr.GetCache(), requests: overridesOfChange(mgr.GetCache(), r.Kind)}).
 		Complete(r)
 }

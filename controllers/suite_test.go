@@ -131,6 +131,8 @@ type managerConfig struct {
 	sink *audit.Memory
 	// leaderElection, when set, is the lease name; the manager then competes for leadership.
 	leaderElection string
+	// newClient, when set, creates the manager's client (to intercept its writes).
+	newClient client.NewClientFunc
 }
 
 // startManager starts a manager with every flagops controller against the test API server,
@@ -169,6 +171,7 @@ func startManager(ctx context.Context, mc managerConfig) *testManager {
 		o.RenewDeadline = ptr.To(time.Second)
 		o.RetryPeriod = ptr.To(100 * time.Millisecond)
 	}
+	o.NewClient = mc.newClient
 	mgr, err := ctrl.NewManager(cfg, o)
 	Expect(err).NotTo(HaveOccurred())
 	m := &testManager{store: evaluator.NewStore(), audit: mc.sink, elected: mgr.Elected()}

@@ -45,6 +45,7 @@ type evaluatorOptions struct {
 	evaluatorAddr    string
 	metricsAddr      string
 	probeAddr        string
+	pprofAddr        string
 	access           deviceAccess
 	streams          streamLimits
 	zap              zap.Options
@@ -65,6 +66,8 @@ func parseEvaluatorFlags(args []string, stdout, stderr io.Writer) (*evaluatorOpt
 		"Address a separate /healthz and /readyz probe server binds to, for the kubelet. Use 0 to disable it; the evaluator serves both paths too.")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "0",
 		"Address the Prometheus metrics endpoint (plain HTTP, /metrics) binds to, e.g. :8082. Use 0 to disable it.")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "0",
+		"Address Go's profiling endpoints (/debug/pprof/, plain HTTP, unauthenticated) bind to, e.g. 127.0.0.1:6060, for measuring it (hack/scale). Use 0, the default, to disable them.")
 	o.access.bind(fs)
 	o.streams.bind(fs)
 	o.zap.BindFlags(fs)
@@ -152,6 +155,7 @@ func (o *evaluatorOptions) serving() servingConfig {
 		evaluatorAddr:    o.evaluatorAddr,
 		metricsAddr:      o.metricsAddr,
 		probeAddr:        o.probeAddr,
+		pprofAddr:        o.pprofAddr,
 		access:           &o.access,
 		streams:          &o.streams,
 	}
@@ -166,8 +170,10 @@ type servingConfig struct {
 	// evaluatorAddr, metricsAddr and probeAddr are the listeners' addresses; "0" disables
 	// metrics and the probe server.
 	evaluatorAddr, metricsAddr, probeAddr string
-	access                                *deviceAccess
-	streams                               *streamLimits
+	// pprofAddr is the address of the profiling endpoints; empty or "0" disables them.
+	pprofAddr string
+	access    *deviceAccess
+	streams   *streamLimits
 }
 
 // newServingManager returns the manager of `flagops evaluator` and `flagops sidecar`: the
@@ -188,6 +194,7 @@ func newServingManager(cfg *rest.Config, c servingConfig, ln net.Listener) (ctrl
 		Scheme:                 newScheme(),
 		Metrics:                metricsserver.Options{BindAddress: c.metricsAddr},
 		HealthProbeBindAddress: c.probeAddr,
+		PprofBindAddress:       c.pprofAddr,
 		Cache: cache.Options{
 			DefaultNamespaces: namespaces,
 			DefaultTransform:  controllers.StripForCache,

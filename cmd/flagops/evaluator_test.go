@@ -66,7 +66,7 @@ func TestParseEvaluatorFlags(t *testing.T) {
 			}
 			c := o.serving()
 			if !slices.Equal(c.namespaces, o.namespaces) || c.defaultNamespace != o.defaultNamespace || c.evaluatorAddr != o.evaluatorAddr ||
-				c.probeAddr != ":8081" || c.metricsAddr != "0" || c.access != &o.access {
+				c.probeAddr != ":8081" || c.metricsAddr != "0" || c.pprofAddr != "0" || c.access != &o.access {
 				t.Errorf("serving() = %+v does not carry the options", c)
 			}
 		})

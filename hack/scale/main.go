@@ -1,0 +1,408 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command scale measures flagops with many overrides on envtest (a real kube-apiserver and
+// etcd; KUBEBUILDER_ASSETS must point at them), issue 16 part 1. It builds cmd/flagops and
+// starts it as a user would, a separate process with a kubeconfig, and creates -flags
+// Boolean flags, -n UserFlagOverrides and -devices DeviceFlagOverrides (two entries each)
+// in one namespace from -c client workers, as fast as the API server accepts them. Each
+// phase of -phases measures one thing:
+//
+//   - eval: `go test -bench BenchmarkManyOverrides ./evaluator`, the evaluation cost of
+//     200 flags with 100,000 user and 10,000 device overrides against none, for random
+//     principals, and the ratio of the two (same run);
+//   - leader: a manager (`flagops manager`, the only replica, so the leader) runs during the
+//     import: the time from the first create until it is quiet (every override counted in
+//     its flags' status and audited: the audit file holds a record of each flag and
+//     override), the API requests it made (its client-go rest_client_requests_total), its
+//     memory, and the time a change of one flag made halfway through the import takes to
+//     reach a device stream (GET /v1/stream of the manager's evaluator server);
+//   - cold: once the objects exist, a manager and then an evaluator (`flagops evaluator`,
+//     the read-only mode) each start cold: time to Ready (/readyz answers 200), VmRSS at
+//     Ready, peak (VmHWM) and steady VmRSS (-settle after Ready), sampled every 250 ms, and
+//     the API requests each made until then.
+//
+// Without the leader phase the objects are created with no manager running. It prints a
+// summary and writes the figures as JSON to -out. With -profile, the cold evaluator runs
+// with --pprof-bind-address, and its CPU profile of the first 30 s and its heap profile
+// after -settle are written there (go tool pprof reads them).
+//
+//	KUBEBUILDER_ASSETS=... go run ./hack/scale -n 10000 -devices 1000 -out scale.json
+package main
+
+import (
+	"bufio"
+	"context"
+	"debug/buildinfo"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/flagops/flagops/test/testenv"
+)
+
+// params are the harness's flags.
+type params struct {
+	Flags     int           `json:"flags"`
+	Users     int           `json:"userOverrides"`
+	Devices   int           `json:"deviceOverrides"`
+	Workers   int           `json:"workers"`
+	Phases    []string      `json:"phases"`
+	Settle    time.Duration `json:"settleNs"`
+	BenchTime string        `json:"benchtime"`
+	// Evaluators, Changes and Idle shape the fleet phase.
+	Evaluators int           `json:"evaluators"`
+	Changes    int           `json:"changes"`
+	Idle       time.Duration `json:"idleNs"`
+	// ProfileDir, when set, receives the cold evaluator's CPU profile of its first 30 s and
+	// its heap profile after -settle, from its --pprof-bind-address.
+	ProfileDir string `json:"profileDir,omitempty"`
+}
+
+// report is the JSON of -out.
+type report struct {
+	Params   params        `json:"params"`
+	Machine  machine       `json:"machine"`
+	Eval     *evalResult   `json:"eval,omitempty"`
+	Populate *populated    `json:"populate,omitempty"`
+	Leader   *leaderResult `json:"leader,omitempty"`
+	Cold     []coldResult  `json:"cold,omitempty"`
+	Fleet    []fleetRound  `json:"fleet,omitempty"`
+}
+
+type machine struct {
+	NProc     int    `json:"nproc"`
+	CPU       string `json:"cpu"`
+	GoVersion string `json:"goVersion"`
+	// FlagopsGo is the Go version the flagops binary was built with.
+	FlagopsGo  string `json:"flagopsGoVersion,omitempty"`
+	LoadBefore string `json:"loadBefore"`
+	LoadAfter  string `json:"loadAfter"`
+}
+
+func main() {
+	var p params
+	var phases string
+	flag.IntVar(&p.Flags, "flags", 200, "FeatureFlags to create")
+	flag.IntVar(&p.Users, "n", 100_000, "UserFlagOverrides to create (two entries each)")
+	flag.IntVar(&p.Devices, "devices", 10_000, "DeviceFlagOverrides to create (two entries each)")
+	flag.IntVar(&p.Workers, "c", 16, "concurrent client workers creating the objects")
+	flag.StringVar(&phases, "phases", "eval,leader,cold", "comma-separated phases to run: eval, leader, cold, fleet")
+	flag.IntVar(&p.Evaluators, "evaluators", 20, "the fleet phase's evaluators (after a round with one)")
+	flag.IntVar(&p.Changes, "changes", 1000, "the fleet phase's flag changes per round, one at a time")
+	flag.DurationVar(&p.Idle, "idle", 30*time.Second, "how long the fleet phase measures the API server with the fleet idle")
+	flag.DurationVar(&p.Settle, "settle", 20*time.Second, "how long after Ready a cold process runs before its steady VmRSS is read")
+	flag.StringVar(&p.BenchTime, "benchtime", "2s", "-benchtime of the eval phase")
+	timeout := flag.Duration("timeout", 90*time.Minute, "overall timeout")
+	root := flag.String("root", ".", "repository root (for the CRDs, cmd/flagops and ./evaluator)")
+	bin := flag.String("bin", "", "a flagops binary to run; empty builds cmd/flagops")
+	out := flag.String("out", "", "write the figures as JSON to this file")
+	flag.StringVar(&p.ProfileDir, "profile", "", "write the cold evaluator's CPU profile (its first 30 s) and heap profile (after -settle) to this directory")
+	flag.Parse()
+	p.Phases = strings.Split(phases, ",")
+	for _, ph := range p.Phases {
+		if !slices.Contains([]string{"eval", "leader", "cold", "fleet"}, ph) {
+			fail(2, fmt.Errorf("-phases: unknown phase %q (eval, leader, cold, fleet)", ph))
+		}
+	}
+	if p.Flags < 2 || p.Users < 0 || p.Devices < 0 || p.Users+p.Devices < 2 || p.Workers < 1 {
+		fail(2, errors.New("-flags must be at least 2, -n and -devices at least 0 and together at least 2, -c at least 1"))
+	}
+	if p.Evaluators < 1 || p.Changes < 1 || p.Idle <= 0 {
+		fail(2, errors.New("-evaluators and -changes must be at least 1, -idle positive"))
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, *timeout)
+	defer cancelTimeout()
+	r, err := run(ctx, p, filepath.Clean(*root), *bin)
+	if r != nil {
+		r.Machine.LoadAfter = loadavg()
+		printReport(r)
+		if *out != "" {
+			if werr := writeJSON(*out, r); werr != nil && err == nil {
+				err = werr
+			}
+		}
+	}
+	if err != nil {
+		fail(1, err)
+	}
+}
+
+func fail(code int, err error) {
+	fmt.Fprintln(os.Stderr, "scale:", err)
+	os.Exit(code)
+}
+
+func run(ctx context.Context, p params, root, bin string) (*report, error) {
+	r := &report{Params: p, Machine: machine{NProc: runtime.NumCPU(), CPU: cpuModel(), GoVersion: runtime.Version(), LoadBefore: loadavg()}}
+	has := func(ph string) bool { return slices.Contains(p.Phases, ph) }
+	if has("eval") {
+		ev, err := runEval(ctx, root, p.BenchTime)
+		if err != nil {
+			return r, err
+		}
+		r.Eval = ev
+	}
+	if !has("leader") && !has("cold") && !has("fleet") {
+		return r, nil
+	}
+	dir, err := os.MkdirTemp("", "flagops-scale-")
+	if err != nil {
+		return r, err
+	}
+	fmt.Fprintln(os.Stderr, "scale: logs and audit files in", dir)
+	if bin == "" {
+		bin = filepath.Join(dir, "flagops")
+		fmt.Fprintln(os.Stderr, "scale: building cmd/flagops")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/flagops")
+		build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return r, fmt.Errorf("failed to build cmd/flagops: %w", err)
+		}
+	}
+
+	if info, err := buildinfo.ReadFile(bin); err == nil {
+		r.Machine.FlagopsGo = info.GoVersion
+	}
+
+	env := testenv.New(root)
+	cfg, err := env.Start()
+	if err != nil {
+		return r, fmt.Errorf("failed to start envtest: %w", err)
+	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "scale: failed to stop envtest:", err)
+		}
+	}()
+	kubeconfig, err := writeKubeconfig(env, dir)
+	if err != nil {
+		return r, err
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = -1, 0 // as fast as the API server accepts
+	h, err := newHarness(cfg, p, bin, kubeconfig, dir)
+	if err != nil {
+		return r, err
+	}
+	if err := h.prepare(ctx); err != nil {
+		return r, err
+	}
+	if has("leader") {
+		l, pop, err := h.leader(ctx)
+		r.Populate, r.Leader = pop, l
+		if err != nil {
+			return r, err
+		}
+	} else {
+		fmt.Fprintf(os.Stderr, "scale: creating %d user and %d device overrides\n", p.Users, p.Devices)
+		pop, err := h.populate(ctx, nil)
+		r.Populate = pop
+		if err != nil {
+			return r, err
+		}
+	}
+	if has("cold") {
+		for _, kind := range []string{"manager", "evaluator"} {
+			c, err := h.cold(ctx, kind)
+			if err != nil {
+				return r, err
+			}
+			r.Cold = append(r.Cold, *c)
+		}
+	}
+	if has("fleet") {
+		rounds, err := h.fleet(ctx)
+		r.Fleet = rounds
+		if err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// writeKubeconfig writes a kubeconfig of an envtest admin user for the flagops processes.
+func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
+	user, err := env.AddUser(envtest.User{Name: "scale-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", fmt.Errorf("failed to add the kubeconfig user: %w", err)
+	}
+	b, err := user.KubeConfig()
+	if err != nil {
+		return "", fmt.Errorf("failed to write the kubeconfig: %w", err)
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	return path, os.WriteFile(path, b, 0o600)
+}
+
+// apiserverRequests returns the API server's apiserver_request_total by verb, resource and
+// subresource.
+func apiserverRequests(ctx context.Context, cs kubernetes.Interface) (map[string]int64, error) {
+	b, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the API server's metrics: %w", err)
+	}
+	return counters(string(b), "apiserver_request_total", "verb", "resource", "subresource"), nil
+}
+
+// ---- eval ----
+
+type evalResult struct {
+	Command string             `json:"command"`
+	NsPerOp map[string]float64 `json:"nsPerOp"`
+	// RatioOne and RatioAll are the 100k figure over the empty one, for one flag and for
+	// all flags of a context.
+	RatioOne float64 `json:"ratioOne"`
+	RatioAll float64 `json:"ratioAll"`
+}
+
+var benchLine = regexp.MustCompile(`^BenchmarkManyOverrides/(\S+?)(-\d+)?\s+\d+\s+([\d.]+) ns/op`)
+
+func runEval(ctx context.Context, root, benchtime string) (*evalResult, error) {
+	args := []string{"test", "-run", "^$", "-bench", "^BenchmarkManyOverrides$", "-benchmem", "-benchtime", benchtime, "./evaluator"}
+	fmt.Fprintln(os.Stderr, "scale: go", strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir, cmd.Stderr = root, os.Stderr
+	b, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("the evaluation benchmark failed: %w\n%s", err, b)
+	}
+	ev := &evalResult{Command: "go " + strings.Join(args, " "), NsPerOp: map[string]float64{}}
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	for sc.Scan() {
+		if m := benchLine.FindStringSubmatch(sc.Text()); m != nil {
+			v, _ := strconv.ParseFloat(m[3], 64)
+			ev.NsPerOp[m[1]] = v
+		}
+	}
+	ratio := func(a, b string) float64 {
+		if ev.NsPerOp[b] == 0 {
+			return 0
+		}
+		return ev.NsPerOp[a] / ev.NsPerOp[b]
+	}
+	ev.RatioOne, ev.RatioAll = ratio("one/100k", "one/empty"), ratio("all/100k", "all/empty")
+	if len(ev.NsPerOp) != 4 {
+		return ev, fmt.Errorf("the evaluation benchmark printed %d results, want 4:\n%s", len(ev.NsPerOp), b)
+	}
+	return ev, nil
+}
+
+// ---- output ----
+
+func printReport(r *report) {
+	p := r.Params
+	fmt.Printf("machine            %d CPUs, %s, harness %s, flagops %s; load before %s, after %s\n",
+		r.Machine.NProc, r.Machine.CPU, r.Machine.GoVersion, r.Machine.FlagopsGo, r.Machine.LoadBefore, r.Machine.LoadAfter)
+	if ev := r.Eval; ev != nil {
+		fmt.Printf("eval               %s\n", ev.Command)
+		fmt.Printf("  one flag         empty %.1f ns/op, 100k %.1f ns/op, ratio %.2f\n", ev.NsPerOp["one/empty"], ev.NsPerOp["one/100k"], ev.RatioOne)
+		fmt.Printf("  all flags        empty %.0f ns/op, 100k %.0f ns/op, ratio %.2f\n", ev.NsPerOp["all/empty"], ev.NsPerOp["all/100k"], ev.RatioAll)
+	}
+	if pop := r.Populate; pop != nil {
+		fmt.Printf("objects            %d flags, %d user and %d device overrides (2 entries each), %d workers\n", p.Flags, p.Users, p.Devices, p.Workers)
+		fmt.Printf("create             %.1f s (%.0f overrides/s)\n", pop.Seconds, pop.PerSecond)
+	}
+	if l := r.Leader; l != nil {
+		fmt.Printf("leader             counted %.1f s, audited %.1f s, every override reconciled %.1f s, quiet %.1f s after the first create (%d audit records)\n",
+			l.CountedSeconds, l.AuditedSeconds, l.ReconciledSeconds, l.QuietSeconds, l.AuditRecords)
+		fmt.Printf("  flag change      reached the device stream in %.3f s (within 1 s: %t), %.0f%% through the import\n", l.FlipSeconds, l.FlipWithin1s, 100*l.FlipAt)
+		fmt.Printf("  requests         manager %s; API server (all clients) %s\n", fmtCounts(l.ClientRequests), fmtCounts(l.APIServerRequests))
+		fmt.Printf("  memory           VmRSS %.0f MB when quiet, peak %.0f MB\n", l.RSSMB, l.PeakRSSMB)
+	}
+	for _, c := range r.Cold {
+		fmt.Printf("cold %-13s ready %.1f s, VmRSS %.0f MB at ready, %.0f MB after %s, peak %.0f MB; requests until ready %s\n",
+			c.Kind, c.ReadySeconds, c.RSSAtReadyMB, c.SteadyRSSMB, p.Settle, c.PeakRSSMB, fmtCounts(c.ClientRequests))
+	}
+	for _, f := range r.Fleet {
+		fmt.Printf("fleet of %-2d        ready %.1f s, %d API server watches; API server CPU %.2f s over %.0f s idle, %.2f s over %d changes (%.1f s); VmRSS %.0f MB (evaluators %.0f-%.0f MB)\n",
+			f.Evaluators, f.ReadySeconds, f.Watches, f.IdleCPUSeconds, f.IdleSeconds, f.ChangeCPUSeconds, f.Changes, f.ChangeSeconds,
+			f.APIServerRSSMB, f.EvaluatorRSSMBMin, f.EvaluatorRSSMBMax)
+		fmt.Printf("  propagation      to all: p50 %.0f ms, p99 %.0f ms, max %.0f ms; per stream: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
+			f.AllP50, f.AllP99, f.AllMax, f.StreamP50, f.StreamP99, f.StreamMax)
+	}
+}
+
+func fmtCounts(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	var total int64
+	for k, v := range m {
+		keys = append(keys, k)
+		total += v
+	}
+	slices.Sort(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
+}
+
+// writeJSON writes v to path atomically (a temporary file renamed over it).
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("failed to write %s: %w", tmp, err)
+	}
+	return os.Rename(tmp, path)
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
