@@ -214,6 +214,11 @@ bench: ## Run the Go benchmarks (speed targets live here, never in unit tests).
 bench-react: $(REACT_EXAMPLE) ## Run examples/react in headless Chromium and fail if a flag change takes more than 1 s from the file write to the page (docs/sdk-browser.md).
 	REACT_CHANGE_BOUND=1s $(GO) test -count=1 -run '^TestReactApp$$' -v ./test/ofrepweb/
 
+SOAK_ARGS ?= -duration 10m -restarts 5
+.PHONY: sdk-soak
+sdk-soak: ## Soak the Go provider against flagops serve --dir, restarting the server (hack/sdk-soak; SOAK_ARGS, default 10 minutes, 5 restarts; docs/benchmarks.md).
+	$(GO) run ./hack/sdk-soak $(SOAK_ARGS)
+
 ##@ Build
 
 .PHONY: build

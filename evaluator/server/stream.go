@@ -26,8 +26,8 @@ const (
 	DefaultStreamMemoryBudget int64 = 128 << 20
 	// MemoryPerStream is the memory one idle stream holds in the server
 	// process with a namespace of 100 flags, 10 of them with rules,
-	// rounded up: measured with hack/fanout (docs/benchmarks.md).
-	MemoryPerStream int64 = 40 << 10
+	// rounded up: measured with hack/fanout (41.6 KiB, docs/capacity.md).
+	MemoryPerStream int64 = 42 << 10
 )
 
 // MaxSubscribersFor returns the number of streams that fit in budget bytes

@@ -34,19 +34,20 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/flagops/flagops/evaluator"
+	"github.com/flagops/flagops/evaluator/adapt"
 	"github.com/flagops/flagops/evaluator/server"
+	"github.com/flagops/flagops/hack/internal/benchns"
 	"github.com/flagops/flagops/hack/internal/machine"
 )
 
 const (
-	benchNS  = "bench"
-	flipKey  = "fanout.flag"
+	benchNS  = benchns.Namespace
+	flipKey  = benchns.FlipKey
 	userSeen = 7 // the user of the per-user override rounds
 )
 
@@ -69,43 +70,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fanout:", err)
 		os.Exit(1)
 	}
-}
-
-// ---- the namespace ----
-
-// buildStore returns a store with namespace bench: 100 flags, 10 of them with rules, 15
-// with rollouts; fanout.flag is a plain Boolean flag, off.
-func buildStore() (*evaluator.Store, error) {
-	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
-	ops := []evaluator.Op{evaluator.UpsertFlag(benchNS, flipKey, evaluator.FlagSpec{Type: evaluator.TypeBoolean})}
-	for i := range 99 {
-		key := fmt.Sprintf("flag.%02d", i)
-		var spec evaluator.FlagSpec
-		switch {
-		case i < 10: // rules on org and plan
-			spec = evaluator.FlagSpec{Type: evaluator.TypeString, Enabled: true, Value: raw(`"standard"`),
-				OffValue: raw(`"off"`), Rules: []evaluator.Rule{
-					{Name: "internal", Match: []evaluator.Condition{{Attribute: evaluator.AttrOrgID, Operator: evaluator.OpIn, Values: []string{"org-internal", "org-beta"}}}, Value: raw(`"beta"`)},
-					{Name: "pro", Match: []evaluator.Condition{{Attribute: "plan", Operator: evaluator.OpIn, Values: []string{"pro", "enterprise"}}}, Value: raw(`"pro"`)},
-				}}
-		case i < 25:
-			spec = evaluator.FlagSpec{Type: evaluator.TypeBoolean, Enabled: true, Rollout: &evaluator.Rollout{Percentage: int32(i * 4)}}
-		case i < 45:
-			spec = evaluator.FlagSpec{Type: evaluator.TypeString, Enabled: i%3 != 0, Value: raw(`"variant-` + strconv.Itoa(i) + `"`), OffValue: raw(`"classic"`)}
-		case i < 55:
-			spec = evaluator.FlagSpec{Type: evaluator.TypeObject, Enabled: true, Value: raw(`{"maxItems":` + strconv.Itoa(i) + `,"historyLimit":5,"label":"tier ` + strconv.Itoa(i) + `"}`)}
-		case i < 60:
-			spec = evaluator.FlagSpec{Type: evaluator.TypeNumber, Enabled: true, Value: raw(strconv.Itoa(i * 10))}
-		default:
-			spec = evaluator.FlagSpec{Type: evaluator.TypeBoolean, Enabled: i%2 == 0}
-		}
-		ops = append(ops, evaluator.UpsertFlag(benchNS, key, spec))
-	}
-	s := evaluator.NewStore()
-	if _, _, err := s.Apply(ops...); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // ---- servers (subprocesses) ----
@@ -142,7 +106,7 @@ func (b *benchServer) routes(mux *http.ServeMux) {
 }
 
 func runServer(kind, addr string) error {
-	store, err := buildStore()
+	store, err := benchns.Store()
 	if err != nil {
 		return err
 	}
@@ -153,7 +117,8 @@ func runServer(kind, addr string) error {
 		b := &benchServer{
 			flip: func() {
 				state = !state
-				if _, _, err := store.Apply(evaluator.UpsertFlag(benchNS, flipKey, evaluator.FlagSpec{Type: evaluator.TypeBoolean, Enabled: state})); err != nil {
+				f := benchns.Flip(state)
+				if _, _, err := store.Apply(adapt.UpsertFlag(&f)); err != nil {
 					panic(err)
 				}
 			},
@@ -325,17 +290,8 @@ func (p *serverProc) mem() (mem, error) {
 	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
 		return mem{}, err
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return mem{}, err
-	}
-	for l := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return mem{rss: kib << 10, heap: m.Heap, stacks: m.Stacks}, err
-		}
-	}
-	return mem{}, errors.New("no VmRSS")
+	rss, err := machine.RSS(p.cmd.Process.Pid)
+	return mem{rss: rss, heap: m.Heap, stacks: m.Stacks}, err
 }
 
 // write makes a store write (or broadcast) and returns its time in the server.

@@ -83,8 +83,12 @@ type params struct {
 	BenchTime string        `json:"benchtime"`
 	// Cold lists the processes of the cold phase: manager, evaluator.
 	Cold []string `json:"cold"`
-	// EvaluatorGoMemLimit, when set, is the GOMEMLIMIT of the cold evaluator.
+	// EvaluatorGoMemLimit, when set, is the GOMEMLIMIT of every evaluator the harness starts.
 	EvaluatorGoMemLimit string `json:"evaluatorGoMemLimit,omitempty"`
+	// Evaluators, Changes and Idle shape the fleet phase.
+	Evaluators int           `json:"evaluators"`
+	Changes    int           `json:"changes"`
+	Idle       time.Duration `json:"idleNs"`
 	// ProfileDir, when set, receives the cold evaluator's CPU profile of its first 30 s and
 	// its heap profile after -settle, from its --pprof-bind-address.
 	ProfileDir string `json:"profileDir,omitempty"`
@@ -98,6 +102,7 @@ type report struct {
 	Populate *populated    `json:"populate,omitempty"`
 	Leader   *leaderResult `json:"leader,omitempty"`
 	Cold     []coldResult  `json:"cold,omitempty"`
+	Fleet    []fleetRound  `json:"fleet,omitempty"`
 }
 
 type host struct {
@@ -117,7 +122,10 @@ func main() {
 	flag.IntVar(&p.Users, "n", 100_000, "UserFlagOverrides to create (two entries each)")
 	flag.IntVar(&p.Devices, "devices", 10_000, "DeviceFlagOverrides to create (two entries each)")
 	flag.IntVar(&p.Workers, "c", 16, "concurrent client workers creating the objects")
-	flag.StringVar(&phases, "phases", "eval,leader,cold", "comma-separated phases to run: eval, leader, cold")
+	flag.StringVar(&phases, "phases", "eval,leader,cold", "comma-separated phases to run: eval, leader, cold, fleet")
+	flag.IntVar(&p.Evaluators, "evaluators", 20, "the fleet phase's evaluators (after a round with one)")
+	flag.IntVar(&p.Changes, "changes", 1000, "the fleet phase's flag changes per round, one at a time")
+	flag.DurationVar(&p.Idle, "idle", 30*time.Second, "how long the fleet phase measures the API server with the fleet idle")
 	flag.DurationVar(&p.Settle, "settle", 20*time.Second, "how long after Ready a cold process runs before its steady VmRSS is read")
 	flag.StringVar(&p.BenchTime, "benchtime", "2s", "-benchtime of the eval phase")
 	timeout := flag.Duration("timeout", 90*time.Minute, "overall timeout")
@@ -125,7 +133,7 @@ func main() {
 	bin := flag.String("bin", "", "a flagops binary to run; empty builds cmd/flagops")
 	out := flag.String("out", "", "write the figures as JSON to this file")
 	flag.StringVar(&cold, "cold", "manager,evaluator", "comma-separated processes the cold phase starts, one after the other: manager, evaluator")
-	flag.StringVar(&p.EvaluatorGoMemLimit, "evaluator-gomemlimit", "", "GOMEMLIMIT of the cold evaluator, e.g. 300MiB; empty leaves it unset")
+	flag.StringVar(&p.EvaluatorGoMemLimit, "evaluator-gomemlimit", "", "GOMEMLIMIT of every evaluator the harness starts (cold and fleet), e.g. 300MiB; empty leaves it unset")
 	flag.StringVar(&p.ProfileDir, "profile", "", "write the cold evaluator's CPU profile (its first 30 s) and heap profile (after -settle) to this directory")
 	flag.Parse()
 	p.Phases, p.Cold = strings.Split(phases, ","), strings.Split(cold, ",")
@@ -135,12 +143,15 @@ func main() {
 		}
 	}
 	for _, ph := range p.Phases {
-		if !slices.Contains([]string{"eval", "leader", "cold"}, ph) {
-			fail(2, fmt.Errorf("-phases: unknown phase %q (eval, leader, cold)", ph))
+		if !slices.Contains([]string{"eval", "leader", "cold", "fleet"}, ph) {
+			fail(2, fmt.Errorf("-phases: unknown phase %q (eval, leader, cold, fleet)", ph))
 		}
 	}
 	if p.Flags < 2 || p.Users < 0 || p.Devices < 0 || p.Users+p.Devices < 2 || p.Workers < 1 {
 		fail(2, errors.New("-flags must be at least 2, -n and -devices at least 0 and together at least 2, -c at least 1"))
+	}
+	if p.Evaluators < 1 || p.Changes < 1 || p.Idle <= 0 {
+		fail(2, errors.New("-evaluators and -changes must be at least 1, -idle positive"))
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -176,7 +187,7 @@ func run(ctx context.Context, p params, root, bin string) (*report, error) {
 		}
 		r.Eval = ev
 	}
-	if !has("leader") && !has("cold") {
+	if !has("leader") && !has("cold") && !has("fleet") {
 		return r, nil
 	}
 	dir, err := os.MkdirTemp("", "flagops-scale-")
@@ -242,6 +253,13 @@ func run(ctx context.Context, p params, root, bin string) (*report, error) {
 				return r, err
 			}
 			r.Cold = append(r.Cold, *c)
+		}
+	}
+	if has("fleet") {
+		rounds, err := h.fleet(ctx)
+		r.Fleet = rounds
+		if err != nil {
+			return r, err
 		}
 	}
 	return r, nil
@@ -339,6 +357,13 @@ func printReport(r *report) {
 	for _, c := range r.Cold {
 		fmt.Printf("cold %-13s ready %.1f s, VmRSS %.0f MB at ready, %.0f MB after %s, peak %.0f MB; requests until ready %s\n",
 			c.Kind, c.ReadySeconds, c.RSSAtReadyMB, c.SteadyRSSMB, p.Settle, c.PeakRSSMB, fmtCounts(c.ClientRequests))
+	}
+	for _, f := range r.Fleet {
+		fmt.Printf("fleet of %-2d        ready %.1f s, %d API server watches; API server CPU %.2f s over %.0f s idle, %.2f s over %d changes (%.1f s); VmRSS %.0f MB (evaluators %.0f-%.0f MB)\n",
+			f.Evaluators, f.ReadySeconds, f.Watches, f.IdleCPUSeconds, f.IdleSeconds, f.ChangeCPUSeconds, f.Changes, f.ChangeSeconds,
+			f.APIServerRSSMB, f.EvaluatorRSSMBMin, f.EvaluatorRSSMBMax)
+		fmt.Printf("  propagation      to all: p50 %.0f ms, p99 %.0f ms, max %.0f ms; per stream: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
+			f.AllP50, f.AllP99, f.AllMax, f.StreamP50, f.StreamP99, f.StreamMax)
 	}
 }
 

@@ -58,11 +58,19 @@ func WriteAtomic(t testing.TB, path, data string) {
 func Build(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "flagops")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/flagops/flagops/cmd/flagops")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	if err := BuildTo(bin); err != nil {
+		t.Fatal(err)
 	}
 	return bin
+}
+
+// BuildTo builds the flagops binary to the path bin, for programs that are not tests.
+func BuildTo(bin string) error {
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/flagops/flagops/cmd/flagops")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return nil
 }
 
 // LockedBuffer collects a process's output for failure messages.
@@ -89,29 +97,51 @@ type Server struct {
 	URL, Addr string
 	// Log is its standard error.
 	Log *LockedBuffer
+	// Serving is when it reported its address, by the time in its log line (with the
+	// log's precision, milliseconds): the time it was listening and serving.
+	Serving time.Time
 
 	cmd    *exec.Cmd
 	copied chan struct{}
 	once   sync.Once
 }
 
-var addressRE = regexp.MustCompile(`msg="Serving flags" address=(\S+)`)
+var addressRE = regexp.MustCompile(`^time=(\S+) .*msg="Serving flags" address=(\S+)`)
 
 // Start runs `flagops serve --dir dir` on addr (127.0.0.1:0 for any free loopback port)
 // with extra flags, and returns once it reports its address. The server is stopped at
 // cleanup, and its log shown if the test failed.
 func Start(t testing.TB, bin, dir, addr string, extra ...string) *Server {
 	t.Helper()
+	s, err := StartProcess(bin, dir, addr, extra...)
+	if s != nil {
+		t.Cleanup(func() {
+			s.Stop()
+			if t.Failed() {
+				t.Logf("flagops serve %s log:\n%s", s.Addr, s.Log.String())
+			}
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// StartProcess is Start for programs that are not tests: the caller stops the server.
+// On an error after the process started, it returns the server too, for its log, and
+// the caller must still stop it.
+func StartProcess(bin, dir, addr string, extra ...string) (*Server, error) {
 	args := append([]string{"serve", "--dir", dir, "--evaluator-bind-address", addr}, extra...)
 	s := &Server{Log: &LockedBuffer{}, cmd: exec.Command(bin, args...), copied: make(chan struct{})}
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("flagops serve: %w", err)
 	}
 	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("flagops serve: %w", err)
 	}
-	found := make(chan string, 1)
+	found := make(chan []string, 1)
 	go func() {
 		defer close(s.copied)
 		sc := bufio.NewScanner(stderr)
@@ -119,34 +149,39 @@ func Start(t testing.TB, bin, dir, addr string, extra ...string) *Server {
 			_, _ = fmt.Fprintln(s.Log, sc.Text()) // a LockedBuffer's Write does not fail
 			if m := addressRE.FindStringSubmatch(sc.Text()); m != nil {
 				select {
-				case found <- m[1]:
+				case found <- m[1:]:
 				default:
 				}
 			}
 		}
 	}()
-	t.Cleanup(func() {
-		s.Stop()
-		if t.Failed() {
-			t.Logf("flagops serve %s log:\n%s", s.Addr, s.Log.String())
-		}
-	})
 	select {
-	case s.Addr = <-found:
-		s.URL = "http://" + s.Addr
-		return s
+	case m := <-found:
+		s.Addr, s.URL = m[1], "http://"+m[1]
+		if s.Serving, err = time.Parse(time.RFC3339Nano, m[0]); err != nil {
+			return s, fmt.Errorf("flagops serve: the time of its log line: %w", err)
+		}
+		return s, nil
 	case <-s.copied:
-		t.Fatalf("flagops serve exited before serving:\n%s", s.Log.String())
+		return s, fmt.Errorf("flagops serve exited before serving:\n%s", s.Log.String())
 	case <-time.After(StartTimeout):
-		t.Fatalf("flagops serve did not report its address within %s", StartTimeout)
+		return s, fmt.Errorf("flagops serve did not report its address within %s", StartTimeout)
 	}
-	return nil
 }
 
+// Pid is the server's process ID.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Stop interrupts the server and waits for it to exit; it may be called more than once.
-func (s *Server) Stop() {
+func (s *Server) Stop() { s.end(os.Interrupt) }
+
+// Kill kills the server (SIGKILL: no graceful shutdown) and waits for it to exit; it may
+// be called more than once, and after Stop.
+func (s *Server) Kill() { s.end(os.Kill) }
+
+func (s *Server) end(sig os.Signal) {
 	s.once.Do(func() {
-		_ = s.cmd.Process.Signal(os.Interrupt) // it may have exited already
+		_ = s.cmd.Process.Signal(sig) // it may have exited already
 		<-s.copied
 		_ = s.cmd.Wait() // an interrupted server exits 0; its log tells otherwise
 	})

@@ -1,0 +1,367 @@
+/*
+Copyright 2026 The flagops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Reconnection policies (-policy).
+const (
+	policySDK   = "sdk"
+	policyRetry = "retry"
+	// policySDK503 is policySDK except after a 503: it waits the Retry-After drawn between
+	// it and twice it, and does not double its back-off (another replica may have room).
+	policySDK503 = "sdk-503"
+)
+
+const (
+	sdkMinBackoff = 500 * time.Millisecond
+	maxBackoff    = 30 * time.Second
+	// defaultRetry is what an EventSource waits before it has read a retry field.
+	defaultRetry = 3 * time.Second
+)
+
+// delay is how long a client waits before its attempt number attempt (0 for the first
+// after a drop of a connection that had current values), given the stream's last retry
+// field (0 when none was read) and a 503's Retry-After (0 when none).
+func delay(policy string, attempt int, retry, retryAfter time.Duration) time.Duration {
+	var d time.Duration
+	switch policy {
+	case policySDK, policySDK503:
+		// sdk/go's Backoff: at once, then lo doubling up to hi, drawn in [d/2, d].
+		if attempt > 0 {
+			d = doubled(sdkMinBackoff, attempt-1)
+			d = d/2 + rand.N(d/2+1)
+		}
+	default:
+		if retry <= 0 {
+			retry = defaultRetry
+		}
+		// retry, doubling while attempts fail, drawn in [d/2, 3d/2].
+		d = doubled(retry, attempt)
+		d = d/2 + rand.N(d+1)
+	}
+	return max(d, retryAfter)
+}
+
+// next returns the wait before the next attempt and the number of that attempt, after
+// attempt number attempt, given the stream's last retry field and a 503's Retry-After
+// (0 when none).
+func next(policy string, attempt int, retry, retryAfter time.Duration) (time.Duration, int) {
+	if policy == policySDK503 && retryAfter > 0 {
+		return retryAfter + rand.N(retryAfter+1), attempt
+	}
+	return delay(policy, attempt, retry, retryAfter), attempt + 1
+}
+
+// doubled is d doubled n times, at most maxBackoff.
+func doubled(d time.Duration, n int) time.Duration {
+	if n >= 30 || d<<n > maxBackoff {
+		return max(d, maxBackoff)
+	}
+	return d << n
+}
+
+// Values of client.value.
+const (
+	valueUnknown int32 = iota
+	valueOff
+	valueOn
+)
+
+// client is one device's stream.
+type client struct {
+	url    func(replica int) string
+	policy string
+	rec    *recorder
+	// limit, when set, is the simulated accept-rate limit.
+	limit atomic.Pointer[acceptLimit]
+
+	lastID string // the ID of the last event applied
+	retry  time.Duration
+	// value is FlipKey's value the client holds; replica the replica of its connection.
+	value   atomic.Int32
+	replica atomic.Int32
+	// droppedAt and backAt (Unix nanoseconds) are the last drop of a connection that had
+	// current values and the first time after it that the client had current values again.
+	droppedAt, backAt atomic.Int64
+}
+
+// run connects, each time to the replica pick draws, until ctx ends; first is called once, when the first connection attempt
+// ends, either way.
+func (c *client) run(ctx context.Context, hc *http.Client, pick func() int, first func()) {
+	var once sync.Once
+	attempt := 0
+	for ctx.Err() == nil {
+		synced, retryAfter := c.connect(ctx, hc, pick(), func() { once.Do(first) })
+		once.Do(first)
+		if synced {
+			attempt = 0
+		}
+		var d time.Duration
+		d, attempt = next(c.policy, attempt, c.retry, retryAfter)
+		if d == 0 {
+			continue
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+func (c *client) setLimit(l *acceptLimit) { c.limit.Store(l) }
+
+// connect opens one stream to replica r and applies its events until it ends. synced
+// reports whether the client had current values on it; retryAfter is a 503's Retry-After.
+func (c *client) connect(ctx context.Context, hc *http.Client, r int, onSync func()) (synced bool, retryAfter time.Duration) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(r), nil)
+	if err != nil {
+		panic(err) // the URL is ours
+	}
+	if c.lastID != "" {
+		req.Header.Set("Last-Event-ID", c.lastID)
+	}
+	if l := c.limit.Load(); l != nil {
+		if ok, ra := l.admit(r); !ok {
+			c.rec.rejected(r)
+			return false, ra
+		}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		c.rec.failed(r)
+		return false, 0
+	}
+	defer func() { _ = resp.Body.Close() }() // nothing more is read from it
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096)) // to reuse the connection
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			c.rec.rejected(r)
+			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+				retryAfter = time.Duration(s) * time.Second
+			}
+		} else {
+			c.rec.failed(r)
+		}
+		return false, retryAfter
+	}
+	c.rec.accepted(r)
+	c.replica.Store(int32(r))
+	bad := false
+	// readEvents ends with the stream (the replica went away) or an event not applied.
+	_ = readEvents(resp.Body, func(ev event) error {
+		if ev.retry > 0 {
+			c.retry = ev.retry
+		}
+		if !ev.hasID {
+			return nil
+		}
+		if err := c.apply(ev); err != nil {
+			bad = true
+			return err
+		}
+		if !synced {
+			synced = true
+			c.rec.ready.Add(1)
+			if c.droppedAt.Load() > c.backAt.Load() {
+				c.backAt.Store(time.Now().UnixNano())
+			}
+			onSync()
+		}
+		return nil
+	})
+	if synced {
+		c.rec.ready.Add(-1)
+		if ctx.Err() == nil {
+			c.droppedAt.Store(time.Now().UnixNano())
+		}
+	}
+	if bad {
+		// An event the client cannot apply: start again from a snapshot, as the provider does.
+		c.lastID = ""
+		c.value.Store(valueUnknown)
+	}
+	return synced, 0
+}
+
+// apply applies an event with an ID: a snapshot sets FlipKey's value, a change sets it
+// when it names the key, an ID alone says that the values held are current.
+func (c *client) apply(ev event) error {
+	switch ev.name {
+	case "snapshot":
+		var d struct {
+			Flags map[string]json.RawMessage `json:"flags"`
+		}
+		if err := json.Unmarshal(ev.data, &d); err != nil {
+			return err
+		}
+		v, err := flipValue(d.Flags)
+		if err != nil {
+			return err
+		}
+		c.value.Store(v)
+	case "device.feature-flags.changed":
+		var d struct {
+			Changed map[string]json.RawMessage `json:"changed"`
+			Removed []string                   `json:"removed"`
+		}
+		if err := json.Unmarshal(ev.data, &d); err != nil {
+			return err
+		}
+		if _, ok := d.Changed[flipKeyName]; ok {
+			v, err := flipValue(d.Changed)
+			if err != nil {
+				return err
+			}
+			c.value.Store(v)
+		}
+		for _, k := range d.Removed {
+			if k == flipKeyName {
+				c.value.Store(valueUnknown)
+			}
+		}
+	}
+	c.lastID = ev.id
+	return nil
+}
+
+// flipValue is FlipKey's value in a map of flag results.
+func flipValue(flags map[string]json.RawMessage) (int32, error) {
+	raw, ok := flags[flipKeyName]
+	if !ok {
+		return valueUnknown, nil
+	}
+	var f struct{ Value *bool }
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return valueUnknown, fmt.Errorf("%s: %w", flipKeyName, err)
+	}
+	switch {
+	case f.Value == nil:
+		return valueUnknown, nil
+	case *f.Value:
+		return valueOn, nil
+	default:
+		return valueOff, nil
+	}
+}
+
+// event is one dispatched block of a text/event-stream.
+type event struct {
+	name  string
+	id    string
+	hasID bool
+	data  []byte
+	retry time.Duration
+}
+
+// readEvents reads a text/event-stream and calls f with each block, until the stream
+// ends (io.EOF) or f fails.
+func readEvents(r io.Reader, f func(event) error) error {
+	br := bufio.NewReaderSize(r, 4096)
+	var ev event
+	var line []byte
+	for {
+		part, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			line = append(line, part...)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if line != nil {
+			part = append(line, part...)
+			line = nil
+		}
+		part = bytes.TrimRight(part, "\r\n")
+		if len(part) == 0 {
+			if err := f(ev); err != nil {
+				return err
+			}
+			ev = event{}
+			continue
+		}
+		field, value, _ := bytes.Cut(part, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
+		case "event":
+			ev.name = string(value)
+		case "id":
+			ev.id, ev.hasID = string(value), true
+		case "data":
+			if ev.data != nil {
+				ev.data = append(ev.data, '\n')
+			}
+			ev.data = append(ev.data, value...)
+		case "retry":
+			if ms, err := strconv.Atoi(string(value)); err == nil {
+				ev.retry = time.Duration(ms) * time.Millisecond
+			}
+		}
+	}
+}
+
+// recorder counts what the clients see, per replica, with the time of each response.
+type recorder struct {
+	start time.Time
+	// ready is the number of clients with current values on an open stream.
+	ready atomic.Int64
+
+	mu                         sync.Mutex
+	accepts, rejects, failures [][]time.Duration
+}
+
+func newRecorder(replicas int) *recorder {
+	return &recorder{start: time.Now(), accepts: make([][]time.Duration, replicas),
+		rejects: make([][]time.Duration, replicas), failures: make([][]time.Duration, replicas)}
+}
+
+// reset forgets what was recorded and counts times from now.
+func (r *recorder) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.start = time.Now()
+	for i := range r.accepts {
+		r.accepts[i], r.rejects[i], r.failures[i] = nil, nil, nil
+	}
+}
+
+func (r *recorder) note(list [][]time.Duration, i int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list[i] = append(list[i], time.Since(r.start))
+}
+
+func (r *recorder) accepted(i int) { r.note(r.accepts, i) }
+func (r *recorder) rejected(i int) { r.note(r.rejects, i) }
+func (r *recorder) failed(i int)   { r.note(r.failures, i) }
