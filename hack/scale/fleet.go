@@ -17,6 +17,7 @@ limitations under the License.
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -66,15 +67,15 @@ type fleetRound struct {
 	EvaluatorRSSMBMax float64 `json:"evaluatorRSSMBMax"`
 }
 
-// fleet runs a round with one evaluator and one with p.Evaluators, in that order, each
-// with p.Changes changes.
+// fleet runs a round for each size of p.Evaluators, in that order, each with p.Changes
+// changes.
 func (h *harness) fleet(ctx context.Context) ([]fleetRound, error) {
 	apiserver, err := apiserverPID()
 	if err != nil {
 		return nil, err
 	}
 	var out []fleetRound
-	for i, n := range []int{1, h.p.Evaluators} {
+	for i, n := range h.p.Evaluators {
 		r, err := h.fleetRound(ctx, apiserver, n, i)
 		if r != nil {
 			out = append(out, *r)
@@ -115,8 +116,8 @@ func (h *harness) fleetRound(ctx context.Context, apiserver, n, round int) (*fle
 		procs = append(procs, p)
 		urls = append(urls, "http://"+a.evaluator)
 	}
-	for i, p := range procs {
-		if _, err := p.waitReady(ctx, urls[i]+"/readyz"); err != nil {
+	for i := range procs {
+		if err := h.readyOrRestart(ctx, procs, urls, i); err != nil {
 			return nil, err
 		}
 	}
@@ -184,6 +185,28 @@ func (h *harness) fleetRound(ctx context.Context, apiserver, n, round int) (*fle
 	}
 	fmt.Fprintf(os.Stderr, "scale: fleet of %d evaluator(s): propagation to all p50 %.0f ms, p99 %.0f ms\n", n, r.AllP50, r.AllP99)
 	return r, nil
+}
+
+// readyOrRestart waits until evaluator i is Ready. One that lost a port to another
+// process (the harness picks free ports by probing, so another process may take one
+// first) is started again on fresh ports, up to 3 times.
+func (h *harness) readyOrRestart(ctx context.Context, procs []*proc, urls []string, i int) error {
+	for attempt := 1; ; attempt++ {
+		_, err := procs[i].waitReady(ctx, urls[i]+"/readyz")
+		if err == nil {
+			return nil
+		}
+		log, _ := os.ReadFile(filepath.Join(h.dir, procs[i].name+".log"))
+		if attempt > 3 || !bytes.Contains(log, []byte("address already in use")) {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "scale: %s lost a port to another process; starting it again\n", procs[i].name)
+		p, a, err := h.startEvaluator(fmt.Sprintf("%s-again%d", procs[i].name, attempt))
+		if err != nil {
+			return err
+		}
+		procs[i], urls[i] = p, "http://"+a.evaluator
+	}
 }
 
 // toggle switches flag key's enabled and returns, for each stream, the time from just

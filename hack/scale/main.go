@@ -85,8 +85,8 @@ type params struct {
 	Cold []string `json:"cold"`
 	// EvaluatorGoMemLimit, when set, is the GOMEMLIMIT of every evaluator the harness starts.
 	EvaluatorGoMemLimit string `json:"evaluatorGoMemLimit,omitempty"`
-	// Evaluators, Changes and Idle shape the fleet phase.
-	Evaluators int           `json:"evaluators"`
+	// Evaluators (a round per size, in order), Changes and Idle shape the fleet phase.
+	Evaluators []int         `json:"evaluators"`
 	Changes    int           `json:"changes"`
 	Idle       time.Duration `json:"idleNs"`
 	// ProfileDir, when set, receives the cold evaluator's CPU profile of its first 30 s and
@@ -123,7 +123,7 @@ func main() {
 	flag.IntVar(&p.Devices, "devices", 10_000, "DeviceFlagOverrides to create (two entries each)")
 	flag.IntVar(&p.Workers, "c", 16, "concurrent client workers creating the objects")
 	flag.StringVar(&phases, "phases", "eval,leader,cold", "comma-separated phases to run: eval, leader, cold, fleet")
-	flag.IntVar(&p.Evaluators, "evaluators", 20, "the fleet phase's evaluators (after a round with one)")
+	evaluators := flag.String("evaluators", "1,20", "the fleet phase's rounds: comma-separated numbers of evaluators, one round each, in order")
 	flag.IntVar(&p.Changes, "changes", 1000, "the fleet phase's flag changes per round, one at a time")
 	flag.DurationVar(&p.Idle, "idle", 30*time.Second, "how long the fleet phase measures the API server with the fleet idle")
 	flag.DurationVar(&p.Settle, "settle", 20*time.Second, "how long after Ready a cold process runs before its steady VmRSS is read")
@@ -150,8 +150,15 @@ func main() {
 	if p.Flags < 2 || p.Users < 0 || p.Devices < 0 || p.Users+p.Devices < 2 || p.Workers < 1 {
 		fail(2, errors.New("-flags must be at least 2, -n and -devices at least 0 and together at least 2, -c at least 1"))
 	}
-	if p.Evaluators < 1 || p.Changes < 1 || p.Idle <= 0 {
-		fail(2, errors.New("-evaluators and -changes must be at least 1, -idle positive"))
+	for _, f := range strings.Split(*evaluators, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fail(2, fmt.Errorf("-evaluators: %q is not a number of evaluators (at least 1)", f))
+		}
+		p.Evaluators = append(p.Evaluators, n)
+	}
+	if p.Changes < 1 || p.Idle <= 0 {
+		fail(2, errors.New("-changes must be at least 1, -idle positive"))
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
