@@ -308,6 +308,10 @@ func TestWatchNeverPublishesTransientState(t *testing.T) {
 			}
 			eventually(t, "the saved state", settled(tt.want))
 
+			if tt.wantRemoved {
+				// The loader logs what it applied after the store has it.
+				eventually(t, "the removal logged", func() bool { return len(log.removals()) > 0 })
+			}
 			got := log.removals()
 			if tt.wantRemoved {
 				if len(got) != 1 || !strings.Contains(got[0], "checkout.a") || !strings.Contains(got[0], "checkout.b") {
