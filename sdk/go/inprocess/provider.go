@@ -77,7 +77,8 @@ type Provider struct {
 	link  *link.Link
 	store *evaluator.Store
 
-	// mu guards ns and synced, written by the stream's goroutine.
+	// mu guards ns and synced, written by the stream's goroutine (the only writer of
+	// the store) after the store has the snapshot.
 	mu     sync.RWMutex
 	ns     string // the namespace of the snapshot
 	synced bool   // a snapshot is in the store
@@ -181,14 +182,15 @@ func (s syncStream) Apply(ev *link.Event, synced bool) (link.Applied, []string, 
 		if d.Namespace == "" {
 			return 0, nil, fmt.Errorf("%w: snapshot without a namespace", link.ErrGap)
 		}
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		ops := d.Ops(p.store.Snapshot())
-		keys, err := p.apply(ops)
+		// The store takes writes while evaluations read it; only ns and synced need
+		// the lock, so that a large snapshot never holds up an evaluation.
+		keys, err := p.apply(d.Ops(p.store.Snapshot()))
 		if err != nil {
 			return 0, nil, err
 		}
+		p.mu.Lock()
 		p.ns, p.synced = d.Namespace, true
+		p.mu.Unlock()
 		return link.Replaced, keys, nil
 	case eventChanged:
 		if !synced {
@@ -198,10 +200,10 @@ func (s syncStream) Apply(ev *link.Event, synced bool) (link.Applied, []string, 
 		if err := json.Unmarshal(ev.Data, &d); err != nil {
 			return 0, nil, fmt.Errorf("%w: change: %w", link.ErrGap, err)
 		}
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		ops := d.Ops(p.ns)
-		keys, err := p.apply(ops)
+		p.mu.RLock()
+		ns := p.ns
+		p.mu.RUnlock()
+		keys, err := p.apply(d.Ops(ns))
 		if err != nil {
 			return 0, nil, err
 		}
