@@ -128,10 +128,7 @@ func (s *server) ofrepStream(w http.ResponseWriter, r *http.Request, ns evaluato
 // store's change feed for the stream's topics until the client leaves or a
 // write fails.
 func (s *server) stream(w http.ResponseWriter, r *http.Request, ns evaluator.Namespace, prefix string, kind streamKind) {
-	if !s.takeSlot() {
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(s.opts.Retry)))
-		s.writeError(w, http.StatusServiceUnavailable, "", codeTooManySubscribers,
-			"too many event stream subscribers (limit "+strconv.Itoa(s.opts.MaxSubscribers)+")")
+	if !s.takeSlotOr503(w) {
 		return
 	}
 	defer s.freeSlot()
@@ -259,6 +256,18 @@ func (s *server) await(w http.ResponseWriter, rc *http.ResponseController, r *ht
 			return true
 		}
 	}
+}
+
+// takeSlotOr503 takes a stream slot, or answers 503 TOO_MANY_SUBSCRIBERS with
+// Retry-After and reports false.
+func (s *server) takeSlotOr503(w http.ResponseWriter) bool {
+	if s.takeSlot() {
+		return true
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(s.opts.Retry)))
+	s.writeError(w, http.StatusServiceUnavailable, "", codeTooManySubscribers,
+		"too many event stream subscribers (limit "+strconv.Itoa(s.opts.MaxSubscribers)+")")
+	return false
 }
 
 // takeSlot takes one of Options.MaxSubscribers stream slots (any number

@@ -47,10 +47,7 @@ func (s *server) syncStream(w http.ResponseWriter, r *http.Request, ns evaluator
 			return
 		}
 	}
-	if !s.takeSlot() {
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(s.opts.Retry)))
-		s.writeError(w, http.StatusServiceUnavailable, "", codeTooManySubscribers,
-			"too many event stream subscribers (limit "+strconv.Itoa(s.opts.MaxSubscribers)+")")
+	if !s.takeSlotOr503(w) {
 		return
 	}
 	defer s.freeSlot()
