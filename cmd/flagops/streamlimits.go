@@ -19,6 +19,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -32,6 +33,7 @@ type streamLimits struct {
 	maxSubscribers int
 	memoryBudget   string
 	writeTimeout   time.Duration
+	acceptRate     float64
 	// budget is the memory budget in bytes, set by load.
 	budget int64
 }
@@ -43,12 +45,20 @@ func (l *streamLimits) bind(fs *flag.FlagSet) {
 		fmt.Sprintf("Memory the open event streams may hold, as a quantity such as 256Mi; it sets the default of --max-subscribers. Empty means half of the Go memory limit (GOMEMLIMIT) when it is set, else %dMi.", server.DefaultStreamMemoryBudget>>20))
 	fs.DurationVar(&l.writeTimeout, "stream-write-timeout", server.DefaultStreamWriteTimeout,
 		"Deadline of every event stream write: a client that does not take an event or a heartbeat within it is dropped and its slot freed.")
+	fs.Float64Var(&l.acceptRate, "stream-accept-rate", server.DefaultAcceptRate,
+		"Most new event streams accepted a second, with a burst of as many; beyond it new ones get 503 with Retry-After, which bounds a reconnect storm's work on this replica (see docs/capacity.md). 0 means no limit.")
 }
 
 // load checks the flags and resolves the memory budget.
 func (l *streamLimits) load() error {
 	if l.maxSubscribers < 0 {
 		return fmt.Errorf("--max-subscribers: %d is negative; use 0 for the default derived from --stream-memory-budget", l.maxSubscribers)
+	}
+	if math.IsNaN(l.acceptRate) || math.IsInf(l.acceptRate, 0) {
+		return fmt.Errorf("--stream-accept-rate: %v is not a number of streams a second", l.acceptRate)
+	}
+	if l.acceptRate < 0 {
+		return fmt.Errorf("--stream-accept-rate: %v is negative; use 0 for no limit", l.acceptRate)
 	}
 	if l.writeTimeout <= 0 {
 		return fmt.Errorf("--stream-write-timeout: %v is not positive", l.writeTimeout)
@@ -84,4 +94,8 @@ func (l *streamLimits) max() int {
 func (l *streamLimits) apply(opts *server.Options) {
 	opts.MaxSubscribers = l.max()
 	opts.StreamWriteTimeout = l.writeTimeout
+	opts.AcceptRate = l.acceptRate
+	if l.acceptRate == 0 {
+		opts.AcceptRate = -1 // no limit
+	}
 }

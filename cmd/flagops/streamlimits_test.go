@@ -59,6 +59,7 @@ func TestStreamLimitsFlags(t *testing.T) {
 		goMemLimit  int64 // 0: none
 		wantMax     int
 		wantTimeout time.Duration
+		wantRate    float64 // 0: the default
 		wantErr     string
 	}{
 		{name: "manager default: 128Mi", parse: manager, wantMax: 128 * mi / int(server.MemoryPerStream), wantTimeout: 10 * time.Second},
@@ -68,6 +69,10 @@ func TestStreamLimitsFlags(t *testing.T) {
 		{name: "budget beats GOMEMLIMIT", parse: serve, args: []string{"--stream-memory-budget=8Mi"}, goMemLimit: 512 * mi, wantMax: 8 * mi / int(server.MemoryPerStream), wantTimeout: 10 * time.Second},
 		{name: "explicit cap beats the budget", parse: sidecar, args: []string{"--max-subscribers=5", "--stream-memory-budget=1Gi"}, wantMax: 5, wantTimeout: 10 * time.Second},
 		{name: "tiny budget still allows one", parse: serve, args: []string{"--stream-memory-budget=1Ki"}, wantMax: 1, wantTimeout: 10 * time.Second},
+		{name: "accept rate", parse: serve, args: []string{"--stream-accept-rate=250.5"}, wantMax: 128 * mi / int(server.MemoryPerStream), wantTimeout: 10 * time.Second, wantRate: 250.5},
+		{name: "no accept rate", parse: sidecar, args: []string{"--stream-accept-rate=0"}, wantMax: 128 * mi / int(server.MemoryPerStream), wantTimeout: 10 * time.Second, wantRate: -1},
+		{name: "negative accept rate", parse: manager, args: []string{"--stream-accept-rate=-5"}, wantErr: "--stream-accept-rate: -5 is negative; use 0 for no limit"},
+		{name: "accept rate not a number", parse: manager, args: []string{"--stream-accept-rate=NaN"}, wantErr: "--stream-accept-rate: NaN is not a number of streams a second"},
 		{name: "negative cap", parse: manager, args: []string{"--max-subscribers=-1"}, wantErr: "--max-subscribers: -1 is negative"},
 		{name: "bad budget", parse: serve, args: []string{"--stream-memory-budget=lots"}, wantErr: `--stream-memory-budget: "lots"`},
 		{name: "zero budget", parse: sidecar, args: []string{"--stream-memory-budget=0"}, wantErr: "--stream-memory-budget: 0 is not positive"},
@@ -93,9 +98,13 @@ func TestStreamLimitsFlags(t *testing.T) {
 			}
 			var opts server.Options
 			got.apply(&opts)
-			if opts.MaxSubscribers != tt.wantMax || opts.StreamWriteTimeout != tt.wantTimeout {
-				t.Errorf("MaxSubscribers %d, StreamWriteTimeout %v; want %d, %v",
-					opts.MaxSubscribers, opts.StreamWriteTimeout, tt.wantMax, tt.wantTimeout)
+			wantRate := tt.wantRate
+			if wantRate == 0 {
+				wantRate = server.DefaultAcceptRate
+			}
+			if opts.MaxSubscribers != tt.wantMax || opts.StreamWriteTimeout != tt.wantTimeout || opts.AcceptRate != wantRate {
+				t.Errorf("MaxSubscribers %d, StreamWriteTimeout %v, AcceptRate %v; want %d, %v, %v",
+					opts.MaxSubscribers, opts.StreamWriteTimeout, opts.AcceptRate, tt.wantMax, tt.wantTimeout, wantRate)
 			}
 		})
 	}

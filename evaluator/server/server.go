@@ -224,7 +224,11 @@
 // MaxSubscribersFor(StreamMemoryBudget()): half of GOMEMLIMIT, else 128
 // MiB, at MemoryPerStream each) is checked before anything else is done
 // with a stream request: beyond it the answer is 503 TOO_MANY_SUBSCRIBERS
-// with Retry-After. Every stream write (events and heartbeats) has a
+// with Retry-After. So is the accept rate (Options.AcceptRate, by default
+// DefaultAcceptRate new streams a second): beyond it, 503 TOO_MANY_NEW_STREAMS. A request refused at the
+// cap spends none of the rate. Each stream's retry field and each 503's
+// Retry-After are jittered (Options.Retry), so that clients dropped at
+// once, by a rolling update or a full replica, spread their returns. Every stream write (events and heartbeats) has a
 // deadline of Options.StreamWriteTimeout: a client that does not take it
 // in time is dropped, which frees its slot. The http.Server's own write
 // timeout does not end streams, since each write sets its own deadline.
@@ -256,6 +260,7 @@
 // (PARSE_ERROR, INVALID_CONTEXT, FLAG_NOT_FOUND, GENERAL); other conditions
 // use NAMESPACE_NOT_FOUND, PAYLOAD_TOO_LARGE, INVALID_QUERY, NOT_FOUND,
 // METHOD_NOT_ALLOWED, DEVICE_CLASS_NOT_ELIGIBLE, TOO_MANY_SUBSCRIBERS,
+// TOO_MANY_NEW_STREAMS,
 // UNAUTHORIZED and FORBIDDEN.
 //
 // TARGETING_KEY_MISSING is never returned: the evaluator treats a context
@@ -287,12 +292,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/flagops/flagops/evaluator"
 )
@@ -334,10 +342,21 @@ type Options struct {
 	// that does not take an event (or a heartbeat) within it is dropped
 	// and its slot freed. Zero selects DefaultStreamWriteTimeout.
 	StreamWriteTimeout time.Duration
-	// Retry is the reconnection delay advertised to stream clients (the
-	// SSE retry field) and, rounded up to seconds, the Retry-After of a
-	// 503. Zero selects DefaultRetry.
+	// Retry is the reconnection delay advertised to stream clients. Each
+	// stream's SSE retry field is drawn between half and one and a half of
+	// it, and each 503's Retry-After between it (rounded up to seconds)
+	// and twice that, so that clients dropped together do not come back
+	// together. Zero selects DefaultRetry.
 	Retry time.Duration
+	// AcceptRate caps the new streams this handler accepts per second
+	// (token bucket, AcceptBurst deep): beyond it a stream request gets 503
+	// TOO_MANY_NEW_STREAMS with Retry-After, which bounds the work of a
+	// reconnect storm on one replica. Zero selects DefaultAcceptRate; a
+	// negative value means no limit.
+	AcceptRate float64
+	// AcceptBurst is how many streams may be accepted at once above
+	// AcceptRate. Zero selects one second's worth of AcceptRate, at least 1.
+	AcceptBurst int
 	// Metrics, when set, receives stream and evaluation instrumentation.
 	Metrics Metrics
 
@@ -380,6 +399,12 @@ func (o *Options) streamDefaults() {
 	if o.Retry <= 0 {
 		o.Retry = DefaultRetry
 	}
+	if o.AcceptRate == 0 {
+		o.AcceptRate = DefaultAcceptRate
+	}
+	if o.AcceptRate > 0 && o.AcceptBurst <= 0 {
+		o.AcceptBurst = max(1, int(math.Ceil(o.AcceptRate)))
+	}
 	if o.Metrics == nil {
 		o.Metrics = noMetrics{}
 	}
@@ -396,6 +421,8 @@ type server struct {
 	// in the order they are counted, so that the last report is current.
 	slots   sync.Mutex
 	streams int
+	// accepts limits new streams to Options.AcceptRate; nil means no limit.
+	accepts *rate.Limiter
 	// syncEpoch prefixes the sync stream's event IDs (newSyncEpoch).
 	syncEpoch string
 }
@@ -435,6 +462,9 @@ func New(store *evaluator.Store, opts Options) http.Handler {
 		log:   opts.Logger,
 
 		syncEpoch: newSyncEpoch(),
+	}
+	if opts.AcceptRate > 0 {
+		s.accepts = rate.NewLimiter(rate.Limit(opts.AcceptRate), opts.AcceptBurst)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -21,6 +22,13 @@ const (
 	DefaultHeartbeat          = 15 * time.Second
 	DefaultRetry              = 3 * time.Second
 	DefaultStreamWriteTimeout = 10 * time.Second
+	// DefaultAcceptRate is how many new streams a second a handler accepts
+	// (Options.AcceptRate), with a burst of as many: a rolling update of a
+	// fleet sized by docs/capacity.md moves about 610 streams to each
+	// remaining replica, while every device of a replica coming back at
+	// once is held to it, below the 921 to 1,702 accepts a second measured
+	// on a busy 2-vCPU replica, leaving CPU for the streams it serves.
+	DefaultAcceptRate = 1000
 	// DefaultStreamMemoryBudget is the memory budget of open streams when
 	// GOMEMLIMIT is not set (see StreamMemoryBudget).
 	DefaultStreamMemoryBudget int64 = 128 << 20
@@ -83,6 +91,7 @@ func (noMetrics) Evaluated(string)          {}
 // Error codes of the stream endpoints.
 const (
 	codeTooManySubscribers = "TOO_MANY_SUBSCRIBERS"
+	codeTooManyNewStreams  = "TOO_MANY_NEW_STREAMS"
 )
 
 // Event kinds (the SSE event field of /v1/stream).
@@ -185,8 +194,7 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, ns evaluator.Nam
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	retry := "retry: " + strconv.FormatInt(s.opts.Retry.Milliseconds(), 10) + "\n\n"
-	if !s.write(w, rc, append([]byte(retry), first...)) {
+	if !s.write(w, rc, append(s.retryFrame(), first...)) {
 		return
 	}
 	if first != nil && !upToDate {
@@ -258,29 +266,55 @@ func (s *server) await(w http.ResponseWriter, rc *http.ResponseController, r *ht
 	}
 }
 
-// takeSlotOr503 takes a stream slot, or answers 503 TOO_MANY_SUBSCRIBERS with
+// takeSlotOr503 takes a stream slot, or answers 503 (TOO_MANY_SUBSCRIBERS at
+// the cap, TOO_MANY_NEW_STREAMS beyond the accept rate) with a jittered
 // Retry-After and reports false.
 func (s *server) takeSlotOr503(w http.ResponseWriter) bool {
-	if s.takeSlot() {
+	var code, details string
+	switch s.takeSlot() {
+	case slotTaken:
 		return true
+	case slotCap:
+		code, details = codeTooManySubscribers, "too many event stream subscribers (limit "+strconv.Itoa(s.opts.MaxSubscribers)+")"
+	default:
+		code, details = codeTooManyNewStreams, "more than "+strconv.FormatFloat(s.opts.AcceptRate, 'g', -1, 64)+
+			" new event streams a second on this replica; retry after the delay given"
 	}
-	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(s.opts.Retry)))
-	s.writeError(w, http.StatusServiceUnavailable, "", codeTooManySubscribers,
-		"too many event stream subscribers (limit "+strconv.Itoa(s.opts.MaxSubscribers)+")")
+	base := retryAfterSeconds(s.opts.Retry)
+	w.Header().Set("Retry-After", strconv.Itoa(base+rand.IntN(base+1)))
+	s.writeError(w, http.StatusServiceUnavailable, "", code, details)
 	return false
 }
 
+// retryFrame is the SSE block a stream starts with: its reconnection
+// delay, drawn between half and one and a half of Options.Retry.
+func (s *server) retryFrame() []byte {
+	d := s.opts.Retry/2 + rand.N(s.opts.Retry+1)
+	return []byte("retry: " + strconv.FormatInt(d.Milliseconds(), 10) + "\n\n")
+}
+
+// Outcomes of takeSlot.
+const (
+	slotTaken = iota
+	slotCap   // every slot is in use
+	slotRate  // beyond the accept rate
+)
+
 // takeSlot takes one of Options.MaxSubscribers stream slots (any number
-// when it is negative); it reports false when none is free.
-func (s *server) takeSlot() bool {
+// when it is negative) within the accept rate. A request refused at the
+// cap spends none of the rate.
+func (s *server) takeSlot() int {
 	s.slots.Lock()
 	defer s.slots.Unlock()
 	if s.opts.MaxSubscribers > 0 && s.streams >= s.opts.MaxSubscribers {
-		return false
+		return slotCap
+	}
+	if s.accepts != nil && !s.accepts.Allow() {
+		return slotRate
 	}
 	s.streams++
 	s.opts.Metrics.Subscribers(s.streams)
-	return true
+	return slotTaken
 }
 
 func (s *server) freeSlot() {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -272,5 +273,109 @@ func TestStreamMemoryBudget(t *testing.T) {
 	opts.streamDefaults()
 	if opts.MaxSubscribers != MaxSubscribersFor(150<<20) || opts.StreamWriteTimeout != DefaultStreamWriteTimeout {
 		t.Errorf("defaults: MaxSubscribers %d, StreamWriteTimeout %v", opts.MaxSubscribers, opts.StreamWriteTimeout)
+	}
+}
+
+// checkJittered checks that every value of got (milliseconds or seconds as
+// text) lies in [lo, hi] and that they are not all the same: clients that
+// honour them exactly do not all come back at once.
+func checkJittered(t *testing.T, what string, got []string, lo, hi int) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, s := range got {
+		checkInRange(t, what, s, lo, hi)
+		seen[s] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("%s: %d values, all %v: want them spread", what, len(got), got)
+	}
+}
+
+// checkInRange checks that s is a whole number in [lo, hi].
+func checkInRange(t *testing.T, what, s string, lo, hi int) {
+	t.Helper()
+	v, err := strconv.Atoi(s)
+	if err != nil || v < lo || v > hi {
+		t.Errorf("%s = %q, want a whole number in [%d, %d]", what, s, lo, hi)
+	}
+}
+
+// TestRetryIsJittered: each stream is told its own reconnection delay,
+// drawn between half and one and a half of Options.Retry, on the native,
+// OFREP and sync streams; each 503 its own Retry-After, between Retry and
+// twice it (in whole seconds).
+func TestRetryIsJittered(t *testing.T) {
+	srv, _ := newStreamServer(t, Options{MaxSubscribers: 30, Retry: 3 * time.Second}, nil)
+	var retries []string
+	for i := range 30 {
+		path := []string{"/v1/stream?userId=u", "/ofrep/v1/sse?userId=u", "/v1/sync"}[i%3]
+		c := open(t, srv, path)
+		retries = append(retries, c.retry)
+	}
+	checkJittered(t, "retry", retries, 1500, 4500)
+
+	var after []string
+	for range 30 {
+		resp, _ := get(t, srv, "/v1/stream?userId=late")
+		checkError(t, resp, http.StatusServiceUnavailable, codeTooManySubscribers, "limit 30")
+		after = append(after, resp.Header.Get("Retry-After"))
+	}
+	checkJittered(t, "Retry-After", after, 3, 6)
+}
+
+// TestAcceptRate: beyond Options.AcceptRate new streams a second (after a
+// burst of Options.AcceptBurst) a stream request gets 503
+// TOO_MANY_NEW_STREAMS with a jittered Retry-After and takes no slot; a
+// request refused at the subscriber cap spends none of the rate.
+func TestAcceptRate(t *testing.T) {
+	m := &fakeMetrics{events: map[string]int{}, overflow: make(chan struct{}, 1), gauge: make(chan int, 1<<16)}
+	// A burst of 2, and no token back within the test.
+	srv, _ := newStreamServer(t, Options{AcceptRate: 0.001, AcceptBurst: 2, MaxSubscribers: 1, Metrics: m}, nil)
+	first := open(t, srv, "/v1/stream?userId=a")
+	first.next(t)
+	for range 3 {
+		resp, _ := get(t, srv, "/v1/stream?userId=b")
+		checkError(t, resp, http.StatusServiceUnavailable, codeTooManySubscribers, "limit 1")
+	}
+	first.cancel()
+	pollUntil(t, eventWait, "the first stream's slot freed", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.subscribers[len(m.subscribers)-1] == 0
+	})
+	second := open(t, srv, "/v1/stream?userId=c") // the burst's second token
+	second.next(t)
+	second.cancel()
+	pollUntil(t, eventWait, "the second stream's slot freed", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.subscribers[len(m.subscribers)-1] == 0
+	})
+	m.mu.Lock()
+	reports := len(m.subscribers)
+	m.mu.Unlock()
+	resp, _ := get(t, srv, "/v1/stream?userId=d")
+	checkError(t, resp, http.StatusServiceUnavailable, codeTooManyNewStreams, "0.001 new event streams a second")
+	checkInRange(t, "Retry-After", resp.Header.Get("Retry-After"), 3, 6)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.subscribers) != reports {
+		t.Errorf("subscriber reports %v: a refused request took a slot", m.subscribers[reports:])
+	}
+}
+
+// TestAcceptBurstDefault: without Options.AcceptBurst the burst is one
+// second's worth of the rate (DefaultAcceptRate when zero), at least 1; no
+// rate (negative) needs none.
+func TestAcceptBurstDefault(t *testing.T) {
+	for _, tc := range []struct {
+		rate float64
+		want int
+	}{{0, DefaultAcceptRate}, {0.001, 1}, {1, 1}, {2.5, 3}, {1000, 1000}, {-1, 0}} {
+		o := Options{AcceptRate: tc.rate}
+		o.streamDefaults()
+		if o.AcceptBurst != tc.want {
+			t.Errorf("AcceptRate %v: AcceptBurst = %d, want %d", tc.rate, o.AcceptBurst, tc.want)
+		}
 	}
 }

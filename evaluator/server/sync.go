@@ -62,7 +62,7 @@ func (s *server) syncStream(w http.ResponseWriter, r *http.Request, ns evaluator
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	frame := []byte("retry: " + strconv.FormatInt(s.opts.Retry.Milliseconds(), 10) + "\n\n")
+	frame := s.retryFrame()
 
 	// Resume where the client is when this process's feed still has
 	// every change since; else a snapshot.

@@ -36,9 +36,6 @@ import (
 const (
 	policySDK   = "sdk"
 	policyRetry = "retry"
-	// policySDK503 is policySDK except after a 503: it waits the Retry-After drawn between
-	// it and twice it, and does not double its back-off (another replica may have room).
-	policySDK503 = "sdk-503"
 )
 
 const (
@@ -48,37 +45,35 @@ const (
 	defaultRetry = 3 * time.Second
 )
 
-// delay is how long a client waits before its attempt number attempt (0 for the first
-// after a drop of a connection that had current values), given the stream's last retry
-// field (0 when none was read) and a 503's Retry-After (0 when none).
-func delay(policy string, attempt int, retry, retryAfter time.Duration) time.Duration {
-	var d time.Duration
-	switch policy {
-	case policySDK, policySDK503:
+// delay is how long a client that got no 503 waits before its attempt number attempt (0
+// for the first after a drop of a connection that had current values), given the stream's
+// last retry field (0 when none was read).
+func delay(policy string, attempt int, retry time.Duration) time.Duration {
+	if policy == policySDK {
 		// sdk/go's Backoff: at once, then lo doubling up to hi, drawn in [d/2, d].
-		if attempt > 0 {
-			d = doubled(sdkMinBackoff, attempt-1)
-			d = d/2 + rand.N(d/2+1)
+		if attempt == 0 {
+			return 0
 		}
-	default:
-		if retry <= 0 {
-			retry = defaultRetry
-		}
-		// retry, doubling while attempts fail, drawn in [d/2, 3d/2].
-		d = doubled(retry, attempt)
-		d = d/2 + rand.N(d+1)
+		d := doubled(sdkMinBackoff, attempt-1)
+		return d/2 + rand.N(d/2+1)
 	}
-	return max(d, retryAfter)
+	if retry <= 0 {
+		retry = defaultRetry
+	}
+	// The retry field as given (the evaluator draws it for each stream), doubling
+	// while attempts fail.
+	return doubled(retry, attempt)
 }
 
 // next returns the wait before the next attempt and the number of that attempt, after
 // attempt number attempt, given the stream's last retry field and a 503's Retry-After
-// (0 when none).
+// (0 when none). sdk waits a 503's Retry-After as given (the evaluator jitters it)
+// without doubling its back-off, as sdk/go does; retry waits at least the Retry-After.
 func next(policy string, attempt int, retry, retryAfter time.Duration) (time.Duration, int) {
-	if policy == policySDK503 && retryAfter > 0 {
-		return retryAfter + rand.N(retryAfter+1), attempt
+	if policy == policySDK && retryAfter > 0 {
+		return retryAfter, attempt
 	}
-	return delay(policy, attempt, retry, retryAfter), attempt + 1
+	return max(delay(policy, attempt, retry), retryAfter), attempt + 1
 }
 
 // doubled is d doubled n times, at most maxBackoff.
@@ -101,8 +96,6 @@ type client struct {
 	url    func(replica int) string
 	policy string
 	rec    *recorder
-	// limit, when set, is the simulated accept-rate limit.
-	limit atomic.Pointer[acceptLimit]
 
 	lastID string // the ID of the last event applied
 	retry  time.Duration
@@ -139,8 +132,6 @@ func (c *client) run(ctx context.Context, hc *http.Client, pick func() int, firs
 	}
 }
 
-func (c *client) setLimit(l *acceptLimit) { c.limit.Store(l) }
-
 // connect opens one stream to replica r and applies its events until it ends. synced
 // reports whether the client had current values on it; retryAfter is a 503's Retry-After.
 func (c *client) connect(ctx context.Context, hc *http.Client, r int, onSync func()) (synced bool, retryAfter time.Duration) {
@@ -150,12 +141,6 @@ func (c *client) connect(ctx context.Context, hc *http.Client, r int, onSync fun
 	}
 	if c.lastID != "" {
 		req.Header.Set("Last-Event-ID", c.lastID)
-	}
-	if l := c.limit.Load(); l != nil {
-		if ok, ra := l.admit(r); !ok {
-			c.rec.rejected(r)
-			return false, ra
-		}
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

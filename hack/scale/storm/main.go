@@ -23,19 +23,18 @@ limitations under the License.
 //     attempt sent to a replica drawn at random among the Service's endpoints (-endpoints
 //     says whether a stopped replica is among them), as a Service's proxy does. A client
 //     keeps the ID of the last event it applied and sends it as Last-Event-ID when it reconnects,
-//     and waits between attempts by one of three policies (-policy):
-//     sdk, the Go provider's back-off (docs/sdk.md: at once, then 500 ms doubling up to
-//     30 s, each delay drawn between half and all of it, at least a 503's Retry-After);
-//     retry, an EventSource that honours the stream's `retry:` field with jitter (drawn
-//     between half and one and a half of it, doubling while attempts fail, up to 30 s, at
-//     least a 503's Retry-After); sdk-503, sdk except that a 503 does not double the
-//     back-off: the client waits the Retry-After drawn between it and twice it;
+//     and waits between attempts by one of two policies (-policy):
+//     sdk, the Go provider's (docs/sdk.md: at once, then 500 ms doubling up to 30 s, each
+//     delay drawn between half and all of it; a 503's Retry-After waited out as given,
+//     without doubling); retry, an EventSource that honours the stream's `retry:` field as
+//     given (the evaluator draws it between half and one and a half of its --retry for each
+//     stream), doubling while attempts fail, up to 30 s, at least a 503's Retry-After;
 //   - once every client holds current values, replica 0 is stopped (-stop kill: SIGKILL;
 //     term: SIGINT, which serve handles as SIGTERM: it ends its streams after closing the
 //     listener, as in a rolling update) and started again on the same port after -down.
 //     From the stop on, FlipKey is flipped -flips times, every -flip-every, by rewriting
-//     its manifest (both replicas watch the directory). -accept-rate simulates a
-//     per-replica accept-rate limit in front of the replicas.
+//     its manifest (both replicas watch the directory). -accept-rate is each replica's
+//     --stream-accept-rate.
 //
 // It reports the time from the stop until every client holds current values again, each
 // client's time without current values, accepted streams (200) and 503s per replica and
@@ -57,6 +56,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flagops/flagops/evaluator/server"
 	"github.com/flagops/flagops/test/servetest"
 )
 
@@ -78,7 +78,6 @@ type config struct {
 	flipEvery      time.Duration
 	sources        int
 	acceptRate     float64
-	limitJitter    bool
 	settle         time.Duration
 	timeout        time.Duration
 }
@@ -91,12 +90,11 @@ func main() {
 	flag.IntVar(&c.maxSubscribers, "max-subscribers", 0, "--max-subscribers of each replica; 0 means -n (a replica can hold every stream)")
 	flag.StringVar(&c.stop, "stop", "term", "how replica 0 stops: term (graceful: SIGINT, which serve handles as SIGTERM) or kill (SIGKILL)")
 	flag.DurationVar(&c.down, "down", 5*time.Second, "time replica 0 stays down before it starts again")
-	flag.StringVar(&c.policy, "policy", "sdk", "clients' reconnection policy: sdk, retry or sdk-503")
+	flag.StringVar(&c.policy, "policy", "sdk", "clients' reconnection policy: sdk or retry")
 	flag.StringVar(&c.endpoints, "endpoints", endpointsReady, "the Service's endpoints while replica 0 is down: ready (it is taken out at its stop, as a terminating pod is) or all (attempts still reach it and are refused, as with a crashed pod before its readiness probe fails)")
 	flag.IntVar(&c.flips, "flips", 10, "changes of "+flipKeyName+" made from the stop on")
 	flag.DurationVar(&c.flipEvery, "flip-every", 500*time.Millisecond, "interval of the changes")
-	flag.Float64Var(&c.acceptRate, "accept-rate", 0, "simulated per-replica accept-rate limit, streams a second (burst as many), counted from the stop; beyond it a stream gets a 503 with Retry-After 3 s, as a full replica answers. 0: none (the evaluator has none)")
-	flag.BoolVar(&c.limitJitter, "accept-rate-jitter", false, "draw the simulated limit's Retry-After between 3 s and 6 s")
+	flag.Float64Var(&c.acceptRate, "accept-rate", server.DefaultAcceptRate, "--stream-accept-rate of each replica: new streams a second (burst as many); 0: no limit")
 	flag.IntVar(&c.sources, "sources", 8, "loopback source addresses 127.0.0.2.. the clients dial from (ephemeral ports)")
 	flag.DurationVar(&c.settle, "settle", 60*time.Second, "how long to wait, after the storm, for every client to hold the last change")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "overall timeout")
@@ -119,8 +117,8 @@ func (c *config) check() error {
 		return fmt.Errorf("-replicas: %d; the storm needs a survivor, at least 2", c.replicas)
 	case c.stop != "term" && c.stop != "kill":
 		return fmt.Errorf("-stop: %q is neither term nor kill", c.stop)
-	case c.policy != policySDK && c.policy != policyRetry && c.policy != policySDK503:
-		return fmt.Errorf("-policy: %q is none of %s, %s and %s", c.policy, policySDK, policyRetry, policySDK503)
+	case c.policy != policySDK && c.policy != policyRetry:
+		return fmt.Errorf("-policy: %q is neither %s nor %s", c.policy, policySDK, policyRetry)
 	case c.endpoints != endpointsReady && c.endpoints != endpointsAll:
 		return fmt.Errorf("-endpoints: %q is neither %s nor %s", c.endpoints, endpointsReady, endpointsAll)
 	case c.sources < 1 || c.sources > 250:

@@ -91,7 +91,7 @@ func startFleet(c config, dir string) (*fleet, error) {
 	f.out.Store(-1)
 	for i := range c.replicas {
 		r := &replica{bin: c.flagops, dir: dir, addr: "127.0.0.1:0",
-			extra: []string{"--max-subscribers", fmt.Sprint(c.maxSubscribers)}}
+			extra: []string{"--max-subscribers", fmt.Sprint(c.maxSubscribers), "--stream-accept-rate", fmt.Sprint(c.acceptRate)}}
 		f.replicas = append(f.replicas, r)
 		if err := r.start(); err != nil {
 			f.stopAll()

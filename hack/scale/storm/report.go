@@ -89,9 +89,7 @@ func (r *result) report(w io.Writer, c config) {
 	p("time without current values, per client of replica 0 (%d): p50 %s, p99 %s, max %s",
 		len(r.outages), secs(percentile(r.outages, .5)), secs(percentile(r.outages, .99)), secs(percentile(r.outages, 1)))
 	p("")
-	if c.acceptRate > 0 {
-		p("simulated accept-rate limit: %g streams/s per replica from the stop, 503 with Retry-After 3 s (jittered to 3–6 s: %t); its refusals are counted as 503s", c.acceptRate, c.limitJitter)
-	}
+	p("--stream-accept-rate of each replica: %g streams/s (0: no limit)", c.acceptRate)
 	p("per replica, from the stop until %s (all back and every client with the last change):", secs(r.settled))
 	p("  %-8s %9s %12s %7s %12s %9s", "replica", "accepted", "peak /1 s", "503s", "peak 503/1 s", "refused")
 	for i := range r.accepts {

@@ -153,12 +153,6 @@ func storm(ctx context.Context, c config, f *fleet, dir string) (*result, error)
 	if c.endpoints == endpointsReady {
 		f.out.Store(0) // the endpoints controller takes a terminating pod out at once
 	}
-	if c.acceptRate > 0 {
-		limit := newAcceptLimit(len(f.addrs), c.acceptRate, 3*time.Second, c.limitJitter)
-		for _, cl := range clients {
-			cl.setLimit(limit)
-		}
-	}
 	f.replicas[0].stop(c.stop == "term")
 	res.stopped = time.Since(t0)
 	restartDone := make(chan error, 1)

@@ -26,28 +26,26 @@ func TestDelay(t *testing.T) {
 	const s = time.Second
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 	tests := []struct {
-		name              string
-		policy            string
-		attempt           int
-		retry, retryAfter time.Duration
-		lo, hi            time.Duration
+		name    string
+		policy  string
+		attempt int
+		retry   time.Duration
+		lo, hi  time.Duration
 	}{
-		{"sdk: at once after a drop", policySDK, 0, 0, 0, 0, 0},
-		{"sdk: first back-off", policySDK, 1, 0, 0, ms(250), ms(500)},
-		{"sdk: doubled", policySDK, 3, 0, 0, ms(1000), ms(2000)},
-		{"sdk: capped at 30 s", policySDK, 12, 0, 0, 15 * s, 30 * s},
-		{"sdk: ignores retry", policySDK, 1, 10 * s, 0, ms(250), ms(500)},
-		{"sdk: at least Retry-After", policySDK, 1, 0, 3 * s, 3 * s, 3 * s},
-		{"retry: the field, jittered", policyRetry, 0, 2 * s, 0, 1 * s, 3 * s},
-		{"retry: EventSource default before a field", policyRetry, 0, 0, 0, ms(1500), ms(4500)},
-		{"retry: doubled while attempts fail", policyRetry, 2, 1 * s, 0, 2 * s, 6 * s},
-		{"retry: capped at 30 s", policyRetry, 9, 3 * s, 0, 15 * s, 45 * s},
-		{"retry: at least Retry-After", policyRetry, 0, ms(100), 3 * s, 3 * s, 3 * s},
+		{"sdk: at once after a drop", policySDK, 0, 0, 0, 0},
+		{"sdk: first back-off", policySDK, 1, 0, ms(250), ms(500)},
+		{"sdk: doubled", policySDK, 3, 0, ms(1000), ms(2000)},
+		{"sdk: capped at 30 s", policySDK, 12, 0, 15 * s, 30 * s},
+		{"sdk: ignores retry", policySDK, 1, 10 * s, ms(250), ms(500)},
+		{"retry: the field as given", policyRetry, 0, ms(2345), ms(2345), ms(2345)},
+		{"retry: EventSource default before a field", policyRetry, 0, 0, 3 * s, 3 * s},
+		{"retry: doubled while attempts fail", policyRetry, 2, 1 * s, 4 * s, 4 * s},
+		{"retry: capped at 30 s", policyRetry, 9, 3 * s, 30 * s, 30 * s},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for range 500 {
-				if d := delay(tt.policy, tt.attempt, tt.retry, tt.retryAfter); d < tt.lo || d > tt.hi {
+				if d := delay(tt.policy, tt.attempt, tt.retry); d < tt.lo || d > tt.hi {
 					t.Fatalf("delay = %s, want within [%s, %s]", d, tt.lo, tt.hi)
 				}
 			}
@@ -186,83 +184,20 @@ func TestFleetPick(t *testing.T) {
 	}
 }
 
-func TestAcceptLimit(t *testing.T) {
-	now := time.Unix(0, 0)
-	l := newAcceptLimit(2, 10, 3*time.Second, false)
-	l.now = func() time.Time { return now }
-	for i := range 10 { // the burst
-		if ok, _ := l.admit(0); !ok {
-			t.Fatalf("stream %d of the burst refused", i)
+// TestNextAfter503: sdk waits a 503's Retry-After as given, without doubling its
+// back-off (as sdk/go does); retry waits at least the Retry-After, its delay doubling.
+func TestNextAfter503(t *testing.T) {
+	for i, d := range waitsAfter503s(policySDK, 12) {
+		if d != 3*time.Second {
+			t.Errorf("sdk: wait %d after a 503 = %s, want the Retry-After, 3 s", i, d)
 		}
 	}
-	if ok, ra := l.admit(0); ok || ra != 3*time.Second {
-		t.Errorf("11th stream at once: admitted %v, Retry-After %s; want refused, 3s", ok, ra)
+	w := waitsAfter503s(policyRetry, 12)
+	if w[0] != 3*time.Second || w[11] != maxBackoff {
+		t.Errorf("retry: waits after 503s %v, want 3 s first and 30 s at last", w)
 	}
-	if ok, _ := l.admit(1); !ok {
-		t.Error("replica 1 refused a stream: each replica has its own bucket")
-	}
-	now = now.Add(250 * time.Millisecond) // 2.5 tokens
-	for i := range 2 {
-		if ok, _ := l.admit(0); !ok {
-			t.Fatalf("stream %d after 250 ms refused", i)
-		}
-	}
-	if ok, _ := l.admit(0); ok {
-		t.Error("a third stream after 250 ms at 10/s admitted")
-	}
-	now = now.Add(time.Hour) // the bucket holds one burst, no more
-	n := 0
-	for {
-		if ok, _ := l.admit(0); !ok {
-			break
-		}
-		n++
-	}
-	if n != 10 {
-		t.Errorf("after an hour idle, %d streams admitted at once, want the burst, 10", n)
-	}
-
-	j := newAcceptLimit(1, 1, 3*time.Second, true)
-	j.now = func() time.Time { return now }
-	j.admit(0)
-	seen := map[time.Duration]bool{}
-	for range 200 {
-		_, ra := j.admit(0)
-		if ra < 3*time.Second || ra > 6*time.Second {
-			t.Fatalf("jittered Retry-After %s, want within [3s, 6s]", ra)
-		}
-		seen[ra] = true
-	}
-	if len(seen) < 2 {
-		t.Error("jittered Retry-After is always the same")
-	}
-}
-
-// TestRunSDK503: with sdk-503, a client refused with a 503 waits the Retry-After drawn
-// between it and twice it, without doubling its back-off; with sdk, the back-off doubles.
-func TestRunSDK503(t *testing.T) {
-	for _, tt := range []struct {
-		policy string
-		lo, hi time.Duration
-	}{
-		{policySDK503, 3 * time.Second, 6 * time.Second},
-		{policySDK, 3 * time.Second, 3 * time.Second}, // attempts 1..3: max(≤ 2 s back-off, 3 s)
-	} {
-		t.Run(tt.policy, func(t *testing.T) {
-			waits := waitsAfter503s(tt.policy, 3)
-			for i, d := range waits {
-				if d < tt.lo || d > tt.hi {
-					t.Errorf("wait %d after a 503 = %s, want within [%s, %s]", i, d, tt.lo, tt.hi)
-				}
-			}
-		})
-	}
-	// After many 503s, sdk has doubled up to 30 s; sdk-503 still waits 3-6 s.
-	if w := waitsAfter503s(policySDK, 12); w[11] < 15*time.Second {
-		t.Errorf("sdk's 12th wait after 503s = %s, want its back-off, at least 15 s", w[11])
-	}
-	if w := waitsAfter503s(policySDK503, 12); w[11] > 6*time.Second {
-		t.Errorf("sdk-503's 12th wait after 503s = %s, want at most 6 s", w[11])
+	if d, n := next(policyRetry, 0, time.Second, 0); d != time.Second || n != 1 {
+		t.Errorf("retry after a drop: %s, attempt %d; want 1 s, 1", d, n)
 	}
 }
 

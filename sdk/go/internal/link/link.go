@@ -268,11 +268,8 @@ func (l *Link) run(ctx context.Context, url string, done chan struct{}) {
 		if synced {
 			attempt = 0
 		}
-		delay := Backoff(l.cfg.MinBackoff, l.cfg.MaxBackoff, attempt)
-		if se != nil {
-			delay = max(delay, se.retryAfter)
-		}
-		attempt++
+		var delay time.Duration
+		delay, attempt = retryDelay(l.cfg.MinBackoff, l.cfg.MaxBackoff, attempt, err)
 		l.cfg.Log.Debug("Reconnecting to the flagops evaluator", "in", delay, "error", err)
 		t := time.NewTimer(delay)
 		select {
@@ -282,6 +279,19 @@ func (l *Link) run(ctx context.Context, url string, done chan struct{}) {
 		case <-t.C:
 		}
 	}
+}
+
+// retryDelay is the delay before the next attempt after attempt n failed with
+// err, and the number of that attempt. A 503 with Retry-After (a replica at its
+// cap or accept rate) is waited out as given, which the evaluator jitters,
+// without doubling the back-off: the Service may route the next attempt to a
+// replica with room. Anything else backs off.
+func retryDelay(lo, hi time.Duration, n int, err error) (time.Duration, int) {
+	var se *streamError
+	if errors.As(err, &se) && se.retryAfter > 0 {
+		return se.retryAfter, n
+	}
+	return Backoff(lo, hi, n), n + 1
 }
 
 // Backoff is the delay before reconnection attempt n (0 for the first after a
