@@ -45,8 +45,8 @@ func (l *streamLimits) bind(fs *flag.FlagSet) {
 		fmt.Sprintf("Memory the open event streams may hold, as a quantity such as 256Mi; it sets the default of --max-subscribers. Empty means half of the Go memory limit (GOMEMLIMIT) when it is set, else %dMi.", server.DefaultStreamMemoryBudget>>20))
 	fs.DurationVar(&l.writeTimeout, "stream-write-timeout", server.DefaultStreamWriteTimeout,
 		"Deadline of every event stream write: a client that does not take an event or a heartbeat within it is dropped and its slot freed.")
-	fs.Float64Var(&l.acceptRate, "stream-accept-rate", server.DefaultAcceptRate,
-		"Most new event streams accepted a second, with a burst of as many; beyond it new ones get 503 with Retry-After, which bounds a reconnect storm's work on this replica (see docs/capacity.md). 0 means no limit.")
+	fs.Float64Var(&l.acceptRate, "stream-accept-rate", 0,
+		"Most new event streams accepted a second, with a burst of as many; beyond it new ones get 503 with Retry-After, which bounds a reconnect storm's work on this replica. 0 means no limit. Set it below what one replica accepts (docs/capacity.md) only where a storm would starve its open streams: a lower limit makes the storm longer.")
 }
 
 // load checks the flags and resolves the memory budget.
@@ -95,7 +95,4 @@ func (l *streamLimits) apply(opts *server.Options) {
 	opts.MaxSubscribers = l.max()
 	opts.StreamWriteTimeout = l.writeTimeout
 	opts.AcceptRate = l.acceptRate
-	if l.acceptRate == 0 {
-		opts.AcceptRate = -1 // no limit
-	}
 }

@@ -59,7 +59,7 @@ func TestStreamLimitsFlags(t *testing.T) {
 		goMemLimit  int64 // 0: none
 		wantMax     int
 		wantTimeout time.Duration
-		wantRate    float64 // 0: the default
+		wantRate    float64
 		wantErr     string
 	}{
 		{name: "manager default: 128Mi", parse: manager, wantMax: 128 * mi / int(server.MemoryPerStream), wantTimeout: 10 * time.Second},
@@ -70,7 +70,7 @@ func TestStreamLimitsFlags(t *testing.T) {
 		{name: "explicit cap beats the budget", parse: sidecar, args: []string{"--max-subscribers=5", "--stream-memory-budget=1Gi"}, wantMax: 5, wantTimeout: 10 * time.Second},
 		{name: "tiny budget still allows one", parse: serve, args: []string{"--stream-memory-budget=1Ki"}, wantMax: 1, wantTimeout: 10 * time.Second},
 		{name: "accept rate", parse: serve, args: []string{"--stream-accept-rate=250.5"}, wantMax: 128 * mi / int(server.MemoryPerStream), wantTimeout: 10 * time.Second, wantRate: 250.5},
-		{name: "no accept rate", parse: sidecar, args: []string{"--stream-accept-rate=0"}, wantMax: 128 * mi / int(server.MemoryPerStream), wantTimeout: 10 * time.Second, wantRate: -1},
+		{name: "no accept rate", parse: sidecar, args: []string{"--stream-accept-rate=0"}, wantMax: 128 * mi / int(server.MemoryPerStream), wantTimeout: 10 * time.Second},
 		{name: "negative accept rate", parse: manager, args: []string{"--stream-accept-rate=-5"}, wantErr: "--stream-accept-rate: -5 is negative; use 0 for no limit"},
 		{name: "accept rate not a number", parse: manager, args: []string{"--stream-accept-rate=NaN"}, wantErr: "--stream-accept-rate: NaN is not a number of streams a second"},
 		{name: "negative cap", parse: manager, args: []string{"--max-subscribers=-1"}, wantErr: "--max-subscribers: -1 is negative"},
@@ -99,9 +99,6 @@ func TestStreamLimitsFlags(t *testing.T) {
 			var opts server.Options
 			got.apply(&opts)
 			wantRate := tt.wantRate
-			if wantRate == 0 {
-				wantRate = server.DefaultAcceptRate
-			}
 			if opts.MaxSubscribers != tt.wantMax || opts.StreamWriteTimeout != tt.wantTimeout || opts.AcceptRate != wantRate {
 				t.Errorf("MaxSubscribers %d, StreamWriteTimeout %v, AcceptRate %v; want %d, %v, %v",
 					opts.MaxSubscribers, opts.StreamWriteTimeout, opts.AcceptRate, tt.wantMax, tt.wantTimeout, wantRate)

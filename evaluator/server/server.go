@@ -224,8 +224,8 @@
 // MaxSubscribersFor(StreamMemoryBudget()): half of GOMEMLIMIT, else 128
 // MiB, at MemoryPerStream each) is checked before anything else is done
 // with a stream request: beyond it the answer is 503 TOO_MANY_SUBSCRIBERS
-// with Retry-After. So is the accept rate (Options.AcceptRate, by default
-// DefaultAcceptRate new streams a second): beyond it, 503 TOO_MANY_NEW_STREAMS. A request refused at the
+// with Retry-After. So is the accept rate (Options.AcceptRate, none by
+// default): beyond it, 503 TOO_MANY_NEW_STREAMS. A request refused at the
 // cap spends none of the rate. Each stream's retry field and each 503's
 // Retry-After are jittered (Options.Retry), so that clients dropped at
 // once, by a rolling update or a full replica, spread their returns. Every stream write (events and heartbeats) has a
@@ -351,8 +351,8 @@ type Options struct {
 	// AcceptRate caps the new streams this handler accepts per second
 	// (token bucket, AcceptBurst deep): beyond it a stream request gets 503
 	// TOO_MANY_NEW_STREAMS with Retry-After, which bounds the work of a
-	// reconnect storm on one replica. Zero selects DefaultAcceptRate; a
-	// negative value means no limit.
+	// reconnect storm on one replica. Zero or less means no limit (the
+	// default: docs/capacity.md measures what a limit costs).
 	AcceptRate float64
 	// AcceptBurst is how many streams may be accepted at once above
 	// AcceptRate. Zero selects one second's worth of AcceptRate, at least 1.
@@ -398,9 +398,6 @@ func (o *Options) streamDefaults() {
 	}
 	if o.Retry <= 0 {
 		o.Retry = DefaultRetry
-	}
-	if o.AcceptRate == 0 {
-		o.AcceptRate = DefaultAcceptRate
 	}
 	if o.AcceptRate > 0 && o.AcceptBurst <= 0 {
 		o.AcceptBurst = max(1, int(math.Ceil(o.AcceptRate)))

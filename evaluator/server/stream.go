@@ -22,13 +22,6 @@ const (
 	DefaultHeartbeat          = 15 * time.Second
 	DefaultRetry              = 3 * time.Second
 	DefaultStreamWriteTimeout = 10 * time.Second
-	// DefaultAcceptRate is how many new streams a second a handler accepts
-	// (Options.AcceptRate), with a burst of as many: a rolling update of a
-	// fleet sized by docs/capacity.md moves about 610 streams to each
-	// remaining replica, while every device of a replica coming back at
-	// once is held to it, below the 921 to 1,702 accepts a second measured
-	// on a busy 2-vCPU replica, leaving CPU for the streams it serves.
-	DefaultAcceptRate = 1000
 	// DefaultStreamMemoryBudget is the memory budget of open streams when
 	// GOMEMLIMIT is not set (see StreamMemoryBudget).
 	DefaultStreamMemoryBudget int64 = 128 << 20

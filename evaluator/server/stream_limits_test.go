@@ -365,13 +365,12 @@ func TestAcceptRate(t *testing.T) {
 }
 
 // TestAcceptBurstDefault: without Options.AcceptBurst the burst is one
-// second's worth of the rate (DefaultAcceptRate when zero), at least 1; no
-// rate (negative) needs none.
+// second's worth of the rate, at least 1; no rate needs none.
 func TestAcceptBurstDefault(t *testing.T) {
 	for _, tc := range []struct {
 		rate float64
 		want int
-	}{{0, DefaultAcceptRate}, {0.001, 1}, {1, 1}, {2.5, 3}, {1000, 1000}, {-1, 0}} {
+	}{{0, 0}, {0.001, 1}, {1, 1}, {2.5, 3}, {1000, 1000}, {-1, 0}} {
 		o := Options{AcceptRate: tc.rate}
 		o.streamDefaults()
 		if o.AcceptBurst != tc.want {

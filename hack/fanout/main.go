@@ -137,7 +137,7 @@ func runServer(kind, addr string) error {
 			},
 		}
 		b.routes(mux)
-		mux.Handle("/", server.New(store, server.Options{DefaultNamespace: benchNS, Heartbeat: time.Hour, MaxSubscribers: -1, AcceptRate: -1}))
+		mux.Handle("/", server.New(store, server.Options{DefaultNamespace: benchNS, Heartbeat: time.Hour, MaxSubscribers: -1}))
 	case "bare":
 		bare, err := newBare(store)
 		if err != nil {

@@ -56,7 +56,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flagops/flagops/evaluator/server"
 	"github.com/flagops/flagops/test/servetest"
 )
 
@@ -94,7 +93,7 @@ func main() {
 	flag.StringVar(&c.endpoints, "endpoints", endpointsReady, "the Service's endpoints while replica 0 is down: ready (it is taken out at its stop, as a terminating pod is) or all (attempts still reach it and are refused, as with a crashed pod before its readiness probe fails)")
 	flag.IntVar(&c.flips, "flips", 10, "changes of "+flipKeyName+" made from the stop on")
 	flag.DurationVar(&c.flipEvery, "flip-every", 500*time.Millisecond, "interval of the changes")
-	flag.Float64Var(&c.acceptRate, "accept-rate", server.DefaultAcceptRate, "--stream-accept-rate of each replica: new streams a second (burst as many); 0: no limit")
+	flag.Float64Var(&c.acceptRate, "accept-rate", 0, "--stream-accept-rate of each replica: new streams a second (burst as many); 0: no limit")
 	flag.IntVar(&c.sources, "sources", 8, "loopback source addresses 127.0.0.2.. the clients dial from (ephemeral ports)")
 	flag.DurationVar(&c.settle, "settle", 60*time.Second, "how long to wait, after the storm, for every client to hold the last change")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "overall timeout")
