@@ -87,15 +87,65 @@ func (n Namespace) EvaluateAllInto(dst []Result, ctx Context) []Result {
 	}
 	env := evalEnv{n: n, ctx: &ctx}
 	user, dev := n.subjects(&ctx)
+	uf, df := n.st.subjectFlags(user), n.st.subjectFlags(dev)
 	for _, fe := range n.st.flagList {
 		// Evaluate in place: append a zero result and drop it again when
 		// the role gate hides the flag.
 		dst = append(dst, Result{})
-		if env.evalFlag(&dst[len(dst)-1], fe, fe.key, user, dev) {
+		if env.evalFlag(&dst[len(dst)-1], fe, fe.key, uf.of(fe), df.of(fe)) {
 			dst = dst[:len(dst)-1]
 		}
 	}
 	return dst
+}
+
+// subjectFlags are the flags a subject has override entries for, so that
+// evaluating every flag tests each flag against them by pointer instead of
+// looking its key up among the subject's keys (whose strings often share a
+// length and a long prefix, which makes each comparison a byte compare).
+type subjectFlags struct {
+	se  *subjEntry
+	fes [maxSubjectFlags]*flagEntry
+	n   int
+	all bool // more keys than fes holds: every flag looks its key up
+}
+
+// maxSubjectFlags is how many flags of a subject subjectFlags resolves; most
+// subjects have a handful.
+const maxSubjectFlags = 8
+
+func (st *nsState) subjectFlags(se *subjEntry) subjectFlags {
+	sf := subjectFlags{se: se}
+	if se == nil {
+		return sf
+	}
+	if len(se.keys) > maxSubjectFlags {
+		sf.all = true
+		return sf
+	}
+	for i := range se.keys {
+		// Entries of a key that names no flag are never looked up: no
+		// flag of flagList has it.
+		if fe := st.flags[se.keys[i].key]; fe != nil {
+			sf.fes[sf.n] = fe
+			sf.n++
+		}
+	}
+	return sf
+}
+
+// of returns the subject when it may have entries for fe, else nil, which
+// evalFlag treats as a subject without entries for it.
+func (sf *subjectFlags) of(fe *flagEntry) *subjEntry {
+	if sf.all {
+		return sf.se
+	}
+	for i := range sf.n {
+		if sf.fes[i] == fe {
+			return sf.se
+		}
+	}
+	return nil
 }
 
 func (n Namespace) subjects(ctx *Context) (user, dev *subjEntry) {

@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -730,6 +731,55 @@ func TestResultHidden(t *testing.T) {
 	for _, tt := range tests {
 		if got := tt.res.Hidden(); got != tt.want {
 			t.Errorf("Hidden of %+v = %v, want %v", tt.res, got, tt.want)
+		}
+	}
+}
+
+// TestEvaluateAllMatchesEvaluate: evaluating every flag gives, flag by flag,
+// what evaluating each flag alone gives, for subjects with no entries, a few
+// (one naming no flag), more than subjectFlags resolves, and a device with a
+// user.
+func TestEvaluateAllMatchesEvaluate(t *testing.T) {
+	s := NewStore(WithClock(newFakeClock(t0)))
+	var ops []Op
+	key := func(i int) string { return fmt.Sprintf("f%02d", i) }
+	for i := range 20 {
+		ops = append(ops, UpsertFlag("ns", key(i), boolFlag(i%3 == 0)))
+	}
+	var many []OverrideEntry
+	for i := range maxSubjectFlags + 4 {
+		many = append(many, on(key(2*i%20)), off(key((2*i+1)%20)))
+	}
+	ops = append(ops,
+		UpsertOverride(userOverride("ns", "few", "few", t0, on(key(1)), off(key(3)), on("no-such-flag"))),
+		UpsertOverride(userOverride("ns", "many", "many", t0, many[:len(many)/2]...)),
+		UpsertOverride(userOverride("ns", "many-2", "many", t0.Add(time.Second), many[len(many)/2:]...)),
+		UpsertOverride(deviceOverride("ns", "dev", "d1", t0, off(key(0)), on(key(4)))),
+	)
+	mustApply(t, s, ops...)
+	h := s.Namespace("ns")
+	for _, ctx := range []Context{
+		{UserID: "nobody"},
+		{UserID: "few"},
+		{UserID: "many"},
+		{UserID: "few", DeviceID: "d1", DeviceClass: "phone"},
+		{DeviceID: "d1", DeviceClass: "phone"},
+	} {
+		all := h.EvaluateAll(ctx)
+		if len(all) != 20 {
+			t.Fatalf("%+v: %d results, want 20", ctx, len(all))
+		}
+		overridden := 0
+		for _, r := range all {
+			if one := h.Evaluate(ctx, r.Key); !reflect.DeepEqual(r, one) {
+				t.Errorf("%+v, %s: EvaluateAll gave %+v, Evaluate %+v", ctx, r.Key, r, one)
+			}
+			if strings.Contains(r.Source, "override") {
+				overridden++
+			}
+		}
+		if ctx.UserID != "nobody" && overridden == 0 {
+			t.Errorf("%+v: no result decided by an override", ctx)
 		}
 	}
 }
