@@ -426,7 +426,9 @@ func (s *Syncer) InitialSync(ctx context.Context) error {
 	var ops []evaluator.Op
 	for _, kind := range Kinds {
 		list := kind.NewList()
-		if err := s.reader.List(ctx, list); err != nil {
+		// The Syncer only reads the objects (op copies what the store keeps), so the list
+		// shares them with the cache rather than copying every object.
+		if err := s.reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 			return fmt.Errorf("failed to list %s objects for the initial sync: %w", kind, err)
 		}
 		objs, err := objectsOf(list)
