@@ -21,6 +21,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/flagops/flagops/api/v1alpha1"
 )
 
 // LastAppliedAnnotation is the annotation kubectl apply (client-side) writes: a full copy of
@@ -56,4 +58,37 @@ func StripForCache(in any) (any, error) {
 		}
 	}
 	return in, nil
+}
+
+// ServingTransform is the cache transform of the read-only serving modes (`flagops evaluator`
+// and `flagops sidecar`), whose only reader of the cache is the Syncer: of a flagops object it
+// keeps the spec and the metadata the Syncer reads (name, namespace, uid, resourceVersion,
+// generation, creation and deletion timestamps), and drops the status, labels, annotations,
+// finalizers, owner references and managedFields, which a serving replica never reads.
+// Other objects get StripForCache.
+func ServingTransform(in any) (any, error) {
+	switch o := in.(type) {
+	case *v1.FeatureFlag:
+		o.ObjectMeta, o.Status = servingMeta(&o.ObjectMeta), v1.FeatureFlagStatus{}
+	case *v1.UserFlagOverride:
+		o.ObjectMeta, o.Status = servingMeta(&o.ObjectMeta), v1.FlagOverrideStatus{}
+	case *v1.DeviceFlagOverride:
+		o.ObjectMeta, o.Status = servingMeta(&o.ObjectMeta), v1.FlagOverrideStatus{}
+	default:
+		return StripForCache(in)
+	}
+	return in, nil
+}
+
+// servingMeta is the part of m that the Syncer reads.
+func servingMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:              m.Name,
+		Namespace:         m.Namespace,
+		UID:               m.UID,
+		ResourceVersion:   m.ResourceVersion,
+		Generation:        m.Generation,
+		CreationTimestamp: m.CreationTimestamp,
+		DeletionTimestamp: m.DeletionTimestamp,
+	}
 }

@@ -21,10 +21,14 @@ import (
 	"testing"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/evaluator/adapt"
 )
 
 func TestStripForCache(t *testing.T) {
@@ -84,6 +88,94 @@ func TestStripForCache(t *testing.T) {
 		out, err := StripForCache(tomb)
 		if err != nil || out != any(tomb) {
 			t.Errorf("StripForCache(tombstone) = %v, %v", out, err)
+		}
+	})
+}
+
+func TestServingTransform(t *testing.T) {
+	at := metav1.NewTime(time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC))
+	gone := metav1.NewTime(at.Add(time.Hour))
+	meta := func() metav1.ObjectMeta {
+		return metav1.ObjectMeta{
+			Name: "o", Namespace: "team", UID: "u-1", ResourceVersion: "42", Generation: 3,
+			CreationTimestamp: at, DeletionTimestamp: &gone,
+			Labels:          map[string]string{"team": "a"},
+			Annotations:     map[string]string{LastAppliedAnnotation: "{}", v1.AnnotationChangedBy: "alice"},
+			Finalizers:      []string{"flagops.dev/audit"},
+			OwnerReferences: []metav1.OwnerReference{{Name: "owner"}},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl", Time: &at, FieldsType: "FieldsV1",
+				FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:flags":{}}}`)}},
+		}
+	}
+	wantMeta := metav1.ObjectMeta{Name: "o", Namespace: "team", UID: "u-1", ResourceVersion: "42", Generation: 3,
+		CreationTimestamp: at, DeletionTimestamp: &gone}
+	entries := v1.FlagOverrideSpec{Enabled: ptr.To(true), ExpiresAt: &gone, Reason: "beta",
+		Flags: []v1.FlagOverrideEntry{{Key: "a", Value: &apiextensionsv1.JSON{Raw: []byte(`"x"`)}}, {Key: "b", Enabled: ptr.To(false)}}}
+	overrideStatus := v1.FlagOverrideStatus{ObservedGeneration: 3, FlagCount: 2,
+		Conditions: []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue}}}
+	tests := []struct {
+		name string
+		obj  client.Object
+		// served is what the Syncer builds from the object; it must not change.
+		served func(client.Object) any
+	}{
+		{name: "FeatureFlag",
+			obj: &v1.FeatureFlag{ObjectMeta: meta(),
+				Spec: v1.FeatureFlagSpec{Key: "checkout", Type: "boolean", Enabled: true,
+					Value: &apiextensionsv1.JSON{Raw: []byte("true")}, AllowedRoles: []string{"admin"}},
+				Status: v1.FeatureFlagStatus{ObservedGeneration: 3}},
+			served: func(o client.Object) any {
+				f := o.(*v1.FeatureFlag)
+				return []any{adapt.FlagKey(f), adapt.FlagSpec(f)}
+			}},
+		{name: "UserFlagOverride",
+			obj: &v1.UserFlagOverride{ObjectMeta: meta(),
+				Spec: v1.UserFlagOverrideSpec{UserID: "alice", FlagOverrideSpec: entries}, Status: overrideStatus},
+			served: func(o client.Object) any { return adapt.UserOverride(o.(*v1.UserFlagOverride)) }},
+		{name: "DeviceFlagOverride",
+			obj: &v1.DeviceFlagOverride{ObjectMeta: meta(),
+				Spec: v1.DeviceFlagOverrideSpec{DeviceID: "d-1", FlagOverrideSpec: entries}, Status: overrideStatus},
+			served: func(o client.Object) any { return adapt.DeviceOverride(o.(*v1.DeviceFlagOverride)) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := tt.served(tt.obj.DeepCopyObject().(client.Object))
+			out, err := ServingTransform(tt.obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := out.(client.Object)
+			if got := tt.served(got); !reflect.DeepEqual(got, want) {
+				t.Errorf("served from the transformed object = %+v, want the same as from the original %+v", got, want)
+			}
+			var m *metav1.ObjectMeta
+			var status any
+			switch o := got.(type) {
+			case *v1.FeatureFlag:
+				m, status = &o.ObjectMeta, o.Status
+			case *v1.UserFlagOverride:
+				m, status = &o.ObjectMeta, o.Status
+			case *v1.DeviceFlagOverride:
+				m, status = &o.ObjectMeta, o.Status
+			}
+			if !reflect.DeepEqual(*m, wantMeta) {
+				t.Errorf("metadata = %+v, want only what the Syncer reads: %+v", *m, wantMeta)
+			}
+			if !reflect.ValueOf(status).IsZero() {
+				t.Errorf("status = %+v, want it dropped", status)
+			}
+		})
+	}
+
+	t.Run("other objects get StripForCache", func(t *testing.T) {
+		cm := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "cm",
+			Annotations: map[string]string{LastAppliedAnnotation: "{}", "a": "b"}}}
+		out, err := ServingTransform(cm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := out.(*metav1.PartialObjectMetadata).Annotations; !reflect.DeepEqual(got, map[string]string{"a": "b"}) {
+			t.Errorf("annotations = %v, want the last-applied one dropped", got)
 		}
 	})
 }

@@ -92,8 +92,25 @@ type objKey struct {
 // appliedVersion is the version of an object the syncer has applied (or, for a flag that does
 // not compile, considered).
 type appliedVersion struct {
+	uid             types.UID
 	resourceVersion string
 	generation      int64
+}
+
+// versionOf is the version of obj.
+func versionOf(obj client.Object) appliedVersion {
+	return appliedVersion{obj.GetUID(), obj.GetResourceVersion(), obj.GetGeneration()}
+}
+
+// reflects reports whether the store already reflects obj, given the version v applied:
+// the same object (uid) at the same resourceVersion, or at the same generation, which only
+// moves when the spec does (a status, label or finalizer change is nothing the store holds).
+// An object being deleted is never reflected.
+func (v appliedVersion) reflects(obj client.Object) bool {
+	if v.uid != obj.GetUID() || !obj.GetDeletionTimestamp().IsZero() {
+		return false
+	}
+	return v.resourceVersion == obj.GetResourceVersion() || (v.generation > 0 && v.generation == obj.GetGeneration())
 }
 
 // FlagState is what the store holds for a FeatureFlag, as the lifecycle controller reports it.
@@ -160,19 +177,23 @@ type Syncer struct {
 
 	synced     atomic.Bool
 	syncedDone chan struct{} // closed when the initial sync is complete
-	syncs      atomic.Uint64
+	// initialOver is closed when the initial sync has returned, complete or not.
+	initialOver     chan struct{}
+	closeInitialOne sync.Once
+	syncs           atomic.Uint64
 }
 
 // NewSyncer returns a Syncer that reads objects through reader (the manager's cache).
 func NewSyncer(reader client.Reader, store *evaluator.Store) *Syncer {
 	return &Syncer{
-		reader:     reader,
-		store:      store,
-		applied:    map[objKey]appliedVersion{},
-		flags:      map[types.NamespacedName]FlagState{},
-		claims:     map[flagKey][]keyClaim{},
-		observers:  map[int]func(Kind, types.NamespacedName){},
-		syncedDone: make(chan struct{}),
+		reader:      reader,
+		store:       store,
+		applied:     map[objKey]appliedVersion{},
+		flags:       map[types.NamespacedName]FlagState{},
+		claims:      map[flagKey][]keyClaim{},
+		observers:   map[int]func(Kind, types.NamespacedName){},
+		syncedDone:  make(chan struct{}),
+		initialOver: make(chan struct{}),
 	}
 }
 
@@ -208,7 +229,7 @@ func (s *Syncer) Sync(ctx context.Context, kind Kind, nn types.NamespacedName) (
 		}
 		return obj, nil
 	}
-	if s.applied[key].resourceVersion == obj.GetResourceVersion() {
+	if v, ok := s.applied[key]; ok && v.reflects(obj) {
 		return obj, nil
 	}
 	if f, ok := obj.(*v1.FeatureFlag); ok && s.flags[nn].Key != "" && s.flags[nn].Key != adapt.FlagKey(f) {
@@ -217,7 +238,7 @@ func (s *Syncer) Sync(ctx context.Context, kind Kind, nn types.NamespacedName) (
 		s.removeFlag(ctx, nn)
 	}
 	op, err := s.op(kind, obj)
-	s.applied[key] = appliedVersion{obj.GetResourceVersion(), obj.GetGeneration()}
+	s.applied[key] = versionOf(obj)
 	switch {
 	case errors.Is(err, errShadowed):
 	case err != nil:
@@ -279,7 +300,7 @@ func (s *Syncer) removeFlag(ctx context.Context, nn types.NamespacedName) {
 		f := &v1.FeatureFlag{}
 		if err := s.reader.Get(ctx, next, f); err == nil && f.DeletionTimestamp.IsZero() && adapt.FlagKey(f) == st.Key {
 			op, err := s.op(KindFeatureFlag, f)
-			s.applied[objKey{KindFeatureFlag, next}] = appliedVersion{f.ResourceVersion, f.Generation}
+			s.applied[objKey{KindFeatureFlag, next}] = versionOf(f)
 			for _, c := range claims {
 				s.notify(KindFeatureFlag, types.NamespacedName{Namespace: nn.Namespace, Name: c.name})
 			}
@@ -405,7 +426,9 @@ func (s *Syncer) InitialSync(ctx context.Context) error {
 	var ops []evaluator.Op
 	for _, kind := range Kinds {
 		list := kind.NewList()
-		if err := s.reader.List(ctx, list); err != nil {
+		// The Syncer only reads the objects (op copies what the store keeps), so the list
+		// shares them with the cache rather than copying every object.
+		if err := s.reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 			return fmt.Errorf("failed to list %s objects for the initial sync: %w", kind, err)
 		}
 		objs, err := objectsOf(list)
@@ -422,7 +445,7 @@ func (s *Syncer) InitialSync(ctx context.Context) error {
 			if !obj.GetDeletionTimestamp().IsZero() {
 				continue
 			}
-			s.applied[objKey{kind, client.ObjectKeyFromObject(obj)}] = appliedVersion{obj.GetResourceVersion(), obj.GetGeneration()}
+			s.applied[objKey{kind, client.ObjectKeyFromObject(obj)}] = versionOf(obj)
 			op, err := s.op(kind, obj)
 			if err != nil {
 				continue
@@ -436,6 +459,17 @@ func (s *Syncer) InitialSync(ctx context.Context) error {
 	ctrl.LoggerFrom(ctx).Info("Initial sync complete", "objects", len(ops), "revision", s.store.Snapshot().Revision())
 	return nil
 }
+
+// reflects reports whether the store already reflects obj of kind (see appliedVersion.reflects).
+func (s *Syncer) reflects(kind Kind, obj client.Object) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.applied[objKey{kind, client.ObjectKeyFromObject(obj)}]
+	return ok && v.reflects(obj)
+}
+
+// endInitial marks the initial sync as over, whether it completed or not.
+func (s *Syncer) endInitial() { s.closeInitialOne.Do(func() { close(s.initialOver) }) }
 
 // Syncs returns how many times Sync was called, whoever called it.
 func (s *Syncer) Syncs() uint64 { return s.syncs.Load() }

@@ -20,11 +20,15 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/flagops/flagops/evaluator"
 )
@@ -44,13 +48,35 @@ func (r *SyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	return ctrl.Result{}, err
 }
 
+// syncCacheSyncTimeout bounds how long a sync controller waits, when it starts, for its
+// events of the informer's initial list, which wait for the initial sync (see skipReflected).
+const syncCacheSyncTimeout = 10 * time.Minute
+
 // SetupWithManager registers the reconciler.
 func (r *SyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(r.Kind.NewObject()).
+		For(r.Kind.NewObject(), builder.WithPredicates(r.Syncer.skipReflected(r.Kind))).
 		Named(strings.ToLower(string(r.Kind)) + "-sync").
-		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false)}).
+		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false), CacheSyncTimeout: syncCacheSyncTimeout}).
 		Complete(r)
+}
+
+// skipReflected is the sync controllers' predicate: it drops the creates and updates of
+// objects whose version the store already reflects (Syncer.reflects), so that they cost no
+// reconcile. Above all that is the informer's initial list, which the initial sync applied in
+// one batch: its events wait until the initial sync is over (each handler of an informer has
+// its own goroutine and buffer, so the wait holds up only this controller's events), and are
+// then dropped unless the object changed since. A status-only change is dropped too.
+func (s *Syncer) skipReflected(kind Kind) predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool {
+			if e.IsInInitialList {
+				<-s.initialOver
+			}
+			return !s.reflects(kind, e.Object)
+		},
+		UpdateFunc: func(e event.UpdateEvent) bool { return !s.reflects(kind, e.ObjectNew) },
+	}
 }
 
 // replicaRunnable runs on every replica, leader or not.
@@ -70,6 +96,7 @@ func SetupSync(mgr ctrl.Manager, store *evaluator.Store) (*Syncer, error) {
 		}
 	}
 	initial := replicaRunnable(func(ctx context.Context) error {
+		defer s.endInitial()
 		if !mgr.GetCache().WaitForCacheSync(ctx) {
 			return fmt.Errorf("the cache did not sync")
 		}

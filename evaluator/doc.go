@@ -123,10 +123,10 @@
 //
 // # Following changes
 //
-// Store.Changes returns the retained change sets (WithChangeHistory) after
-// a revision. A follower that waits for changes registers its topics with
-// Store.Follow: a namespace's flags (FlagsTopic), or one user's or
-// device's overrides (SubjectTopic). Each Follower.ChangesFor read returns,
+// Store.Changes returns the retained change sets (WithChangeHistory,
+// WithMaxRetainedChanges) after a revision. A follower that waits for
+// changes registers its topics with Store.Follow: a namespace's flags
+// (FlagsTopic), or one user's or device's overrides (SubjectTopic). Each Follower.ChangesFor read returns,
 // from one critical section of the feed, the current snapshot, the flag
 // keys its topics had touched since the given revision, and a channel that
 // the next write touching one of its topics closes. Invariants:

@@ -20,16 +20,37 @@ func WithChangeHistory(n int) Option {
 	}
 }
 
+// DefaultMaxRetainedChanges is the largest change set, in changes listed
+// (flags, subject changes and overrides), that a Store retains for Changes
+// unless WithMaxRetainedChanges says otherwise.
+const DefaultMaxRetainedChanges = 1 << 16
+
+// WithMaxRetainedChanges sets the largest change set, in changes listed,
+// that the store retains for Changes. A larger one, such as the first load
+// of a large store, is published but not retained: the store does not keep
+// a list of everything it holds for as long as the history lasts, and a
+// reader that would have to read it resynchronises from a snapshot instead
+// (Changes returns ok false, ChangesFor Complete false), which costs it no
+// more than reading such a list. Every follower is woken by it. n < 1
+// selects 1.
+func WithMaxRetainedChanges(n int) Option {
+	return func(s *Store) { s.feed.maxChanges = max(n, 1) }
+}
+
 // feed is the bounded history of published change sets and the registry
 // of followers. Its own mutex is held only to store one change set and
 // close the wake channels of the followers it concerns (writers), or to
 // copy slice headers and hand out a wake channel (readers), so readers
 // never wait for a commit and never delay one by more than that copy.
 type feed struct {
-	mu     sync.Mutex
-	ring   []feedEntry // ring[(rev-1) % len] holds revision rev
-	last   uint64      // revision of the latest retained change set
-	notify chan struct{}
+	mu   sync.Mutex
+	ring []feedEntry // ring[(rev-1) % len] holds revision rev
+	last uint64      // revision of the latest retained change set
+	// maxChanges is the largest change set retained (WithMaxRetainedChanges).
+	maxChanges int
+	// dropped is the revision of the latest change set not retained, 0 for none.
+	dropped uint64
+	notify  chan struct{}
 	// followers are the open followers by topic.
 	followers map[Topic]map[*Follower]struct{}
 }
@@ -65,7 +86,11 @@ func topicsOf(cs *ChangeSet) map[Topic][]string {
 // Then it wakes the Changes waiters and closes the wake channel of every
 // follower of a topic cs touches. Called with Store.mu held.
 func (f *feed) publish(cur *atomic.Pointer[Snapshot], snap *Snapshot, cs ChangeSet) {
-	e := feedEntry{cs: cs, topics: topicsOf(&cs)}
+	drop := len(cs.Flags)+len(cs.Subjects)+len(cs.Overrides) > f.maxChanges
+	e := feedEntry{cs: ChangeSet{Revision: cs.Revision}}
+	if !drop {
+		e = feedEntry{cs: cs, topics: topicsOf(&cs)}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cur.Store(snap)
@@ -73,6 +98,15 @@ func (f *feed) publish(cur *atomic.Pointer[Snapshot], snap *Snapshot, cs ChangeS
 	f.last = cs.Revision
 	close(f.notify)
 	f.notify = make(chan struct{})
+	if drop {
+		f.dropped = cs.Revision
+		for _, set := range f.followers {
+			for fo := range set {
+				fo.wakeLocked()
+			}
+		}
+		return
+	}
 	for t := range e.topics {
 		for fo := range f.followers[t] {
 			fo.wakeLocked()
@@ -85,8 +119,8 @@ func (f *feed) publish(cur *atomic.Pointer[Snapshot], snap *Snapshot, cs ChangeS
 // Apply and Tick publishes exactly one change set, also when it is empty,
 // so the revisions of the returned change sets are consecutive (since+1,
 // since+2, ...) and a follower can tell that it has seen every write. ok
-// is false when revision since+1 is no longer retained (see
-// WithChangeHistory): the caller must resynchronise from a Snapshot and
+// is false when a change set after since is no longer retained (see
+// WithChangeHistory and WithMaxRetainedChanges): the caller must resynchronise from a Snapshot and
 // continue from its revision. A since at or beyond the current revision
 // returns no change sets and ok true.
 //
@@ -109,7 +143,7 @@ func (s *Store) Changes(since uint64) ([]ChangeSet, <-chan struct{}, bool) {
 		return nil, f.notify, true
 	}
 	n := uint64(len(f.ring))
-	if f.last-since > n {
+	if f.last-since > n || since < f.dropped {
 		return nil, f.notify, false
 	}
 	out := make([]ChangeSet, 0, f.last-since)
@@ -206,9 +240,10 @@ type TopicChanges struct {
 	// and Snapshot's revision (included): sorted by namespace and key,
 	// without duplicates.
 	Keys []FlagRef
-	// Complete is false when the change sets after since are no longer
-	// retained (see WithChangeHistory); Keys is then empty and the
-	// follower must compare everything it derived with Snapshot.
+	// Complete is false when a change set after since is no longer
+	// retained (see WithChangeHistory and WithMaxRetainedChanges); Keys is
+	// then empty and the follower must compare everything it derived with
+	// Snapshot.
 	Complete bool
 	// Wake is closed by the first write after Snapshot that touches a
 	// topic of the follower. Waiting on it never misses such a write: it
@@ -242,7 +277,7 @@ func (fo *Follower) ChangesFor(since uint64) TopicChanges {
 	n := uint64(len(f.ring))
 	switch {
 	case since >= f.last:
-	case f.last-since > n:
+	case f.last-since > n || since < f.dropped:
 		out.Complete = false
 	default:
 		for rev := since + 1; rev <= f.last; rev++ {

@@ -182,3 +182,55 @@ func TestChangesConsistentWithSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeChangeSetNotRetained: a change set larger than
+// WithMaxRetainedChanges is published but not kept: readers from before it
+// resynchronise (ok false, Complete false), every follower is woken, and
+// later change sets are retained again.
+func TestLargeChangeSetNotRetained(t *testing.T) {
+	s := NewStore(WithClock(newFakeClock(t0)), WithMaxRetainedChanges(3))
+	mustApply(t, s, UpsertFlag("ns", "a", boolFlag(true)))
+	other := s.Follow(SubjectTopic("other", SubjectUser, "nobody"))
+	defer other.Close()
+	big := mustApply(t, s, // 4 subject changes and 4 overrides
+		UpsertOverride(userOverride("ns", "o1", "u1", created, off("a"))),
+		UpsertOverride(userOverride("ns", "o2", "u2", created, off("a"))),
+		UpsertOverride(userOverride("ns", "o3", "u3", created, off("a"))),
+		UpsertOverride(userOverride("ns", "o4", "u4", created, off("a"))),
+	)
+	if big.Revision != 2 || len(big.Subjects) != 4 {
+		t.Fatalf("Apply returned %+v, want the whole change set of revision 2", big)
+	}
+	for _, since := range []uint64{0, 1} {
+		if got, _, ok := s.Changes(since); ok || got != nil {
+			t.Errorf("Changes(%d) = %v, %v; want nil, false", since, revisions(got), ok)
+		}
+	}
+	ch := other.ChangesFor(1)
+	if ch.Complete || len(ch.Keys) != 0 || ch.Snapshot.Revision() != 2 {
+		t.Errorf("ChangesFor(1) = complete %v, keys %v at revision %d; want incomplete, none, 2", ch.Complete, ch.Keys, ch.Snapshot.Revision())
+	}
+	cs3 := mustApply(t, s, UpsertOverride(userOverride("ns", "o1", "u1", created, on("a"))))
+	if got, _, ok := s.Changes(2); !ok || !reflect.DeepEqual(got, []ChangeSet{cs3}) {
+		t.Errorf("Changes(2) = %+v, %v; want revision 3, true", got, ok)
+	}
+	if got := other.ChangesFor(2); !got.Complete {
+		t.Error("ChangesFor(2): incomplete after the large change set")
+	}
+	if got, _, ok := NewStore(WithMaxRetainedChanges(0)).Changes(0); !ok || got != nil {
+		t.Errorf("max 0 (clamped to 1): %v, %v", got, ok)
+	}
+}
+
+// TestLargeChangeSetWakesEveryFollower: followers of topics the large
+// change set does not list are woken too, since they cannot tell.
+func TestLargeChangeSetWakesEveryFollower(t *testing.T) {
+	s := NewStore(WithClock(newFakeClock(t0)), WithMaxRetainedChanges(1))
+	fo := s.Follow(SubjectTopic("other", SubjectUser, "nobody"))
+	defer fo.Close()
+	wake := fo.ChangesFor(0).Wake
+	mustApply(t, s, UpsertFlag("ns", "a", boolFlag(true)), UpsertFlag("ns", "b", boolFlag(true)))
+	if !closed(wake) {
+		t.Error("a change set that is not retained did not wake a follower")
+	}
+}

@@ -63,6 +63,9 @@ func NewStore(opts ...Option) *Store {
 	if s.feed.ring == nil {
 		s.feed.ring = make([]feedEntry, DefaultChangeHistory)
 	}
+	if s.feed.maxChanges == 0 {
+		s.feed.maxChanges = DefaultMaxRetainedChanges
+	}
 	s.feed.notify = make(chan struct{})
 	s.cur.Store(&Snapshot{asOf: s.clock.Now(), clock: s.clock, nss: map[string]*nsState{}})
 	return s

@@ -197,7 +197,8 @@ func newServingManager(cfg *rest.Config, c servingConfig, ln net.Listener) (ctrl
 		PprofBindAddress:       c.pprofAddr,
 		Cache: cache.Options{
 			DefaultNamespaces: namespaces,
-			DefaultTransform:  controllers.StripForCache,
+			// The Syncer is the only reader: keep only what it reads.
+			DefaultTransform: controllers.ServingTransform,
 		},
 		// The sync controllers are named after their kinds, so two serving managers in one
 		// process (as in the tests) share names, and their metrics add up.

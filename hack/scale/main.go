@@ -362,8 +362,8 @@ func printReport(r *report) {
 		fmt.Printf("  memory           VmRSS %.0f MB when quiet, peak %.0f MB\n", l.RSSMB, l.PeakRSSMB)
 	}
 	for _, c := range r.Cold {
-		fmt.Printf("cold %-13s ready %.1f s, VmRSS %.0f MB at ready, %.0f MB after %s, peak %.0f MB; requests until ready %s\n",
-			c.Kind, c.ReadySeconds, c.RSSAtReadyMB, c.SteadyRSSMB, p.Settle, c.PeakRSSMB, fmtCounts(c.ClientRequests))
+		fmt.Printf("cold %-13s ready %.1f s (%.1f s of CPU), VmRSS %.0f MB at ready, %.0f MB after %s, peak %.0f MB; requests until ready %s\n",
+			c.Kind, c.ReadySeconds, c.CPUSecondsAtReady, c.RSSAtReadyMB, c.SteadyRSSMB, p.Settle, c.PeakRSSMB, fmtCounts(c.ClientRequests))
 	}
 	for _, f := range r.Fleet {
 		fmt.Printf("fleet of %-2d        ready %.1f s, %d API server watches; API server CPU %.2f s over %.0f s idle, %.2f s over %d changes (%.1f s); VmRSS %.0f MB (evaluators %.0f-%.0f MB)\n",

@@ -343,8 +343,11 @@ func (h *harness) flipFlag(ctx context.Context, key string, s *stream) (time.Dur
 // ---- cold ----
 
 type coldResult struct {
-	Kind              string           `json:"kind"`
-	ReadySeconds      float64          `json:"readySeconds"`
+	Kind         string  `json:"kind"`
+	ReadySeconds float64 `json:"readySeconds"`
+	// CPUSecondsAtReady is the CPU time (user and system) the process used until Ready:
+	// unlike ReadySeconds, it does not grow with the machine's load.
+	CPUSecondsAtReady float64          `json:"cpuSecondsAtReady"`
 	RSSAtReadyMB      float64          `json:"rssAtReadyMB"`
 	PeakRSSMB         float64          `json:"peakRSSMB"`
 	SteadyRSSMB       float64          `json:"steadyRSSMB"`
@@ -389,6 +392,9 @@ func (h *harness) cold(ctx context.Context, kind string) (*coldResult, error) {
 		return nil, err
 	}
 	res := &coldResult{Kind: kind, ReadySeconds: ready.Seconds()}
+	if cpu, err := p.cpu(); err == nil {
+		res.CPUSecondsAtReady = cpu.Seconds()
+	}
 	res.RSSAtReadyMB, _ = p.memMB()
 	text, err := scrape("http://" + addrs.metrics + "/metrics")
 	if err != nil {

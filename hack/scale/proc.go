@@ -121,6 +121,39 @@ func readStatus(path string) (rss, hwm int64, err error) {
 	return rss, hwm, sc.Err()
 }
 
+// userHZ is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100 on Linux).
+const userHZ = 100
+
+// readCPU returns the CPU time (user and system) a process has used, from its
+// /proc/<pid>/stat file.
+func readCPU(path string) (time.Duration, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: fields count from
+	// the last ')'. utime and stime are fields 14 and 15, so the 12th and 13th after it.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("failed to parse %s: too few fields", path)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("failed to parse the CPU times of %s: %w", path, err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
+}
+
+// cpu returns the CPU time the process has used so far.
+func (p *proc) cpu() (time.Duration, error) {
+	return readCPU(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+}
+
 // memMB reads VmRSS and VmHWM now and returns VmRSS and the highest VmHWM, in MB.
 func (p *proc) memMB() (rss, peak float64) {
 	r, h, err := readStatus(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))

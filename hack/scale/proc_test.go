@@ -17,10 +17,12 @@ limitations under the License.
 package main
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestCounters(t *testing.T) {
@@ -61,5 +63,32 @@ func TestReadStatus(t *testing.T) {
 	rss, hwm, err := readStatus(path)
 	if err != nil || rss != 102400 || hwm != 204800 {
 		t.Errorf("readStatus = %d, %d, %v; want 102400, 204800, nil", rss, hwm, err)
+	}
+}
+
+func TestReadCPU(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, stat string
+		want       time.Duration
+		wantErr    bool
+	}{
+		// pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+		{name: "plain", stat: "4242 (flagops) S 1 4242 4242 0 -1 4194560 100 0 0 0 1234 56 0 0 20 0 9 0 100\n", want: 12900 * time.Millisecond},
+		{name: "spaces and parentheses in the name", stat: "7 (a b) c)) R 1 7 7 0 -1 0 0 0 0 0 250 50 0 0\n", want: 3 * time.Second},
+		{name: "too short", stat: "7 (x) R 1 7\n", wantErr: true},
+		{name: "not a number", stat: "7 (x) R 1 7 7 0 -1 0 0 0 0 0 x 50 0 0\n", wantErr: true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, fmt.Sprintf("stat%d", i))
+			if err := os.WriteFile(path, []byte(tt.stat), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := readCPU(path)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("readCPU = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
 	}
 }
