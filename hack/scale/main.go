@@ -89,6 +89,9 @@ type params struct {
 	Evaluators []int         `json:"evaluators"`
 	Changes    int           `json:"changes"`
 	Idle       time.Duration `json:"idleNs"`
+	// Webhooks runs the manager with its admission webhooks, as in a cluster: envtest
+	// installs config/webhook and the manager signs actor stamps with a key of its own.
+	Webhooks bool `json:"webhooks"`
 	// ProfileDir, when set, receives the cold evaluator's CPU profile of its first 30 s and
 	// its heap profile after -settle, from its --pprof-bind-address.
 	ProfileDir string `json:"profileDir,omitempty"`
@@ -134,6 +137,7 @@ func main() {
 	out := flag.String("out", "", "write the figures as JSON to this file")
 	flag.StringVar(&cold, "cold", "manager,evaluator", "comma-separated processes the cold phase starts, one after the other: manager, evaluator")
 	flag.StringVar(&p.EvaluatorGoMemLimit, "evaluator-gomemlimit", "", "GOMEMLIMIT of every evaluator the harness starts (cold and fleet), e.g. 300MiB; empty leaves it unset")
+	flag.BoolVar(&p.Webhooks, "webhooks", false, "run the manager with its admission webhooks (envtest installs config/webhook); without, as `make run` does")
 	flag.StringVar(&p.ProfileDir, "profile", "", "write the cold evaluator's CPU profile (its first 30 s) and heap profile (after -settle) to this directory")
 	flag.Parse()
 	p.Phases, p.Cold = strings.Split(phases, ","), strings.Split(cold, ",")
@@ -217,6 +221,9 @@ func run(ctx context.Context, p params, root, bin string) (*report, error) {
 	}
 
 	env := testenv.New(root)
+	if p.Webhooks {
+		env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}}
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return r, fmt.Errorf("failed to start envtest: %w", err)
@@ -235,6 +242,16 @@ func run(ctx context.Context, p params, root, bin string) (*report, error) {
 	h, err := newHarness(cfg, p, bin, kubeconfig, dir)
 	if err != nil {
 		return r, err
+	}
+	if p.Webhooks {
+		key := filepath.Join(dir, "audit-stamp-key")
+		if err := testenv.WriteStampKey(key); err != nil {
+			return r, err
+		}
+		wh := env.WebhookInstallOptions
+		// envtest made the serving certificate and put its CA into the webhook configurations.
+		h.managerArgs = []string{"--enable-webhooks=true", "--webhook-certs=external", "--webhook-port=" + strconv.Itoa(wh.LocalServingPort),
+			"--webhook-cert-dir=" + wh.LocalServingCertDir, "--audit-stamp-key-file=" + key}
 	}
 	if err := h.prepare(ctx); err != nil {
 		return r, err

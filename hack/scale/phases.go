@@ -61,6 +61,8 @@ type harness struct {
 	c                    client.Client
 	cs                   kubernetes.Interface
 	bin, kubeconfig, dir string
+	// managerArgs are the manager's webhook flags: --enable-webhooks=false unless -webhooks.
+	managerArgs []string
 }
 
 func newHarness(cfg *rest.Config, p params, bin, kubeconfig, dir string) (*harness, error) {
@@ -79,7 +81,7 @@ func newHarness(cfg *rest.Config, p params, bin, kubeconfig, dir string) (*harne
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the clientset: %w", err)
 	}
-	return &harness{p: p, c: c, cs: cs, bin: bin, kubeconfig: kubeconfig, dir: dir}, nil
+	return &harness{p: p, c: c, cs: cs, bin: bin, kubeconfig: kubeconfig, dir: dir, managerArgs: []string{"--enable-webhooks=false"}}, nil
 }
 
 // prepare creates the namespace and the flags: flag i is on when i is even.
@@ -454,15 +456,17 @@ func freeAddrs() (addrs, error) {
 }
 
 // startManager starts `flagops manager` as a developer runs it outside the cluster: no
-// webhooks, plain-HTTP metrics, and its evaluator server open on loopback.
+// webhooks (unless -webhooks), plain-HTTP metrics, and its evaluator server open on
+// loopback.
 func (h *harness) startManager(name string, extra ...string) (*proc, addrs, error) {
 	a, err := freeAddrs()
 	if err != nil {
 		return nil, a, err
 	}
-	args := append([]string{"manager", "--enable-webhooks=false",
-		"--health-probe-bind-address=" + a.probe, "--metrics-bind-address=" + a.metrics, "--metrics-secure=false",
-		"--evaluator-bind-address=" + a.evaluator, "--insecure-no-auth", "--default-namespace=" + scaleNS}, extra...)
+	args := append(append([]string{"manager"}, h.managerArgs...),
+		"--health-probe-bind-address="+a.probe, "--metrics-bind-address="+a.metrics, "--metrics-secure=false",
+		"--evaluator-bind-address="+a.evaluator, "--insecure-no-auth", "--default-namespace="+scaleNS)
+	args = append(args, extra...)
 	p, err := startProc(name, h.bin, h.kubeconfig, h.dir, nil, args...)
 	return p, a, err
 }
