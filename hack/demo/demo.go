@@ -364,4 +364,3 @@ Audit records are written to %[4]s.
 Press Ctrl-C to stop.
 `, base, o.namespace, d.kubeconfig, filepath.Join(d.workDir, "audit.ndjson"))
 }
-
