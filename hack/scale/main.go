@@ -36,6 +36,11 @@ limitations under the License.
 //     Ready, peak (VmHWM) and steady VmRSS (-settle after Ready), sampled every 250 ms, and
 //     the API requests each made until then.
 //
+// With -webhooks the manager runs with its admission webhooks, as in a cluster (envtest
+// installs config/webhook, and the manager signs actor stamps with a key the harness makes);
+// the validating webhooks fail closed, so the leader phase's manager must run before
+// anything is created, and the fleet phase, which creates without a manager, is refused.
+//
 // Without the leader phase the objects are created with no manager running. It prints a
 // summary and writes the figures as JSON to -out. With -profile, the cold evaluator runs
 // with --pprof-bind-address, and its CPU profile of the first 30 s and its heap profile
@@ -151,6 +156,10 @@ func main() {
 			fail(2, fmt.Errorf("-phases: unknown phase %q (eval, leader, cold, fleet)", ph))
 		}
 	}
+	if p.Webhooks && (!slices.Contains(p.Phases, "leader") || slices.Contains(p.Phases, "fleet")) {
+		// The validating webhooks fail closed: nothing is created while no manager runs.
+		fail(2, errors.New("-webhooks needs the leader phase (whose manager serves the webhooks while the objects are created), and not the fleet phase"))
+	}
 	if p.Flags < 2 || p.Users < 0 || p.Devices < 0 || p.Users+p.Devices < 2 || p.Workers < 1 {
 		fail(2, errors.New("-flags must be at least 2, -n and -devices at least 0 and together at least 2, -c at least 1"))
 	}
@@ -253,8 +262,11 @@ func run(ctx context.Context, p params, root, bin string) (*report, error) {
 		h.managerArgs = []string{"--enable-webhooks=true", "--webhook-certs=external", "--webhook-port=" + strconv.Itoa(wh.LocalServingPort),
 			"--webhook-cert-dir=" + wh.LocalServingCertDir, "--audit-stamp-key-file=" + key}
 	}
-	if err := h.prepare(ctx); err != nil {
-		return r, err
+	if !p.Webhooks {
+		// With the webhooks, the leader phase creates the flags once its manager serves them.
+		if err := h.prepare(ctx); err != nil {
+			return r, err
+		}
 	}
 	if has("leader") {
 		l, pop, err := h.leader(ctx)

@@ -188,6 +188,11 @@ func (h *harness) leader(ctx context.Context) (*leaderResult, *populated, error)
 	if _, err := mgr.waitReady(ctx, "http://"+addrs.probe+"/readyz"); err != nil {
 		return nil, nil, err
 	}
+	if h.p.Webhooks {
+		if err := h.prepare(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
 	audits := &lineCounter{path: auditFile}
 	// The flags' own records, once the manager has caught up with them.
 	if err := waitFor(ctx, func() (bool, error) { n, err := audits.count(); return n >= int64(h.p.Flags), err }); err != nil {
