@@ -389,6 +389,8 @@ func printReport(r *report) {
 		fmt.Printf("  flag change      reached the device stream in %.3f s (within 1 s: %t), %.0f%% through the import\n", l.FlipSeconds, l.FlipWithin1s, 100*l.FlipAt)
 		fmt.Printf("  requests         manager %s; API server (all clients) %s\n", fmtCounts(l.ClientRequests), fmtCounts(l.APIServerRequests))
 		fmt.Printf("  memory           VmRSS %.0f MB when quiet, peak %.0f MB\n", l.RSSMB, l.PeakRSSMB)
+		fmt.Printf("  CPU              kube-apiserver %.1f s, etcd %.1f s, manager %.1f s from the first create until quiet\n",
+			l.CPUSeconds["kube-apiserver"], l.CPUSeconds["etcd"], l.CPUSeconds["manager"])
 	}
 	for _, c := range r.Cold {
 		fmt.Printf("cold %-13s ready %.1f s, VmRSS %.0f MB at ready, %.0f MB after %s, peak %.0f MB; requests until ready %s\n",

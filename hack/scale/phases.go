@@ -171,6 +171,10 @@ type leaderResult struct {
 	APIServerRequests map[string]int64 `json:"apiserverRequests"`
 	RSSMB             float64          `json:"rssMB"`
 	PeakRSSMB         float64          `json:"peakRSSMB"`
+	// CPUSeconds is the CPU time (user and system) of the API server, etcd and the manager
+	// from just before the first create until quiet: less sensitive to the machine's other
+	// load than the times are.
+	CPUSeconds map[string]float64 `json:"cpuSeconds"`
 }
 
 // leader runs the import with a manager running and measures its work.
@@ -213,6 +217,16 @@ func (h *harness) leader(ctx context.Context) (*leaderResult, *populated, error)
 	}
 
 	res := &leaderResult{}
+	pids := map[string]int{"manager": mgr.cmd.Process.Pid}
+	for _, name := range []string{"kube-apiserver", "etcd"} {
+		if pids[name], err = childPID(name); err != nil {
+			return nil, nil, err
+		}
+	}
+	cpu0, err := cpuSeconds(pids)
+	if err != nil {
+		return nil, nil, err
+	}
 	flip := flagKey(h.p.Flags, 0)
 	flipDone := make(chan error, 1)
 	fmt.Fprintf(os.Stderr, "scale: creating %d user and %d device overrides with the manager running\n", h.p.Users, h.p.Devices)
@@ -267,6 +281,14 @@ func (h *harness) leader(ctx context.Context) (*leaderResult, *populated, error)
 		return nil, pop, fmt.Errorf("the manager never went quiet (counted %t, %d audit records of %d): %w", counted, audits.n, want, err)
 	}
 	res.QuietSeconds = max(res.CountedSeconds, res.AuditedSeconds, res.ReconciledSeconds)
+	cpu1, err := cpuSeconds(pids)
+	if err != nil {
+		return nil, pop, err
+	}
+	res.CPUSeconds = map[string]float64{}
+	for name := range pids {
+		res.CPUSeconds[name] = cpu1[name] - cpu0[name]
+	}
 	res.RSSMB, res.PeakRSSMB = mgr.memMB()
 	after, err := apiserverRequests(ctx, h.cs)
 	if err != nil {
@@ -279,6 +301,19 @@ func (h *harness) leader(ctx context.Context) (*leaderResult, *populated, error)
 	res.APIServerRequests = diff(after, before)
 	res.ClientRequests = diff(counters(mgrAfter, "rest_client_requests_total", "method"), counters(mgrBefore, "rest_client_requests_total", "method"))
 	return res, pop, nil
+}
+
+// cpuSeconds reads the CPU time of each process of pids.
+func cpuSeconds(pids map[string]int) (map[string]float64, error) {
+	out := map[string]float64{}
+	for name, pid := range pids {
+		s, err := procCPUSeconds(pid)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read the CPU time of %s: %w", name, err)
+		}
+		out[name] = s
+	}
+	return out, nil
 }
 
 // allCounted reports whether the flags' status counts every override: each override names
