@@ -23,6 +23,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -87,17 +88,24 @@ var _ = Describe("Restart", func() {
 		}).Should(Succeed())
 		m1.stop()
 
-		// While the manager is down: update o1, delete the flag, create o2.
+		// While the manager is down: update o1, delete the flag, create o2, and create o3 with
+		// the audit finalizer, as the changed-by webhook does, and delete it.
 		patchSpec(o1, func(o *v1.UserFlagOverride) { o.Spec.Flags = []v1.FlagOverrideEntry{entry("beta.dash", false)} })
 		Expect(k8sClient.Delete(ctx, flag)).To(Succeed())
 		o2 := isolate(userOverride(ns, "o2", "user-2", entry("beta.dash", true)), iso)
 		Expect(k8sClient.Create(ctx, o2)).To(Succeed())
+		o3 := isolate(userOverride(ns, "o3", "user-3", entry("beta.dash", true)), iso)
+		o3.Finalizers = []string{v1.FinalizerAudit}
+		Expect(k8sClient.Create(ctx, o3)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, o3)).To(Succeed())
 		Expect(actionsIn(sink, ns)).To(HaveLen(2))
 
 		startManager(ctx, managerConfig{isolation: iso, sink: sink})
 		want := []audit.Action{audit.ActionFlagCreated, audit.ActionUserOverrideCreated,
-			audit.ActionUserOverrideUpdated, audit.ActionFlagDeleted, audit.ActionUserOverrideCreated}
+			audit.ActionUserOverrideUpdated, audit.ActionFlagDeleted, audit.ActionUserOverrideCreated,
+			audit.ActionUserOverrideCreated, audit.ActionUserOverrideDeleted}
 		Eventually(func() []audit.Action { return actionsIn(sink, ns) }).Should(ConsistOf(want))
+		Eventually(func() error { return k8sClient.Get(ctx, client.ObjectKeyFromObject(o3), &v1.UserFlagOverride{}) }).Should(Satisfy(apierrors.IsNotFound))
 		Consistently(func(g Gomega) {
 			recs := recordsIn(sink, ns)
 			g.Expect(recs).To(HaveLen(len(want)))

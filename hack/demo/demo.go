@@ -23,8 +23,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -200,7 +198,7 @@ func start(ctx context.Context, o options) (d *demo, err error) {
 
 	// The webhooks sign the audit actor stamps with a key of the demo's own (docs/audit.md).
 	stampKey := filepath.Join(d.workDir, "audit-stamp-key")
-	if err := writeStampKey(stampKey); err != nil {
+	if err := testenv.WriteStampKey(stampKey); err != nil {
 		return d, err
 	}
 
@@ -365,20 +363,4 @@ A device's live stream (then change a flag, e.g. with kubectl patch, and watch i
 Audit records are written to %[4]s.
 Press Ctrl-C to stop.
 `, base, o.namespace, d.kubeconfig, filepath.Join(d.workDir, "audit.ndjson"))
-}
-
-// writeStampKey writes a new random audit stamp key to path, atomically.
-func writeStampKey(path string) error {
-	var key [32]byte
-	if _, err := rand.Read(key[:]); err != nil {
-		return fmt.Errorf("failed to make an audit stamp key: %w", err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(hex.EncodeToString(key[:])+"\n"), 0o600); err != nil {
-		return fmt.Errorf("failed to write the audit stamp key: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("failed to write the audit stamp key: %w", err)
-	}
-	return nil
 }

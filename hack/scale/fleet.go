@@ -273,14 +273,17 @@ func gauge(text, metric, match string) int64 {
 }
 
 // apiserverPID finds envtest's kube-apiserver: a child of this process.
-func apiserverPID() (int, error) {
+func apiserverPID() (int, error) { return childPID("kube-apiserver") }
+
+// childPID finds the child of this process whose command contains name.
+func childPID(name string) (int, error) {
 	dirs, err := filepath.Glob("/proc/[0-9]*")
 	if err != nil {
 		return 0, err
 	}
 	for _, d := range dirs {
 		cmd, err := os.ReadFile(filepath.Join(d, "cmdline"))
-		if err != nil || !strings.Contains(strings.SplitN(string(cmd), "\x00", 2)[0], "kube-apiserver") {
+		if err != nil || !strings.Contains(strings.SplitN(string(cmd), "\x00", 2)[0], name) {
 			continue
 		}
 		pid, _ := strconv.Atoi(filepath.Base(d))
@@ -288,7 +291,7 @@ func apiserverPID() (int, error) {
 			return pid, nil
 		}
 	}
-	return 0, errors.New("found no kube-apiserver started by this process")
+	return 0, fmt.Errorf("found no %s started by this process", name)
 }
 
 // procStat returns the fields of /proc/<pid>/stat after the command name.

@@ -36,6 +36,11 @@ limitations under the License.
 //     Ready, peak (VmHWM) and steady VmRSS (-settle after Ready), sampled every 250 ms, and
 //     the API requests each made until then.
 //
+// With -webhooks the manager runs with its admission webhooks, as in a cluster (envtest
+// installs config/webhook, and the manager signs actor stamps with a key the harness makes);
+// the validating webhooks fail closed, so the leader phase's manager must run before
+// anything is created, and the fleet phase, which creates without a manager, is refused.
+//
 // Without the leader phase the objects are created with no manager running. It prints a
 // summary and writes the figures as JSON to -out. With -profile, the cold evaluator runs
 // with --pprof-bind-address, and its CPU profile of the first 30 s and its heap profile
@@ -89,6 +94,9 @@ type params struct {
 	Evaluators []int         `json:"evaluators"`
 	Changes    int           `json:"changes"`
 	Idle       time.Duration `json:"idleNs"`
+	// Webhooks runs the manager with its admission webhooks, as in a cluster: envtest
+	// installs config/webhook and the manager signs actor stamps with a key of its own.
+	Webhooks bool `json:"webhooks"`
 	// ProfileDir, when set, receives the cold evaluator's CPU profile of its first 30 s and
 	// its heap profile after -settle, from its --pprof-bind-address.
 	ProfileDir string `json:"profileDir,omitempty"`
@@ -134,6 +142,7 @@ func main() {
 	out := flag.String("out", "", "write the figures as JSON to this file")
 	flag.StringVar(&cold, "cold", "manager,evaluator", "comma-separated processes the cold phase starts, one after the other: manager, evaluator")
 	flag.StringVar(&p.EvaluatorGoMemLimit, "evaluator-gomemlimit", "", "GOMEMLIMIT of every evaluator the harness starts (cold and fleet), e.g. 300MiB; empty leaves it unset")
+	flag.BoolVar(&p.Webhooks, "webhooks", false, "run the manager with its admission webhooks (envtest installs config/webhook); without, as `make run` does")
 	flag.StringVar(&p.ProfileDir, "profile", "", "write the cold evaluator's CPU profile (its first 30 s) and heap profile (after -settle) to this directory")
 	flag.Parse()
 	p.Phases, p.Cold = strings.Split(phases, ","), strings.Split(cold, ",")
@@ -146,6 +155,10 @@ func main() {
 		if !slices.Contains([]string{"eval", "leader", "cold", "fleet"}, ph) {
 			fail(2, fmt.Errorf("-phases: unknown phase %q (eval, leader, cold, fleet)", ph))
 		}
+	}
+	if p.Webhooks && (!slices.Contains(p.Phases, "leader") || slices.Contains(p.Phases, "fleet")) {
+		// The validating webhooks fail closed: nothing is created while no manager runs.
+		fail(2, errors.New("-webhooks needs the leader phase (whose manager serves the webhooks while the objects are created), and not the fleet phase"))
 	}
 	if p.Flags < 2 || p.Users < 0 || p.Devices < 0 || p.Users+p.Devices < 2 || p.Workers < 1 {
 		fail(2, errors.New("-flags must be at least 2, -n and -devices at least 0 and together at least 2, -c at least 1"))
@@ -217,6 +230,9 @@ func run(ctx context.Context, p params, root, bin string) (*report, error) {
 	}
 
 	env := testenv.New(root)
+	if p.Webhooks {
+		env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}}
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return r, fmt.Errorf("failed to start envtest: %w", err)
@@ -236,8 +252,21 @@ func run(ctx context.Context, p params, root, bin string) (*report, error) {
 	if err != nil {
 		return r, err
 	}
-	if err := h.prepare(ctx); err != nil {
-		return r, err
+	if p.Webhooks {
+		key := filepath.Join(dir, "audit-stamp-key")
+		if err := testenv.WriteStampKey(key); err != nil {
+			return r, err
+		}
+		wh := env.WebhookInstallOptions
+		// envtest made the serving certificate and put its CA into the webhook configurations.
+		h.managerArgs = []string{"--enable-webhooks=true", "--webhook-certs=external", "--webhook-port=" + strconv.Itoa(wh.LocalServingPort),
+			"--webhook-cert-dir=" + wh.LocalServingCertDir, "--audit-stamp-key-file=" + key}
+	}
+	if !p.Webhooks {
+		// With the webhooks, the leader phase creates the flags once its manager serves them.
+		if err := h.prepare(ctx); err != nil {
+			return r, err
+		}
 	}
 	if has("leader") {
 		l, pop, err := h.leader(ctx)
@@ -360,6 +389,8 @@ func printReport(r *report) {
 		fmt.Printf("  flag change      reached the device stream in %.3f s (within 1 s: %t), %.0f%% through the import\n", l.FlipSeconds, l.FlipWithin1s, 100*l.FlipAt)
 		fmt.Printf("  requests         manager %s; API server (all clients) %s\n", fmtCounts(l.ClientRequests), fmtCounts(l.APIServerRequests))
 		fmt.Printf("  memory           VmRSS %.0f MB when quiet, peak %.0f MB\n", l.RSSMB, l.PeakRSSMB)
+		fmt.Printf("  CPU              kube-apiserver %.1f s, etcd %.1f s, manager %.1f s from the first create until quiet\n",
+			l.CPUSeconds["kube-apiserver"], l.CPUSeconds["etcd"], l.CPUSeconds["manager"])
 	}
 	for _, c := range r.Cold {
 		fmt.Printf("cold %-13s ready %.1f s (%.1f s of CPU), VmRSS %.0f MB at ready, %.0f MB after %s, peak %.0f MB; requests until ready %s\n",

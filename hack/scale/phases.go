@@ -61,6 +61,8 @@ type harness struct {
 	c                    client.Client
 	cs                   kubernetes.Interface
 	bin, kubeconfig, dir string
+	// managerArgs are the manager's webhook flags: --enable-webhooks=false unless -webhooks.
+	managerArgs []string
 }
 
 func newHarness(cfg *rest.Config, p params, bin, kubeconfig, dir string) (*harness, error) {
@@ -79,7 +81,7 @@ func newHarness(cfg *rest.Config, p params, bin, kubeconfig, dir string) (*harne
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the clientset: %w", err)
 	}
-	return &harness{p: p, c: c, cs: cs, bin: bin, kubeconfig: kubeconfig, dir: dir}, nil
+	return &harness{p: p, c: c, cs: cs, bin: bin, kubeconfig: kubeconfig, dir: dir, managerArgs: []string{"--enable-webhooks=false"}}, nil
 }
 
 // prepare creates the namespace and the flags: flag i is on when i is even.
@@ -169,6 +171,10 @@ type leaderResult struct {
 	APIServerRequests map[string]int64 `json:"apiserverRequests"`
 	RSSMB             float64          `json:"rssMB"`
 	PeakRSSMB         float64          `json:"peakRSSMB"`
+	// CPUSeconds is the CPU time (user and system) of the API server, etcd and the manager
+	// from just before the first create until quiet: less sensitive to the machine's other
+	// load than the times are.
+	CPUSeconds map[string]float64 `json:"cpuSeconds"`
 }
 
 // leader runs the import with a manager running and measures its work.
@@ -185,6 +191,11 @@ func (h *harness) leader(ctx context.Context) (*leaderResult, *populated, error)
 	}()
 	if _, err := mgr.waitReady(ctx, "http://"+addrs.probe+"/readyz"); err != nil {
 		return nil, nil, err
+	}
+	if h.p.Webhooks {
+		if err := h.prepare(ctx); err != nil {
+			return nil, nil, err
+		}
 	}
 	audits := &lineCounter{path: auditFile}
 	// The flags' own records, once the manager has caught up with them.
@@ -206,6 +217,16 @@ func (h *harness) leader(ctx context.Context) (*leaderResult, *populated, error)
 	}
 
 	res := &leaderResult{}
+	pids := map[string]int{"manager": mgr.cmd.Process.Pid}
+	for _, name := range []string{"kube-apiserver", "etcd"} {
+		if pids[name], err = childPID(name); err != nil {
+			return nil, nil, err
+		}
+	}
+	cpu0, err := cpuSeconds(pids)
+	if err != nil {
+		return nil, nil, err
+	}
 	flip := flagKey(h.p.Flags, 0)
 	flipDone := make(chan error, 1)
 	fmt.Fprintf(os.Stderr, "scale: creating %d user and %d device overrides with the manager running\n", h.p.Users, h.p.Devices)
@@ -260,6 +281,14 @@ func (h *harness) leader(ctx context.Context) (*leaderResult, *populated, error)
 		return nil, pop, fmt.Errorf("the manager never went quiet (counted %t, %d audit records of %d): %w", counted, audits.n, want, err)
 	}
 	res.QuietSeconds = max(res.CountedSeconds, res.AuditedSeconds, res.ReconciledSeconds)
+	cpu1, err := cpuSeconds(pids)
+	if err != nil {
+		return nil, pop, err
+	}
+	res.CPUSeconds = map[string]float64{}
+	for name := range pids {
+		res.CPUSeconds[name] = cpu1[name] - cpu0[name]
+	}
 	res.RSSMB, res.PeakRSSMB = mgr.memMB()
 	after, err := apiserverRequests(ctx, h.cs)
 	if err != nil {
@@ -272,6 +301,19 @@ func (h *harness) leader(ctx context.Context) (*leaderResult, *populated, error)
 	res.APIServerRequests = diff(after, before)
 	res.ClientRequests = diff(counters(mgrAfter, "rest_client_requests_total", "method"), counters(mgrBefore, "rest_client_requests_total", "method"))
 	return res, pop, nil
+}
+
+// cpuSeconds reads the CPU time of each process of pids.
+func cpuSeconds(pids map[string]int) (map[string]float64, error) {
+	out := map[string]float64{}
+	for name, pid := range pids {
+		s, err := procCPUSeconds(pid)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read the CPU time of %s: %w", name, err)
+		}
+		out[name] = s
+	}
+	return out, nil
 }
 
 // allCounted reports whether the flags' status counts every override: each override names
@@ -460,15 +502,17 @@ func freeAddrs() (addrs, error) {
 }
 
 // startManager starts `flagops manager` as a developer runs it outside the cluster: no
-// webhooks, plain-HTTP metrics, and its evaluator server open on loopback.
+// webhooks (unless -webhooks), plain-HTTP metrics, and its evaluator server open on
+// loopback.
 func (h *harness) startManager(name string, extra ...string) (*proc, addrs, error) {
 	a, err := freeAddrs()
 	if err != nil {
 		return nil, a, err
 	}
-	args := append([]string{"manager", "--enable-webhooks=false",
-		"--health-probe-bind-address=" + a.probe, "--metrics-bind-address=" + a.metrics, "--metrics-secure=false",
-		"--evaluator-bind-address=" + a.evaluator, "--insecure-no-auth", "--default-namespace=" + scaleNS}, extra...)
+	args := append(append([]string{"manager"}, h.managerArgs...),
+		"--health-probe-bind-address="+a.probe, "--metrics-bind-address="+a.metrics, "--metrics-secure=false",
+		"--evaluator-bind-address="+a.evaluator, "--insecure-no-auth", "--default-namespace="+scaleNS)
+	args = append(args, extra...)
 	p, err := startProc(name, h.bin, h.kubeconfig, h.dir, nil, args...)
 	return p, a, err
 }

@@ -26,13 +26,15 @@ import (
 )
 
 var _ = Describe("The changed-by stamp", func() {
-	DescribeTable("names the creator of every kind",
+	DescribeTable("names the creator of every kind, and adds the audit finalizer at create",
 		func(build func(ns string) client.Object) {
 			ns := newNamespace()
 			Expect(k8sClient.Create(ctx, boolFlag(ns, "beta.target"))).To(Succeed())
 			obj := build(ns)
 			Expect(alice.Create(ctx, obj)).To(Succeed())
 			Expect(obj.GetAnnotations()).To(HaveKeyWithValue(v1.AnnotationChangedBy, "alice"))
+			// The create's response: the webhook added the audit finalizer, not the controllers.
+			Expect(obj.GetFinalizers()).To(ConsistOf(v1.FinalizerAudit))
 			Eventually(annotation(obj, v1.AnnotationChangedBy)).Should(Equal("alice"))
 		},
 		Entry("FeatureFlag", func(ns string) client.Object { return boolFlag(ns, "beta.created") }),

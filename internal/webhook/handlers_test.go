@@ -101,24 +101,44 @@ func TestChangedByStamper(t *testing.T) {
 	h := &changedByStamper{decoder: admission.NewDecoder(unitScheme(t))}
 	garbage := runtime.RawExtension{Raw: []byte("{not json")}
 	stamped := map[string]string{v1.AnnotationChangedBy: "alice"}
+	finalized := func(f *v1.FeatureFlag, finalizers ...string) *v1.FeatureFlag {
+		f.Finalizers = finalizers
+		return f
+	}
+	addFinalizer := patchOp{Op: "add", Path: "/metadata/finalizers", Value: []any{v1.FinalizerAudit}}
 	tests := []struct {
 		name string
 		req  admission.Request
 		want []patchOp
 	}{
 		{
-			name: "create without annotations adds the map",
+			name: "create without annotations adds the map and the audit finalizer",
 			req:  request(admissionv1.Create, "FeatureFlag", "alice", rawOf(t, flagWith(nil, "")), runtime.RawExtension{}),
-			want: []patchOp{{Op: "add", Path: "/metadata/annotations", Value: map[string]any{v1.AnnotationChangedBy: "alice"}}},
+			want: []patchOp{{Op: "add", Path: "/metadata/annotations", Value: map[string]any{v1.AnnotationChangedBy: "alice"}}, addFinalizer},
 		},
 		{
-			name: "create with other annotations adds the key",
+			name: "create with other annotations adds the key and the audit finalizer",
 			req:  request(admissionv1.Create, "FeatureFlag", "alice", rawOf(t, flagWith(map[string]string{"a": "b"}, "")), runtime.RawExtension{}),
-			want: []patchOp{{Op: "add", Path: "/metadata/annotations/flagops.dev~1changed-by", Value: "alice"}},
+			want: []patchOp{{Op: "add", Path: "/metadata/annotations/flagops.dev~1changed-by", Value: "alice"}, addFinalizer},
 		},
 		{
-			name: "create already stamped by the same user",
+			name: "create already stamped by the same user gets the audit finalizer",
 			req:  request(admissionv1.Create, "FeatureFlag", "alice", rawOf(t, flagWith(stamped, "")), runtime.RawExtension{}),
+			want: []patchOp{addFinalizer},
+		},
+		{
+			name: "create with another finalizer appends the audit finalizer",
+			req:  request(admissionv1.Create, "FeatureFlag", "alice", rawOf(t, finalized(flagWith(stamped, ""), "example.com/keep")), runtime.RawExtension{}),
+			want: []patchOp{{Op: "add", Path: "/metadata/finalizers/-", Value: v1.FinalizerAudit}},
+		},
+		{
+			name: "create stamped and with the audit finalizer",
+			req:  request(admissionv1.Create, "FeatureFlag", "alice", rawOf(t, finalized(flagWith(stamped, ""), v1.FinalizerAudit)), runtime.RawExtension{}),
+		},
+		{
+			name: "update of the spec adds no finalizer",
+			req:  request(admissionv1.Update, "FeatureFlag", "bob", rawOf(t, flagWith(nil, "new")), rawOf(t, flagWith(nil, "old"))),
+			want: []patchOp{{Op: "add", Path: "/metadata/annotations", Value: map[string]any{v1.AnnotationChangedBy: "bob"}}},
 		},
 		{
 			name: "update of the spec",

@@ -19,6 +19,7 @@ package webhook
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -58,7 +59,8 @@ func unitKeys(t *testing.T) *stamp.Keys {
 	return k
 }
 
-// applyOps applies the annotation operations of a patch to annotations.
+// applyOps applies the annotation operations of a patch to annotations; it skips the
+// others (the audit finalizer of a create).
 func applyOps(annotations map[string]string, ops []patchOp) map[string]string {
 	out := map[string]string{}
 	for k, v := range annotations {
@@ -66,6 +68,8 @@ func applyOps(annotations map[string]string, ops []patchOp) map[string]string {
 	}
 	for _, op := range ops {
 		switch {
+		case !strings.HasPrefix(op.Path, "/metadata/annotations"):
+			continue
 		case op.Path == "/metadata/annotations":
 			out = map[string]string{}
 			for k, v := range op.Value.(map[string]any) {
@@ -137,8 +141,12 @@ func TestChangedByStamperSigns(t *testing.T) {
 		{name: "create: no uid, no generation",
 			req:  withNames(request(admissionv1.Create, "FeatureFlag", "alice", rawOf(t, flagWith(nil, "")), runtime.RawExtension{})),
 			want: aliceStamped},
-		{name: "create already stamped needs no patch",
-			req:     withNames(request(admissionv1.Create, "FeatureFlag", "alice", rawOf(t, flagWith(aliceStamped, "")), runtime.RawExtension{})),
+		{name: "create already stamped and finalized needs no patch",
+			req: withNames(request(admissionv1.Create, "FeatureFlag", "alice", rawOf(t, func() *v1.FeatureFlag {
+				f := flagWith(aliceStamped, "")
+				f.Finalizers = []string{v1.FinalizerAudit}
+				return f
+			}()), runtime.RawExtension{})),
 			current: aliceStamped, want: aliceStamped, noPatch: true},
 		{name: "create with the right name and a forged stamp",
 			req: withNames(request(admissionv1.Create, "FeatureFlag", "alice",

@@ -22,6 +22,8 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -134,4 +136,20 @@ func WaitForPolicies(ctx context.Context, c client.Client) {
 		g.Expect(err).To(gomega.HaveOccurred(), "the admission policy is not enforced yet")
 		g.Expect(strings.Contains(err.Error(), "ValidatingAdmissionPolicy")).To(gomega.BeTrue(), err.Error())
 	}).Should(gomega.Succeed())
+}
+
+// WriteStampKey writes a new random audit stamp key to path, atomically.
+func WriteStampKey(path string) error {
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return fmt.Errorf("failed to make an audit stamp key: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(hex.EncodeToString(key[:])+"\n"), 0o600); err != nil {
+		return fmt.Errorf("failed to write the audit stamp key: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("failed to write the audit stamp key: %w", err)
+	}
+	return nil
 }
