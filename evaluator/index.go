@@ -227,15 +227,8 @@ func buildObj(o Override, gen uint64, flags flagLookup) *overrideObj {
 		if seen != nil {
 			seen[e.Key] = struct{}{}
 		}
-		fe := flags(e.Key)
 		oe := objEntry{obj: obj, key: e.Key, mode: modeOf(e)}
-		if fe != nil {
-			// Share the flag's key string: the subject index compares keys
-			// on every evaluation, and the flag's bytes are the ones in cache
-			// (and the entry's own copy can be collected).
-			oe.key = fe.key
-		}
-		oe.val, oe.invalid = validateEntry(oe.mode, e.Value, fe)
+		oe.val, oe.invalid = validateEntry(oe.mode, e.Value, flags(e.Key))
 		if oe.mode == modeValue {
 			if oe.invalid == "" {
 				oe.raw = oe.val.raw
