@@ -351,8 +351,10 @@ func (a *Auditor) records(ctx context.Context, v auditVersion, ck *checkpoint) (
 		} else {
 			c.Coalesced = &audit.Coalesced{FromGeneration: last + 1, ToGeneration: specGen, Actors: a.knownActors(ctx, v.kind, obj, specGen, ck)}
 		}
-		// A version that changed no audited value has no record; a create always has one.
-		if rec := audit.NewRecord(a.now(), c); ck == nil || len(rec.ChangedKeys) > 0 {
+		// A version that changed no audited value has no record; a create always has one,
+		// and so does a coalesced range: its versions changed values even when the net
+		// change is nothing (a flag turned on and off again), and the trail must cover them.
+		if rec := audit.NewRecord(a.now(), c); ck == nil || c.Coalesced != nil || len(rec.ChangedKeys) > 0 {
 			recs = append(recs, rec)
 		}
 	}

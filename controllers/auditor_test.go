@@ -90,6 +90,32 @@ var _ = Describe("The Auditor", func() {
 		Expect(rec.ID).NotTo(Equal(audit.NewID(string(f.UID), 4, audit.ActionFlagUpdated, "")))
 	})
 
+	It("covers changes made while no leader watched with a coalesced record even when they cancel out", func() {
+		// Found by hack/soak: a flag turned on and off again while the watch relisted left
+		// generations that no record covered.
+		ns, iso := newNamespace(), "coalesce-net-zero"
+		sink := audit.NewMemory()
+		m := startManager(ctx, managerConfig{isolation: iso, sink: sink})
+		f := isolate(boolFlag(ns, "beta.dash", false), iso)
+		Expect(k8sClient.Create(ctx, f, client.FieldOwner("creator"))).To(Succeed())
+		settled(f)
+		m.stop()
+
+		setEnabled(f, true, "tool-a")
+		setEnabled(f, false, "tool-b")
+		Expect(f.Generation).To(BeEquivalentTo(3))
+		startManager(ctx, managerConfig{isolation: iso, sink: sink})
+
+		Eventually(func() []audit.Action { return actionsIn(sink, ns) }).Should(Equal([]audit.Action{audit.ActionFlagCreated, audit.ActionFlagUpdated}))
+		rec := recordOf(sink, ns, audit.ActionFlagUpdated)
+		Expect(rec.Coalesced).NotTo(BeNil())
+		Expect(rec.Coalesced.FromGeneration).To(BeEquivalentTo(2))
+		Expect(rec.Coalesced.ToGeneration).To(BeEquivalentTo(3))
+		Expect(rec.Actor).To(Equal(audit.Unknown))
+		Expect(rec.ChangedKeys).To(BeEmpty())
+		Expect(rec.Validate()).To(Succeed())
+	})
+
 	It("sends the records that a stopped leader left pending, with the same IDs, once", func() {
 		ns, iso := newNamespace(), "pending"
 		f := isolate(boolFlag(ns, "beta.dash", true), iso)
