@@ -62,6 +62,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -70,6 +71,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
 	"github.com/flagops/flagops/hack/internal/machine"
@@ -112,6 +114,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "write the report as JSON to this file")
 	flag.StringVar(&o.svg, "svg", "", "write the plot of RSS over time to this SVG file")
 	flag.Parse()
+	ctrllog.SetLogger(logr.Discard()) // envtest's own log; the harness logs what it does
 	if o.Duration < time.Minute || o.Streams < 1 || o.Rate <= 0 || o.Pause <= 0 || o.AuditErrors <= 0 || o.Drain <= 0 {
 		fail(errors.New("-duration must be at least 1m, -streams at least 1, -rate, -pause, -audit-errors and -drain positive"))
 	}
