@@ -205,6 +205,18 @@ SCALE_ARGS ?= -out scale.json
 scale: ## Measure flagops with 100,000 overrides on envtest (hack/scale, docs/capacity.md); not part of `make test`.
 	@assets="$$(hack/setup-envtest.sh)"; KUBEBUILDER_ASSETS="$$assets" nice -n 10 $(GO) run ./hack/scale $(SCALE_ARGS)
 
+# Flags of `make soak`, e.g. make soak SOAK_ARGS="-duration 10m -seed 2 -out soak.json". The
+# target's own default replaces sdk-soak's (a SOAK_ARGS on the command line replaces both).
+soak: SOAK_ARGS = -out soak.json
+
+.PHONY: soak
+soak: ## Soak two manager replicas, 2,000 streams and three writers under a seeded schedule of faults, 30 minutes by default (hack/soak; SOAK_ARGS; docs/capacity.md); not part of `make test`.
+	@assets="$$(hack/setup-envtest.sh)"; KUBEBUILDER_ASSETS="$$assets" nice -n 10 $(GO) run ./hack/soak $(SOAK_ARGS)
+
+.PHONY: soak-ci
+soak-ci: ## The soak with faults for 3 minutes, as CI runs it (hack/soak -duration 3m).
+	@assets="$$(hack/setup-envtest.sh)"; KUBEBUILDER_ASSETS="$$assets" $(GO) run ./hack/soak -duration 3m -out soak-ci.json
+
 .PHONY: bench
 bench: ## Run the Go benchmarks (speed targets live here, never in unit tests).
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) $(PKGS)

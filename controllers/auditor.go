@@ -21,6 +21,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -231,7 +232,16 @@ func (a *Auditor) next(ctx context.Context) bool {
 	delete(a.queued, uid)
 	a.mu.Unlock()
 	for i, v := range versions {
-		if err := a.audit(ctx, v); err != nil {
+		if err := a.audit(ctx, v); errors.Is(err, errAuditedElsewhere) {
+			// A leader that was paused past its lease resumes with versions it had queued;
+			// the one that took over has already recorded them, and the deletion.
+			a.log.Info("Another leader finished auditing the object; dropping the versions queued here",
+				"kind", v.kind, "namespace", v.obj.GetNamespace(), "name", v.obj.GetName())
+			a.mu.Lock()
+			delete(a.ckpts, uid)
+			a.mu.Unlock()
+			break
+		} else if err != nil {
 			a.mu.Lock()
 			a.queued[uid] = append(versions[i:], a.queued[uid]...)
 			a.mu.Unlock()
@@ -351,8 +361,10 @@ func (a *Auditor) records(ctx context.Context, v auditVersion, ck *checkpoint) (
 		} else {
 			c.Coalesced = &audit.Coalesced{FromGeneration: last + 1, ToGeneration: specGen, Actors: a.knownActors(ctx, v.kind, obj, specGen, ck)}
 		}
-		// A version that changed no audited value has no record; a create always has one.
-		if rec := audit.NewRecord(a.now(), c); ck == nil || len(rec.ChangedKeys) > 0 {
+		// A version that changed no audited value has no record; a create always has one,
+		// and so does a coalesced range: its versions changed values even when the net
+		// change is nothing (a flag turned on and off again), and the trail must cover them.
+		if rec := audit.NewRecord(a.now(), c); ck == nil || c.Coalesced != nil || len(rec.ChangedKeys) > 0 {
 			recs = append(recs, rec)
 		}
 	}
@@ -469,7 +481,9 @@ func (a *Auditor) release(ctx context.Context, v auditVersion) error {
 // save writes ck as the AuditCheckpoint of v's object. A conflict means that another leader
 // moved it: the checkpoint is read again, and the version is audited again from it.
 //
-// A checkpoint deleted meanwhile is created again. In a namespace being deleted, the
+// A checkpoint deleted meanwhile is created again, unless the object is gone too: another
+// leader then recorded its deletion and dropped the checkpoint, and save returns
+// errAuditedElsewhere. In a namespace being deleted, the
 // namespace controller deletes the checkpoints and nothing can be created any more: ck is
 // then kept in memory only, so that the records are still sent and the deleted objects
 // released, at least once rather than exactly once (a successor leader has no checkpoint
@@ -482,6 +496,9 @@ func (a *Auditor) save(ctx context.Context, v auditVersion, ck *checkpoint) erro
 	}
 	if ck.resourceVersion != "" {
 		err = a.Client.Update(ctx, obj, client.FieldOwner(FieldOwner))
+		if apierrors.IsNotFound(err) && a.gone(ctx, v) {
+			return errAuditedElsewhere
+		}
 	}
 	if ck.resourceVersion == "" || apierrors.IsNotFound(err) {
 		obj.ResourceVersion = ""
@@ -500,6 +517,18 @@ func (a *Auditor) save(ctx context.Context, v auditVersion, ck *checkpoint) erro
 	a.ckpts[v.obj.GetUID()] = ck
 	a.mu.Unlock()
 	return nil
+}
+
+// errAuditedElsewhere says that another leader finished the object's audit trail: it
+// recorded the deletion and dropped the checkpoint (found by hack/soak: a leader paused past
+// its lease recorded generations again that its successor had covered).
+var errAuditedElsewhere = errors.New("another leader finished auditing the object")
+
+// gone reports whether v's object no longer exists (read without the cache).
+func (a *Auditor) gone(ctx context.Context, v auditVersion) bool {
+	cur := v.kind.NewObject()
+	err := a.Reader.Get(ctx, client.ObjectKeyFromObject(v.obj), cur)
+	return apierrors.IsNotFound(err) || (err == nil && cur.GetUID() != v.obj.GetUID())
 }
 
 // reload reads the checkpoint of v's object from the API server after cause, a conflict.

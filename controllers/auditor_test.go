@@ -28,6 +28,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -88,6 +89,58 @@ var _ = Describe("The Auditor", func() {
 		Expect(rec.Before).To(HaveKeyWithValue("enabled", MatchJSON(`false`)))
 		Expect(rec.After).To(HaveKeyWithValue("enabled", MatchJSON(`true`)))
 		Expect(rec.ID).NotTo(Equal(audit.NewID(string(f.UID), 4, audit.ActionFlagUpdated, "")))
+	})
+
+	It("covers changes made while no leader watched with a coalesced record even when they cancel out", func() {
+		// Found by hack/soak: a flag turned on and off again while the watch relisted left
+		// generations that no record covered.
+		ns, iso := newNamespace(), "coalesce-net-zero"
+		sink := audit.NewMemory()
+		m := startManager(ctx, managerConfig{isolation: iso, sink: sink})
+		f := isolate(boolFlag(ns, "beta.dash", false), iso)
+		Expect(k8sClient.Create(ctx, f, client.FieldOwner("creator"))).To(Succeed())
+		settled(f)
+		m.stop()
+
+		setEnabled(f, true, "tool-a")
+		setEnabled(f, false, "tool-b")
+		Expect(f.Generation).To(BeEquivalentTo(3))
+		startManager(ctx, managerConfig{isolation: iso, sink: sink})
+
+		Eventually(func() []audit.Action { return actionsIn(sink, ns) }).Should(Equal([]audit.Action{audit.ActionFlagCreated, audit.ActionFlagUpdated}))
+		rec := recordOf(sink, ns, audit.ActionFlagUpdated)
+		Expect(rec.Coalesced).NotTo(BeNil())
+		Expect(rec.Coalesced.FromGeneration).To(BeEquivalentTo(2))
+		Expect(rec.Coalesced.ToGeneration).To(BeEquivalentTo(3))
+		Expect(rec.Actor).To(Equal(audit.Unknown))
+		Expect(rec.ChangedKeys).To(BeEmpty())
+		Expect(rec.Validate()).To(Succeed())
+	})
+
+	It("records nothing again when it resumes after its successor recorded the deletion and dropped the checkpoint", func() {
+		// Found by hack/soak: a leader paused (SIGSTOP) past its lease resumed with versions
+		// it had queued; its successor had covered them (coalesced), recorded the deletion
+		// and dropped the checkpoint, so the paused leader's update got NotFound, created the
+		// checkpoint again and recorded the generations a second time.
+		ns := newNamespace()
+		f := isolate(boolFlag(ns, "beta.dash", false), "no-manager")
+		Expect(k8sClient.Create(ctx, f)).To(Succeed())
+		sink := audit.NewMemory()
+		a := &Auditor{Client: k8sClient, Reader: k8sClient, Sink: sink, Actors: Actors{APIReader: k8sClient},
+			log: GinkgoLogr, events: newChangeEvents(nil, k8sClient, DedupWindow), queued: map[types.UID][]auditVersion{},
+			// What the paused leader holds: the checkpoint of generation 1, which its successor
+			// has since deleted.
+			ckpts: map[types.UID]*checkpoint{f.UID: {namespace: ns, name: checkpointName(KindFeatureFlag, f.UID),
+				resourceVersion: f.ResourceVersion, generation: 1, values: flagValues(f)}}}
+		setEnabled(f, true, "tool-a")
+		queued := f.DeepCopy()
+		Expect(k8sClient.Delete(ctx, f)).To(Succeed())
+
+		Expect(a.audit(ctx, auditVersion{kind: KindFeatureFlag, obj: queued})).To(MatchError(errAuditedElsewhere))
+		Expect(recordsIn(sink, ns)).To(BeEmpty())
+		cks := &v1.AuditCheckpointList{}
+		Expect(k8sClient.List(ctx, cks, client.InNamespace(ns))).To(Succeed())
+		Expect(cks.Items).To(BeEmpty())
 	})
 
 	It("sends the records that a stopped leader left pending, with the same IDs, once", func() {

@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -105,4 +106,20 @@ func LoadAvg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// RaiseFileLimit raises RLIMIT_NOFILE to its hard limit and checks that it holds need.
+func RaiseFileLimit(need uint64) error {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return fmt.Errorf("reading RLIMIT_NOFILE: %w", err)
+	}
+	rl.Cur = rl.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return fmt.Errorf("raising RLIMIT_NOFILE: %w", err)
+	}
+	if rl.Cur < need {
+		return fmt.Errorf("RLIMIT_NOFILE is %d, too low for %d open files (ulimit -n)", rl.Cur, need)
+	}
+	return nil
 }

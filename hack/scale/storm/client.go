@@ -17,11 +17,8 @@ limitations under the License.
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -30,6 +27,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/flagops/flagops/hack/internal/sse"
 )
 
 // Reconnection policies (-policy).
@@ -163,12 +162,12 @@ func (c *client) connect(ctx context.Context, hc *http.Client, r int, onSync fun
 	c.rec.accepted(r)
 	c.replica.Store(int32(r))
 	bad := false
-	// readEvents ends with the stream (the replica went away) or an event not applied.
-	_ = readEvents(resp.Body, func(ev event) error {
-		if ev.retry > 0 {
-			c.retry = ev.retry
+	// sse.Read ends with the stream (the replica went away) or an event not applied.
+	_ = sse.Read(resp.Body, func(ev sse.Event) error {
+		if ev.Retry > 0 {
+			c.retry = ev.Retry
 		}
-		if !ev.hasID {
+		if !ev.HasID {
 			return nil
 		}
 		if err := c.apply(ev); err != nil {
@@ -201,13 +200,13 @@ func (c *client) connect(ctx context.Context, hc *http.Client, r int, onSync fun
 
 // apply applies an event with an ID: a snapshot sets FlipKey's value, a change sets it
 // when it names the key, an ID alone says that the values held are current.
-func (c *client) apply(ev event) error {
-	switch ev.name {
+func (c *client) apply(ev sse.Event) error {
+	switch ev.Name {
 	case "snapshot":
 		var d struct {
 			Flags map[string]json.RawMessage `json:"flags"`
 		}
-		if err := json.Unmarshal(ev.data, &d); err != nil {
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
 			return err
 		}
 		v, err := flipValue(d.Flags)
@@ -220,7 +219,7 @@ func (c *client) apply(ev event) error {
 			Changed map[string]json.RawMessage `json:"changed"`
 			Removed []string                   `json:"removed"`
 		}
-		if err := json.Unmarshal(ev.data, &d); err != nil {
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
 			return err
 		}
 		if _, ok := d.Changed[flipKeyName]; ok {
@@ -236,7 +235,7 @@ func (c *client) apply(ev event) error {
 			}
 		}
 	}
-	c.lastID = ev.id
+	c.lastID = ev.ID
 	return nil
 }
 
@@ -257,62 +256,6 @@ func flipValue(flags map[string]json.RawMessage) (int32, error) {
 		return valueOn, nil
 	default:
 		return valueOff, nil
-	}
-}
-
-// event is one dispatched block of a text/event-stream.
-type event struct {
-	name  string
-	id    string
-	hasID bool
-	data  []byte
-	retry time.Duration
-}
-
-// readEvents reads a text/event-stream and calls f with each block, until the stream
-// ends (io.EOF) or f fails.
-func readEvents(r io.Reader, f func(event) error) error {
-	br := bufio.NewReaderSize(r, 4096)
-	var ev event
-	var line []byte
-	for {
-		part, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			line = append(line, part...)
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if line != nil {
-			part = append(line, part...)
-			line = nil
-		}
-		part = bytes.TrimRight(part, "\r\n")
-		if len(part) == 0 {
-			if err := f(ev); err != nil {
-				return err
-			}
-			ev = event{}
-			continue
-		}
-		field, value, _ := bytes.Cut(part, []byte(":"))
-		value = bytes.TrimPrefix(value, []byte(" "))
-		switch string(field) {
-		case "event":
-			ev.name = string(value)
-		case "id":
-			ev.id, ev.hasID = string(value), true
-		case "data":
-			if ev.data != nil {
-				ev.data = append(ev.data, '\n')
-			}
-			ev.data = append(ev.data, value...)
-		case "retry":
-			if ms, err := strconv.Atoi(string(value)); err == nil {
-				ev.retry = time.Duration(ms) * time.Millisecond
-			}
-		}
 	}
 }
 

@@ -56,6 +56,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flagops/flagops/hack/internal/machine"
 	"github.com/flagops/flagops/test/servetest"
 )
 
@@ -135,26 +136,10 @@ func (c *config) check() error {
 	return nil
 }
 
-// raiseFileLimit raises RLIMIT_NOFILE to its hard limit and checks that it holds need.
-func raiseFileLimit(need uint64) error {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return fmt.Errorf("reading RLIMIT_NOFILE: %w", err)
-	}
-	rl.Cur = rl.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return fmt.Errorf("raising RLIMIT_NOFILE: %w", err)
-	}
-	if rl.Cur < need {
-		return fmt.Errorf("RLIMIT_NOFILE is %d, too low for %d streams (ulimit -n)", rl.Cur, need)
-	}
-	return nil
-}
-
 func run(c config) error {
 	// The clients hold one socket each; each replica process has its own limit, raised
 	// by the same hard limit it inherits.
-	if err := raiseFileLimit(uint64(c.n) + 512); err != nil {
+	if err := machine.RaiseFileLimit(uint64(c.n) + 512); err != nil {
 		return err
 	}
 	load, err := os.ReadFile("/proc/loadavg")

@@ -17,9 +17,10 @@ limitations under the License.
 package main
 
 import (
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/flagops/flagops/hack/internal/sse"
 )
 
 func TestDelay(t *testing.T) {
@@ -53,54 +54,19 @@ func TestDelay(t *testing.T) {
 	}
 }
 
-func TestReadEvents(t *testing.T) {
-	long := strings.Repeat("x", 10000) // longer than the reader's buffer
-	stream := "retry: 3000\n\n" +
-		"id: a1\n\n" +
-		"id: b2\r\nevent: snapshot\r\ndata: {\"v\":\"" + long + "\"}\r\n\r\n" +
-		": heartbeat\n\n" +
-		"event: x\ndata: one\ndata: two\n\n" +
-		"id: c3\nevent: trailing" // no blank line: never dispatched
-	var got []event
-	err := readEvents(strings.NewReader(stream), func(ev event) error {
-		got = append(got, ev)
-		return nil
-	})
-	if err == nil {
-		t.Fatal("readEvents returned nil at the end of the stream, want io.EOF")
-	}
-	want := []event{
-		{retry: 3 * time.Second},
-		{id: "a1", hasID: true},
-		{name: "snapshot", id: "b2", hasID: true, data: []byte(`{"v":"` + long + `"}`)},
-		{},
-		{name: "x", data: []byte("one\ntwo")},
-	}
-	if len(got) != len(want) {
-		t.Fatalf("got %d events, want %d: %+v", len(got), len(want), got)
-	}
-	for i := range want {
-		g, w := got[i], want[i]
-		if g.name != w.name || g.id != w.id || g.hasID != w.hasID || string(g.data) != string(w.data) || g.retry != w.retry {
-			t.Errorf("event %d = {%q %q %v %d bytes %s}, want {%q %q %v %d bytes %s}", i,
-				g.name, g.id, g.hasID, len(g.data), g.retry, w.name, w.id, w.hasID, len(w.data), w.retry)
-		}
-	}
-}
-
 func TestClientApply(t *testing.T) {
 	const changed = "device.feature-flags.changed"
 	steps := []struct {
-		ev      event
+		ev      sse.Event
 		want    int32
 		wantErr bool
 	}{
-		{event{name: "snapshot", id: "1", data: []byte(`{"flags":{"flag.00":{"value":"standard"},"fanout.flag":{"value":true}}}`)}, valueOn, false},
-		{event{name: changed, id: "2", data: []byte(`{"changed":{"flag.00":{"value":"beta"}},"removed":[]}`)}, valueOn, false},
-		{event{name: changed, id: "3", data: []byte(`{"changed":{"fanout.flag":{"value":false}},"removed":[]}`)}, valueOff, false},
-		{event{id: "3"}, valueOff, false}, // up to date
-		{event{name: changed, id: "4", data: []byte(`{"changed":{},"removed":["fanout.flag"]}`)}, valueUnknown, false},
-		{event{name: "snapshot", id: "5", data: []byte(`{"flags":{"fanout.flag":{"value":"on"}}}`)}, valueUnknown, true},
+		{sse.Event{Name: "snapshot", ID: "1", Data: []byte(`{"flags":{"flag.00":{"value":"standard"},"fanout.flag":{"value":true}}}`)}, valueOn, false},
+		{sse.Event{Name: changed, ID: "2", Data: []byte(`{"changed":{"flag.00":{"value":"beta"}},"removed":[]}`)}, valueOn, false},
+		{sse.Event{Name: changed, ID: "3", Data: []byte(`{"changed":{"fanout.flag":{"value":false}},"removed":[]}`)}, valueOff, false},
+		{sse.Event{ID: "3", HasID: true}, valueOff, false}, // up to date
+		{sse.Event{Name: changed, ID: "4", Data: []byte(`{"changed":{},"removed":["fanout.flag"]}`)}, valueUnknown, false},
+		{sse.Event{Name: "snapshot", ID: "5", Data: []byte(`{"flags":{"fanout.flag":{"value":"on"}}}`)}, valueUnknown, true},
 	}
 	c := &client{}
 	for i, s := range steps {
@@ -114,8 +80,8 @@ func TestClientApply(t *testing.T) {
 		if v := c.value.Load(); v != s.want {
 			t.Errorf("step %d: value %d, want %d", i, v, s.want)
 		}
-		if c.lastID != s.ev.id {
-			t.Errorf("step %d: lastID %q, want %q", i, c.lastID, s.ev.id)
+		if c.lastID != s.ev.ID {
+			t.Errorf("step %d: lastID %q, want %q", i, c.lastID, s.ev.ID)
 		}
 	}
 	if c.lastID != "4" {
