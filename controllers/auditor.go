@@ -483,7 +483,8 @@ func (a *Auditor) release(ctx context.Context, v auditVersion) error {
 //
 // A checkpoint deleted meanwhile is created again, unless the object is gone too: another
 // leader then recorded its deletion and dropped the checkpoint, and save returns
-// errAuditedElsewhere. In a namespace being deleted, the
+// errAuditedElsewhere; so it does before it creates an object's first checkpoint when the
+// object is gone (one read of the object per object, without the cache). In a namespace being deleted, the
 // namespace controller deletes the checkpoints and nothing can be created any more: ck is
 // then kept in memory only, so that the records are still sent and the deleted objects
 // released, at least once rather than exactly once (a successor leader has no checkpoint
@@ -499,6 +500,14 @@ func (a *Auditor) save(ctx context.Context, v auditVersion, ck *checkpoint) erro
 		if apierrors.IsNotFound(err) && a.gone(ctx, v) {
 			return errAuditedElsewhere
 		}
+	}
+	if ck.resourceVersion == "" && a.gone(ctx, v) {
+		// The first checkpoint of an object that no longer exists: a leader that resumes
+		// after a pause past its lease, with versions of an object it never audited, would
+		// otherwise record them again after its successor recorded them and the deletion
+		// and dropped the checkpoint. (An object deleted before any leader added the audit
+		// finalizer has no record either way: docs/audit.md, "What it cannot see".)
+		return errAuditedElsewhere
 	}
 	if ck.resourceVersion == "" || apierrors.IsNotFound(err) {
 		obj.ResourceVersion = ""

@@ -143,6 +143,29 @@ var _ = Describe("The Auditor", func() {
 		Expect(cks.Items).To(BeEmpty())
 	})
 
+	It("records nothing when it resumes with versions of an object it never audited, which its successor finished", func() {
+		// Found by hack/soak: the same pause, for an object that the paused leader had not
+		// audited yet. With no checkpoint of it in memory or on the API server (its successor
+		// dropped it), the paused leader created the first checkpoint and recorded the
+		// versions again, under new IDs (a coalesced creation).
+		ns := newNamespace()
+		f := isolate(boolFlag(ns, "beta.dash", false), "no-manager")
+		Expect(k8sClient.Create(ctx, f)).To(Succeed())
+		sink := audit.NewMemory()
+		a := &Auditor{Client: k8sClient, Reader: k8sClient, Sink: sink, Actors: Actors{APIReader: k8sClient},
+			log: GinkgoLogr, events: newChangeEvents(nil, k8sClient, DedupWindow), queued: map[types.UID][]auditVersion{},
+			ckpts: map[types.UID]*checkpoint{}}
+		setEnabled(f, true, "tool-a")
+		queued := f.DeepCopy()
+		Expect(k8sClient.Delete(ctx, f)).To(Succeed())
+
+		Expect(a.audit(ctx, auditVersion{kind: KindFeatureFlag, obj: queued})).To(MatchError(errAuditedElsewhere))
+		Expect(recordsIn(sink, ns)).To(BeEmpty())
+		cks := &v1.AuditCheckpointList{}
+		Expect(k8sClient.List(ctx, cks, client.InNamespace(ns))).To(Succeed())
+		Expect(cks.Items).To(BeEmpty())
+	})
+
 	It("sends the records that a stopped leader left pending, with the same IDs, once", func() {
 		ns, iso := newNamespace(), "pending"
 		f := isolate(boolFlag(ns, "beta.dash", true), iso)

@@ -96,8 +96,10 @@ type options struct {
 	Pause       time.Duration `json:"pauseNs"`
 	AuditErrors time.Duration `json:"auditErrorsNs"`
 	Drain       time.Duration `json:"drainNs"`
+	SkipFaults  string        `json:"skipFaults,omitempty"`
 	root, bin   string
 	out, svg    string
+	skip        map[string]bool
 }
 
 func main() {
@@ -109,6 +111,7 @@ func main() {
 	flag.DurationVar(&o.Pause, "pause", 30*time.Second, "how long a paused replica stays stopped")
 	flag.DurationVar(&o.AuditErrors, "audit-errors", time.Minute, "how long the audit receiver answers 503 at its fault")
 	flag.DurationVar(&o.Drain, "drain", 10*time.Minute, "bound on the wait, after the writes, for the audit trail and the streams to catch up")
+	flag.StringVar(&o.SkipFaults, "skip", "", "fault kinds to leave out, separated by commas ("+strings.Join(faultKinds, ", ")+")")
 	flag.StringVar(&o.root, "root", ".", "repository root (the CRDs, cmd/flagops)")
 	flag.StringVar(&o.bin, "bin", "", "a flagops binary to run; empty builds cmd/flagops")
 	flag.StringVar(&o.out, "out", "", "write the report as JSON to this file")
@@ -118,6 +121,11 @@ func main() {
 	if o.Duration < time.Minute || o.Streams < 1 || o.Rate <= 0 || o.Pause <= 0 || o.AuditErrors <= 0 || o.Drain <= 0 {
 		fail(errors.New("-duration must be at least 1m, -streams at least 1, -rate, -pause, -audit-errors and -drain positive"))
 	}
+	skip, err := parseSkip(o.SkipFaults)
+	if err != nil {
+		fail(err)
+	}
+	o.skip = skip
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	rep, err := run(ctx, o)
@@ -308,7 +316,7 @@ type harness struct {
 func run(ctx context.Context, o options) (*report, error) {
 	rep := &report{Options: o, Command: "go run ./hack/soak " + strings.Join(os.Args[1:], " "),
 		Machine:  host{NProc: runtime.NumCPU(), CPU: machine.CPUModel(), GoVersion: runtime.Version(), LoadBefore: machine.LoadAvg()},
-		Schedule: schedule(o.Seed, o.Duration, o.Pause, o.AuditErrors)}
+		Schedule: schedule(o.Seed, o.Duration, o.Pause, o.AuditErrors, o.skip)}
 	dir, err := os.MkdirTemp("", "flagops-soak-")
 	if err != nil {
 		return nil, err

@@ -19,6 +19,8 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -34,6 +36,21 @@ const (
 	scheduleEndsAt      = 0.75 // fraction by which every fault has started
 	minimumFaultSpacing = 5 * time.Second
 )
+
+// parseSkip reads -skip: fault kinds separated by commas.
+func parseSkip(v string) (map[string]bool, error) {
+	skip := map[string]bool{}
+	if v == "" {
+		return skip, nil
+	}
+	for _, k := range strings.Split(v, ",") {
+		if !slices.Contains(faultKinds, k) {
+			return nil, fmt.Errorf("-skip: %q is not a fault kind (%s)", k, strings.Join(faultKinds, ", "))
+		}
+		skip[k] = true
+	}
+	return skip, nil
+}
 
 // faultKinds are the faults of one round, in a canonical order that the seed shuffles.
 var faultKinds = []string{faultKillLeader, faultRestartAPI, faultRestartEtcd, faultPauseReplica, faultAuditErrors}
@@ -58,16 +75,24 @@ func (f fault) String() string {
 // 10 minutes, each round's kinds in an order drawn from seed, spread evenly over the part
 // of the run between 5% and 75% of d, each at a time drawn within its own slot so that no
 // two overlap by design. pause is the length of a pause, errWindow that of the receiver's
-// error window; neither is longer than a slot leaves room for. The same seed and arguments
-// give the same schedule.
-func schedule(seed uint64, d, pause, errWindow time.Duration) []fault {
+// error window; neither is longer than a slot leaves room for. Kinds in skip are left out
+// after the draw, so the others keep their order. The same seed and arguments give the same
+// schedule.
+func schedule(seed uint64, d, pause, errWindow time.Duration, skip map[string]bool) []fault {
 	rng := rand.New(rand.NewPCG(seed, 0x50a6))
 	rounds := max(1, int((d+faultRoundLength-1)/faultRoundLength))
 	var kinds []string
 	for range rounds {
 		round := append([]string(nil), faultKinds...)
 		rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
-		kinds = append(kinds, round...)
+		for _, k := range round {
+			if !skip[k] {
+				kinds = append(kinds, k)
+			}
+		}
+	}
+	if len(kinds) == 0 {
+		return nil
 	}
 	start := time.Duration(float64(d) * scheduleStartsAt)
 	slot := time.Duration(float64(d)*(scheduleEndsAt-scheduleStartsAt)) / time.Duration(len(kinds))

@@ -36,11 +36,11 @@ func TestScheduleIsSeededAndSpread(t *testing.T) {
 		rounds int
 	}{{3 * time.Minute, 1}, {10 * time.Minute, 1}, {30 * time.Minute, 3}, {31 * time.Minute, 4}} {
 		t.Run(tc.d.String(), func(t *testing.T) {
-			a := schedule(7, tc.d, 30*time.Second, time.Minute)
-			if b := schedule(7, tc.d, 30*time.Second, time.Minute); !reflect.DeepEqual(a, b) {
+			a := schedule(7, tc.d, 30*time.Second, time.Minute, nil)
+			if b := schedule(7, tc.d, 30*time.Second, time.Minute, nil); !reflect.DeepEqual(a, b) {
 				t.Fatalf("the same seed gave two schedules:\n%v\n%v", a, b)
 			}
-			if c := schedule(8, tc.d, 30*time.Second, time.Minute); reflect.DeepEqual(a, c) {
+			if c := schedule(8, tc.d, 30*time.Second, time.Minute, nil); reflect.DeepEqual(a, c) {
 				t.Errorf("seeds 7 and 8 gave the same schedule: %v", a)
 			}
 			if len(a) != tc.rounds*len(faultKinds) {
@@ -67,6 +67,36 @@ func TestScheduleIsSeededAndSpread(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestScheduleSkip: -skip leaves its kinds out and the others where the seed put them;
+// unknown kinds are refused with the flag named.
+func TestScheduleSkip(t *testing.T) {
+	all := schedule(7, 30*time.Minute, 30*time.Second, time.Minute, nil)
+	skip, err := parseSkip(faultPauseReplica)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := schedule(7, 30*time.Minute, 30*time.Second, time.Minute, skip)
+	var kinds, want []string
+	for _, f := range got {
+		kinds = append(kinds, f.Kind)
+	}
+	for _, f := range all {
+		if f.Kind != faultPauseReplica {
+			want = append(want, f.Kind)
+		}
+	}
+	if !reflect.DeepEqual(kinds, want) {
+		t.Errorf("kinds with -skip %s = %v, want %v", faultPauseReplica, kinds, want)
+	}
+	if _, err := parseSkip("kill-leader,nap"); err == nil || !strings.Contains(err.Error(), `-skip: "nap"`) {
+		t.Errorf("parseSkip(nap) = %v, want an error naming -skip and the kind", err)
+	}
+	every, _ := parseSkip(strings.Join(faultKinds, ","))
+	if got := schedule(7, 3*time.Minute, 30*time.Second, time.Minute, every); len(got) != 0 {
+		t.Errorf("every kind skipped: %v, want no fault", got)
 	}
 }
 
