@@ -57,24 +57,32 @@ func settled(obj client.Object) {
 	}).Should(Succeed())
 }
 
+// coalescedWhileNoLeader creates a flag (off) under a manager of isolation iso, stops the
+// manager, lets each writer in turn flip the flag (on, off, on, ...), starts a manager again
+// and returns the flag and the update record that the created one is followed by.
+func coalescedWhileNoLeader(iso string, writers ...string) (*v1.FeatureFlag, audit.Record) {
+	GinkgoHelper()
+	ns := newNamespace()
+	sink := audit.NewMemory()
+	m := startManager(ctx, managerConfig{isolation: iso, sink: sink})
+	f := isolate(boolFlag(ns, "beta.dash", false), iso)
+	Expect(k8sClient.Create(ctx, f, client.FieldOwner("creator"))).To(Succeed())
+	settled(f)
+	m.stop()
+
+	for i, w := range writers {
+		setEnabled(f, i%2 == 0, w)
+	}
+	startManager(ctx, managerConfig{isolation: iso, sink: sink})
+
+	Eventually(func() []audit.Action { return actionsIn(sink, ns) }).Should(Equal([]audit.Action{audit.ActionFlagCreated, audit.ActionFlagUpdated}))
+	return f, recordOf(sink, ns, audit.ActionFlagUpdated)
+}
+
 var _ = Describe("The Auditor", func() {
 	It("records the changes made while no leader watched as one coalesced record that names who is known", func() {
-		ns, iso := newNamespace(), "coalesce"
-		sink := audit.NewMemory()
-		m := startManager(ctx, managerConfig{isolation: iso, sink: sink})
-		f := isolate(boolFlag(ns, "beta.dash", false), iso)
-		Expect(k8sClient.Create(ctx, f, client.FieldOwner("creator"))).To(Succeed())
-		settled(f)
-		m.stop()
-
-		setEnabled(f, true, "tool-a")
-		setEnabled(f, false, "tool-b")
-		setEnabled(f, true, "tool-c")
+		f, rec := coalescedWhileNoLeader("coalesce", "tool-a", "tool-b", "tool-c")
 		Expect(f.Generation).To(BeEquivalentTo(4))
-		startManager(ctx, managerConfig{isolation: iso, sink: sink})
-
-		Eventually(func() []audit.Action { return actionsIn(sink, ns) }).Should(Equal([]audit.Action{audit.ActionFlagCreated, audit.ActionFlagUpdated}))
-		rec := recordOf(sink, ns, audit.ActionFlagUpdated)
 		Expect(rec.Coalesced).NotTo(BeNil())
 		Expect(rec.Coalesced.FromGeneration).To(BeEquivalentTo(2))
 		Expect(rec.Coalesced.ToGeneration).To(BeEquivalentTo(4))
@@ -94,21 +102,8 @@ var _ = Describe("The Auditor", func() {
 	It("covers changes made while no leader watched with a coalesced record even when they cancel out", func() {
 		// Found by hack/soak: a flag turned on and off again while the watch relisted left
 		// generations that no record covered.
-		ns, iso := newNamespace(), "coalesce-net-zero"
-		sink := audit.NewMemory()
-		m := startManager(ctx, managerConfig{isolation: iso, sink: sink})
-		f := isolate(boolFlag(ns, "beta.dash", false), iso)
-		Expect(k8sClient.Create(ctx, f, client.FieldOwner("creator"))).To(Succeed())
-		settled(f)
-		m.stop()
-
-		setEnabled(f, true, "tool-a")
-		setEnabled(f, false, "tool-b")
+		f, rec := coalescedWhileNoLeader("coalesce-net-zero", "tool-a", "tool-b")
 		Expect(f.Generation).To(BeEquivalentTo(3))
-		startManager(ctx, managerConfig{isolation: iso, sink: sink})
-
-		Eventually(func() []audit.Action { return actionsIn(sink, ns) }).Should(Equal([]audit.Action{audit.ActionFlagCreated, audit.ActionFlagUpdated}))
-		rec := recordOf(sink, ns, audit.ActionFlagUpdated)
 		Expect(rec.Coalesced).NotTo(BeNil())
 		Expect(rec.Coalesced.FromGeneration).To(BeEquivalentTo(2))
 		Expect(rec.Coalesced.ToGeneration).To(BeEquivalentTo(3))
