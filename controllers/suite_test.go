@@ -19,6 +19,8 @@ package controllers
 import (
 	"context"
 	"path/filepath"
+	"runtime/pprof"
+	"strings"
 	"testing"
 	"time"
 
@@ -190,11 +192,18 @@ func startManager(ctx context.Context, mc managerConfig) *testManager {
 	}()
 	m.stop = func() {
 		cancel()
-		Eventually(done).Should(BeClosed())
+		Eventually(done).Should(BeClosed(), goroutines)
 	}
 	DeferCleanup(m.stop)
 	Eventually(m.syncer.Synced).Should(BeTrue())
 	return m
+}
+
+// goroutines describes a manager that did not stop: the stacks of every goroutine.
+func goroutines() string {
+	var b strings.Builder
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
+	return "the manager did not stop; its goroutines:\n" + b.String()
 }
 
 // newNamespace creates a namespace for one spec.

@@ -143,7 +143,7 @@ func (c *crdSchema) validate(ctx context.Context, obj map[string]any) field.Erro
 			apimachineryvalidation.NameIsDNSSubdomain, field.NewPath("metadata"))...)
 	}
 	errs = append(errs, validation.ValidateCustomResource(nil, obj, c.validator)...)
-	errs = append(errs, objectmeta.Validate(nil, obj, c.structural, true)...)
+	errs = append(errs, objectmeta.Validate(ctx, nil, obj, c.structural, true)...)
 	errs = append(errs, listtype.ValidateListSetsAndMaps(nil, c.structural, obj)...)
 	if c.cel != nil && !blocking(errs) {
 		celErrs, _ := c.cel.Validate(ctx, nil, c.structural, obj, nil, celconfig.RuntimeCELCostBudget)
