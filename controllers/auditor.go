@@ -84,6 +84,11 @@ type Auditor struct {
 	Recorder events.EventRecorder
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Hold, when set, keeps the Auditor from loading its checkpoints and auditing until it
+	// is closed; it follows the informers from the start all the same, so that it misses
+	// no version. The manager holds it until its initial sync is complete, so that a cold
+	// start's backlog of audits does not delay the replica's readiness.
+	Hold <-chan struct{}
 
 	log    logr.Logger
 	events *changeEvents
@@ -123,12 +128,8 @@ func (a *Auditor) Start(ctx context.Context) error {
 	a.events = newChangeEvents(a.Recorder, a.Reader, DedupWindow)
 	a.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[types.UID](),
 		workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "auditor"})
-	ckpts, err := a.load(ctx)
-	if err != nil {
-		return err
-	}
 	a.mu.Lock()
-	a.queued, a.ckpts, a.started = map[types.UID][]auditVersion{}, ckpts, true
+	a.queued = map[types.UID][]auditVersion{}
 	a.mu.Unlock()
 
 	for _, kind := range Kinds {
@@ -142,6 +143,23 @@ func (a *Auditor) Start(ctx context.Context) error {
 		}
 		defer func() { _ = inf.RemoveEventHandler(reg) }()
 	}
+	// The handlers queue every version from here on; the work waits for Hold.
+	if a.Hold != nil {
+		select {
+		case <-a.Hold:
+		case <-ctx.Done():
+			a.queue.ShutDown()
+			return nil
+		}
+	}
+	ckpts, err := a.load(ctx)
+	if err != nil {
+		a.queue.ShutDown()
+		return err
+	}
+	a.mu.Lock()
+	a.ckpts, a.started = ckpts, true
+	a.mu.Unlock()
 
 	var wg sync.WaitGroup
 	for range auditWorkers {

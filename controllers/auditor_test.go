@@ -17,6 +17,7 @@ limitations under the License.
 package controllers
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -28,7 +29,9 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -146,6 +149,53 @@ var _ = Describe("The Auditor", func() {
 			return map[types.UID]*checkpoint{}
 		}),
 	)
+
+	It("holds its work until Hold is closed, and then records every version made meanwhile", func() {
+		const iso = "auditor-hold"
+		ns := newNamespace()
+		informers, err := cache.New(cfg, cache.Options{Scheme: scheme,
+			DefaultLabelSelector: labels.SelectorFromSet(labels.Set{isolationLabel: iso})})
+		Expect(err).NotTo(HaveOccurred())
+		cctx, cancel := context.WithCancel(ctx)
+		DeferCleanup(cancel)
+		go func() {
+			defer GinkgoRecover()
+			Expect(informers.Start(cctx)).To(Succeed())
+		}()
+		sink := audit.NewMemory()
+		hold := make(chan struct{})
+		a := &Auditor{Client: k8sClient, Reader: k8sClient, Informers: informers, Sink: sink,
+			Actors: Actors{APIReader: k8sClient}, Hold: hold}
+		stopped := make(chan struct{})
+		go func() {
+			defer GinkgoRecover()
+			defer close(stopped)
+			Expect(a.Start(cctx)).To(Succeed())
+		}()
+		DeferCleanup(func() { cancel(); Eventually(stopped).Should(BeClosed()) })
+		queued := func(uid types.UID) int {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return len(a.queued[uid])
+		}
+
+		f := isolate(boolFlag(ns, "beta.dash", false), iso)
+		Expect(k8sClient.Create(ctx, f)).To(Succeed())
+		Eventually(queued).WithArguments(f.UID).Should(Equal(1), "the creation is queued")
+		setEnabled(f, true, "tool-a")
+		setEnabled(f, false, "tool-b")
+		Eventually(queued).WithArguments(f.UID).Should(Equal(3), "each update is queued")
+		Consistently(func() []audit.Record { return recordsIn(sink, ns) }).Should(BeEmpty(), "nothing is recorded while held")
+		Expect(a.Audited(f.UID, 1)).To(BeFalse())
+
+		close(hold)
+		Eventually(func() []audit.Action { return actionsIn(sink, ns) }).Should(Equal(
+			[]audit.Action{audit.ActionFlagCreated, audit.ActionFlagUpdated, audit.ActionFlagUpdated}))
+		for _, r := range recordsIn(sink, ns) {
+			Expect(r.Coalesced).To(BeNil(), "generation %d has a record of its own", r.Object.Generation)
+		}
+		Eventually(func() bool { return a.Audited(f.UID, 3) }).Should(BeTrue())
+	})
 
 	It("sends the records that a stopped leader left pending, with the same IDs, once", func() {
 		ns, iso := newNamespace(), "pending"

@@ -75,7 +75,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Syncer, error)
 	self.Verified = true
 	actors := Actors{APIReader: mgr.GetAPIReader(), Self: self, Keys: opts.StampKeys}
 	auditor := &Auditor{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Informers: mgr.GetCache(), Sink: sink, Actors: actors,
-		Recorder: recorder, Now: opts.Now}
+		Recorder: recorder, Now: opts.Now, Hold: s.WhenSynced()}
 	if err := mgr.Add(auditor); err != nil {
 		return nil, fmt.Errorf("failed to add the auditor: %w", err)
 	}
