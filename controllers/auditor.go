@@ -128,6 +128,7 @@ func (a *Auditor) Start(ctx context.Context) error {
 	a.events = newChangeEvents(a.Recorder, a.Reader, DedupWindow)
 	a.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[types.UID](),
 		workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "auditor"})
+	defer a.queue.ShutDown()
 	a.mu.Lock()
 	a.queued = map[types.UID][]auditVersion{}
 	a.mu.Unlock()
@@ -148,13 +149,11 @@ func (a *Auditor) Start(ctx context.Context) error {
 		select {
 		case <-a.Hold:
 		case <-ctx.Done():
-			a.queue.ShutDown()
 			return nil
 		}
 	}
 	ckpts, err := a.load(ctx)
 	if err != nil {
-		a.queue.ShutDown()
 		return err
 	}
 	a.mu.Lock()
@@ -515,19 +514,16 @@ func (a *Auditor) save(ctx context.Context, v auditVersion, ck *checkpoint) erro
 	}
 	if ck.resourceVersion != "" {
 		err = a.Client.Update(ctx, obj, client.FieldOwner(FieldOwner))
-		if apierrors.IsNotFound(err) && a.gone(ctx, v) {
-			return errAuditedElsewhere
-		}
-	}
-	if ck.resourceVersion == "" && a.gone(ctx, v) {
-		// The first checkpoint of an object that no longer exists: a leader that resumes
-		// after a pause past its lease, with versions of an object it never audited, would
-		// otherwise record them again after its successor recorded them and the deletion
-		// and dropped the checkpoint. (An object deleted before any leader added the audit
-		// finalizer has no record either way: docs/audit.md, "What it cannot see".)
-		return errAuditedElsewhere
 	}
 	if ck.resourceVersion == "" || apierrors.IsNotFound(err) {
+		// The checkpoint is created: the object's first, or again after it was deleted. If
+		// the object is gone too, a leader that resumes after a pause past its lease would
+		// otherwise record versions again after its successor recorded them and the
+		// deletion and dropped the checkpoint. (An object deleted before any leader added
+		// the audit finalizer has no record either way: docs/audit.md, "What it cannot see".)
+		if a.gone(ctx, v) {
+			return errAuditedElsewhere
+		}
 		obj.ResourceVersion = ""
 		err = a.Client.Create(ctx, obj, client.FieldOwner(FieldOwner))
 	}

@@ -38,11 +38,11 @@ import (
 //
 // +kubebuilder:webhook:path=/mutate-flagops-dev-v1alpha1-changed-by,mutating=true,failurePolicy=ignore,sideEffects=None,groups=flagops.dev,resources=featureflags;userflagoverrides;deviceflagoverrides,verbs=create;update,versions=v1alpha1,name=mchangedby.flagops.dev,admissionReviewVersions=v1,timeoutSeconds=5,reinvocationPolicy=Never,serviceName=flagops-webhook-service,serviceNamespace=flagops-system
 
-// changedByStamper adds the audit finalizer to every object created by a named user (one write fewer for the
-// controllers per object, which counts in a bulk import), and stamps flagops.dev/changed-by
-// with the requesting user: on every create,
-// and on every update that changes the spec (the changes that move metadata.generation and
-// that the audit trail records). An update that leaves the spec alone, such as the
+// changedByStamper adds the audit finalizer to every object created by a named user (one
+// write fewer for the controllers per object, which counts in a bulk import), and stamps
+// flagops.dev/changed-by with the requesting user: on every create, and on every update that
+// changes the spec (the changes that move metadata.generation and that the audit trail
+// records). An update that leaves the spec alone, such as the
 // controllers' own finalizer patches or a label added by a tool, keeps the stamp of the
 // last spec change; if such an update edits or removes the annotation itself, the webhook
 // puts it back, so that the stamp cannot be changed without a spec change.

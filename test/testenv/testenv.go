@@ -38,6 +38,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/flagops/flagops/internal/atomicfile"
 )
 
 // New returns an envtest environment that installs the CRDs from config/crd/bases of the
@@ -144,11 +146,7 @@ func WriteStampKey(path string) error {
 	if _, err := rand.Read(key[:]); err != nil {
 		return fmt.Errorf("failed to make an audit stamp key: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(hex.EncodeToString(key[:])+"\n"), 0o600); err != nil {
-		return fmt.Errorf("failed to write the audit stamp key: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, []byte(hex.EncodeToString(key[:])+"\n"), 0o600); err != nil {
 		return fmt.Errorf("failed to write the audit stamp key: %w", err)
 	}
 	return nil
