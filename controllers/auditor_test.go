@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -46,6 +47,32 @@ func setEnabled(f *v1.FeatureFlag, enabled bool, owner string) {
 	base := f.DeepCopy()
 	f.Spec.Enabled = enabled
 	Expect(k8sClient.Patch(ctx, f, client.MergeFrom(base), client.FieldOwner(owner))).To(Succeed())
+}
+
+// fenceCase is what a paused leader's LeaseFence tells it (see the spec "records nothing
+// again when it resumes after its successor finished the object").
+type fenceCase int
+
+const (
+	// noFence: the Auditor has no LeaseHeld.
+	noFence fenceCase = iota
+	// pausedPastLease: LeaseHeld answers false.
+	pausedPastLease
+	// staleCache: LeaseHeld answers true, but the version is older than the checkpoints.
+	staleCache
+)
+
+func nothingHeld(*v1.FeatureFlag) map[types.UID]*checkpoint { return map[types.UID]*checkpoint{} }
+
+// countingReader counts the Gets it passes on.
+type countingReader struct {
+	client.Reader
+	gets atomic.Int32
+}
+
+func (r *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	r.gets.Add(1)
+	return r.Reader.Get(ctx, key, obj, opts...)
 }
 
 // settled waits until the checkpoint of obj holds its generation with nothing pending.
@@ -118,9 +145,10 @@ var _ = Describe("The Auditor", func() {
 	// A leader paused (SIGSTOP) past its lease resumes with a version it had queued, of an
 	// object that its successor has meanwhile recorded, deleted and dropped the checkpoint
 	// of; held says what the paused leader holds of it. Found by hack/soak: the paused
-	// leader recorded the generations a second time.
+	// leader recorded the generations a second time. fence says what its LeaseFence tells
+	// it: the object is read whenever the fence cannot rule the successor out.
 	DescribeTable("records nothing again when it resumes after its successor finished the object",
-		func(held func(f *v1.FeatureFlag) map[types.UID]*checkpoint) {
+		func(held func(f *v1.FeatureFlag) map[types.UID]*checkpoint, fence fenceCase) {
 			ns := newNamespace()
 			f := isolate(boolFlag(ns, "beta.dash", false), "no-manager")
 			Expect(k8sClient.Create(ctx, f)).To(Succeed())
@@ -128,9 +156,21 @@ var _ = Describe("The Auditor", func() {
 			a := &Auditor{Client: k8sClient, Reader: k8sClient, Sink: sink, Actors: Actors{APIReader: k8sClient},
 				log: GinkgoLogr, events: newChangeEvents(nil, k8sClient, DedupWindow), queued: map[types.UID][]auditVersion{},
 				ckpts: held(f)}
+			if fence != noFence {
+				a.LeaseHeld = func() bool { return fence == staleCache }
+				// The paused leader loaded its checkpoints before the version it queued.
+				a.loadedRV = f.ResourceVersion
+			}
 			setEnabled(f, true, "tool-a")
 			queued := f.DeepCopy()
 			Expect(k8sClient.Delete(ctx, f)).To(Succeed())
+			if fence == staleCache {
+				// A leader that took over after all this, with the deletion not yet in its
+				// cache: its checkpoints were loaded after the version it has.
+				list := &v1.AuditCheckpointList{}
+				Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+				a.loadedRV = list.ResourceVersion
+			}
 
 			Expect(a.audit(ctx, auditVersion{kind: KindFeatureFlag, obj: queued})).To(MatchError(errAuditedElsewhere))
 			Expect(recordsIn(sink, ns)).To(BeEmpty())
@@ -142,12 +182,36 @@ var _ = Describe("The Auditor", func() {
 		Entry("with the checkpoint of generation 1 in memory", func(f *v1.FeatureFlag) map[types.UID]*checkpoint {
 			return map[types.UID]*checkpoint{f.UID: {namespace: f.Namespace, name: checkpointName(KindFeatureFlag, f.UID),
 				resourceVersion: f.ResourceVersion, generation: 1, values: flagValues(f)}}
-		}),
+		}, noFence),
 		// It had not audited the object yet: it created the first checkpoint, and recorded
 		// the versions under new IDs (a coalesced creation).
-		Entry("with nothing of it in memory", func(*v1.FeatureFlag) map[types.UID]*checkpoint {
-			return map[types.UID]*checkpoint{}
-		}),
+		Entry("with nothing of it in memory", nothingHeld, noFence),
+		Entry("with nothing of it in memory, its fence telling it that it lost the Lease", nothingHeld, pausedPastLease),
+		Entry("with nothing of it in memory, holding the Lease, but with a version older than its checkpoints", nothingHeld, staleCache),
+	)
+
+	DescribeTable("reads a new object before its first checkpoint unless the fence rules other leaders out",
+		func(held bool, wantReads int) {
+			ns := newNamespace()
+			reads := &countingReader{Reader: k8sClient}
+			list := &v1.AuditCheckpointList{}
+			Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+			sink := audit.NewMemory()
+			a := &Auditor{Client: k8sClient, Reader: reads, Sink: sink, Actors: Actors{APIReader: k8sClient},
+				log: GinkgoLogr, events: newChangeEvents(nil, k8sClient, DedupWindow), queued: map[types.UID][]auditVersion{},
+				ckpts: map[types.UID]*checkpoint{}, loadedRV: list.ResourceVersion, LeaseHeld: func() bool { return held }}
+			f := isolate(boolFlag(ns, "beta.dash", false), "no-manager")
+			Expect(k8sClient.Create(ctx, f)).To(Succeed())
+
+			Expect(a.audit(ctx, auditVersion{kind: KindFeatureFlag, obj: f.DeepCopy()})).To(Succeed())
+			Expect(actionsIn(sink, ns)).To(Equal([]audit.Action{audit.ActionFlagCreated}))
+			Expect(reads.gets.Load()).To(BeEquivalentTo(wantReads))
+			ck := checkpointOf(Default, f)
+			Expect(ck.Spec.Generation).To(BeEquivalentTo(1))
+			Expect(ck.Spec.Pending).To(BeEmpty())
+		},
+		Entry("holding the Lease: no read", true, 0),
+		Entry("not certain to hold it: one read", false, 1),
 	)
 
 	It("holds its work until Hold is closed, and then records every version made meanwhile", func() {

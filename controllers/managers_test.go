@@ -134,6 +134,9 @@ var _ = Describe("Leader election", func() {
 		if isElected(b) {
 			leader, follower = b, a
 		}
+		// The Lease's renewals reach the leader's fence; the follower never held it.
+		Eventually(leader.leaseHeld).Should(BeTrue())
+		Expect(follower.leaseHeld()).To(BeFalse())
 
 		Expect(k8sClient.Create(ctx, isolate(boolFlag(ns, "beta.dash", false), iso))).To(Succeed())
 		Expect(k8sClient.Create(ctx, isolate(userOverride(ns, "pilot", "user-1", entry("beta.dash", true)), iso))).To(Succeed())

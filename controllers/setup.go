@@ -41,6 +41,11 @@ type Options struct {
 	// StampKeys verify the webhooks' actor stamps; nil verifies none, and every record but
 	// the manager's own changes then has actor.verified false.
 	StampKeys *stamp.Keys
+	// LeaseHeld reports whether this replica certainly still holds the leader-election
+	// Lease: LeaseFence.Held with leader election, or a function that always answers true
+	// for a manager that runs alone. Nil is never certain, and the Auditor then reads each
+	// new object once more (see Auditor.LeaseHeld).
+	LeaseHeld func() bool
 }
 
 // DedupWindow is how many recent audit record IDs the controllers remember to drop
@@ -75,7 +80,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Syncer, error)
 	self.Verified = true
 	actors := Actors{APIReader: mgr.GetAPIReader(), Self: self, Keys: opts.StampKeys}
 	auditor := &Auditor{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Informers: mgr.GetCache(), Sink: sink, Actors: actors,
-		Recorder: recorder, Now: opts.Now, Hold: s.WhenSynced()}
+		Recorder: recorder, Now: opts.Now, Hold: s.WhenSynced(), LeaseHeld: opts.LeaseHeld}
 	if err := mgr.Add(auditor); err != nil {
 		return nil, fmt.Errorf("failed to add the auditor: %w", err)
 	}

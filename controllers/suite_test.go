@@ -39,6 +39,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/leaderelection"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -119,6 +120,8 @@ type testManager struct {
 	stop func()
 	// elected is closed when the manager becomes the leader (at once without leader election).
 	elected <-chan struct{}
+	// leaseHeld is what the manager's Auditor is told of its Lease.
+	leaseHeld func() bool
 }
 
 // isolationLabel marks objects that belong to one spec's own managers. The suite's shared
@@ -164,6 +167,8 @@ func startManager(ctx context.Context, mc managerConfig) *testManager {
 		// Several managers run in one test process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	}
+	// As cmd/flagops does: a manager alone certainly leads.
+	leaseHeld := func() bool { return true }
 	if mc.leaderElection != "" {
 		o.LeaderElection = true
 		o.LeaderElectionID = mc.leaderElection
@@ -172,15 +177,21 @@ func startManager(ctx context.Context, mc managerConfig) *testManager {
 		o.LeaseDuration = ptr.To(2 * time.Second)
 		o.RenewDeadline = ptr.To(time.Second)
 		o.RetryPeriod = ptr.To(100 * time.Millisecond)
+		fence, stopEvents, err := NewLeaseFence(cfg, leaderelection.Options{LeaderElection: true, LeaderElectionID: mc.leaderElection,
+			LeaderElectionNamespace: "default", RenewDeadline: *o.RenewDeadline}, *o.LeaseDuration)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(stopEvents)
+		o.LeaderElectionResourceLockInterface, leaseHeld = fence, fence.Held
 	}
 	o.NewClient = mc.newClient
 	mgr, err := ctrl.NewManager(cfg, o)
 	Expect(err).NotTo(HaveOccurred())
-	m := &testManager{store: evaluator.NewStore(), audit: mc.sink, elected: mgr.Elected()}
+	m := &testManager{store: evaluator.NewStore(), audit: mc.sink, elected: mgr.Elected(), leaseHeld: leaseHeld}
 	if m.audit == nil {
 		m.audit = audit.NewMemory()
 	}
-	m.syncer, err = Setup(ctx, mgr, Options{Store: m.store, Audit: m.audit, Self: managerActor, StampKeys: testStampKeys})
+	m.syncer, err = Setup(ctx, mgr, Options{Store: m.store, Audit: m.audit, Self: managerActor, StampKeys: testStampKeys,
+		LeaseHeld: leaseHeld})
 	Expect(err).NotTo(HaveOccurred())
 
 	mgrCtx, cancel := context.WithCancel(ctx)

@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,9 +36,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/leaderelection"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -51,6 +54,13 @@ import (
 	"github.com/flagops/flagops/internal/certs"
 	"github.com/flagops/flagops/internal/stamp"
 	flagopswebhook "github.com/flagops/flagops/internal/webhook"
+)
+
+// The leader-election Lease's timing: controller-runtime's defaults, stated here because the
+// Auditor's LeaseFence reckons with the duration.
+const (
+	leaseDuration = 15 * time.Second
+	renewDeadline = 10 * time.Second
 )
 
 // selfActor asks the API server who the manager is (a SelfSubjectReview, which every
@@ -305,7 +315,21 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		// releases it only after every leader-only runnable has returned (the Auditor waits
 		// for its workers, the controllers for their reconciles), and the process then exits.
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 ptr.To(leaseDuration),
 		Cache:                         cache.Options{DefaultNamespaces: namespaces, DefaultTransform: controllers.StripForCache},
+	}
+	// Without leader election the manager runs alone, and nothing else leads.
+	leaseHeld := func() bool { return true }
+	if o.leaderElect {
+		fence, stopEvents, err := controllers.NewLeaseFence(cfg, leaderelection.Options{LeaderElection: true,
+			LeaderElectionID: mgrOpts.LeaderElectionID, LeaderElectionNamespace: mgrOpts.LeaderElectionNamespace, RenewDeadline: renewDeadline}, leaseDuration)
+		if err != nil {
+			log.Error(err, "Unable to set up leader election")
+			return 1
+		}
+		defer stopEvents()
+		mgrOpts.LeaderElectionResourceLockInterface, mgrOpts.RenewDeadline = fence, ptr.To(renewDeadline)
+		leaseHeld = fence.Held
 	}
 	// certsReady is closed once the webhook server's certificate is on disk; with
 	// --webhook-certs=external it is there from the start.
@@ -332,7 +356,8 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx := ctrl.SetupSignalHandler()
 	store := evaluator.NewStore()
-	syncer, err := controllers.Setup(ctx, mgr, controllers.Options{Store: store, Audit: sink, Self: selfActor(ctx, cfg), StampKeys: keys})
+	syncer, err := controllers.Setup(ctx, mgr, controllers.Options{Store: store, Audit: sink, Self: selfActor(ctx, cfg), StampKeys: keys,
+		LeaseHeld: leaseHeld})
 	if err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		return 1

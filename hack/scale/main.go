@@ -31,6 +31,9 @@ limitations under the License.
 //     requests it made (its client-go rest_client_requests_total), its
 //     memory, and the time a change of one flag made halfway through the import takes to
 //     reach a device stream (GET /v1/stream of the manager's evaluator server);
+//   - requests: before anything else, what each request that the manager makes for a new
+//     override costs the API server and etcd in CPU time (-requests-n of each kind, made by
+//     the harness itself with no manager running, and without -webhooks);
 //   - cold: once the objects exist, a manager and then an evaluator (`flagops evaluator`,
 //     the read-only mode; -cold chooses) each start cold: time to Ready (/readyz answers 200), VmRSS at
 //     Ready, peak (VmHWM) and steady VmRSS (-settle after Ready), sampled every 250 ms, and
@@ -44,7 +47,8 @@ limitations under the License.
 // Without the leader phase the objects are created with no manager running. It prints a
 // summary and writes the figures as JSON to -out. With -profile, the cold evaluator runs
 // with --pprof-bind-address, and its CPU profile of the first 30 s and its heap profile
-// after -settle are written there (go tool pprof reads them).
+// after -settle are written there, with the API server's CPU profile of the leader phase's
+// first 60 s of creates (go tool pprof reads them).
 //
 //	KUBEBUILDER_ASSETS=... go run ./hack/scale -n 10000 -devices 1000 -out scale.json
 package main
@@ -97,8 +101,14 @@ type params struct {
 	// Webhooks runs the manager with its admission webhooks, as in a cluster: envtest
 	// installs config/webhook and the manager signs actor stamps with a key of its own.
 	Webhooks bool `json:"webhooks"`
+	// RequestsN is how many requests of each kind the requests phase makes.
+	RequestsN int `json:"requestsN"`
+	// LeaderElect runs every manager with --leader-elect, as its Deployment does: the
+	// Lease's renewals, and its Auditor fenced by them.
+	LeaderElect bool `json:"leaderElect"`
 	// ProfileDir, when set, receives the cold evaluator's CPU profile of its first 30 s and
-	// its heap profile after -settle, from its --pprof-bind-address.
+	// its heap profile after -settle, from its --pprof-bind-address, and the API server's CPU
+	// profile of the leader phase's first 60 s of creates.
 	ProfileDir string `json:"profileDir,omitempty"`
 }
 
@@ -107,6 +117,7 @@ type report struct {
 	Params   params        `json:"params"`
 	Machine  host          `json:"machine"`
 	Eval     *evalResult   `json:"eval,omitempty"`
+	Requests []requestCost `json:"requests,omitempty"`
 	Populate *populated    `json:"populate,omitempty"`
 	Leader   *leaderResult `json:"leader,omitempty"`
 	Cold     []coldResult  `json:"cold,omitempty"`
@@ -142,8 +153,10 @@ func main() {
 	out := flag.String("out", "", "write the figures as JSON to this file")
 	flag.StringVar(&cold, "cold", "manager,evaluator", "comma-separated processes the cold phase starts, one after the other: manager, evaluator")
 	flag.StringVar(&p.EvaluatorGoMemLimit, "evaluator-gomemlimit", "", "GOMEMLIMIT of every evaluator the harness starts (cold and fleet), e.g. 300MiB; empty leaves it unset")
+	flag.IntVar(&p.RequestsN, "requests-n", 4000, "the requests phase's requests of each kind")
+	flag.BoolVar(&p.LeaderElect, "leader-elect", false, "run every manager with --leader-elect (its Lease in namespace default), as its Deployment does")
 	flag.BoolVar(&p.Webhooks, "webhooks", false, "run the manager with its admission webhooks (envtest installs config/webhook); without, as `make run` does")
-	flag.StringVar(&p.ProfileDir, "profile", "", "write the cold evaluator's CPU profile (its first 30 s) and heap profile (after -settle) to this directory")
+	flag.StringVar(&p.ProfileDir, "profile", "", "write to this directory the cold evaluator's CPU profile (its first 30 s) and heap profile (after -settle), and the API server's CPU profile of the leader phase's first 60 s of creates")
 	flag.Parse()
 	p.Phases, p.Cold = strings.Split(phases, ","), strings.Split(cold, ",")
 	for _, c := range p.Cold {
@@ -152,13 +165,16 @@ func main() {
 		}
 	}
 	for _, ph := range p.Phases {
-		if !slices.Contains([]string{"eval", "leader", "cold", "fleet"}, ph) {
-			fail(2, fmt.Errorf("-phases: unknown phase %q (eval, leader, cold, fleet)", ph))
+		if !slices.Contains([]string{"eval", "requests", "leader", "cold", "fleet"}, ph) {
+			fail(2, fmt.Errorf("-phases: unknown phase %q (eval, requests, leader, cold, fleet)", ph))
 		}
 	}
-	if p.Webhooks && (!slices.Contains(p.Phases, "leader") || slices.Contains(p.Phases, "fleet")) {
+	if p.Webhooks && (!slices.Contains(p.Phases, "leader") || slices.Contains(p.Phases, "fleet") || slices.Contains(p.Phases, "requests")) {
 		// The validating webhooks fail closed: nothing is created while no manager runs.
-		fail(2, errors.New("-webhooks needs the leader phase (whose manager serves the webhooks while the objects are created), and not the fleet phase"))
+		fail(2, errors.New("-webhooks needs the leader phase (whose manager serves the webhooks while the objects are created), and neither the fleet nor the requests phase"))
+	}
+	if p.RequestsN < 1 {
+		fail(2, errors.New("-requests-n must be at least 1"))
 	}
 	if p.Flags < 2 || p.Users < 0 || p.Devices < 0 || p.Users+p.Devices < 2 || p.Workers < 1 {
 		fail(2, errors.New("-flags must be at least 2, -n and -devices at least 0 and together at least 2, -c at least 1"))
@@ -207,7 +223,7 @@ func run(ctx context.Context, p params, root, bin string) (*report, error) {
 		}
 		r.Eval = ev
 	}
-	if !has("leader") && !has("cold") && !has("fleet") {
+	if !has("requests") && !has("leader") && !has("cold") && !has("fleet") {
 		return r, nil
 	}
 	dir, err := os.MkdirTemp("", "flagops-scale-")
@@ -261,6 +277,16 @@ func run(ctx context.Context, p params, root, bin string) (*report, error) {
 		// envtest made the serving certificate and put its CA into the webhook configurations.
 		h.managerArgs = []string{"--enable-webhooks=true", "--webhook-certs=external", "--webhook-port=" + strconv.Itoa(wh.LocalServingPort),
 			"--webhook-cert-dir=" + wh.LocalServingCertDir, "--audit-stamp-key-file=" + key}
+	}
+	if has("requests") {
+		costs, err := h.requests(ctx)
+		r.Requests = costs
+		if err != nil {
+			return r, err
+		}
+		if !has("leader") && !has("cold") && !has("fleet") {
+			return r, nil
+		}
 	}
 	if !p.Webhooks {
 		// With the webhooks, the leader phase creates the flags once its manager serves them.
@@ -378,6 +404,15 @@ func printReport(r *report) {
 		fmt.Printf("eval               %s\n", ev.Command)
 		fmt.Printf("  one flag         empty %.1f ns/op, 100k %.1f ns/op, ratio %.2f\n", ev.NsPerOp["one/empty"], ev.NsPerOp["one/100k"], ev.RatioOne)
 		fmt.Printf("  all flags        empty %.0f ns/op, 100k %.0f ns/op, ratio %.2f\n", ev.NsPerOp["all/empty"], ev.NsPerOp["all/100k"], ev.RatioAll)
+	}
+	if len(r.Requests) > 0 {
+		fmt.Printf("requests           %d of each kind, %d workers; CPU per request:\n", p.RequestsN, p.Workers)
+		var api, etcd float64
+		for _, c := range r.Requests {
+			fmt.Printf("  %-46s API server %.2f ms, etcd %.2f ms (%.1f s)\n", c.Request, c.APIServerCPUMillis, c.EtcdCPUMillis, c.Seconds)
+			api, etcd = api+c.APIServerCPUMillis, etcd+c.EtcdCPUMillis
+		}
+		fmt.Printf("  %-46s API server %.2f ms, etcd %.2f ms\n", "all of them, one of each", api, etcd)
 	}
 	if pop := r.Populate; pop != nil {
 		fmt.Printf("objects            %d flags, %d user and %d device overrides (2 entries each), %d workers\n", p.Flags, p.Users, p.Devices, p.Workers)

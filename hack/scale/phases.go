@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	v1 "github.com/flagops/flagops/api/v1alpha1"
+	"github.com/flagops/flagops/internal/atomicfile"
 )
 
 const (
@@ -54,6 +56,14 @@ const (
 
 // flagKey is the key (and name) of flag i.
 func flagKey(flags, i int) string { return fmt.Sprintf("scale.flag-%03d", i%flags) }
+
+// overrideEntries are the entries of override i: flag i on and flag i+1 off.
+func overrideEntries(flags, i int) v1.FlagOverrideSpec {
+	return v1.FlagOverrideSpec{Flags: []v1.FlagOverrideEntry{
+		{Key: flagKey(flags, i), Enabled: ptr.To(true)},
+		{Key: flagKey(flags, i+1), Enabled: ptr.To(false)},
+	}}
+}
 
 // harness holds the control plane's clients and what the processes need.
 type harness struct {
@@ -110,12 +120,7 @@ type populated struct {
 // once half of them are created.
 func (h *harness) populate(ctx context.Context, halfway func()) (*populated, error) {
 	total := int64(h.p.Users + h.p.Devices)
-	entries := func(i int) v1.FlagOverrideSpec {
-		return v1.FlagOverrideSpec{Flags: []v1.FlagOverrideEntry{
-			{Key: flagKey(h.p.Flags, i), Enabled: ptr.To(true)},
-			{Key: flagKey(h.p.Flags, i+1), Enabled: ptr.To(false)},
-		}}
-	}
+	entries := func(i int) v1.FlagOverrideSpec { return overrideEntries(h.p.Flags, i) }
 	var next, done atomic.Int64
 	var once sync.Once
 	errs := make(chan error, h.p.Workers)
@@ -230,6 +235,14 @@ func (h *harness) leader(ctx context.Context) (*leaderResult, *populated, error)
 	flip := flagKey(h.p.Flags, 0)
 	flipDone := make(chan error, 1)
 	fmt.Fprintf(os.Stderr, "scale: creating %d user and %d device overrides with the manager running\n", h.p.Users, h.p.Devices)
+	var profDone chan error
+	if h.p.ProfileDir != "" {
+		// The API server's CPU profile of the import's first 60 s.
+		profDone = make(chan error, 1)
+		go func() {
+			profDone <- h.apiserverProfile(ctx, 60*time.Second, filepath.Join(h.p.ProfileDir, "apiserver-import.cpu.pprof"))
+		}()
+	}
 	start := time.Now()
 	pop, err := h.populate(ctx, func() {
 		res.FlipAt = time.Since(start).Seconds()
@@ -245,6 +258,11 @@ func (h *harness) leader(ctx context.Context) (*leaderResult, *populated, error)
 	}
 	if err := <-flipDone; err != nil {
 		return nil, pop, err
+	}
+	if profDone != nil {
+		if err := <-profDone; err != nil {
+			return nil, pop, err
+		}
 	}
 	fmt.Fprintf(os.Stderr, "scale: created in %.1f s; waiting for the manager to be quiet\n", pop.Seconds)
 
@@ -468,6 +486,16 @@ func (h *harness) cold(ctx context.Context, kind string) (*coldResult, error) {
 	return res, nil
 }
 
+// apiserverProfile writes the API server's CPU profile of the next d to path.
+func (h *harness) apiserverProfile(ctx context.Context, d time.Duration, path string) error {
+	b, err := h.cs.Discovery().RESTClient().Get().AbsPath("/debug/pprof/profile").
+		Param("seconds", strconv.Itoa(int(d.Seconds()))).Timeout(d + time.Minute).DoRaw(ctx)
+	if err != nil {
+		return fmt.Errorf("failed to read the API server's CPU profile: %w", err)
+	}
+	return atomicfile.Write(path, b, 0o644)
+}
+
 // fetchProfile writes what a pprof endpoint answers to path, retrying until the endpoint
 // listens.
 func fetchProfile(ctx context.Context, url, path string) error {
@@ -512,6 +540,9 @@ func (h *harness) startManager(name string, extra ...string) (*proc, addrs, erro
 	args := append(append([]string{"manager"}, h.managerArgs...),
 		"--health-probe-bind-address="+a.probe, "--metrics-bind-address="+a.metrics, "--metrics-secure=false",
 		"--evaluator-bind-address="+a.evaluator, "--insecure-no-auth", "--default-namespace="+scaleNS)
+	if h.p.LeaderElect {
+		args = append(args, "--leader-elect", "--leader-election-namespace=default")
+	}
 	args = append(args, extra...)
 	p, err := startProc(name, h.bin, h.kubeconfig, h.dir, nil, args...)
 	return p, a, err
