@@ -170,6 +170,27 @@ func TestAuditEventFlags(t *testing.T) {
 	}
 }
 
+// The manager's profiling endpoints are off unless asked for (hack/scale asks, to profile
+// the leader's memory).
+func TestManagerPprofFlag(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "0"},
+		{[]string{"--pprof-bind-address=127.0.0.1:6060"}, "127.0.0.1:6060"},
+	}
+	for _, tt := range tests {
+		o, err := parseManagerFlags(append([]string{"--insecure-no-auth"}, tt.args...), io.Discard, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.pprofAddr != tt.want {
+			t.Errorf("args %q: --pprof-bind-address %q, want %q", tt.args, o.pprofAddr, tt.want)
+		}
+	}
+}
+
 // closeOrFail closes c and fails the test, which goes on, if that fails. For defer and
 // t.Cleanup, in place of a bare Close whose error nobody would see.
 func closeOrFail(t testing.TB, c io.Closer) {

@@ -84,6 +84,7 @@ type managerOptions struct {
 	metricsAddr      string
 	secureMetrics    bool
 	probeAddr        string
+	pprofAddr        string
 	leaderElect      bool
 	leaderElectionNS string
 	watchNamespaces  string
@@ -165,6 +166,8 @@ func parseManagerFlags(args []string, stdout, stderr io.Writer) (*managerOptions
 	o.streams.bind(fs)
 	fs.StringVar(&o.defaultNamespace, "default-namespace", "default",
 		"Namespace the evaluator's unprefixed routes serve.")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "0",
+		"Address Go's profiling endpoints (/debug/pprof/, plain HTTP, unauthenticated) bind to, e.g. 127.0.0.1:6060, for measuring it (hack/scale). Use 0, the default, to disable them.")
 	o.zap.BindFlags(fs)
 	if err := parseCommand(fs, "Usage: flagops manager [flags]\n\nRun the flagops controller manager against the cluster in KUBECONFIG or in-cluster config.\n\n", args, stdout, stderr); err != nil {
 		return nil, err
@@ -307,6 +310,7 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		Scheme:                  newScheme(),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "flagops-manager.flagops.dev",
 		LeaderElectionNamespace: o.leaderElectionNS,

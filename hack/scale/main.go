@@ -48,7 +48,8 @@ limitations under the License.
 // summary and writes the figures as JSON to -out. With -profile, the cold evaluator runs
 // with --pprof-bind-address, and its CPU profile of the first 30 s and its heap profile
 // after -settle are written there, with the API server's CPU profile of the leader phase's
-// first 60 s of creates (go tool pprof reads them).
+// first 60 s of creates and the heap profile of that phase's manager once it is quiet (go
+// tool pprof reads them).
 //
 //	KUBEBUILDER_ASSETS=... go run ./hack/scale -n 10000 -devices 1000 -out scale.json
 package main
@@ -107,8 +108,9 @@ type params struct {
 	// Lease's renewals, and its Auditor fenced by them.
 	LeaderElect bool `json:"leaderElect"`
 	// ProfileDir, when set, receives the cold evaluator's CPU profile of its first 30 s and
-	// its heap profile after -settle, from its --pprof-bind-address, and the API server's CPU
-	// profile of the leader phase's first 60 s of creates.
+	// its heap profile after -settle, from its --pprof-bind-address, the API server's CPU
+	// profile of the leader phase's first 60 s of creates, and that phase's manager's heap
+	// profile when it is quiet.
 	ProfileDir string `json:"profileDir,omitempty"`
 }
 
@@ -156,7 +158,7 @@ func main() {
 	flag.IntVar(&p.RequestsN, "requests-n", 4000, "the requests phase's requests of each kind")
 	flag.BoolVar(&p.LeaderElect, "leader-elect", false, "run every manager with --leader-elect (its Lease in namespace default), as its Deployment does")
 	flag.BoolVar(&p.Webhooks, "webhooks", false, "run the manager with its admission webhooks (envtest installs config/webhook); without, as `make run` does")
-	flag.StringVar(&p.ProfileDir, "profile", "", "write to this directory the cold evaluator's CPU profile (its first 30 s) and heap profile (after -settle), and the API server's CPU profile of the leader phase's first 60 s of creates")
+	flag.StringVar(&p.ProfileDir, "profile", "", "write to this directory the cold evaluator's CPU profile (its first 30 s) and heap profile (after -settle), the API server's CPU profile of the leader phase's first 60 s of creates, and its manager's heap profile when quiet")
 	flag.Parse()
 	p.Phases, p.Cold = strings.Split(phases, ","), strings.Split(cold, ",")
 	for _, c := range p.Cold {

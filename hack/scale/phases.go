@@ -308,6 +308,11 @@ func (h *harness) leader(ctx context.Context) (*leaderResult, *populated, error)
 		res.CPUSeconds[name] = cpu1[name] - cpu0[name]
 	}
 	res.RSSMB, res.PeakRSSMB = mgr.memMB()
+	if h.p.ProfileDir != "" {
+		if err := fetchProfile(ctx, "http://"+addrs.pprof+"/debug/pprof/heap?gc=1", filepath.Join(h.p.ProfileDir, "manager-quiet.heap.pprof")); err != nil {
+			return nil, pop, err
+		}
+	}
 	after, err := apiserverRequests(ctx, h.cs)
 	if err != nil {
 		return nil, pop, err
@@ -542,6 +547,9 @@ func (h *harness) startManager(name string, extra ...string) (*proc, addrs, erro
 		"--evaluator-bind-address="+a.evaluator, "--insecure-no-auth", "--default-namespace="+scaleNS)
 	if h.p.LeaderElect {
 		args = append(args, "--leader-elect", "--leader-election-namespace=default")
+	}
+	if h.p.ProfileDir != "" {
+		args = append(args, "--pprof-bind-address="+a.pprof)
 	}
 	args = append(args, extra...)
 	p, err := startProc(name, h.bin, h.kubeconfig, h.dir, nil, args...)
