@@ -209,7 +209,7 @@ var _ = Describe("The Event of each audited change", func() {
 			Expect(k8sClient.Create(ctx, f)).To(Succeed())
 			rec := audit.NewRecord(time.Now(), audit.Change{Action: audit.ActionFlagCreated, Actor: audit.Actor{Username: "alice", Verified: true},
 				Object: objectRef(KindFeatureFlag, f), After: flagValues(f)})
-			ck := &checkpoint{namespace: ns, name: checkpointName(KindFeatureFlag, f.UID), generation: 1, values: flagValues(f),
+			ck := &checkpoint{namespace: ns, generation: 1, values: packedValues(flagValues(f)),
 				pending: []audit.Record{rec}, auditedAt: time.Now()}
 			obj, err := ck.encode(KindFeatureFlag, f)
 			Expect(err).NotTo(HaveOccurred())

@@ -115,14 +115,30 @@ type auditVersion struct {
 	gone bool
 }
 
-// checkpoint is an AuditCheckpoint as the Auditor holds it in memory.
+// checkpoint is an AuditCheckpoint as the Auditor holds it in memory, named
+// checkpointName(kind, uid) after its object.
 type checkpoint struct {
-	namespace, name string
+	namespace       string
 	resourceVersion string
 	generation      int64
 	auditedAt       time.Time
-	values          map[string]json.RawMessage
-	pending         []audit.Record
+	// values are the audited values at generation as the AuditCheckpoint stores them,
+	// gzip-compressed JSON (valuesOf reads them): the leader holds one per object, and a map
+	// each took four times as much (hack/scale, docs/capacity.md).
+	values  []byte
+	pending []audit.Record
+}
+
+// valuesOf returns the audited values that ck holds, or none when ck is nil.
+func valuesOf(ck *checkpoint) (map[string]json.RawMessage, error) {
+	var out map[string]json.RawMessage
+	if ck == nil {
+		return out, nil
+	}
+	if err := gunzipJSON(ck.values, &out); err != nil {
+		return nil, fmt.Errorf("the audited values of checkpoint %s: %w", ck.namespace, err)
+	}
+	return out, nil
 }
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable: only the leader audits.
@@ -300,15 +316,21 @@ func (a *Auditor) audit(ctx context.Context, v auditVersion) error {
 		}
 	}
 	if ck == nil {
-		ck = migrated(v.obj)
+		var err error
+		if ck, err = migrated(v.obj); err != nil {
+			return err
+		}
 	}
 	if v.gone {
 		if ck == nil {
 			return nil
 		}
-		recs := a.goneRecords(ctx, v, ck)
+		recs, err := a.goneRecords(ctx, v, ck)
+		if err != nil {
+			return err
+		}
 		if len(recs) == 0 {
-			return a.drop(ctx, uid, ck)
+			return a.drop(ctx, v, ck)
 		}
 		next := *ck
 		next.pending, next.auditedAt = recs, a.now()
@@ -354,8 +376,9 @@ func (a *Auditor) store(ctx context.Context, v auditVersion, ck, next *checkpoin
 }
 
 // records returns the records of version v after checkpoint ck (nil if none), the
-// generation the checkpoint moves to (0 when v holds nothing new) and the values there.
-func (a *Auditor) records(ctx context.Context, v auditVersion, ck *checkpoint) ([]audit.Record, int64, map[string]json.RawMessage, error) {
+// generation the checkpoint moves to (0 when v holds nothing new) and the values there, as
+// the checkpoint holds them.
+func (a *Auditor) records(ctx context.Context, v auditVersion, ck *checkpoint) ([]audit.Record, int64, []byte, error) {
 	obj := v.obj
 	gen := obj.GetGeneration()
 	deleting := !obj.GetDeletionTimestamp().IsZero()
@@ -365,15 +388,22 @@ func (a *Auditor) records(ctx context.Context, v auditVersion, ck *checkpoint) (
 		specGen = gen - 1
 	}
 	var last int64
-	var before map[string]json.RawMessage
 	if ck != nil {
-		last, before = ck.generation, ck.values
+		last = ck.generation
 	}
 	if gen <= last || (deleting && !controllerutil.ContainsFinalizer(obj, v1.FinalizerAudit)) {
 		// Audited already, or deleted by the expiry cleanup, which records the expiry instead.
 		return nil, 0, nil, nil
 	}
+	before, err := valuesOf(ck)
+	if err != nil {
+		return nil, 0, nil, err
+	}
 	after, err := auditedValues(obj)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	packed, err := gzipJSON(after)
 	if err != nil {
 		return nil, 0, nil, err
 	}
@@ -403,21 +433,25 @@ func (a *Auditor) records(ctx context.Context, v auditVersion, ck *checkpoint) (
 		recs = append(recs, audit.NewRecord(obj.GetDeletionTimestamp().Time, audit.Change{Action: v.kind.action("deleted"),
 			Actor: actor, Request: req, Object: objectRef(v.kind, obj), Subject: subjectOf(obj), Before: after}))
 	}
-	return recs, gen, after, nil
+	return recs, gen, packed, nil
 }
 
 // goneRecords returns the deletion record of an object that disappeared without the audit
 // finalizer, unless the expiry cleanup deleted it, whose expiry record stands for it.
-func (a *Auditor) goneRecords(ctx context.Context, v auditVersion, ck *checkpoint) []audit.Record {
+func (a *Auditor) goneRecords(ctx context.Context, v auditVersion, ck *checkpoint) ([]audit.Record, error) {
 	if ck == nil {
-		return nil
+		return nil, nil
 	}
 	if v.kind != KindFeatureFlag && apimeta.IsStatusConditionTrue(wrapOverride(v.obj).status.Conditions, v1.ConditionExpired) {
-		return nil
+		return nil, nil
+	}
+	before, err := valuesOf(ck)
+	if err != nil {
+		return nil, err
 	}
 	actor, req := a.Actors.OfDeletion(ctx, v.kind, v.obj)
 	return []audit.Record{audit.NewRecord(a.now(), audit.Change{Action: v.kind.action("deleted"),
-		Actor: actor, Request: req, Object: objectRef(v.kind, v.obj), Subject: subjectOf(v.obj), Before: ck.values})}
+		Actor: actor, Request: req, Object: objectRef(v.kind, v.obj), Subject: subjectOf(v.obj), Before: before})}, nil
 }
 
 // knownActors names who is known to have written obj's spec in a coalesced range: the
@@ -482,7 +516,7 @@ func (a *Auditor) send(ctx context.Context, v auditVersion, ck *checkpoint, repl
 		if err := a.release(ctx, v); err != nil {
 			return err
 		}
-		return a.drop(ctx, v.obj.GetUID(), ck)
+		return a.drop(ctx, v, ck)
 	}
 	done := *ck
 	done.pending = nil
@@ -520,7 +554,7 @@ func (a *Auditor) release(ctx context.Context, v auditVersion) error {
 // released, at least once rather than exactly once (a successor leader has no checkpoint
 // to follow).
 func (a *Auditor) save(ctx context.Context, v auditVersion, ck *checkpoint) error {
-	ck.namespace, ck.name = v.obj.GetNamespace(), checkpointName(v.kind, v.obj.GetUID())
+	ck.namespace = v.obj.GetNamespace()
 	obj, err := ck.encode(v.kind, v.obj)
 	if err != nil {
 		return err
@@ -546,7 +580,7 @@ func (a *Auditor) save(ctx context.Context, v auditVersion, ck *checkpoint) erro
 	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
 		obj.ResourceVersion = ""
 	case err != nil:
-		return fmt.Errorf("failed to write the audit checkpoint %s/%s: %w", ck.namespace, ck.name, err)
+		return fmt.Errorf("failed to write the audit checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
 	}
 	ck.resourceVersion = obj.ResourceVersion
 	a.mu.Lock()
@@ -603,16 +637,16 @@ func (a *Auditor) reload(ctx context.Context, v auditVersion, cause error) error
 	return fmt.Errorf("the audit checkpoint changed meanwhile: %w", cause)
 }
 
-// drop deletes the checkpoint ck of the object with uid.
-func (a *Auditor) drop(ctx context.Context, uid types.UID, ck *checkpoint) error {
+// drop deletes ck, the checkpoint of v's object.
+func (a *Auditor) drop(ctx context.Context, v auditVersion, ck *checkpoint) error {
 	if ck.resourceVersion != "" {
-		obj := &v1.AuditCheckpoint{ObjectMeta: metav1.ObjectMeta{Namespace: ck.namespace, Name: ck.name}}
+		obj := &v1.AuditCheckpoint{ObjectMeta: metav1.ObjectMeta{Namespace: ck.namespace, Name: checkpointName(v.kind, v.obj.GetUID())}}
 		if err := a.Client.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("failed to delete the audit checkpoint %s/%s: %w", ck.namespace, ck.name, err)
+			return fmt.Errorf("failed to delete the audit checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
 		}
 	}
 	a.mu.Lock()
-	delete(a.ckpts, uid)
+	delete(a.ckpts, v.obj.GetUID())
 	a.mu.Unlock()
 	return nil
 }
@@ -692,20 +726,20 @@ func deprecatedAudited(obj client.Object) *v1.AuditState {
 
 // migrated returns the unsaved checkpoint that status.audited of an earlier version gives,
 // or nil.
-func migrated(obj client.Object) *checkpoint {
+func migrated(obj client.Object) (*checkpoint, error) {
 	st := deprecatedAudited(obj)
 	if st == nil {
-		return nil
+		return nil, nil
 	}
-	return &checkpoint{namespace: obj.GetNamespace(), generation: st.Generation, values: fromStatusValues(st.Values)}
+	values, err := gzipJSON(fromStatusValues(st.Values))
+	if err != nil {
+		return nil, fmt.Errorf("status.audited.values: %w", err)
+	}
+	return &checkpoint{namespace: obj.GetNamespace(), generation: st.Generation, values: values}, nil
 }
 
 // encode returns ck as the AuditCheckpoint of obj, of the given kind.
 func (ck *checkpoint) encode(kind Kind, obj client.Object) (*v1.AuditCheckpoint, error) {
-	values, err := gzipJSON(ck.values)
-	if err != nil {
-		return nil, err
-	}
 	var pending []byte
 	if len(ck.pending) > 0 {
 		// The values already hold one side of each pending record: the after-values of a
@@ -720,14 +754,15 @@ func (ck *checkpoint) encode(kind Kind, obj client.Object) (*v1.AuditCheckpoint,
 				recs[i].After = nil
 			}
 		}
+		var err error
 		if pending, err = gzipJSON(recs); err != nil {
 			return nil, err
 		}
 	}
 	out := &v1.AuditCheckpoint{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ck.namespace, Name: ck.name, ResourceVersion: ck.resourceVersion},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ck.namespace, Name: checkpointName(kind, obj.GetUID()), ResourceVersion: ck.resourceVersion},
 		Spec: v1.AuditCheckpointSpec{Kind: string(kind), Name: obj.GetName(), UID: string(obj.GetUID()),
-			Generation: ck.generation, Values: values, Pending: pending},
+			Generation: ck.generation, Values: ck.values, Pending: pending},
 	}
 	if !ck.auditedAt.IsZero() {
 		out.Spec.AuditedAt = &metav1.MicroTime{Time: ck.auditedAt}
@@ -737,11 +772,13 @@ func (ck *checkpoint) encode(kind Kind, obj client.Object) (*v1.AuditCheckpoint,
 
 // decodeCheckpoint reads an AuditCheckpoint.
 func decodeCheckpoint(in *v1.AuditCheckpoint) (*checkpoint, error) {
-	ck := &checkpoint{namespace: in.Namespace, name: in.Name, resourceVersion: in.ResourceVersion, generation: in.Spec.Generation}
+	ck := &checkpoint{namespace: in.Namespace, resourceVersion: in.ResourceVersion, generation: in.Spec.Generation, values: in.Spec.Values}
 	if in.Spec.AuditedAt != nil {
 		ck.auditedAt = in.Spec.AuditedAt.Time
 	}
-	if err := gunzipJSON(in.Spec.Values, &ck.values); err != nil {
+	// Read once here, so that values that do not decode stop the load rather than an audit.
+	var values map[string]json.RawMessage
+	if err := gunzipJSON(in.Spec.Values, &values); err != nil {
 		return nil, fmt.Errorf("audit checkpoint %s/%s: spec.values: %w", in.Namespace, in.Name, err)
 	}
 	if len(in.Spec.Pending) > 0 {
@@ -752,7 +789,7 @@ func decodeCheckpoint(in *v1.AuditCheckpoint) (*checkpoint, error) {
 			side := map[string]json.RawMessage{}
 			for _, k := range r.ChangedKeys {
 				side[k] = json.RawMessage("null")
-				if v, ok := ck.values[k]; ok {
+				if v, ok := values[k]; ok {
 					side[k] = v
 				}
 			}
@@ -781,7 +818,9 @@ func gzipJSON(v any) ([]byte, error) {
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("compress the audit checkpoint: %w", err)
 	}
-	return buf.Bytes(), nil
+	// A copy of its own length: the Auditor keeps the values for as long as it leads, and
+	// the buffer's array is up to twice as large.
+	return bytes.Clone(buf.Bytes()), nil
 }
 
 func gunzipJSON(data []byte, v any) error {

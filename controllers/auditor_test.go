@@ -180,8 +180,8 @@ var _ = Describe("The Auditor", func() {
 		},
 		// Its update of the checkpoint answered NotFound, and it created it again.
 		Entry("with the checkpoint of generation 1 in memory", func(f *v1.FeatureFlag) map[types.UID]*checkpoint {
-			return map[types.UID]*checkpoint{f.UID: {namespace: f.Namespace, name: checkpointName(KindFeatureFlag, f.UID),
-				resourceVersion: f.ResourceVersion, generation: 1, values: flagValues(f)}}
+			return map[types.UID]*checkpoint{f.UID: {namespace: f.Namespace,
+				resourceVersion: f.ResourceVersion, generation: 1, values: packedValues(flagValues(f))}}
 		}, noFence),
 		// It had not audited the object yet: it created the first checkpoint, and recorded
 		// the versions under new IDs (a coalesced creation).
@@ -268,7 +268,7 @@ var _ = Describe("The Auditor", func() {
 		// What a leader stores just before it sends the created record.
 		rec := audit.NewRecord(time.Now(), audit.Change{Action: audit.ActionFlagCreated, Actor: audit.Actor{Username: "alice"},
 			Object: objectRef(KindFeatureFlag, f), After: flagValues(f)})
-		ck := &checkpoint{namespace: ns, name: checkpointName(KindFeatureFlag, f.UID), generation: 1, values: flagValues(f),
+		ck := &checkpoint{namespace: ns, generation: 1, values: packedValues(flagValues(f)),
 			pending: []audit.Record{rec}, auditedAt: time.Now()}
 		obj, err := ck.encode(KindFeatureFlag, f)
 		Expect(err).NotTo(HaveOccurred())

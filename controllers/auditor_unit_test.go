@@ -41,6 +41,15 @@ func noise(n int) string {
 	return string(b)
 }
 
+// packedValues returns values as a checkpoint holds them.
+func packedValues(values map[string]json.RawMessage) []byte {
+	b, err := gzipJSON(values)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
 func TestCheckpointRoundTrip(t *testing.T) {
 	f := &v1.FeatureFlag{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "beta.dash", UID: "u-1", Generation: 3},
 		Spec: v1.FeatureFlagSpec{Type: v1.FlagTypeBoolean, Enabled: true, Description: noise(8000)}}
@@ -66,8 +75,8 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ck := &checkpoint{namespace: "ns", name: checkpointName(KindFeatureFlag, f.UID), resourceVersion: "7",
-				generation: 3, auditedAt: at, values: values, pending: tt.pending}
+			ck := &checkpoint{namespace: "ns", resourceVersion: "7",
+				generation: 3, auditedAt: at, values: packedValues(values), pending: tt.pending}
 			obj, err := ck.encode(KindFeatureFlag, f)
 			if err != nil {
 				t.Fatal(err)
@@ -84,9 +93,13 @@ func TestCheckpointRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.namespace != ck.namespace || got.name != ck.name || got.resourceVersion != ck.resourceVersion ||
-				got.generation != ck.generation || !got.auditedAt.Equal(ck.auditedAt) || !reflect.DeepEqual(got.values, ck.values) {
-				t.Errorf("round trip changed the checkpoint: got %s/%s rv %s generation %d at %s", got.namespace, got.name,
+			gotValues, err := valuesOf(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.namespace != ck.namespace || got.resourceVersion != ck.resourceVersion ||
+				got.generation != ck.generation || !got.auditedAt.Equal(ck.auditedAt) || !reflect.DeepEqual(gotValues, values) {
+				t.Errorf("round trip changed the checkpoint: got %s rv %s generation %d at %s", got.namespace,
 					got.resourceVersion, got.generation, got.auditedAt)
 			}
 			if len(got.pending) != len(ck.pending) {
@@ -146,6 +159,34 @@ func TestEventNoteRequest(t *testing.T) {
 			}
 			if !reflect.DeepEqual(n.Request, tt.want) {
 				t.Errorf("the note's request = %+v, want %+v", n.Request, tt.want)
+			}
+		})
+	}
+}
+
+func TestValuesOf(t *testing.T) {
+	values := map[string]json.RawMessage{"enabled": json.RawMessage(`true`), "flags": json.RawMessage(`[{"key":"a"}]`)}
+	tests := []struct {
+		name    string
+		ck      *checkpoint
+		want    map[string]json.RawMessage
+		wantErr string
+	}{
+		{"no checkpoint", nil, nil, ""},
+		{"packed", &checkpoint{namespace: "ns", values: packedValues(values)}, values, ""},
+		{"not gzip", &checkpoint{namespace: "ns", values: []byte(`{}`)}, nil, "the audited values of checkpoint ns"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := valuesOf(tt.ck)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("valuesOf = %v, %v; want %v", got, err, tt.want)
 			}
 		})
 	}
