@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/leaderelection"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 )
@@ -98,12 +100,16 @@ func (f *LeaseFence) Held() bool {
 	return !f.renewed.IsZero() && f.now().Sub(f.renewed) < f.Duration-f.Duration/5
 }
 
-// NewLeaseFence makes the Lease lock that ctrl.Options.LeaderElectionResourceLockInterface
-// takes, as the manager would make it from opts, wrapped in a LeaseFence of the given
-// Lease duration (which must also be the manager's LeaseDuration). Its leader-election
-// Events are recorded as the manager records them, through the core Events API. stop
-// flushes and stops the Events' recorder once the manager has stopped.
-func NewLeaseFence(cfg *rest.Config, opts leaderelection.Options, duration time.Duration) (fence *LeaseFence, stop func(), err error) {
+// NewLeaseFence makes the Lease lock that the manager of o would make, wrapped in a
+// LeaseFence of o's LeaseDuration, for o.LeaderElectionResourceLockInterface. o must state
+// its LeaseDuration and RenewDeadline, so that the fence and the manager's elector reckon
+// with the same Lease. The lock's leader-election Events are recorded as the manager
+// records them, through the core Events API; stop flushes and stops their recorder once the
+// manager has stopped.
+func NewLeaseFence(cfg *rest.Config, o ctrl.Options) (fence *LeaseFence, stop func(), err error) {
+	if o.LeaseDuration == nil || o.RenewDeadline == nil {
+		return nil, nil, errors.New("the manager's options must state LeaseDuration and RenewDeadline, which the Lease fence reckons with")
+	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("failed to make the leader-election Events' client: %w", err)
@@ -112,12 +118,13 @@ func NewLeaseFence(cfg *rest.Config, opts leaderelection.Options, duration time.
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
 	// NewResourceLock sets its user agent and a timeout of half the renew deadline on the
 	// config it is given: a copy, so that the manager's own requests and watches keep theirs.
-	lock, err := leaderelection.NewResourceLock(rest.CopyConfig(cfg), leaseEvents{b}, opts)
+	lock, err := leaderelection.NewResourceLock(rest.CopyConfig(cfg), leaseEvents{b}, leaderelection.Options{LeaderElection: true,
+		LeaderElectionID: o.LeaderElectionID, LeaderElectionNamespace: o.LeaderElectionNamespace, RenewDeadline: *o.RenewDeadline})
 	if err != nil {
 		b.Shutdown()
 		return nil, nil, fmt.Errorf("failed to make the leader-election lock: %w", err)
 	}
-	return &LeaseFence{Interface: lock, Duration: duration}, b.Shutdown, nil
+	return &LeaseFence{Interface: lock, Duration: *o.LeaseDuration}, b.Shutdown, nil
 }
 
 // leaseEvents gives the Lease lock its Event recorder.

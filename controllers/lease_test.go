@@ -19,12 +19,14 @@ package controllers
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
-	"sigs.k8s.io/controller-runtime/pkg/leaderelection"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 )
 
 // fakeLock is a resourcelock.Interface whose writes fail while err is set.
@@ -116,8 +118,9 @@ func TestLeaseFenceHeld(t *testing.T) {
 func TestNewLeaseFenceLeavesTheConfigAlone(t *testing.T) {
 	t.Parallel()
 	cfg := &rest.Config{Host: "https://127.0.0.1:1"}
-	fence, stop, err := NewLeaseFence(cfg, leaderelection.Options{LeaderElection: true, LeaderElectionID: "flagops-test",
-		LeaderElectionNamespace: "default", RenewDeadline: 10 * time.Second}, 15*time.Second)
+	o := ctrl.Options{LeaderElection: true, LeaderElectionID: "flagops-test", LeaderElectionNamespace: "default",
+		LeaseDuration: ptr.To(15 * time.Second), RenewDeadline: ptr.To(10 * time.Second)}
+	fence, stop, err := NewLeaseFence(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,5 +130,10 @@ func TestNewLeaseFenceLeavesTheConfigAlone(t *testing.T) {
 	}
 	if fence.Duration != 15*time.Second || fence.Identity() == "" {
 		t.Errorf("fence: duration %s, identity %q", fence.Duration, fence.Identity())
+	}
+	// Without the durations the fence would not know the Lease.
+	o.LeaseDuration = nil
+	if _, _, err := NewLeaseFence(cfg, o); err == nil || !strings.Contains(err.Error(), "LeaseDuration") {
+		t.Errorf("options without LeaseDuration: err = %v, want one naming LeaseDuration", err)
 	}
 }

@@ -39,7 +39,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/leaderelection"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -177,8 +176,7 @@ func startManager(ctx context.Context, mc managerConfig) *testManager {
 		o.LeaseDuration = ptr.To(2 * time.Second)
 		o.RenewDeadline = ptr.To(time.Second)
 		o.RetryPeriod = ptr.To(100 * time.Millisecond)
-		fence, stopEvents, err := NewLeaseFence(cfg, leaderelection.Options{LeaderElection: true, LeaderElectionID: mc.leaderElection,
-			LeaderElectionNamespace: "default", RenewDeadline: *o.RenewDeadline}, *o.LeaseDuration)
+		fence, stopEvents, err := NewLeaseFence(cfg, o)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(stopEvents)
 		o.LeaderElectionResourceLockInterface, leaseHeld = fence, fence.Held

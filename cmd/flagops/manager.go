@@ -40,7 +40,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/leaderelection"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -54,13 +53,6 @@ import (
 	"github.com/flagops/flagops/internal/certs"
 	"github.com/flagops/flagops/internal/stamp"
 	flagopswebhook "github.com/flagops/flagops/internal/webhook"
-)
-
-// The leader-election Lease's timing: controller-runtime's defaults, stated here because the
-// Auditor's LeaseFence reckons with the duration.
-const (
-	leaseDuration = 15 * time.Second
-	renewDeadline = 10 * time.Second
 )
 
 // selfActor asks the API server who the manager is (a SelfSubjectReview, which every
@@ -319,21 +311,22 @@ func runManager(args []string, stdout, stderr io.Writer) int {
 		// releases it only after every leader-only runnable has returned (the Auditor waits
 		// for its workers, the controllers for their reconciles), and the process then exits.
 		LeaderElectionReleaseOnCancel: true,
-		LeaseDuration:                 ptr.To(leaseDuration),
-		Cache:                         cache.Options{DefaultNamespaces: namespaces, DefaultTransform: controllers.StripForCache},
+		// controller-runtime's defaults, stated because the Auditor's LeaseFence reckons with
+		// them (controllers.NewLeaseFence).
+		LeaseDuration: ptr.To(15 * time.Second),
+		RenewDeadline: ptr.To(10 * time.Second),
+		Cache:         cache.Options{DefaultNamespaces: namespaces, DefaultTransform: controllers.StripForCache},
 	}
 	// Without leader election the manager runs alone, and nothing else leads.
 	leaseHeld := func() bool { return true }
 	if o.leaderElect {
-		fence, stopEvents, err := controllers.NewLeaseFence(cfg, leaderelection.Options{LeaderElection: true,
-			LeaderElectionID: mgrOpts.LeaderElectionID, LeaderElectionNamespace: mgrOpts.LeaderElectionNamespace, RenewDeadline: renewDeadline}, leaseDuration)
+		fence, stopEvents, err := controllers.NewLeaseFence(cfg, mgrOpts)
 		if err != nil {
 			log.Error(err, "Unable to set up leader election")
 			return 1
 		}
 		defer stopEvents()
-		mgrOpts.LeaderElectionResourceLockInterface, mgrOpts.RenewDeadline = fence, ptr.To(renewDeadline)
-		leaseHeld = fence.Held
+		mgrOpts.LeaderElectionResourceLockInterface, leaseHeld = fence, fence.Held
 	}
 	// certsReady is closed once the webhook server's certificate is on disk; with
 	// --webhook-certs=external it is there from the start.

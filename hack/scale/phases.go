@@ -120,7 +120,6 @@ type populated struct {
 // once half of them are created.
 func (h *harness) populate(ctx context.Context, halfway func()) (*populated, error) {
 	total := int64(h.p.Users + h.p.Devices)
-	entries := func(i int) v1.FlagOverrideSpec { return overrideEntries(h.p.Flags, i) }
 	var next, done atomic.Int64
 	var once sync.Once
 	errs := make(chan error, h.p.Workers)
@@ -136,11 +135,11 @@ func (h *harness) populate(ctx context.Context, halfway func()) (*populated, err
 				var o client.Object
 				if i < h.p.Users {
 					o = &v1.UserFlagOverride{ObjectMeta: metav1.ObjectMeta{Namespace: scaleNS, Name: fmt.Sprintf("user-%06d", i)},
-						Spec: v1.UserFlagOverrideSpec{UserID: fmt.Sprintf("user-%06d", i), FlagOverrideSpec: entries(i)}}
+						Spec: v1.UserFlagOverrideSpec{UserID: fmt.Sprintf("user-%06d", i), FlagOverrideSpec: overrideEntries(h.p.Flags, i)}}
 				} else {
 					i -= h.p.Users
 					o = &v1.DeviceFlagOverride{ObjectMeta: metav1.ObjectMeta{Namespace: scaleNS, Name: fmt.Sprintf("device-%06d", i)},
-						Spec: v1.DeviceFlagOverrideSpec{DeviceID: fmt.Sprintf("device-%06d", i), FlagOverrideSpec: entries(i)}}
+						Spec: v1.DeviceFlagOverrideSpec{DeviceID: fmt.Sprintf("device-%06d", i), FlagOverrideSpec: overrideEntries(h.p.Flags, i)}}
 				}
 				if err := h.c.Create(ctx, o); err != nil {
 					errs <- fmt.Errorf("failed to create %s: %w", o.GetName(), err)
