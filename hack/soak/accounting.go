@@ -72,15 +72,25 @@ type auditResult struct {
 	Commits int `json:"commits"`
 	// Coalesced counts the records that cover several generations.
 	Coalesced int `json:"coalesced"`
-	// ActorMismatches counts single-version records whose actor (a field-manager hint
-	// without the webhooks) is not the writer of that generation: information only.
-	ActorMismatches int      `json:"actorMismatches"`
-	Lost            []string `json:"lost,omitempty"`
-	Duplicated      []string `json:"duplicated,omitempty"`
-	Invalid         []string `json:"invalid,omitempty"`
+	// Verified counts the single-version and deletion records whose actor is verified (the
+	// admission webhook's stamp): with the webhooks, all but the versions written while no
+	// webhook answered (its failure policy is Ignore).
+	Verified int `json:"verified"`
+	// ActorMismatches counts single-version records whose actor is unverified (a
+	// field-manager hint) and not the writer of that generation: information only.
+	ActorMismatches int `json:"actorMismatches"`
+	// WrongActors lists the records whose actor is verified but is not the user who wrote
+	// that generation or deleted the object: a verified actor is a promise, so each fails
+	// the run.
+	WrongActors []string `json:"wrongActors,omitempty"`
+	Lost        []string `json:"lost,omitempty"`
+	Duplicated  []string `json:"duplicated,omitempty"`
+	Invalid     []string `json:"invalid,omitempty"`
 }
 
-func (r *auditResult) failed() bool { return len(r.Lost)+len(r.Duplicated)+len(r.Invalid) > 0 }
+func (r *auditResult) failed() bool {
+	return len(r.Lost)+len(r.Duplicated)+len(r.Invalid)+len(r.WrongActors) > 0
+}
 
 // account checks the delivered records (raw JSON, as received, repeats included) against
 // the writes: for every object, the records of distinct IDs must cover each generation
@@ -131,6 +141,7 @@ func account(raw [][]byte, commits []commit, finals map[string]finalObject) *aud
 		// unfinalized: deleted before it had the audit finalizer.
 		unfinalized bool
 		writers     map[int64]string
+		deleters    []string
 	}
 	objs := map[string]*want{}
 	get := func(uid, kind, name string) *want {
@@ -145,6 +156,7 @@ func account(raw [][]byte, commits []commit, finals map[string]finalObject) *aud
 		w := get(c.UID, c.Kind, c.Name)
 		if c.Action == "delete" {
 			w.deleted, w.unfinalized = true, !c.Finalized
+			w.deleters = append(w.deleters, c.Writer)
 			continue
 		}
 		w.lastSpec = max(w.lastSpec, c.Generation)
@@ -211,8 +223,8 @@ func account(raw [][]byte, commits []commit, finals map[string]finalObject) *aud
 			lo, hi := from(r), r.Object.Generation
 			if r.Coalesced != nil {
 				res.Coalesced++
-			} else if writer, ok := w.writers[hi]; ok && r.Actor.Username != writer {
-				res.ActorMismatches++
+			} else if writer, ok := w.writers[hi]; ok {
+				checkActor(res, name, r, []string{writer})
 			}
 			switch {
 			case lo < next:
@@ -231,9 +243,30 @@ func account(raw [][]byte, commits []commit, finals map[string]finalObject) *aud
 		}
 		for _, r := range deletions {
 			checkBefore(res, name, r, state)
+			checkActor(res, name, r, w.deleters)
 		}
 	}
 	return res
+}
+
+// checkActor compares a record's actor with the users who made the change it describes
+// (the writer of its generation, or whoever deleted the object; more than one when two
+// deletes raced). A verified actor that is none of them fails the run; an unverified one is
+// a hint, counted.
+func checkActor(res *auditResult, name string, r audit.Record, users []string) {
+	if len(users) == 0 {
+		return
+	}
+	ok := slices.Contains(users, r.Actor.Username)
+	switch {
+	case r.Actor.Verified && !ok:
+		res.WrongActors = append(res.WrongActors, fmt.Sprintf("%s: record %s (%s, generation %d) names %q as the verified actor; the change was made by %s",
+			name, r.ID, r.Action, r.Object.Generation, r.Actor.Username, strings.Join(users, " or ")))
+	case r.Actor.Verified:
+		res.Verified++
+	case !ok:
+		res.ActorMismatches++
+	}
 }
 
 // checkBefore reports a record whose before does not hold what the earlier records of its

@@ -21,8 +21,10 @@ limitations under the License.
 //     which the harness restarts on the same ports, certificates and data;
 //   - two `flagops manager` replicas with --leader-elect, each with its evaluator server
 //     and an HTTP audit sink pointed at a receiver the harness runs; a replica that exits
-//     (killed, or after losing its lease) is started again on the same ports. The
-//     admission webhooks are off (see docs/capacity.md);
+//     (killed, or after losing its lease) is started again on the same ports. They serve
+//     the admission webhooks (unless -webhooks=false), which envtest installs, behind a
+//     proxy that stands in for their Service (see proxy), and sign actor stamps with one
+//     key;
 //   - -streams device streams (GET /v1/stream; a user, a device, class phone), split over
 //     the replicas; a stream that ends resumes on the other replica with Last-Event-ID;
 //   - three users write at -rate writes a second in all, each through its own
@@ -84,6 +86,8 @@ const (
 	maxSubscribers = 5000
 	sampleEvery    = 10 * time.Second
 	writersGroup   = "soak-writers"
+	// adminUser is the user of the harness's own client (system:masters).
+	adminUser = "soak-admin"
 )
 
 var writerNames = []string{"alice", "bob", "carol"}
@@ -97,6 +101,7 @@ type options struct {
 	AuditErrors time.Duration `json:"auditErrorsNs"`
 	Drain       time.Duration `json:"drainNs"`
 	SkipFaults  string        `json:"skipFaults,omitempty"`
+	Webhooks    bool          `json:"webhooks"`
 	root, bin   string
 	out, svg    string
 	skip        map[string]bool
@@ -112,6 +117,7 @@ func main() {
 	flag.DurationVar(&o.AuditErrors, "audit-errors", time.Minute, "how long the audit receiver answers 503 at its fault")
 	flag.DurationVar(&o.Drain, "drain", 10*time.Minute, "bound on the wait, after the writes, for the audit trail and the streams to catch up")
 	flag.StringVar(&o.SkipFaults, "skip", "", "fault kinds to leave out, separated by commas ("+strings.Join(faultKinds, ", ")+")")
+	flag.BoolVar(&o.Webhooks, "webhooks", true, "run the replicas with their admission webhooks, behind a proxy that stands in for their Service, and sign actor stamps (false: --enable-webhooks=false, every actor a hint)")
 	flag.StringVar(&o.root, "root", ".", "repository root (the CRDs, cmd/flagops)")
 	flag.StringVar(&o.bin, "bin", "", "a flagops binary to run; empty builds cmd/flagops")
 	flag.StringVar(&o.out, "out", "", "write the report as JSON to this file")
@@ -257,8 +263,12 @@ type report struct {
 	AuditRefused int                 `json:"auditRequestsRefused"`
 	AuditSeconds float64             `json:"auditCaughtUpSeconds"`
 	Streams      *streamsResult      `json:"streams,omitempty"`
-	Bounds       []bound             `json:"bounds"`
-	Samples      []sample            `json:"samples"`
+	// WebhookConnections counts the API server's connections the webhook proxy passed to
+	// each replica; WebhookRefused those it closed with no replica ready.
+	WebhookConnections []int    `json:"webhookConnections,omitempty"`
+	WebhookRefused     int      `json:"webhookRefused,omitempty"`
+	Bounds             []bound  `json:"bounds"`
+	Samples            []sample `json:"samples"`
 	// LoadSeconds is the length of the load, from the first write to the last.
 	LoadSeconds float64  `json:"loadSeconds"`
 	Errors      []string `json:"errors,omitempty"`
@@ -270,7 +280,8 @@ func (r *report) failures() []string {
 	if r.Audit == nil {
 		out = append(out, "the audit trail was not checked")
 	} else if r.Audit.failed() {
-		out = append(out, fmt.Sprintf("audit: %d lost, %d duplicated, %d invalid", len(r.Audit.Lost), len(r.Audit.Duplicated), len(r.Audit.Invalid)))
+		out = append(out, fmt.Sprintf("audit: %d lost, %d duplicated, %d invalid, %d with a wrong verified actor",
+			len(r.Audit.Lost), len(r.Audit.Duplicated), len(r.Audit.Invalid), len(r.Audit.WrongActors)))
 	}
 	if r.Streams == nil {
 		out = append(out, "the streams were not checked")
@@ -336,7 +347,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	if err := machine.RaiseFileLimit(uint64(o.Streams)*2 + 1024); err != nil {
 		return rep, err
 	}
-	h.plane, err = startPlane(o.root, dir)
+	h.plane, err = startPlane(o.root, dir, o.Webhooks)
 	if h.plane != nil {
 		defer func() {
 			if err := h.plane.stop(); err != nil {
@@ -362,9 +373,15 @@ func run(ctx context.Context, o options) (*report, error) {
 
 	runCtx, stopAll := context.WithCancel(ctx)
 	defer stopAll()
+	var webhooks *webhookSetup
+	if o.Webhooks {
+		if webhooks, err = h.plane.webhookSetup(dir); err != nil {
+			return rep, err
+		}
+	}
 	var supervisors sync.WaitGroup
 	for i := range replicas {
-		r, err := newReplica(i, bin, h.plane.kubeconfig, dir, h.recv.url)
+		r, err := newReplica(i, bin, h.plane.kubeconfig, dir, h.recv.url, webhooks)
 		if err != nil {
 			return rep, err
 		}
@@ -385,11 +402,27 @@ func run(ctx context.Context, o options) (*report, error) {
 			rep.Restarts[r.name()], rep.Exits[r.name()] = r.starts, r.exits
 		}
 	}()
+	if webhooks != nil {
+		backends := make([]string, len(h.replicas))
+		for i, r := range h.replicas {
+			backends[i] = r.webhook
+		}
+		px, err := startProxy(runCtx, webhooks.addr, backends, func(ctx context.Context, i int) bool { return h.replicas[i].probeReady(ctx) })
+		if err != nil {
+			return rep, fmt.Errorf("failed to start the webhook proxy on %s: %w", webhooks.addr, err)
+		}
+		defer func() { rep.WebhookConnections, rep.WebhookRefused = px.stats() }()
+	}
 	logf("waiting for both replicas to be ready and one to lead")
 	if err := poll(ctx, 3*time.Minute, func() bool {
 		return h.replicas[0].ready(ctx) && h.replicas[1].ready(ctx) && h.leader(ctx) != nil
 	}); err != nil {
 		return rep, fmt.Errorf("the replicas did not start: %w", err)
+	}
+	// The flags after the replicas: with the webhooks, whose validation fails closed,
+	// nothing is created while no replica serves them.
+	if err := h.createFlags(ctx); err != nil {
+		return rep, err
 	}
 
 	// Streams.
@@ -481,7 +514,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	return rep, nil
 }
 
-// setup creates the namespace, the writers' permissions and the flags.
+// setup creates the namespace and the writers' permissions.
 func (h *harness) setup(ctx context.Context) error {
 	objs := []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: soakNS}},
@@ -498,11 +531,18 @@ func (h *harness) setup(ctx context.Context) error {
 			return fmt.Errorf("failed to create %s: %w", o.GetName(), err)
 		}
 	}
+	return nil
+}
+
+// createFlags creates the flags as the admin user, who is also their field manager, so that
+// a record's actor names the admin whether the webhook stamped it (the user) or not (the
+// field manager).
+func (h *harness) createFlags(ctx context.Context) error {
 	for _, f := range initialFlags() {
-		if err := client.WithFieldOwner(h.admin, "soak-setup").Create(ctx, f); err != nil {
+		if err := client.WithFieldOwner(h.admin, adminUser).Create(ctx, f); err != nil {
 			return fmt.Errorf("failed to create flag %s: %w", f.Name, err)
 		}
-		h.journal.add(commit{UID: string(f.UID), Kind: "FeatureFlag", Name: f.Name, Generation: f.Generation, Action: "create", Writer: "soak-setup", ResourceVersion: f.ResourceVersion})
+		h.journal.add(commit{UID: string(f.UID), Kind: "FeatureFlag", Name: f.Name, Generation: f.Generation, Action: "create", Writer: adminUser, ResourceVersion: f.ResourceVersion})
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,8 +41,13 @@ type plane struct {
 	logs       []*os.File
 }
 
-func startPlane(root, dir string) (*plane, error) {
+// startPlane starts the control plane; with webhooks, envtest installs config/webhook, its
+// configurations pointed at a local address (see webhookSetup) with a CA of its own.
+func startPlane(root, dir string, webhooks bool) (*plane, error) {
 	p := &plane{env: testenv.New(root)}
+	if webhooks {
+		p.env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}}
+	}
 	apiLog, err := os.Create(filepath.Join(dir, "kube-apiserver.log"))
 	if err != nil {
 		return nil, err
@@ -62,7 +68,7 @@ func startPlane(root, dir string) (*plane, error) {
 	if p.cfg, err = p.env.Start(); err != nil {
 		return nil, fmt.Errorf("failed to start the control plane: %w", err)
 	}
-	user, err := p.env.AddUser(envtest.User{Name: "soak-admin", Groups: []string{"system:masters"}}, nil)
+	user, err := p.env.AddUser(envtest.User{Name: adminUser, Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return p, fmt.Errorf("failed to add the kubeconfig user: %w", err)
 	}
@@ -76,6 +82,28 @@ func startPlane(root, dir string) (*plane, error) {
 	}
 	p.cfg = rest.CopyConfig(user.Config())
 	return p, nil
+}
+
+// webhookSetup is what the replicas and the proxy need to serve the admission webhooks.
+type webhookSetup struct {
+	// addr is where the webhook configurations send the API server's calls: the proxy's
+	// address.
+	addr string
+	// certDir holds the serving certificate (tls.crt, tls.key) that envtest made, signed
+	// by the CA in the configurations.
+	certDir string
+	// stampKey is the file of the audit stamp key, shared by the replicas.
+	stampKey string
+}
+
+// webhookSetup writes the audit stamp key and returns where the webhooks are served.
+func (p *plane) webhookSetup(dir string) (*webhookSetup, error) {
+	wh := p.env.WebhookInstallOptions
+	key := filepath.Join(dir, "audit-stamp-key")
+	if err := testenv.WriteStampKey(key); err != nil {
+		return nil, err
+	}
+	return &webhookSetup{addr: net.JoinHostPort(wh.LocalServingHost, strconv.Itoa(wh.LocalServingPort)), certDir: wh.LocalServingCertDir, stampKey: key}, nil
 }
 
 // restartAPIServer stops the API server (SIGTERM; SIGKILL when it has not exited after

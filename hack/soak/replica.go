@@ -39,6 +39,7 @@ type replica struct {
 	index                     int
 	bin, kubeconfig, dir      string
 	probe, metrics, evaluator string // host:port
+	webhook                   string // host:port; empty without the webhooks
 	args                      []string
 
 	mu       sync.Mutex
@@ -50,9 +51,15 @@ type replica struct {
 	paused   bool
 }
 
-func newReplica(index int, bin, kubeconfig, dir, sink string) (*replica, error) {
+// newReplica prepares replica index; with wh, it serves the admission webhooks on a port of
+// its own (the proxy in front of the replicas stands in for their Service).
+func newReplica(index int, bin, kubeconfig, dir, sink string, wh *webhookSetup) (*replica, error) {
 	r := &replica{index: index, bin: bin, kubeconfig: kubeconfig, dir: dir}
-	for _, a := range []*string{&r.probe, &r.metrics, &r.evaluator} {
+	addrs := []*string{&r.probe, &r.metrics, &r.evaluator}
+	if wh != nil {
+		addrs = append(addrs, &r.webhook)
+	}
+	for _, a := range addrs {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("failed to find a free port: %w", err)
@@ -64,10 +71,16 @@ func newReplica(index int, bin, kubeconfig, dir, sink string) (*replica, error) 
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return nil, err
 	}
-	r.args = []string{"manager", "--leader-elect", "--leader-election-namespace=" + leaseNS, "--enable-webhooks=false",
-		"--health-probe-bind-address=" + r.probe, "--metrics-bind-address=" + r.metrics, "--metrics-secure=false",
-		"--evaluator-bind-address=" + r.evaluator, "--insecure-no-auth", "--default-namespace=" + soakNS,
-		"--max-subscribers=" + strconv.Itoa(maxSubscribers), "--audit-sink=" + sink, "--audit-spool-dir=" + spool}
+	webhookArgs := []string{"--enable-webhooks=false"}
+	if wh != nil {
+		_, port, _ := net.SplitHostPort(r.webhook) // from a listener's address
+		webhookArgs = []string{"--enable-webhooks=true", "--webhook-certs=external", "--webhook-port=" + port,
+			"--webhook-cert-dir=" + wh.certDir, "--audit-stamp-key-file=" + wh.stampKey}
+	}
+	r.args = append([]string{"manager", "--leader-elect", "--leader-election-namespace=" + leaseNS}, webhookArgs...)
+	r.args = append(r.args, "--health-probe-bind-address="+r.probe, "--metrics-bind-address="+r.metrics, "--metrics-secure=false",
+		"--evaluator-bind-address="+r.evaluator, "--insecure-no-auth", "--default-namespace="+soakNS,
+		"--max-subscribers="+strconv.Itoa(maxSubscribers), "--audit-sink="+sink, "--audit-spool-dir="+spool)
 	return r, nil
 }
 
@@ -239,9 +252,20 @@ func (r *replica) isLeader(ctx context.Context) bool {
 
 // ready reports whether the replica's evaluator answers /readyz with 200.
 func (r *replica) ready(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	return getOK(ctx, "http://"+r.evaluator+"/readyz", 3*time.Second)
+}
+
+// probeReady reports whether the replica's probe server answers /readyz with 200 within a
+// second, as a kubelet's readiness probe asks: it includes the webhook server's.
+func (r *replica) probeReady(ctx context.Context) bool {
+	return getOK(ctx, "http://"+r.probe+"/readyz", time.Second)
+}
+
+// getOK reports whether a GET of url answers 200 within timeout.
+func getOK(ctx context.Context, url string, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.evaluator+"/readyz", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return false

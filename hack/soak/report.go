@@ -140,13 +140,16 @@ func (r *report) print() {
 		starts = append(starts, fmt.Sprintf("%s %d", name, r.Restarts[name]))
 	}
 	fmt.Printf("managers     started %s times\n", strings.Join(starts, ", "))
+	if r.Options.Webhooks {
+		fmt.Printf("webhooks     connections passed to %v, %d refused (no replica ready)\n", r.WebhookConnections, r.WebhookRefused)
+	}
 	if a := r.Audit; a != nil {
-		fmt.Printf("audit        %d objects, %d commits: %d records received, %d distinct, %d redelivered (same id, same content), %d again with another time, %d coalesced, %d objects unseen (deleted before the finalizer); %d lost, %d duplicated, %d invalid; actor hint differs from the writer on %d; caught up %.0f s after the load; %d requests refused (5xx window)\n",
-			a.Objects, a.Commits, a.Received, a.Distinct, a.Redelivered, a.Retimed, a.Coalesced, a.Unseen, len(a.Lost), len(a.Duplicated), len(a.Invalid), a.ActorMismatches, r.AuditSeconds, r.AuditRefused)
+		fmt.Printf("audit        %d objects, %d commits: %d records received, %d distinct, %d redelivered (same id, same content), %d again with another time, %d coalesced, %d objects unseen (deleted before the finalizer); %d lost, %d duplicated, %d invalid; %d verified actors, %d wrong; an unverified actor hint differs from the writer on %d; caught up %.0f s after the load; %d requests refused (5xx window)\n",
+			a.Objects, a.Commits, a.Received, a.Distinct, a.Redelivered, a.Retimed, a.Coalesced, a.Unseen, len(a.Lost), len(a.Duplicated), len(a.Invalid), a.Verified, len(a.WrongActors), a.ActorMismatches, r.AuditSeconds, r.AuditRefused)
 		for _, s := range a.RetimedSample {
 			fmt.Printf("  again with another time: %s\n", s)
 		}
-		for _, l := range [][]string{a.Lost, a.Duplicated, a.Invalid} {
+		for _, l := range [][]string{a.Lost, a.Duplicated, a.Invalid, a.WrongActors} {
 			for _, s := range l[:min(len(l), 10)] {
 				fmt.Printf("  %s\n", s)
 			}

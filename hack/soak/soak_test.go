@@ -100,10 +100,16 @@ func TestScheduleSkip(t *testing.T) {
 	}
 }
 
-// rec returns the JSON of a record of a flag's change to enabled.
+// rec returns the JSON of a record of a flag's change to enabled, by alice (unverified).
 func rec(t *testing.T, uid string, action audit.Action, gen int64, coalescedFrom int64, before, after string) []byte {
 	t.Helper()
-	c := audit.Change{Action: action, Actor: audit.Actor{Username: "alice"},
+	return recBy(t, audit.Actor{Username: "alice"}, uid, action, gen, coalescedFrom, before, after)
+}
+
+// recBy is rec with another actor.
+func recBy(t *testing.T, actor audit.Actor, uid string, action audit.Action, gen int64, coalescedFrom int64, before, after string) []byte {
+	t.Helper()
+	c := audit.Change{Action: action, Actor: actor,
 		Object: audit.ObjectRef{Kind: "FeatureFlag", Namespace: "soak", Name: "f-" + uid, UID: uid, Generation: gen}}
 	if before != "" {
 		c.Before = map[string]json.RawMessage{"enabled": json.RawMessage(before)}
@@ -123,6 +129,7 @@ func rec(t *testing.T, uid string, action audit.Action, gen int64, coalescedFrom
 
 func TestAccount(t *testing.T) {
 	created := func(t *testing.T) []byte { return rec(t, "a", audit.ActionFlagCreated, 1, 0, "", "false") }
+	alice, bob := audit.Actor{Username: "alice", Verified: true}, audit.Actor{Username: "bob", Verified: true}
 	commits := []commit{
 		{UID: "a", Kind: "FeatureFlag", Name: "f-a", Generation: 1, Action: "create", Writer: "alice"},
 		{UID: "a", Kind: "FeatureFlag", Name: "f-a", Generation: 2, Action: "update", Writer: "alice"},
@@ -139,7 +146,8 @@ func TestAccount(t *testing.T) {
 		finals                 map[string]finalObject
 		lost, dup, invalid     int
 		redelivered, coalesced int
-		mismatches             int
+		mismatches, verified   int
+		wrongActors            int
 		retimed, unseen        int
 	}{
 		{name: "one record per generation", commits: commits, finals: exists, mismatches: 1, records: func(t *testing.T) [][]byte {
@@ -173,8 +181,20 @@ func TestAccount(t *testing.T) {
 		{name: "a before that breaks the chain", commits: commits, finals: exists, invalid: 1, coalesced: 1, records: func(t *testing.T) [][]byte {
 			return [][]byte{created(t), rec(t, "a", audit.ActionFlagUpdated, 3, 2, "true", "false")}
 		}},
-		{name: "deleted, with its record", commits: deleted, coalesced: 1, records: func(t *testing.T) [][]byte {
+		{name: "deleted, with its record", commits: deleted, coalesced: 1, mismatches: 1, records: func(t *testing.T) [][]byte {
 			return [][]byte{created(t), rec(t, "a", audit.ActionFlagUpdated, 3, 2, "", ""), rec(t, "a", audit.ActionFlagDeleted, 4, 0, "false", "")}
+		}},
+		{name: "verified actors, each the writer", commits: deleted, verified: 4, records: func(t *testing.T) [][]byte {
+			return [][]byte{recBy(t, alice, "a", audit.ActionFlagCreated, 1, 0, "", "false"), recBy(t, alice, "a", audit.ActionFlagUpdated, 2, 0, "false", "true"),
+				recBy(t, bob, "a", audit.ActionFlagUpdated, 3, 0, "true", "false"), recBy(t, bob, "a", audit.ActionFlagDeleted, 4, 0, "false", "")}
+		}},
+		{name: "a verified actor who did not write that generation", commits: commits, finals: exists, verified: 2, wrongActors: 1, records: func(t *testing.T) [][]byte {
+			return [][]byte{recBy(t, alice, "a", audit.ActionFlagCreated, 1, 0, "", "false"), recBy(t, alice, "a", audit.ActionFlagUpdated, 2, 0, "false", "true"),
+				recBy(t, alice, "a", audit.ActionFlagUpdated, 3, 0, "true", "false")}
+		}},
+		{name: "a verified actor who did not delete", commits: deleted, coalesced: 1, verified: 1, wrongActors: 1, records: func(t *testing.T) [][]byte {
+			return [][]byte{recBy(t, alice, "a", audit.ActionFlagCreated, 1, 0, "", "false"), rec(t, "a", audit.ActionFlagUpdated, 3, 2, "", ""),
+				recBy(t, alice, "a", audit.ActionFlagDeleted, 4, 0, "false", "")}
 		}},
 		{name: "deleted, without its record", commits: deleted, lost: 1, coalesced: 1, records: func(t *testing.T) [][]byte {
 			return [][]byte{created(t), rec(t, "a", audit.ActionFlagUpdated, 3, 2, "", "")}
@@ -188,12 +208,13 @@ func TestAccount(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := account(tc.records(t), tc.commits, tc.finals)
-			got := []int{len(res.Lost), len(res.Duplicated), len(res.Invalid), res.Redelivered, res.Coalesced, res.ActorMismatches, res.Retimed, res.Unseen}
-			want := []int{tc.lost, tc.dup, tc.invalid, tc.redelivered, tc.coalesced, tc.mismatches, tc.retimed, tc.unseen}
+			got := []int{len(res.Lost), len(res.Duplicated), len(res.Invalid), res.Redelivered, res.Coalesced, res.ActorMismatches, res.Verified, len(res.WrongActors), res.Retimed, res.Unseen}
+			want := []int{tc.lost, tc.dup, tc.invalid, tc.redelivered, tc.coalesced, tc.mismatches, tc.verified, tc.wrongActors, tc.retimed, tc.unseen}
 			if !reflect.DeepEqual(got, want) {
-				t.Errorf("lost, duplicated, invalid, redelivered, coalesced, actor mismatches, retimed, unseen = %v, want %v\nlost %q\nduplicated %q\ninvalid %q", got, want, res.Lost, res.Duplicated, res.Invalid)
+				t.Errorf("lost, duplicated, invalid, redelivered, coalesced, actor mismatches, verified, wrong actors, retimed, unseen = %v, want %v\nlost %q\nduplicated %q\ninvalid %q\nwrong actors %q",
+					got, want, res.Lost, res.Duplicated, res.Invalid, res.WrongActors)
 			}
-			if res.failed() != (tc.lost+tc.dup+tc.invalid > 0) {
+			if res.failed() != (tc.lost+tc.dup+tc.invalid+tc.wrongActors > 0) {
 				t.Errorf("failed() = %t", res.failed())
 			}
 		})
