@@ -33,7 +33,7 @@ var (
 	})
 	syncsTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "flagops_syncer_syncs_total",
-		Help: "Calls of the syncer, which applies one object from the cache to the evaluator store under one lock.",
+		Help: "Calls of the syncer, which applies one object from the cache, or from an override feed, to the evaluator store under one lock.",
 	})
 	storeApplySeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "flagops_store_apply_seconds",

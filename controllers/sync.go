@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -168,6 +169,11 @@ type Syncer struct {
 
 	mu      sync.Mutex
 	applied map[objKey]appliedVersion
+	// fed are the kinds that overrideFeeds deliver (SetupServingSync) instead of the cache.
+	fed map[Kind]bool
+	// pending holds, until the initial sync, the operations of the objects the feeds
+	// delivered; nil once it is complete, and in a syncer without feeds.
+	pending map[objKey]evaluator.Op
 	flags   map[types.NamespacedName]FlagState
 	// claims lists, per flag key, the FeatureFlags that have it, the served one first.
 	claims map[flagKey][]keyClaim
@@ -425,6 +431,9 @@ func (s *Syncer) InitialSync(ctx context.Context) error {
 	defer s.mu.Unlock()
 	var ops []evaluator.Op
 	for _, kind := range Kinds {
+		if s.fed[kind] {
+			continue
+		}
 		list := kind.NewList()
 		// The Syncer only reads the objects (op copies what the store keeps), so the list
 		// shares them with the cache rather than copying every object.
@@ -453,6 +462,14 @@ func (s *Syncer) InitialSync(ctx context.Context) error {
 			ops = append(ops, op)
 		}
 	}
+	// What the feeds delivered, in a fixed order (kind, then namespace and name).
+	keys := slices.SortedFunc(maps.Keys(s.pending), func(a, b objKey) int {
+		return cmp.Or(strings.Compare(string(a.kind), string(b.kind)), strings.Compare(a.nn.String(), b.nn.String()))
+	})
+	for _, k := range keys {
+		ops = append(ops, s.pending[k])
+	}
+	s.pending = nil
 	s.apply(ops...)
 	s.synced.Store(true)
 	close(s.syncedDone)

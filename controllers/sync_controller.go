@@ -22,9 +22,11 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -89,16 +91,61 @@ func (replicaRunnable) NeedLeaderElection() bool          { return false }
 // /readyz, and the clock that ticks the store at expiries and schedule steps. It returns the
 // Syncer, which the lifecycle controllers share.
 func SetupSync(mgr ctrl.Manager, store *evaluator.Store) (*Syncer, error) {
+	return setupSync(mgr, NewSyncer(mgr.GetCache(), store), nil)
+}
+
+// SetupServingSync is SetupSync for the read-only serving modes, where the store is the only
+// reader of the overrides: FeatureFlags go through the cache and their sync controller as
+// with SetupSync, and each override kind through an overrideFeed per namespace (one for
+// every namespace when namespaces is empty), which applies its watch to the store without
+// an informer cache. A cache would hold a second copy of every override.
+func SetupServingSync(mgr ctrl.Manager, store *evaluator.Store, namespaces []string) (*Syncer, error) {
+	c, err := client.NewWithWatch(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), HTTPClient: mgr.GetHTTPClient()})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the overrides' watch client: %w", err)
+	}
 	s := NewSyncer(mgr.GetCache(), store)
+	s.fed = map[Kind]bool{KindUserFlagOverride: true, KindDeviceFlagOverride: true}
+	s.pending = map[objKey]evaluator.Op{}
+	if len(namespaces) == 0 {
+		namespaces = []string{metav1.NamespaceAll}
+	}
+	var feeds []*overrideFeed
+	for _, kind := range []Kind{KindUserFlagOverride, KindDeviceFlagOverride} {
+		for _, ns := range namespaces {
+			feeds = append(feeds, newOverrideFeed(s, c, kind, ns))
+		}
+	}
+	return setupSync(mgr, s, feeds)
+}
+
+// setupSync wires s into mgr, with a sync controller for every kind the feeds do not
+// deliver; the initial sync waits for the cache and for each feed's first list.
+func setupSync(mgr ctrl.Manager, s *Syncer, feeds []*overrideFeed) (*Syncer, error) {
 	for _, kind := range Kinds {
+		if s.fed[kind] {
+			continue
+		}
 		if err := (&SyncReconciler{Syncer: s, Kind: kind}).SetupWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("failed to set up the %s sync controller: %w", kind, err)
+		}
+	}
+	for _, f := range feeds {
+		if err := mgr.Add(f); err != nil {
+			return nil, fmt.Errorf("failed to add the %s feed: %w", f.kind, err)
 		}
 	}
 	initial := replicaRunnable(func(ctx context.Context) error {
 		defer s.endInitial()
 		if !mgr.GetCache().WaitForCacheSync(ctx) {
 			return fmt.Errorf("the cache did not sync")
+		}
+		for _, f := range feeds {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("the %s feed did not list: %w", f.kind, ctx.Err())
+			case <-f.listed:
+			}
 		}
 		return s.InitialSync(ctx)
 	})

@@ -17,11 +17,13 @@ limitations under the License.
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -32,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/flagops/flagops/controllers"
@@ -177,8 +180,8 @@ type servingConfig struct {
 }
 
 // newServingManager returns the manager of `flagops evaluator` and `flagops sidecar`: the
-// sync controllers over a cache of c.namespaces (of every namespace when empty) feeding an
-// in-memory store, and the evaluator server over it, on ln when it is not nil. It only
+// flags' sync controller over a cache, and the overrides' feeds, of c.namespaces (of every
+// namespace when empty) feeding an in-memory store, and the evaluator server over it, on ln when it is not nil. It only
 // reads the cluster: no leader election, no webhooks, no status, events or audit records,
 // no lifecycle controllers. /healthz answers while it runs and /readyz once the initial
 // sync is complete, on the probe server and on the evaluator's listener.
@@ -211,9 +214,10 @@ func newServingManager(cfg *rest.Config, c servingConfig, ln net.Listener) (ctrl
 		return nil, fmt.Errorf("failed to add the health check: %w", err)
 	}
 	store := evaluator.NewStore()
-	// SetupSync adds the readiness check of the initial sync, and runs the store's clock so
-	// that override expiries and schedule steps reach the streams when they happen.
-	syncer, err := controllers.SetupSync(mgr, store)
+	// SetupServingSync adds the readiness check of the initial sync, and runs the store's
+	// clock so that override expiries and schedule steps reach the streams when they happen.
+	// Overrides reach the store from their watch, without a cache (only the Syncer reads them).
+	syncer, err := controllers.SetupServingSync(mgr, store, c.namespaces)
 	if err != nil {
 		return nil, err
 	}
@@ -225,5 +229,24 @@ func newServingManager(cfg *rest.Config, c servingConfig, ln net.Listener) (ctrl
 	if err := mgr.Add(r); err != nil {
 		return nil, fmt.Errorf("failed to add the evaluator server: %w", err)
 	}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		releaseStartMemory(ctx, syncer.WhenSynced())
+		return nil
+	})); err != nil {
+		return nil, fmt.Errorf("failed to add the release of the start's memory: %w", err)
+	}
 	return mgr, nil
+}
+
+// releaseStartMemory returns the heap that the start freed to the operating system once
+// synced is closed. The start decodes every object and builds the store, and its garbage
+// is several times the heap that stays live; a serving replica makes little garbage after
+// it, so without this its RSS would stay near the start's peak until the runtime's
+// scavenger, paced by later collections, gives it back (docs/capacity.md).
+func releaseStartMemory(ctx context.Context, synced <-chan struct{}) {
+	select {
+	case <-synced:
+		debug.FreeOSMemory()
+	case <-ctx.Done():
+	}
 }

@@ -148,6 +148,34 @@ func TestEvaluatorOnEnvtest(t *testing.T) {
 	})).To(Succeed())
 	g.Eventually(all(http.MethodPost, "/namespaces/billing/v1/evaluate")).Should(ContainSubstring(`"billing.new"`))
 
+	// Overrides reach the serving modes from their watch, without a cache: a creation, a
+	// change, and a deletion that waits on a finalizer, in both evaluators (the requests
+	// evaluate for user u2).
+	u2 := &flagopsv1alpha1.UserFlagOverride{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "user-2", Finalizers: []string{"example.com/hold"}},
+		Spec:       flagopsv1alpha1.UserFlagOverrideSpec{UserID: "u2", FlagOverrideSpec: flagopsv1alpha1.FlagOverrideSpec{Flags: entries}},
+	}
+	g.Expect(admin.Create(ctx, u2)).To(Succeed())
+	servedBy := func(value string) string {
+		return `"shop.enabled":\{"value":` + value + `[^}]*"source":"user-override:shop/user-2"`
+	}
+	evaluators := map[string]func(method, path string) func() string{"all": all, "shop": only}
+	for name, ev := range evaluators {
+		g.Eventually(ev(http.MethodPost, "/namespaces/shop/v1/evaluate")).Should(MatchRegexp(servedBy("false")), "evaluator %s after the creation", name)
+	}
+	u2.Spec.Flags = []flagopsv1alpha1.FlagOverrideEntry{{Key: "shop.enabled", Enabled: ptr.To(true)}}
+	g.Expect(admin.Update(ctx, u2)).To(Succeed())
+	for name, ev := range evaluators {
+		g.Eventually(ev(http.MethodPost, "/namespaces/shop/v1/evaluate")).Should(MatchRegexp(servedBy("true")), "evaluator %s after the change", name)
+	}
+	g.Expect(admin.Delete(ctx, u2)).To(Succeed())
+	for name, ev := range evaluators {
+		g.Eventually(ev(http.MethodPost, "/namespaces/shop/v1/evaluate")).ShouldNot(ContainSubstring("user-override:shop/user-2"), "evaluator %s while the override is being deleted", name)
+	}
+	g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(u2), u2)).To(Succeed(), "the finalizer holds the override")
+	u2.Finalizers = nil
+	g.Expect(admin.Update(ctx, u2)).To(Succeed())
+
 	// What the evaluator's identity may not do.
 	ev, err := client.New(evalCfg, client.Options{Scheme: newScheme()})
 	g.Expect(err).NotTo(HaveOccurred())

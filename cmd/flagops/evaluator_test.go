@@ -18,7 +18,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"testing"
@@ -150,4 +153,44 @@ func TestRunEvaluatorExitCodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReleaseStartMemory: once synced, the heap freed by the start goes back to the OS (the
+// runtime's free, unreleased heap is then small, though the start freed 64 MiB); before,
+// it waits, and it returns when the context ends.
+func TestReleaseStartMemory(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	releaseStartMemory(ctx, make(chan struct{})) // returns: the context ended
+
+	startGarbage(64)
+	runtime.GC() // the start's garbage is now free heap, not yet released
+	synced := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		releaseStartMemory(context.Background(), synced)
+	}()
+	select {
+	case <-done:
+		t.Fatal("it returned before the sync")
+	default:
+	}
+	close(synced)
+	<-done
+	s := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+	metrics.Read(s)
+	if free := s[0].Value.Uint64(); free > 16<<20 {
+		t.Errorf("%d MiB of free heap not released to the OS after the sync, want at most 16 MiB", free>>20)
+	}
+}
+
+// startGarbage allocates n MiB and drops them, as a start drops what it decoded.
+func startGarbage(n int) {
+	start := make([][]byte, n)
+	for i := range start {
+		start[i] = make([]byte, 1<<20)
+		start[i][0] = 1
+	}
+	runtime.KeepAlive(start)
 }

@@ -84,13 +84,16 @@ import (
 
 // params are the harness's flags.
 type params struct {
-	Flags     int           `json:"flags"`
-	Users     int           `json:"userOverrides"`
-	Devices   int           `json:"deviceOverrides"`
-	Workers   int           `json:"workers"`
-	Phases    []string      `json:"phases"`
-	Settle    time.Duration `json:"settleNs"`
-	BenchTime string        `json:"benchtime"`
+	Flags   int           `json:"flags"`
+	Users   int           `json:"userOverrides"`
+	Devices int           `json:"deviceOverrides"`
+	Workers int           `json:"workers"`
+	Phases  []string      `json:"phases"`
+	Settle  time.Duration `json:"settleNs"`
+	// SettleLoad is the number of clients evaluating against a cold evaluator while it
+	// settles (0: idle).
+	SettleLoad int    `json:"settleLoad,omitempty"`
+	BenchTime  string `json:"benchtime"`
 	// Cold lists the processes of the cold phase: manager, evaluator.
 	Cold []string `json:"cold"`
 	// EvaluatorGoMemLimit, when set, is the GOMEMLIMIT of every evaluator the harness starts.
@@ -148,6 +151,7 @@ func main() {
 	flag.IntVar(&p.Changes, "changes", 1000, "the fleet phase's flag changes per round, one at a time")
 	flag.DurationVar(&p.Idle, "idle", 30*time.Second, "how long the fleet phase measures the API server with the fleet idle")
 	flag.DurationVar(&p.Settle, "settle", 20*time.Second, "how long after Ready a cold process runs before its steady VmRSS is read")
+	flag.IntVar(&p.SettleLoad, "settle-load", 0, "clients that evaluate against a cold evaluator while it settles, back to back (OFREP single evaluations of random users and flags, one request in ten a bulk evaluation); 0 leaves it idle")
 	flag.StringVar(&p.BenchTime, "benchtime", "2s", "-benchtime of the eval phase")
 	timeout := flag.Duration("timeout", 90*time.Minute, "overall timeout")
 	root := flag.String("root", ".", "repository root (for the CRDs, cmd/flagops and ./evaluator)")
@@ -432,6 +436,10 @@ func printReport(r *report) {
 	for _, c := range r.Cold {
 		fmt.Printf("cold %-13s ready %.1f s (%.1f s of CPU), VmRSS %.0f MB at ready, %.0f MB after %s, peak %.0f MB; requests until ready %s\n",
 			c.Kind, c.ReadySeconds, c.CPUSecondsAtReady, c.RSSAtReadyMB, c.SteadyRSSMB, p.Settle, c.PeakRSSMB, fmtCounts(c.ClientRequests))
+		if c.Load != nil {
+			fmt.Printf("  under load       %d clients sent %d evaluations while it settled (%.0f a second), %d failed\n",
+				c.Load.Clients, c.Load.Requests, float64(c.Load.Requests)/p.Settle.Seconds(), c.Load.Failed)
+		}
 	}
 	for _, f := range r.Fleet {
 		fmt.Printf("fleet of %-2d        ready %.1f s, %d API server watches; API server CPU %.2f s over %.0f s idle, %.2f s over %d changes (%.1f s); VmRSS %.0f MB (evaluators %.0f-%.0f MB)\n",

@@ -411,10 +411,12 @@ type coldResult struct {
 	ReadySeconds float64 `json:"readySeconds"`
 	// CPUSecondsAtReady is the CPU time (user and system) the process used until Ready:
 	// unlike ReadySeconds, it does not grow with the machine's load.
-	CPUSecondsAtReady float64          `json:"cpuSecondsAtReady"`
-	RSSAtReadyMB      float64          `json:"rssAtReadyMB"`
-	PeakRSSMB         float64          `json:"peakRSSMB"`
-	SteadyRSSMB       float64          `json:"steadyRSSMB"`
+	CPUSecondsAtReady float64 `json:"cpuSecondsAtReady"`
+	RSSAtReadyMB      float64 `json:"rssAtReadyMB"`
+	PeakRSSMB         float64 `json:"peakRSSMB"`
+	SteadyRSSMB       float64 `json:"steadyRSSMB"`
+	// Load is what the clients of -settle-load sent while an evaluator settled.
+	Load              *servingLoad     `json:"load,omitempty"`
 	ClientRequests    map[string]int64 `json:"clientRequests"`
 	APIServerRequests map[string]int64 `json:"apiserverRequests"`
 }
@@ -471,14 +473,25 @@ func (h *harness) cold(ctx context.Context, kind string) (*coldResult, error) {
 	}
 	res.APIServerRequests = diff(after, before)
 	fmt.Fprintf(os.Stderr, "scale: %s ready in %.1f s; settling for %s\n", kind, ready.Seconds(), h.p.Settle)
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	loaded := make(chan *servingLoad, 1)
+	if kind == "evaluator" && h.p.SettleLoad > 0 {
+		go func() { loaded <- evaluate(loadCtx, "http://"+addrs.evaluator, h.p.SettleLoad, h.p.Users, h.p.Flags) }()
+	}
 	select {
 	case <-ctx.Done():
+		stopLoad()
 		return nil, ctx.Err()
 	case <-p.exited:
+		stopLoad()
 		return nil, fmt.Errorf("%s exited: %v (see its log)", kind, p.waitErr)
 	case <-time.After(h.p.Settle):
 	}
 	res.SteadyRSSMB, res.PeakRSSMB = p.memMB()
+	stopLoad()
+	if kind == "evaluator" && h.p.SettleLoad > 0 {
+		res.Load = <-loaded
+	}
 	if cpuDone != nil {
 		if err := <-cpuDone; err != nil {
 			return nil, err
