@@ -65,7 +65,9 @@ func version[T client.Object](obj T, rv string, gen int64) T {
 	return obj
 }
 
-func off(key string) v1.FlagOverrideEntry { return v1.FlagOverrideEntry{Key: key, Enabled: ptr.To(false)} }
+func off(key string) v1.FlagOverrideEntry {
+	return v1.FlagOverrideEntry{Key: key, Enabled: ptr.To(false)}
+}
 
 // TestOverrideFeed: what the feeds deliver before the initial sync waits for it; after it,
 // each watch event is applied, an object being deleted is taken out, a version the store
