@@ -227,8 +227,14 @@ func buildObj(o Override, gen uint64, flags flagLookup) *overrideObj {
 		if seen != nil {
 			seen[e.Key] = struct{}{}
 		}
+		fe := flags(e.Key)
 		oe := objEntry{obj: obj, key: e.Key, mode: modeOf(e)}
-		oe.val, oe.invalid = validateEntry(oe.mode, e.Value, flags(e.Key))
+		if fe != nil {
+			// The flag's own copy of the key: the entry then keeps nothing of the
+			// object it was decoded from alive.
+			oe.key = fe.key
+		}
+		oe.val, oe.invalid = validateEntry(oe.mode, e.Value, fe)
 		if oe.mode == modeValue {
 			if oe.invalid == "" {
 				oe.raw = oe.val.raw

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"testing"
+	"unsafe"
 )
 
 // TestSubjShardMatchesMap drives the open-addressing subject table with
@@ -80,5 +81,29 @@ func TestSubjEntryFindLarge(t *testing.T) {
 	se.put("k1050", nil)
 	if se.get("k1050") != nil || len(se.keys) != 99 {
 		t.Fatal("delete failed")
+	}
+}
+
+// TestOverrideEntriesShareTheFlagsKey: an entry for a known flag keeps the flag's copy of
+// its key, not the one of the object it was decoded from, which can then be collected; an
+// entry for an unknown flag keeps its own.
+func TestOverrideEntriesShareTheFlagsKey(t *testing.T) {
+	s := NewStore()
+	mustApply(t, s, UpsertFlag("ns", "shop.enabled", boolFlag(true)))
+	decoded := string([]byte("shop.enabled")) // another copy, as a decoder makes it
+	mustApply(t, s, UpsertOverride(userOverride("ns", "o", "alice", t0, off(decoded), off("nope"))))
+	st := s.Snapshot().nss["ns"]
+	fe, obj := st.flags["shop.enabled"], st.object(SubjectUser, "o")
+	if obj == nil || len(obj.entries) != 2 {
+		t.Fatalf("object %+v, want two entries", obj)
+	}
+	if unsafe.StringData(obj.entries[0].key) != unsafe.StringData(fe.key) {
+		t.Error("the entry of a known flag keeps its own copy of the key")
+	}
+	if se := st.subject(subjKey{SubjectUser, "alice"}); se == nil || unsafe.StringData(se.keys[1].key) != unsafe.StringData(fe.key) {
+		t.Error("the subject's index keeps its own copy of the key")
+	}
+	if obj.entries[1].key != "nope" {
+		t.Errorf("the entry of an unknown flag has key %q", obj.entries[1].key)
 	}
 }
