@@ -181,7 +181,7 @@ func freeAddr() (string, int) {
 // mount) and webhook configurations, and starts a manager that provisions them, with one
 // webhook, /probe, that allows everything. It returns the certificate directory and the
 // webhook server's address once the manager reports the certificates ready; the manager
-// stops after the current container.
+// stops, and is waited for, after the current container.
 func startManager(o Options) (dir, addr string) {
 	Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: o.Secret}})).To(Succeed())
 	for _, obj := range webhookConfigurations(o) {
@@ -203,11 +203,18 @@ func startManager(o Options) (dir, addr string) {
 		func(context.Context, admission.Request) admission.Response { return admission.Allowed("") })})
 	Expect(Setup(mgr, o, namespace, dir, ready)).To(Succeed())
 	mctx, cancel := context.WithCancel(ctx)
-	DeferCleanup(cancel)
+	done := make(chan struct{})
 	go func() {
 		defer GinkgoRecover()
+		defer close(done)
 		Expect(mgr.Start(mctx)).To(Succeed())
 	}()
+	// Stop the manager, and wait for it, before the certificate directory is removed (the
+	// cleanups run last in, first out): its mirror may still be writing there.
+	DeferCleanup(func() {
+		cancel()
+		Eventually(done).WithTimeout(time.Minute).Should(BeClosed(), "the manager did not stop")
+	})
 	Eventually(ready).Should(BeClosed())
 	return dir, addr
 }
