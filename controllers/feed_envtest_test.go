@@ -18,9 +18,14 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -41,11 +46,13 @@ var _ = Describe("The serving sync", func() {
 		Expect(k8sClient.Create(ctx, userOverride(ns, "before", "alice", entry("x", false)))).To(Succeed())
 		Expect(k8sClient.Create(ctx, userOverride(other, "before", "alice", entry("x", false)))).To(Succeed())
 
+		var cached recordingCache
 		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 			Scheme:                 scheme,
 			Metrics:                metricsserver.Options{BindAddress: "0"},
 			HealthProbeBindAddress: "0",
 			Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}, DefaultTransform: ServingTransform},
+			NewCache:               cached.newCache,
 			Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 		})
 		Expect(err).NotTo(HaveOccurred())
@@ -93,5 +100,54 @@ var _ = Describe("The serving sync", func() {
 		Eventually(func() any {
 			return store.Evaluate(ns, evaluator.Context{DeviceID: "phone-1", DeviceClass: "phone"}, "x").Value
 		}).Should(Equal(true), "a device override's deletion")
+		Expect(cached.types()).To(ContainElement("*v1alpha1.FeatureFlag"), "the flags go through the cache")
+		Expect(cached.types()).NotTo(ContainElements(ContainSubstring("Override")), "nothing asks the cache for overrides")
 	})
 })
+
+// recordingCache records the types of the objects that anything asks a manager's cache
+// for (an informer, a read or a list).
+type recordingCache struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (r *recordingCache) newCache(cfg *rest.Config, o cache.Options) (cache.Cache, error) {
+	c, err := cache.New(cfg, o)
+	return &recordingCacheOf{Cache: c, r: r}, err
+}
+
+func (r *recordingCache) note(obj any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
+	r.seen[fmt.Sprintf("%T", obj)] = true
+}
+
+func (r *recordingCache) types() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Sorted(maps.Keys(r.seen))
+}
+
+type recordingCacheOf struct {
+	cache.Cache
+	r *recordingCache
+}
+
+func (c *recordingCacheOf) GetInformer(ctx context.Context, obj client.Object, opts ...cache.InformerGetOption) (cache.Informer, error) {
+	c.r.note(obj)
+	return c.Cache.GetInformer(ctx, obj, opts...)
+}
+
+func (c *recordingCacheOf) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.r.note(obj)
+	return c.Cache.Get(ctx, key, obj, opts...)
+}
+
+func (c *recordingCacheOf) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	c.r.note(list)
+	return c.Cache.List(ctx, list, opts...)
+}
