@@ -348,13 +348,20 @@ func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
 }
 
 // apiserverRequests returns the API server's apiserver_request_total by verb, resource and
-// subresource.
+// subresource, and its apiserver_terminated_watchers_total by resource (key
+// "TERMINATED-WATCH <resource>").
 func apiserverRequests(ctx context.Context, cs kubernetes.Interface) (map[string]int64, error) {
 	b, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read the API server's metrics: %w", err)
 	}
-	return counters(string(b), "apiserver_request_total", "verb", "resource", "subresource"), nil
+	out := counters(string(b), "apiserver_request_total", "verb", "resource", "subresource")
+	// Watches the API server closed because their client did not keep up: each makes the
+	// client watch again.
+	for resource, n := range counters(string(b), "apiserver_terminated_watchers_total", "resource") {
+		out["TERMINATED-WATCH "+resource] += n
+	}
+	return out, nil
 }
 
 // ---- eval ----
