@@ -59,17 +59,7 @@ var _ = Describe("The serving sync", func() {
 		store := evaluator.NewStore()
 		s, err := SetupServingSync(mgr, store, []string{ns})
 		Expect(err).NotTo(HaveOccurred())
-		mgrCtx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() {
-			defer GinkgoRecover()
-			defer close(done)
-			Expect(mgr.Start(mgrCtx)).To(Succeed())
-		}()
-		DeferCleanup(func() {
-			cancel()
-			Eventually(done).Should(BeClosed(), goroutines)
-		})
+		runManager(ctx, mgr)
 		Eventually(s.Synced).Should(BeTrue())
 
 		served := func(n, user string) func() any {

@@ -192,6 +192,15 @@ func startManager(ctx context.Context, mc managerConfig) *testManager {
 		LeaseHeld: leaseHeld})
 	Expect(err).NotTo(HaveOccurred())
 
+	m.stop = runManager(ctx, mgr)
+	Eventually(m.syncer.Synced).Should(BeTrue())
+	return m
+}
+
+// runManager starts mgr until ctx is done, stop is called or the spec ends; stop stops it
+// and waits until it has stopped.
+func runManager(ctx context.Context, mgr ctrl.Manager) (stop func()) {
+	GinkgoHelper()
 	mgrCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -199,13 +208,12 @@ func startManager(ctx context.Context, mc managerConfig) *testManager {
 		defer close(done)
 		Expect(mgr.Start(mgrCtx)).To(Succeed())
 	}()
-	m.stop = func() {
+	stop = func() {
 		cancel()
 		Eventually(done).Should(BeClosed(), goroutines)
 	}
-	DeferCleanup(m.stop)
-	Eventually(m.syncer.Synced).Should(BeTrue())
-	return m
+	DeferCleanup(stop)
+	return stop
 }
 
 // goroutines describes a manager that did not stop: the stacks of every goroutine.
