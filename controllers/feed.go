@@ -19,7 +19,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 
@@ -165,7 +164,7 @@ func (f *overrideFeed) object(obj any) (client.Object, error) {
 }
 
 // feedKeys returns the objects of kind in namespace ("" for all) that the syncer holds
-// (applied, or queued for the initial sync) and for which keep is true, sorted.
+// (applied, or queued for the initial sync) and for which keep is true.
 func (s *Syncer) feedKeys(kind Kind, namespace string, keep func(types.NamespacedName) bool) []types.NamespacedName {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -175,7 +174,6 @@ func (s *Syncer) feedKeys(kind Kind, namespace string, keep func(types.Namespace
 			out = append(out, k.nn)
 		}
 	}
-	slices.SortFunc(out, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
 	return out
 }
 

@@ -21,7 +21,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -462,12 +461,10 @@ func (s *Syncer) InitialSync(ctx context.Context) error {
 			ops = append(ops, op)
 		}
 	}
-	// What the feeds delivered, in a fixed order (kind, then namespace and name).
-	keys := slices.SortedFunc(maps.Keys(s.pending), func(a, b objKey) int {
-		return cmp.Or(strings.Compare(string(a.kind), string(b.kind)), strings.Compare(a.nn.String(), b.nn.String()))
-	})
-	for _, k := range keys {
-		ops = append(ops, s.pending[k])
+	// What the feeds delivered. The order within one write does not matter: competing
+	// overrides are ranked by their own fields (evaluator.before), not by arrival.
+	for _, op := range s.pending {
+		ops = append(ops, op)
 	}
 	s.pending = nil
 	s.apply(ops...)

@@ -17,12 +17,12 @@ limitations under the License.
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -51,7 +51,7 @@ func evaluate(ctx context.Context, base string, clients, users, flags int) *serv
 					url = base + "/ofrep/v1/evaluate/flags"
 				}
 				body := fmt.Sprintf(`{"context":{"targetingKey":"user-%06d"}}`, i)
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader([]byte(body)))
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 				if err != nil {
 					return
 				}

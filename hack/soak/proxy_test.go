@@ -25,6 +25,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	. "github.com/onsi/gomega"
 )
 
 // nameServer accepts connections and answers each line with its name and the line.
@@ -79,22 +81,15 @@ func ask(t *testing.T, addr string) string {
 	return strings.TrimSpace(line)
 }
 
-// eventually polls cond every 50 ms for up to 30 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 30 s: %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestProxy: connections go to the ready backends in turn, a connection stays with its
 // backend, a backend that is not ready or does not answer gets none, and with none ready
 // the proxy closes the connection.
 func TestProxy(t *testing.T) {
+	g := NewWithT(t)
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		g.Eventually(cond).WithTimeout(30*time.Second).WithPolling(50*time.Millisecond).Should(BeTrue(), what)
+	}
 	a, b := nameServer(t, "a"), nameServer(t, "b")
 	var readyA, readyB atomic.Bool
 	readyA.Store(true)
@@ -111,7 +106,7 @@ func TestProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := p.ln.Addr().String()
-	eventually(t, "both backends probed ready", func() bool {
+	eventually("both backends probed ready", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return p.ready[0] && p.ready[1]
@@ -146,7 +141,7 @@ func TestProxy(t *testing.T) {
 	_ = c.Close()
 
 	readyB.Store(false)
-	eventually(t, "b probed not ready", func() bool {
+	eventually("b probed not ready", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return !p.ready[1]
@@ -160,7 +155,7 @@ func TestProxy(t *testing.T) {
 	// b ready again but gone: its connections fail over to a.
 	readyB.Store(true)
 	_ = b.Close()
-	eventually(t, "b probed ready again", func() bool {
+	eventually("b probed ready again", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return p.ready[1]
@@ -173,7 +168,7 @@ func TestProxy(t *testing.T) {
 
 	readyA.Store(false)
 	readyB.Store(false)
-	eventually(t, "no backend ready", func() bool { return ask(t, addr) == "" })
+	eventually("no backend ready", func() bool { return ask(t, addr) == "" })
 	conns, refused := p.stats()
 	if conns[0] == 0 || conns[1] == 0 || refused == 0 {
 		t.Errorf("stats: %v connections, %d refused; want some to each and some refused", conns, refused)
