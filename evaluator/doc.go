@@ -100,10 +100,17 @@
 // load it and never lock. Writers (Apply, Tick) are serialised; each write
 // copies only what it touches: the flag map of a namespace whose flags
 // change, and for an override the shard of its object and the shard and
-// entry of its subject (4096 shards per index in a two-level directory, so a
-// write copies two small arrays and a shard of about n/4096 overrides, never
-// the whole store). It then publishes a new snapshot with the next revision
-// and a ChangeSet.
+// entry of its subject (4096 shards per index in a three-level directory, so
+// a write copies three small arrays and a shard of about n/4096 overrides,
+// never the whole store). It then publishes a new snapshot with the next
+// revision and a ChangeSet.
+//
+// One part is shared instead of copied: a namespace's filter of the (subject,
+// flag) pairs that have override entries, which a one-flag evaluation asks
+// before it looks the principal up. A write sets the bits of its new pairs
+// in place, atomically, before it publishes; bits are never cleared, so an
+// older snapshot only sees more false positives, and a rebuild (when the
+// filter outgrows its design load of 8 bits a pair) makes a new filter.
 //
 // Namespace.FlagOverrides lists the entries naming one flag key by reading
 // every override object of the namespace: there is no index by flag key,

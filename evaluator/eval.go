@@ -183,8 +183,28 @@ func (n Namespace) evaluate(env *evalEnv, key string, r *Result) {
 		*r = Result{Key: key, Reason: ReasonError, ErrorCode: ErrorFlagNotFound, ErrorMessage: msgNotFound}
 		return
 	}
-	user, dev := n.subjects(env.ctx)
+	user, dev := n.subjectsFor(env.ctx, fe)
 	env.evalFlag(r, fe, key, user, dev)
+}
+
+// subjectsFor is subjects for one flag: the pair filter rules out most
+// principals without a lookup of their subject.
+func (n Namespace) subjectsFor(ctx *Context, fe *flagEntry) (user, dev *subjEntry) {
+	st := n.st
+	if st.numObjs == 0 {
+		return nil, nil
+	}
+	if id := ctx.DeviceID; id != "" {
+		if h := hashOf(id); st.filter.may(pairHash(SubjectDevice, h, fe.keyHash)) {
+			dev = st.subjectOf(SubjectDevice, h, id)
+		}
+	}
+	if id := ctx.EffectiveUserID(); id != "" {
+		if h := hashOf(id); st.filter.may(pairHash(SubjectUser, h, fe.keyHash)) {
+			user = st.subjectOf(SubjectUser, h, id)
+		}
+	}
+	return user, dev
 }
 
 // fill sets a successful result into the zero Result r. on says whether the

@@ -491,6 +491,7 @@ func (sh *subjShard) rehash(old []subjSlot, size int) {
 // prevented compiling it.
 type flagEntry struct {
 	key        string
+	keyHash    uint64   // hashOf(key), for the pair filter
 	spec       FlagSpec // as given, also when it did not compile
 	flag       *Flag
 	err        error
@@ -514,6 +515,7 @@ type nsState struct {
 	objs     shardDir[objShard]
 	users    shardDir[subjShard]
 	devices  shardDir[subjShard]
+	filter   pairFilter
 	numObjs  int
 }
 
@@ -525,8 +527,12 @@ func (st *nsState) subjects(kind SubjectKind) *shardDir[subjShard] {
 }
 
 func (st *nsState) subject(k subjKey) *subjEntry {
-	h := hashOf(k.id)
-	return st.subjects(k.kind).get(int(h&(numShards-1))).get(h, k.id)
+	return st.subjectOf(k.kind, hashOf(k.id), k.id)
+}
+
+// subjectOf is subject for an id whose hashOf is h.
+func (st *nsState) subjectOf(kind SubjectKind, h uint64, id string) *subjEntry {
+	return st.subjects(kind).get(int(h&(numShards-1))).get(h, id)
 }
 
 func (st *nsState) object(kind SubjectKind, name string) *overrideObj {
@@ -659,6 +665,7 @@ func (t *nsTxn) unindex(obj *overrideObj) {
 		switch len(list) {
 		case 1:
 			se.put(e.key, nil)
+			t.st.filter.live--
 		case 2:
 			rest := list[1-idx]
 			se.put(e.key, rest.self[:])
@@ -684,11 +691,14 @@ func (t *nsTxn) index(obj *overrideObj) {
 		return
 	}
 	se := t.subjW(obj.subject())
+	hs := hashOf(obj.ov.SubjectID)
 	for i := range obj.entries {
 		e := &obj.entries[i]
 		list := se.get(e.key)
 		if len(list) == 0 {
 			se.put(e.key, e.self[:])
+			t.st.filter.add(pairHash(obj.ov.Kind, hs, hashOf(e.key)))
+			t.st.filter.live++
 			continue
 		}
 		pos := len(list)

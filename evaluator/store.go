@@ -355,7 +355,7 @@ func (s *Store) commit(now time.Time, ops []Op, comp []compiled) (*Snapshot, Cha
 		switch op.kind {
 		case opUpsertFlag:
 			s.gen++
-			fe := &flagEntry{key: op.key, spec: op.spec, flag: op.flag, gen: s.gen}
+			fe := &flagEntry{key: op.key, keyHash: hashOf(op.key), spec: op.spec, flag: op.flag, gen: s.gen}
 			if fe.flag == nil {
 				fe.flag, fe.err = comp[i].flag, comp[i].err
 			} else {
@@ -437,6 +437,7 @@ func (s *Store) commit(now time.Time, ops []Op, comp []compiled) (*Snapshot, Cha
 			if n.flagsOwned {
 				n.st.flagList = sortedFlags(n.st.flags)
 			}
+			n.settleFilter()
 			if len(n.st.flags) == 0 && n.st.numObjs == 0 {
 				delete(nss, name)
 				continue
