@@ -146,7 +146,9 @@ func TestPairFilterRulesOutAbsentPairs(t *testing.T) {
 	s := NewStore(WithClock(newFakeClock(t0)))
 	mustApply(t, s, manyOverridesOps(200, 10_000, 1_000)...)
 	h := s.Namespace("ns")
-	if got := falsePositives(h, 20_000); got > 0.01 {
+	got := falsePositives(h, 20_000)
+	t.Logf("after one write of 22,000 pairs: %d blocks, %.2f%% false positives", len(h.st.filter.blocks), 100*got)
+	if got > 0.01 {
 		t.Errorf("after one write of 22,000 pairs, %.2f%% of absent pairs pass the filter, want at most 1%%", 100*got)
 	}
 	// Up to the design load in writes that each stay below it: no rebuild on
@@ -169,7 +171,9 @@ func TestPairFilterRulesOutAbsentPairs(t *testing.T) {
 	if len(h.st.filter.blocks) != blocks {
 		t.Fatalf("the filter was rebuilt below its design load: %d blocks, then %d", blocks, len(h.st.filter.blocks))
 	}
-	if got := falsePositives(h, 20_000); got > 0.05 {
+	got = falsePositives(h, 20_000)
+	t.Logf("at the design load, %d pairs: %d blocks, %.2f%% false positives", h.st.filter.live, len(h.st.filter.blocks), 100*got)
+	if got > 0.05 {
 		t.Errorf("at the design load, %.2f%% of absent pairs pass the filter, want at most 5%%", 100*got)
 	}
 	// Past it, the filter is rebuilt at the smallest size that holds twice
@@ -183,7 +187,9 @@ func TestPairFilterRulesOutAbsentPairs(t *testing.T) {
 	if f := h.st.filter; len(f.blocks) <= blocks || f.capacity() < 2*f.live || f.capacity()/2 >= 2*f.live {
 		t.Errorf("past its design load the filter has %d blocks (%d before) for %d pairs", len(f.blocks), blocks, f.live)
 	}
-	if got := falsePositives(h, 20_000); got > 0.01 {
+	got = falsePositives(h, 20_000)
+	t.Logf("after the rebuild, %d pairs: %d blocks, %.2f%% false positives", h.st.filter.live, len(h.st.filter.blocks), 100*got)
+	if got > 0.01 {
 		t.Errorf("after the rebuild, %.2f%% of absent pairs pass the filter, want at most 1%%", 100*got)
 	}
 	// Without overrides the namespace keeps no filter.
