@@ -431,9 +431,9 @@ func (e *evalEnv) pick(stage int, name string, list []*objEntry) *objEntry {
 			if e.tr != nil {
 				e.tr.add(stage, name, false, "%s ignored: override is disabled", oe.obj.ref)
 			}
-		case oe.obj.expires && !e.time().Before(oe.obj.expAt):
+		case oe.obj.ov.ExpiresAt != nil && !e.time().Before(*oe.obj.ov.ExpiresAt):
 			if e.tr != nil {
-				e.tr.add(stage, name, false, "%s ignored: expired at %s", oe.obj.ref, oe.obj.expAt.UTC().Format(time.RFC3339Nano))
+				e.tr.add(stage, name, false, "%s ignored: expired at %s", oe.obj.ref, oe.obj.ov.ExpiresAt.UTC().Format(time.RFC3339Nano))
 			}
 		default:
 			return oe

@@ -89,7 +89,7 @@ func (o *overrideObj) given() Override {
 			off := false
 			oe.Enabled = &off
 		case modeValue:
-			oe.Value = json.RawMessage(e.raw)
+			oe.Value = json.RawMessage(e.val.raw)
 		}
 		ov.Entries[i] = oe
 	}

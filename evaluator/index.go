@@ -2,7 +2,6 @@ package evaluator
 
 import (
 	"bytes"
-	"encoding/json"
 	"hash/maphash"
 	"maps"
 	"slices"
@@ -153,31 +152,40 @@ func (m entryMode) String() string {
 type objEntry struct {
 	// self holds a pointer to the entry itself, so that self[:] is a
 	// candidate list of one without an allocation of its own.
-	self    [1]*objEntry
-	obj     *overrideObj
-	key     string
-	mode    entryMode
-	raw     json.RawMessage // the entry value as given, for re-validation
-	val     value           // parsed value when mode is modeValue and valid
-	invalid string          // non-empty: never served, with the reason
+	self [1]*objEntry
+	obj  *overrideObj
+	key  string
+	mode entryMode
+	// val is, when mode is modeValue, the value: parsed when valid, and
+	// otherwise only its raw form as given, kept for re-validation and for
+	// listings.
+	val     value
+	invalid string // non-empty: never served, with the reason
 }
 
 // overrideObj is the immutable, validated form of one Override object.
 type overrideObj struct {
 	ov      Override
-	gen     uint64 // identity of the upsert, kept across re-validation
-	ref     string // namespace/name
-	source  string // user-override:ns/name or device-override:ns/name
-	expires bool
-	expAt   time.Time
+	gen     uint64     // identity of the upsert, kept across re-validation
+	ref     string     // namespace/name
+	source  string     // user-override:ns/name or device-override:ns/name
 	entries []objEntry // first entry per key, in input order
 	dups    []EntryError
 }
 
 func (o *overrideObj) subject() subjKey { return subjKey{o.ov.Kind, o.ov.SubjectID} }
 
+// expiry returns when the override ends, if it does. ov.ExpiresAt is the
+// object's own copy.
+func (o *overrideObj) expiry() (time.Time, bool) {
+	if o.ov.ExpiresAt == nil {
+		return time.Time{}, false
+	}
+	return *o.ov.ExpiresAt, true
+}
+
 func (o *overrideObj) expiredAt(now time.Time) bool {
-	return o.expires && !now.Before(o.expAt)
+	return o.ov.ExpiresAt != nil && !now.Before(*o.ov.ExpiresAt)
 }
 
 // active reports whether the entry would be served at now.
@@ -212,7 +220,7 @@ func buildObj(o Override, gen uint64, flags flagLookup) *overrideObj {
 	obj.ov.Entries = nil
 	if o.ExpiresAt != nil {
 		at := *o.ExpiresAt
-		obj.expires, obj.expAt, obj.ov.ExpiresAt = true, at, &at
+		obj.ov.ExpiresAt = &at
 	}
 	obj.entries = make([]objEntry, 0, len(o.Entries))
 	var seen map[string]struct{} // only for large objects; small ones scan
@@ -234,14 +242,7 @@ func buildObj(o Override, gen uint64, flags flagLookup) *overrideObj {
 			// object it was decoded from alive.
 			oe.key = fe.key
 		}
-		oe.val, oe.invalid = validateEntry(oe.mode, e.Value, fe)
-		if oe.mode == modeValue {
-			if oe.invalid == "" {
-				oe.raw = oe.val.raw
-			} else {
-				oe.raw = bytes.Clone(e.Value)
-			}
-		}
+		oe.val, oe.invalid = entryValue(oe.mode, e.Value, fe)
 		obj.entries = append(obj.entries, oe)
 	}
 	for i := range obj.entries {
@@ -293,13 +294,23 @@ func validateEntry(mode entryMode, raw []byte, fe *flagEntry) (value, string) {
 	return value{}, ""
 }
 
+// entryValue is validateEntry keeping, for an invalid value, a copy of the
+// value as given.
+func entryValue(mode entryMode, raw []byte, fe *flagEntry) (value, string) {
+	v, invalid := validateEntry(mode, raw, fe)
+	if mode == modeValue && invalid != "" {
+		v = value{raw: bytes.Clone(raw)}
+	}
+	return v, invalid
+}
+
 // revalidated returns a copy of obj validated against the current flags, or
 // nil when no entry's outcome changes.
 func revalidated(obj *overrideObj, flags flagLookup) *overrideObj {
 	entries := make([]objEntry, len(obj.entries))
 	changed := false
 	for i, e := range obj.entries {
-		e.val, e.invalid = validateEntry(e.mode, e.raw, flags(e.key))
+		e.val, e.invalid = entryValue(e.mode, e.val.raw, flags(e.key))
 		if e.invalid != obj.entries[i].invalid || !bytes.Equal(e.val.raw, obj.entries[i].val.raw) {
 			changed = true
 		}
@@ -332,7 +343,13 @@ func samePair(a, b *objEntry) bool {
 	oa, ob := a.obj, b.obj
 	return oa == ob || (oa.ref == ob.ref && oa.ov.UID == ob.ov.UID &&
 		oa.ov.Reason == ob.ov.Reason && oa.ov.CreatedAt.Equal(ob.ov.CreatedAt) &&
-		oa.expires == ob.expires && oa.expAt.Equal(ob.expAt))
+		sameExpiry(oa, ob))
+}
+
+func sameExpiry(a, b *overrideObj) bool {
+	at, ok := a.expiry()
+	bt, bok := b.expiry()
+	return ok == bok && at.Equal(bt)
 }
 
 // subjEntry holds the candidate entries of one subject, sorted by flag key;

@@ -30,8 +30,7 @@ func infoOf(oe *objEntry) OverrideInfo {
 		Key: oe.key, Kind: o.ov.Kind, SubjectID: o.ov.SubjectID, Source: o.source,
 		Object: o.objectRef(), CreatedAt: o.ov.CreatedAt, Reason: o.ov.Reason, Mode: oe.mode.String(),
 	}
-	if o.expires {
-		at := o.expAt
+	if at, ok := o.expiry(); ok {
 		info.ExpiresAt = &at
 	}
 	if oe.mode == modeValue {
@@ -210,7 +209,7 @@ func (n Namespace) flagOverride(e *objEntry, now time.Time) FlagOverride {
 	o := e.obj
 	fo := FlagOverride{OverrideInfo: infoOf(e), Enabled: o.ov.Enabled}
 	if e.mode == modeValue {
-		fo.Value = e.raw // also for an invalid value, which has no parsed form
+		fo.Value = e.val.raw // also for an invalid value, which has no parsed form
 	}
 	switch {
 	case e.invalid != "":

@@ -483,8 +483,8 @@ func (s *Store) commit(now time.Time, ops []Op, comp []compiled) (*Snapshot, Cha
 	// Deadlines of new objects and flags (after now; earlier ones are
 	// already in effect).
 	for _, obj := range t.newObjs {
-		if obj.expires && obj.expAt.After(now) {
-			heap.Push(&s.deadlines, deadline{at: obj.expAt, ns: obj.ov.Namespace, kind: obj.ov.Kind, name: obj.ov.Name, gen: obj.gen})
+		if at, ok := obj.expiry(); ok && at.After(now) {
+			heap.Push(&s.deadlines, deadline{at: at, ns: obj.ov.Namespace, kind: obj.ov.Kind, name: obj.ov.Name, gen: obj.gen})
 		}
 	}
 	for _, nf := range t.newFlag {
