@@ -86,7 +86,7 @@ func (n Namespace) EvaluateAllInto(dst []Result, ctx Context) []Result {
 		return dst
 	}
 	env := evalEnv{n: n, ctx: &ctx}
-	user, dev := n.subjects(&ctx)
+	user, dev := n.subjects(&ctx, nil)
 	uf, df := n.st.subjectFlags(user), n.st.subjectFlags(dev)
 	for _, fe := range n.st.flagList {
 		// Evaluate in place: append a zero result and drop it again when
@@ -148,15 +148,17 @@ func (sf *subjectFlags) of(fe *flagEntry) *subjEntry {
 	return nil
 }
 
-func (n Namespace) subjects(ctx *Context) (user, dev *subjEntry) {
+// subjects returns the context's user and device entries. For one flag (fe
+// non-nil) the pair filter rules out most principals without a lookup.
+func (n Namespace) subjects(ctx *Context, fe *flagEntry) (user, dev *subjEntry) {
 	if n.st.numObjs == 0 {
 		return nil, nil
 	}
 	if id := ctx.DeviceID; id != "" {
-		dev = n.st.subject(subjKey{SubjectDevice, id})
+		dev = n.st.subjectFor(SubjectDevice, id, fe)
 	}
 	if id := ctx.EffectiveUserID(); id != "" {
-		user = n.st.subject(subjKey{SubjectUser, id})
+		user = n.st.subjectFor(SubjectUser, id, fe)
 	}
 	return user, dev
 }
@@ -183,28 +185,8 @@ func (n Namespace) evaluate(env *evalEnv, key string, r *Result) {
 		*r = Result{Key: key, Reason: ReasonError, ErrorCode: ErrorFlagNotFound, ErrorMessage: msgNotFound}
 		return
 	}
-	user, dev := n.subjectsFor(env.ctx, fe)
+	user, dev := n.subjects(env.ctx, fe)
 	env.evalFlag(r, fe, key, user, dev)
-}
-
-// subjectsFor is subjects for one flag: the pair filter rules out most
-// principals without a lookup of their subject.
-func (n Namespace) subjectsFor(ctx *Context, fe *flagEntry) (user, dev *subjEntry) {
-	st := n.st
-	if st.numObjs == 0 {
-		return nil, nil
-	}
-	if id := ctx.DeviceID; id != "" {
-		if h := hashOf(id); st.filter.may(pairHash(SubjectDevice, h, fe.keyHash)) {
-			dev = st.subjectOf(SubjectDevice, h, id)
-		}
-	}
-	if id := ctx.EffectiveUserID(); id != "" {
-		if h := hashOf(id); st.filter.may(pairHash(SubjectUser, h, fe.keyHash)) {
-			user = st.subjectOf(SubjectUser, h, id)
-		}
-	}
-	return user, dev
 }
 
 // fill sets a successful result into the zero Result r. on says whether the

@@ -544,11 +544,16 @@ func (st *nsState) subjects(kind SubjectKind) *shardDir[subjShard] {
 }
 
 func (st *nsState) subject(k subjKey) *subjEntry {
-	return st.subjectOf(k.kind, hashOf(k.id), k.id)
+	return st.subjectFor(k.kind, k.id, nil)
 }
 
-// subjectOf is subject for an id whose hashOf is h.
-func (st *nsState) subjectOf(kind SubjectKind, h uint64, id string) *subjEntry {
+// subjectFor is subject for entries of fe, or of any flag when fe is nil:
+// nil when the pair filter rules the pair out.
+func (st *nsState) subjectFor(kind SubjectKind, id string, fe *flagEntry) *subjEntry {
+	h := hashOf(id)
+	if fe != nil && !st.filter.may(pairHash(kind, h, fe.keyHash)) {
+		return nil
+	}
 	return st.subjects(kind).get(int(h&(numShards-1))).get(h, id)
 }
 
@@ -635,13 +640,14 @@ func (t *nsTxn) subjShardW(kind SubjectKind, i int) *subjShard {
 	return n
 }
 
-// subjW returns a writable subject entry, creating it when missing.
-func (t *nsTxn) subjW(k subjKey) *subjEntry {
+// subjW returns a writable subject entry, creating it when missing, and the
+// hash of its id.
+func (t *nsTxn) subjW(k subjKey) (*subjEntry, uint64) {
 	h := hashOf(k.id)
 	sh := t.subjShardW(k.kind, int(h&(numShards-1)))
 	se := sh.get(h, k.id)
 	if se != nil && t.seOwned[k] {
-		return se
+		return se, h
 	}
 	n := &subjEntry{id: k.id}
 	if se != nil {
@@ -649,7 +655,7 @@ func (t *nsTxn) subjW(k subjKey) *subjEntry {
 	}
 	sh.set(h, k.id, n)
 	t.seOwned[k] = true
-	return n
+	return n, h
 }
 
 // dropSubj removes a subject whose entry became empty.
@@ -671,7 +677,7 @@ func (t *nsTxn) unindex(obj *overrideObj) {
 	if len(obj.entries) == 0 {
 		return
 	}
-	se := t.subjW(obj.subject())
+	se, _ := t.subjW(obj.subject())
 	for i := range obj.entries {
 		e := &obj.entries[i]
 		list := se.get(e.key)
@@ -707,8 +713,7 @@ func (t *nsTxn) index(obj *overrideObj) {
 	if len(obj.entries) == 0 {
 		return
 	}
-	se := t.subjW(obj.subject())
-	hs := hashOf(obj.ov.SubjectID)
+	se, hs := t.subjW(obj.subject())
 	for i := range obj.entries {
 		e := &obj.entries[i]
 		list := se.get(e.key)

@@ -13,7 +13,7 @@ func (n Namespace) EvaluateListed(ctx Context, key string) (Result, bool) {
 		return Result{}, false
 	}
 	env := evalEnv{n: n, ctx: &ctx}
-	user, dev := n.subjects(&ctx)
+	user, dev := n.subjects(&ctx, fe)
 	var r Result
 	if env.evalFlag(&r, fe, key, user, dev) {
 		return Result{}, false
